@@ -1,0 +1,228 @@
+//! What can go wrong with one API call, and what kind of wrong it is.
+//!
+//! Owns [`ApiError`] (everything a report needs to know about a failed call)
+//! and [`classify`], the pure table from `(Code, HTTP status)` to an
+//! [`ErrorClass`] (vod-openapi.md §4: Code first, HTTP status second). What to
+//! *do* about a class (retry, wait, stop) is `retry`'s decision, not this
+//! module's.
+
+use std::time::{Duration, SystemTime};
+
+/// How a failed call is to be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// `NoSuchResource`: the image does not exist. A result, not a failure.
+    Missing,
+    /// `Throttling*`: over quota. Back off, retry, slow down.
+    Throttled,
+    /// 5xx, `ServiceUnavailable`, `InternalError`, `SignatureNonceUsed`,
+    /// timeouts, resets, a body that is not the API's: retry.
+    Transient,
+    /// `InvalidParameter`, `MissingParameter` and other 4xx answers about this
+    /// request: record a failure for this id, never retry.
+    BadRequest,
+    /// Signature, unknown key, permission, clock skew, STS token: every
+    /// further call would fail the same way. Stop the run.
+    Fatal,
+}
+
+/// Decides the class of an error from its API `Code` (if the body carried
+/// one) and its HTTP status (if there was an answer at all).
+pub fn classify(code: Option<&str>, http_status: Option<u16>) -> ErrorClass {
+    if let Some(code) = code {
+        if let Some(class) = classify_code(code) {
+            return class;
+        }
+    }
+    match http_status {
+        // A transport failure: timeout, reset, refused.
+        None => ErrorClass::Transient,
+        Some(429) => ErrorClass::Throttled,
+        Some(s) if s >= 500 => ErrorClass::Transient,
+        // A 4xx whose body is not the API's (a proxy's HTML page, say) says
+        // nothing about the id: treat it as the network's fault.
+        Some(_) if code.is_none() => ErrorClass::Transient,
+        Some(401) | Some(403) => ErrorClass::Fatal,
+        Some(_) => ErrorClass::BadRequest,
+    }
+}
+
+fn classify_code(code: &str) -> Option<ErrorClass> {
+    let family = code.split('.').next().unwrap_or(code);
+    Some(match (family, code) {
+        (_, "NoSuchResource") => ErrorClass::Missing,
+        ("Throttling", _) => ErrorClass::Throttled,
+        (_, "ServiceUnavailable" | "ServiceUnAvailable" | "InternalError" | "SignatureNonceUsed") => {
+            ErrorClass::Transient
+        }
+        (_, "InvalidParameter" | "MissingParameter") => ErrorClass::BadRequest,
+        (_, "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureMethod") => {
+            ErrorClass::Fatal
+        }
+        ("InvalidAccessKeyId" | "Forbidden" | "OperationDenied" | "InvalidTimeStamp", _) => {
+            ErrorClass::Fatal
+        }
+        ("InvalidSecurityToken" | "MissingSecurityToken", _) => ErrorClass::Fatal,
+        _ => return None,
+    })
+}
+
+/// A failed call, with everything the report and the operator need.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct ApiError {
+    /// How to treat it.
+    pub class: ErrorClass,
+    /// The API's `Code`, or one of ours for failures without an API answer:
+    /// `Timeout`, `ConnectionError`, `BadResponse`, `HttpStatus<N>`.
+    pub code: String,
+    /// The API's `Message`, or a description of the transport failure.
+    pub message: String,
+    /// The API's `RequestId`, when there was one (support needs it).
+    pub request_id: Option<String>,
+    /// The HTTP status, when there was an answer.
+    pub http_status: Option<u16>,
+    /// How long the server asked us to wait (`x-acs-retry-after`, or the
+    /// `TimeLeft` of `x-ratelimit-user*`).
+    pub retry_after: Option<Duration>,
+    /// The server's `Date` header, to explain clock-skew errors.
+    pub server_date: Option<SystemTime>,
+}
+
+impl ApiError {
+    /// An error that never reached the API (timeout, reset, refused).
+    pub fn transport(code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            class: ErrorClass::Transient,
+            code: code.to_owned(),
+            message: message.into(),
+            request_id: None,
+            http_status: None,
+            retry_after: None,
+            server_date: None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("{}: {}", self.code, self.message);
+        if let Some(status) = self.http_status {
+            s.push_str(&format!(" (HTTP {status}"));
+            if let Some(id) = &self.request_id {
+                s.push_str(&format!(", RequestId {id}"));
+            }
+            s.push(')');
+        }
+        s
+    }
+
+    /// For a fatal error: what is wrong and what the operator should do.
+    pub fn advice(&self) -> String {
+        let family = self.code.split('.').next().unwrap_or(&self.code);
+        match family {
+            "SignatureDoesNotMatch" | "IncompleteSignature" => {
+                "the AccessKey secret does not match the AccessKey ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET or the profile's access_key_secret".to_owned()
+            }
+            "InvalidAccessKeyId" => "the AccessKey ID is not known to this endpoint: check the key, and that it is not disabled or deleted".to_owned(),
+            "Forbidden" | "OperationDenied" => "the key is not allowed to call GetImageInfo: grant the RAM user AliyunVODReadOnlyAccess (or vod:GetImageInfo), and check the account is not suspended".to_owned(),
+            "InvalidTimeStamp" => match self.clock_skew() {
+                Some(skew) => format!(
+                    "the clock is {} minutes {} the server's: the server allows 15; fix the clock (NTP)",
+                    skew.as_secs().div_ceil(60).max(1),
+                    if self.local_clock_ahead() { "ahead of" } else { "behind" }
+                ),
+                None => "the request time is more than 15 minutes off the server's: fix the clock (NTP)".to_owned(),
+            },
+            "InvalidSecurityToken" | "MissingSecurityToken" => "the STS token is expired, malformed or belongs to another key: get a fresh one (ALIBABA_CLOUD_SECURITY_TOKEN or the profile's sts_token)".to_owned(),
+            _ => "every further call would fail the same way".to_owned(),
+        }
+    }
+
+    fn clock_skew(&self) -> Option<Duration> {
+        let server = self.server_date?;
+        let now = SystemTime::now();
+        Some(now.duration_since(server).unwrap_or_else(|e| e.duration()))
+    }
+
+    fn local_clock_ahead(&self) -> bool {
+        self.server_date.is_some_and(|d| SystemTime::now() > d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorClass::*;
+    use super::*;
+
+    /// Every row of vod-openapi.md §4, plus the status-only fallbacks.
+    #[test]
+    fn classification_table() {
+        let table: &[(Option<&str>, Option<u16>, ErrorClass)] = &[
+            (Some("NoSuchResource"), Some(404), Missing),
+            (Some("Throttling"), Some(400), Throttled),
+            (Some("Throttling.User"), Some(400), Throttled),
+            (Some("Throttling.Api"), Some(400), Throttled),
+            (Some("Throttling.Anything.New"), Some(400), Throttled),
+            (Some("Throttling.User"), Some(503), Throttled),
+            (Some("ServiceUnavailable"), Some(503), Transient),
+            (Some("ServiceUnAvailable"), Some(503), Transient),
+            (Some("InternalError"), Some(500), Transient),
+            (Some("SomethingNew"), Some(500), Transient),
+            (Some("SomethingNew"), Some(502), Transient),
+            (None, Some(502), Transient),
+            (None, Some(504), Transient),
+            (None, None, Transient),
+            (None, Some(404), Transient), // an HTML 404 from a proxy is not a miss
+            (None, Some(200), Transient), // a 200 that is not the API's JSON
+            (Some("InvalidParameter"), Some(400), BadRequest),
+            (Some("MissingParameter"), Some(400), BadRequest),
+            (Some("SignatureDoesNotMatch"), Some(400), Fatal),
+            (Some("SignatureDoesNotMatch"), Some(403), Fatal),
+            (Some("IncompleteSignature"), Some(400), Fatal),
+            (Some("InvalidAccessKeyId.NotFound"), Some(404), Fatal), // a 404 that is not a miss
+            (Some("InvalidAccessKeyId.NotFound"), Some(400), Fatal),
+            (Some("InvalidAccessKeyId.Inactive"), Some(400), Fatal),
+            (Some("Forbidden"), Some(403), Fatal),
+            (Some("Forbidden.RAM"), Some(403), Fatal),
+            (Some("OperationDenied"), Some(403), Fatal),
+            (Some("OperationDenied.Suspended"), Some(403), Fatal),
+            (Some("InvalidTimeStamp.Expired"), Some(400), Fatal),
+            (Some("InvalidTimeStamp.Format"), Some(400), Fatal),
+            (Some("InvalidSecurityToken.Expired"), Some(400), Fatal),
+            (Some("InvalidSecurityToken.MismatchWithAccessKey"), Some(400), Fatal),
+            (Some("SignatureNonceUsed"), Some(400), Transient),
+            (Some("SomethingNew"), Some(400), BadRequest),
+            (Some("SomethingNew"), Some(403), Fatal),
+            (None, Some(429), Throttled),
+        ];
+        for (code, status, want) in table {
+            assert_eq!(classify(*code, *status), *want, "classify({code:?}, {status:?})");
+        }
+    }
+
+    #[test]
+    fn skew_advice_names_minutes() {
+        let mut e = ApiError::transport("InvalidTimeStamp.Expired", "expired");
+        e.class = Fatal;
+        e.server_date = Some(SystemTime::now() - Duration::from_secs(20 * 60));
+        let advice = e.advice();
+        assert!(advice.contains("20 minutes ahead of"), "{advice}");
+        assert!(advice.contains("allows 15"), "{advice}");
+    }
+
+    #[test]
+    fn display_keeps_code_status_and_request_id() {
+        let e = ApiError {
+            class: Throttled,
+            code: "Throttling.User".into(),
+            message: "Request was denied due to user flow control.".into(),
+            request_id: Some("REQ-1".into()),
+            http_status: Some(400),
+            retry_after: Some(Duration::from_millis(1500)),
+            server_date: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "Throttling.User: Request was denied due to user flow control. (HTTP 400, RequestId REQ-1)"
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! The VOD OpenAPI client: signed `GetImageInfo` (and `GetImageInfos`) calls.
+//!
+//! Owns the endpoint rules, the request parameters, one attempt of a call and
+//! the decoding of its answer into a result or an [`ApiError`]. It makes a
+//! fresh `Timestamp` and `SignatureNonce` for every attempt (the server
+//! rejects a reused nonce), but it never retries: that is `retry`'s and
+//! `run`'s job. Signing itself is `signing`.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+
+use crate::api_error::{classify, ApiError, ErrorClass};
+use crate::credentials::Credentials;
+use crate::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
+use crate::signing;
+
+/// The API version of every VOD call.
+pub const API_VERSION: &str = "2017-03-21";
+
+/// How long to wait for a TCP + TLS connection. Alibaba Cloud's SDKs use 5 s
+/// (darabonba's default `connectTimeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one attempt may take, end to end. The Tea SDKs' default read
+/// timeout is 10 s; GetImageInfo normally answers in well under a second.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
+pub const MAX_BATCH_IDS: usize = 20;
+
+/// `OutputType`: which kind of URL the answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputType {
+    /// A CDN URL (the API's default).
+    #[default]
+    Cdn,
+    /// An OSS URL.
+    Oss,
+}
+
+impl OutputType {
+    /// The value on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputType::Cdn => "cdn",
+            OutputType::Oss => "oss",
+        }
+    }
+}
+
+/// Why an endpoint URL was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("endpoint {0:?} is not a URL: {1}")]
+    NotAUrl(String, String),
+    #[error("endpoint {0:?} uses plain http to a host that is not loopback: an STS token in the query string would cross the network in clear text; use https://")]
+    PlainHttp(String),
+    #[error("endpoint {0:?}: only https:// (or http:// to a loopback address) is supported")]
+    Scheme(String),
+    #[error("endpoint {0:?} must not carry a query, a fragment or a user name")]
+    Extras(String),
+}
+
+/// A checked endpoint base URL, always ending in `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    /// `https://vod.{region}.aliyuncs.com/`.
+    pub fn for_region(region: &str) -> Self {
+        Endpoint(format!("https://vod.{region}.aliyuncs.com/"))
+    }
+
+    /// An operator-supplied endpoint (VPC endpoint, the simulator).
+    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+        let url = reqwest::Url::parse(text).map_err(|e| EndpointError::NotAUrl(text.into(), e.to_string()))?;
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            return Err(EndpointError::Extras(text.into()));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => return Err(EndpointError::PlainHttp(text.into())),
+            _ => return Err(EndpointError::Scheme(text.into())),
+        }
+        let mut s = url.to_string();
+        if !s.ends_with('/') {
+            s.push('/');
+        }
+        Ok(Endpoint(s))
+    }
+
+    /// The URL text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Settings of the client that do not change during a run.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoint: Endpoint,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub output_type: OutputType,
+    pub auth_timeout: Option<u64>,
+}
+
+/// A found image and the id of the request that found it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub info: ImageInfo,
+    pub request_id: Option<String>,
+}
+
+/// The signed VOD client. Cheap to share by reference across tasks; the
+/// connection pool is inside.
+pub struct VodClient {
+    http: reqwest::Client,
+    credentials: Credentials,
+    config: ClientConfig,
+}
+
+impl VodClient {
+    /// Builds a client with connection reuse and the configured timeouts.
+    pub fn new(credentials: Credentials, config: ClientConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .user_agent(concat!("vod-image-audit/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(VodClient { http, credentials, config })
+    }
+
+    /// The endpoint this client calls.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.config.endpoint
+    }
+
+    /// Every parameter of one attempt, before signing. Pure: the timestamp
+    /// and nonce are arguments.
+    pub fn params(
+        &self,
+        action: &str,
+        operation: &[(&str, String)],
+        timestamp: &str,
+        nonce: &str,
+    ) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = vec![
+            ("Action".into(), action.into()),
+            ("Version".into(), API_VERSION.into()),
+            ("Format".into(), "JSON".into()),
+            ("AccessKeyId".into(), self.credentials.access_key_id.clone()),
+            ("SignatureMethod".into(), "HMAC-SHA1".into()),
+            ("SignatureVersion".into(), "1.0".into()),
+            ("SignatureNonce".into(), nonce.into()),
+            ("Timestamp".into(), timestamp.into()),
+        ];
+        if let Some(token) = &self.credentials.security_token {
+            p.push(("SecurityToken".into(), token.expose().into()));
+        }
+        p.extend(operation.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        p.push(("OutputType".into(), self.config.output_type.as_str().into()));
+        if let Some(t) = self.config.auth_timeout {
+            p.push(("AuthTimeout".into(), t.to_string()));
+        }
+        p
+    }
+
+    /// One `GetImageInfo` attempt. `Ok(None)` never happens: a miss is an
+    /// [`ApiError`] of class [`ErrorClass::Missing`], as the API reports it.
+    pub async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
+        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id.to_owned())]).await?;
+        let parsed: GetImageInfoResponse = serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+        let info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
+        Ok(Found { info, request_id: parsed.request_id.or(request_id_header) })
+    }
+
+    /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
+    pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
+        let (body, _) = self.call("GetImageInfos", &[("ImageIds", image_ids.join(","))]).await?;
+        serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))
+    }
+
+    async fn call(&self, action: &str, operation: &[(&str, String)]) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+        let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        let params = self.params(action, operation, &timestamp, &nonce);
+        let query = signing::signed_query("POST", &params, self.credentials.access_key_secret.expose());
+        let url = format!("{}?{}", self.config.endpoint.as_str(), query);
+        let response = self.http.post(url).send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status == 200 {
+            return Ok((body, header_str(&headers, "x-acs-request-id")));
+        }
+        Err(error_from_answer(status, &headers, &body))
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Turns a reqwest failure into an error that carries no URL: the URL holds
+/// the signature and possibly the STS token.
+fn transport_error(e: reqwest::Error) -> ApiError {
+    let code = if e.is_timeout() {
+        "Timeout"
+    } else if e.is_connect() {
+        "ConnectionError"
+    } else if e.is_body() || e.is_decode() {
+        "ConnectionReset"
+    } else {
+        "ConnectionError"
+    };
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    ApiError::transport(code, message)
+}
+
+fn bad_response(status: u16, why: &str) -> ApiError {
+    ApiError {
+        class: ErrorClass::Transient,
+        code: "BadResponse".into(),
+        message: format!("the answer is not the API's JSON: {why}"),
+        request_id: None,
+        http_status: Some(status),
+        retry_after: None,
+        server_date: None,
+    }
+}
+
+/// Decodes a non-200 answer: the API's error body when there is one, the
+/// server's retry hints, and its clock.
+pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let code = parsed.as_ref().and_then(|b| b.code.clone()).filter(|c| !c.is_empty());
+    let class = classify(code.as_deref(), Some(status));
+    let message = match (&parsed, &code) {
+        (Some(b), Some(_)) => b.message.clone().unwrap_or_default(),
+        _ => {
+            let snippet: String = String::from_utf8_lossy(body).chars().take(120).collect();
+            format!("HTTP {status} with a body that is not the API's JSON: {snippet:?}")
+        }
+    };
+    ApiError {
+        class,
+        code: code.unwrap_or_else(|| format!("HttpStatus{status}")),
+        message,
+        request_id: parsed.and_then(|b| b.request_id),
+        http_status: Some(status),
+        retry_after: retry_hint(headers),
+        server_date: header_str(headers, "date").and_then(|d| httpdate_parse(&d)),
+    }
+}
+
+/// The longest wait any of the server's hints asks for.
+pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
+    let mut best: Option<u64> = None;
+    let mut take = |ms: u64| best = Some(best.map_or(ms, |b| b.max(ms)));
+    if let Some(ms) = header_str(headers, "x-acs-retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        take(ms);
+    }
+    for name in ["x-ratelimit-user", "x-ratelimit-user-api"] {
+        if let Some(ms) = header_str(headers, name).and_then(|v| time_left_ms(&v)) {
+            take(ms);
+        }
+    }
+    best.map(Duration::from_millis)
+}
+
+/// `TimeLeft` (milliseconds) from `Limit:100,Remain:0,TimeLeft:2000,Reset:...`.
+pub fn time_left_ms(value: &str) -> Option<u64> {
+    value.split(',').find_map(|part| {
+        let (k, v) = part.split_once(':')?;
+        (k.trim() == "TimeLeft").then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Parses an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn httpdate_parse(text: &str) -> Option<SystemTime> {
+    // humantime parses RFC 3339 only; rebuild one from the IMF-fixdate fields.
+    let mut it = text.split_whitespace().skip(1);
+    let day: u32 = it.next()?.parse().ok()?;
+    let month = match it.next()? {
+        "Jan" => 1, "Feb" => 2, "Mar" => 3, "Apr" => 4, "May" => 5, "Jun" => 6,
+        "Jul" => 7, "Aug" => 8, "Sep" => 9, "Oct" => 10, "Nov" => 11, "Dec" => 12,
+        _ => return None,
+    };
+    let year: u32 = it.next()?.parse().ok()?;
+    let time = it.next()?;
+    humantime::parse_rfc3339(&format!("{year:04}-{month:02}-{day:02}T{time}Z")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn client(token: Option<&str>) -> VodClient {
+        let creds = Credentials {
+            access_key_id: "testAccessKeyId".into(),
+            access_key_secret: Secret::new("testAccessKeySecret"),
+            security_token: token.map(Secret::new),
+            source: "test".into(),
+        };
+        let config = ClientConfig {
+            endpoint: Endpoint::for_region("cn-shanghai"),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            output_type: OutputType::Oss,
+            auth_timeout: Some(3600),
+        };
+        VodClient::new(creds, config).unwrap()
+    }
+
+    #[test]
+    fn params_carry_every_common_parameter() {
+        let c = client(None);
+        let p = c.params("GetImageInfo", &[("ImageId", "abc".into())], "2020-01-01T00:00:00Z", "n1");
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("Action"), Some("GetImageInfo"));
+        assert_eq!(get("Version"), Some("2017-03-21"));
+        assert_eq!(get("Format"), Some("JSON"));
+        assert_eq!(get("AccessKeyId"), Some("testAccessKeyId"));
+        assert_eq!(get("SignatureMethod"), Some("HMAC-SHA1"));
+        assert_eq!(get("SignatureVersion"), Some("1.0"));
+        assert_eq!(get("SignatureNonce"), Some("n1"));
+        assert_eq!(get("Timestamp"), Some("2020-01-01T00:00:00Z"));
+        assert_eq!(get("ImageId"), Some("abc"));
+        assert_eq!(get("OutputType"), Some("oss"));
+        assert_eq!(get("AuthTimeout"), Some("3600"));
+        assert_eq!(get("SecurityToken"), None);
+        assert_eq!(get("Signature"), None, "signing adds it");
+    }
+
+    #[test]
+    fn security_token_is_sent_and_signed() {
+        let c = client(Some("tok+/="));
+        let p = c.params("GetImageInfo", &[("ImageId", "abc".into())], "2020-01-01T00:00:00Z", "n1");
+        assert!(p.contains(&("SecurityToken".into(), "tok+/=".into())));
+        let q = signing::signed_query("POST", &p, "testAccessKeySecret");
+        assert!(q.contains("SecurityToken=tok%2B%2F%3D"), "{q}");
+    }
+
+    #[test]
+    fn endpoint_rules() {
+        assert_eq!(Endpoint::for_region("cn-beijing").as_str(), "https://vod.cn-beijing.aliyuncs.com/");
+        assert!(Endpoint::parse("https://vod-vpc.cn-shanghai.aliyuncs.com").is_ok());
+        assert_eq!(Endpoint::parse("http://127.0.0.1:9480").unwrap().as_str(), "http://127.0.0.1:9480/");
+        assert!(Endpoint::parse("http://localhost:1/").is_ok());
+        assert!(Endpoint::parse("http://[::1]:8080/").is_ok());
+        assert!(Endpoint::parse("http://127.8.9.10/").is_ok());
+        assert!(matches!(Endpoint::parse("http://vod.cn-shanghai.aliyuncs.com/"), Err(EndpointError::PlainHttp(_))));
+        assert!(matches!(Endpoint::parse("http://10.0.0.1/"), Err(EndpointError::PlainHttp(_))));
+        assert!(matches!(Endpoint::parse("http://localhost.evil.com/"), Err(EndpointError::PlainHttp(_))));
+        assert!(matches!(Endpoint::parse("ftp://x/"), Err(EndpointError::Scheme(_))));
+        assert!(matches!(Endpoint::parse("https://x/?a=b"), Err(EndpointError::Extras(_))));
+        assert!(matches!(Endpoint::parse("https://u:p@x/"), Err(EndpointError::Extras(_))));
+        assert!(matches!(Endpoint::parse("not a url"), Err(EndpointError::NotAUrl(..))));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn error_answers_decode_with_hints() {
+        let body = br#"{"RequestId":"R1","HostId":"vod.cn-shanghai.aliyuncs.com","Code":"Throttling.User","Message":"Request was denied due to user flow control.","Recommend":"x"}"#;
+        let h = headers(&[("x-ratelimit-user", "Limit:100,Remain:0,TimeLeft:2000,Reset:1700000000"), ("x-acs-retry-after", "500")]);
+        let e = error_from_answer(400, &h, body);
+        assert_eq!(e.class, ErrorClass::Throttled);
+        assert_eq!(e.code, "Throttling.User");
+        assert_eq!(e.request_id.as_deref(), Some("R1"));
+        assert_eq!(e.retry_after, Some(Duration::from_millis(2000)));
+        assert_eq!(e.http_status, Some(400));
+    }
+
+    #[test]
+    fn html_from_a_proxy_is_transient() {
+        let e = error_from_answer(502, &HeaderMap::new(), b"<html><body>Bad Gateway</body></html>");
+        assert_eq!(e.class, ErrorClass::Transient);
+        assert_eq!(e.code, "HttpStatus502");
+        assert!(e.message.contains("Bad Gateway"));
+    }
+
+    #[test]
+    fn missing_and_unknown_key_differ_on_404() {
+        let miss = error_from_answer(404, &HeaderMap::new(), br#"{"Code":"NoSuchResource","Message":"The specified resource does not exist."}"#);
+        assert_eq!(miss.class, ErrorClass::Missing);
+        let key = error_from_answer(404, &HeaderMap::new(), br#"{"Code":"InvalidAccessKeyId.NotFound","Message":"Specified access key is not found."}"#);
+        assert_eq!(key.class, ErrorClass::Fatal);
+    }
+
+    #[test]
+    fn server_date_is_read_for_skew_advice() {
+        let h = headers(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+        let e = error_from_answer(400, &h, br#"{"Code":"InvalidTimeStamp.Expired","Message":"expired"}"#);
+        assert_eq!(e.server_date, Some(humantime::parse_rfc3339("1994-11-06T08:49:37Z").unwrap()));
+        assert!(e.advice().contains("minutes ahead of"), "{}", e.advice());
+    }
+
+    #[test]
+    fn time_left_parsing() {
+        assert_eq!(time_left_ms("Limit:100,Remain:0,TimeLeft:2000,Reset:1"), Some(2000));
+        assert_eq!(time_left_ms("Limit:100, TimeLeft: 15"), Some(15));
+        assert_eq!(time_left_ms("garbage"), None);
+    }
+}

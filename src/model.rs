@@ -1,0 +1,217 @@
+//! The VOD wire model: `ImageInfo` and the response envelopes, as the API
+//! sends them.
+//!
+//! Every field is optional, unknown fields are ignored and unknown enum
+//! values are kept as strings, because the service and its SDK models drift
+//! (newer models omit `AuditStatus`; `FileSize` is a string in the schema and a
+//! number in the example). This module only decodes; what a field means for
+//! the audit is `report`'s business.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One image as `GetImageInfo` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_location: Option<String>,
+    #[serde(rename = "URL", default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_id: Option<String>,
+    /// `Normal` or `Blocked`; absent in some answers, which is its own bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_status: Option<String>,
+    /// `Uploading`, `Normal`, `UploadFail`, or a value we have not seen yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "flexible_i64", skip_serializing_if = "Option::is_none")]
+    pub cate_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cate_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mezzanine: Option<Mezzanine>,
+}
+
+/// The image's source file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Mezzanine {
+    /// Bytes, kept as the decimal text the server sent (string or number).
+    #[serde(default, deserialize_with = "flexible_text", skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<String>,
+    #[serde(rename = "FileURL", default, skip_serializing_if = "Option::is_none")]
+    pub file_url: Option<String>,
+    #[serde(default, deserialize_with = "flexible_i64", skip_serializing_if = "Option::is_none")]
+    pub width: Option<i64>,
+    #[serde(default, deserialize_with = "flexible_i64", skip_serializing_if = "Option::is_none")]
+    pub height: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_file_name: Option<String>,
+}
+
+/// The success body of `GetImageInfo`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetImageInfoResponse {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub image_info: Option<ImageInfo>,
+}
+
+/// The success body of `GetImageInfos` (the batch call).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetImageInfosResponse {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub image_info: Vec<ImageInfo>,
+    #[serde(default)]
+    pub non_exist_image_ids: Vec<String>,
+}
+
+/// The error body every Alibaba Cloud RPC API sends with a 4xx or 5xx.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub host_id: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub recommend: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Text(String),
+}
+
+/// Accepts `123`, `"123"` and `null`; keeps the decimal text.
+fn flexible_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<NumberOrText>::deserialize(d)? {
+        None => None,
+        Some(NumberOrText::Int(n)) => Some(n.to_string()),
+        Some(NumberOrText::Uint(n)) => Some(n.to_string()),
+        Some(NumberOrText::Float(f)) => Some(f.to_string()),
+        Some(NumberOrText::Text(s)) => Some(s),
+    })
+}
+
+/// Accepts `123`, `"123"` and `null`; text that is not an integer is an error.
+fn flexible_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<NumberOrText>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrText::Int(n)) => Ok(Some(n)),
+        Some(NumberOrText::Uint(n)) => i64::try_from(n).map(Some).map_err(D::Error::custom),
+        Some(NumberOrText::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        Some(NumberOrText::Float(f)) => Err(D::Error::custom(format!("not an integer: {f}"))),
+        Some(NumberOrText::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(NumberOrText::Text(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("not an integer: {s:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_decodes() {
+        let body = r#"{
+            "RequestId": "AB99D4DF-FAFA-49*****DC-9C548C1E261E",
+            "ImageInfo": {
+                "Description": "Test description",
+                "Mezzanine": {"OriginalFileName": "a.gif", "Height": 200, "Width": 200, "FileSize": 8932},
+                "CreationTime": "2018-11-21T02:37:23Z",
+                "ImageId": "bbc65bba53f9*****ed90de118a7849",
+                "Title": "this is a sample",
+                "CateId": 254766071,
+                "CateName": "Test",
+                "StorageLocation": "outin.oss-cn-shanghai.aliyuncs.com",
+                "Tags": "tag1,tag2,tag3",
+                "URL": "https://example.invalid/a.gif?auth_key=1",
+                "ImageType": "default"
+            }
+        }"#;
+        let r: GetImageInfoResponse = serde_json::from_str(body).unwrap();
+        let info = r.image_info.unwrap();
+        assert_eq!(info.cate_id, Some(254766071));
+        assert_eq!(info.audit_status, None, "absent AuditStatus stays absent");
+        let m = info.mezzanine.unwrap();
+        assert_eq!(m.file_size.as_deref(), Some("8932"));
+        assert_eq!((m.width, m.height), (Some(200), Some(200)));
+        assert_eq!(info.url.as_deref(), Some("https://example.invalid/a.gif?auth_key=1"));
+    }
+
+    #[test]
+    fn file_size_as_string_unknown_fields_and_unknown_status() {
+        let body = r#"{"ImageInfo": {"Status": "Transcoding", "AuditStatus": "Pending",
+            "Mezzanine": {"FileSize": "123456789012", "FileURL": "u"}, "SomethingNew": [1, 2]}}"#;
+        let r: GetImageInfoResponse = serde_json::from_str(body).unwrap();
+        let info = r.image_info.unwrap();
+        assert_eq!(info.status.as_deref(), Some("Transcoding"));
+        assert_eq!(info.audit_status.as_deref(), Some("Pending"));
+        assert_eq!(info.mezzanine.unwrap().file_size.as_deref(), Some("123456789012"));
+    }
+
+    #[test]
+    fn cate_id_as_text_and_null() {
+        let a: ImageInfo = serde_json::from_str(r#"{"CateId": "42"}"#).unwrap();
+        assert_eq!(a.cate_id, Some(42));
+        let b: ImageInfo = serde_json::from_str(r#"{"CateId": null}"#).unwrap();
+        assert_eq!(b.cate_id, None);
+        assert!(serde_json::from_str::<ImageInfo>(r#"{"CateId": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn round_trips_through_serialize() {
+        let info = ImageInfo {
+            image_id: Some("x".into()),
+            title: Some("a,\"b\"\n封面".into()),
+            cate_id: Some(-1),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&info).unwrap();
+        assert_eq!(serde_json::from_str::<ImageInfo>(&text).unwrap(), info);
+        assert!(!text.contains("AuditStatus"), "absent fields are not invented: {text}");
+    }
+
+    #[test]
+    fn batch_answer_decodes() {
+        let r: GetImageInfosResponse = serde_json::from_str(
+            r#"{"RequestId": "r", "ImageInfo": [{"ImageId": "a"}], "NonExistImageIds": ["b"]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.image_info.len(), 1);
+        assert_eq!(r.non_exist_image_ids, vec!["b".to_string()]);
+    }
+}

@@ -1,0 +1,243 @@
+//! The simulator's images: loaded from a JSON file in the API's own shape,
+//! or generated with realistic distributions from a seed.
+//!
+//! Owns the catalog file format (`{"images": [ImageInfo, ...]}`) and the
+//! generator. Each image is kept exactly as given (unknown fields, `FileSize`
+//! as string or number) and pre-rendered to JSON once, so answering is a
+//! copy, not a serialization.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+/// One image as the simulator answers it.
+#[derive(Debug, Clone)]
+pub struct CatalogImage {
+    /// The `ImageInfo` object as JSON text.
+    pub json: String,
+    /// The same object, for XML answers.
+    pub value: Value,
+}
+
+/// The simulator's images by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    images: HashMap<String, CatalogImage>,
+    order: Vec<String>,
+}
+
+impl Catalog {
+    /// Builds a catalog from `ImageInfo` objects; each needs a string `ImageId`.
+    pub fn from_values(values: Vec<Value>) -> Result<Self, String> {
+        let mut c = Catalog::default();
+        for (i, v) in values.into_iter().enumerate() {
+            let id = v
+                .get("ImageId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("image #{} has no string ImageId", i + 1))?
+                .to_owned();
+            if c.images.contains_key(&id) {
+                return Err(format!("image #{}: ImageId {id:?} appears twice", i + 1));
+            }
+            let json = serde_json::to_string(&v).map_err(|e| e.to_string())?;
+            c.order.push(id.clone());
+            c.images.insert(id, CatalogImage { json, value: v });
+        }
+        Ok(c)
+    }
+
+    /// Reads `{"images": [...]}` from a file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let images = match v {
+            Value::Object(mut m) => match m.remove("images") {
+                Some(Value::Array(a)) => a,
+                _ => return Err(format!("{}: expected {{\"images\": [ImageInfo, ...]}}", path.display())),
+            },
+            _ => return Err(format!("{}: expected {{\"images\": [ImageInfo, ...]}}", path.display())),
+        };
+        Catalog::from_values(images).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The image with this id.
+    pub fn get(&self, id: &str) -> Option<&CatalogImage> {
+        self.images.get(id)
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Ids in file (or generation) order.
+    pub fn ids(&self) -> &[String] {
+        &self.order
+    }
+
+    /// The catalog as the file format.
+    pub fn to_file_value(&self) -> Value {
+        json!({"images": self.order.iter().map(|id| self.images[id].value.clone()).collect::<Vec<_>>()})
+    }
+}
+
+/// A small, fast, portable PRNG (splitmix64): the same seed gives the same
+/// catalog and the same faults on every machine and crate version.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix64(self.0)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// The splitmix64 finalizer: a good 64-bit hash of a 64-bit value.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+const CATEGORIES: &[(i64, &str)] = &[
+    (1000001, "News"),
+    (1000002, "Sport, \"Live\""),
+    (1000003, "娱乐 Entertainment"),
+    (1000004, "Kids\nShows"),
+    (1000005, "Cooking"),
+    (1000006, "Music & Concerts"),
+];
+
+const TITLE_SHAPES: &[&str] = &[
+    "Cover {n}",
+    "Breaking: \"Storm\", day {n}",
+    "封面图片 {n}",
+    "Line one\nline two {n}",
+    "Thumbnail, frame {n}",
+    "Café crème — {n}",
+    "<b>{n}</b> & 'quotes'",
+    "=SUM(1,{n})",
+    "  padded {n}  ",
+];
+
+const IMAGE_TYPES: &[&str] = &["CoverSnapshot", "NormalSnapshot", "SpriteSnapshot", "SpriteOriginSnapshot", "default"];
+
+/// Generates `n` images from `seed`: mostly `Normal`, some `Blocked`, some
+/// without `AuditStatus`, a few `Uploading`/`UploadFail`, several categories
+/// and uncategorized images, titles with commas, quotes, newlines and CJK,
+/// `FileSize` as a string or a number.
+pub fn generate(n: usize, seed: u64, region: &str) -> Vec<Value> {
+    let mut rng = SplitMix::new(seed);
+    let base = humantime::parse_rfc3339("2024-01-01T00:00:00Z").expect("constant date");
+    (0..n)
+        .map(|i| {
+            let id = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+            let mut m = Map::new();
+            m.insert("ImageId".into(), json!(id));
+            m.insert("AppId".into(), json!("app-1000000"));
+            m.insert("RegionId".into(), json!(region));
+            let shape = TITLE_SHAPES[rng.below(TITLE_SHAPES.len() as u64) as usize];
+            m.insert("Title".into(), json!(shape.replace("{n}", &i.to_string())));
+            if rng.unit() < 0.6 {
+                m.insert("Description".into(), json!(format!("Image {i}, uploaded by the CMS")));
+            }
+            m.insert("ImageType".into(), json!(IMAGE_TYPES[rng.below(IMAGE_TYPES.len() as u64) as usize]));
+            let audit = rng.unit();
+            if audit < 0.85 {
+                m.insert("AuditStatus".into(), json!("Normal"));
+            } else if audit < 0.93 {
+                m.insert("AuditStatus".into(), json!("Blocked"));
+            } // else: absent, as newer answers do
+            let status = rng.unit();
+            let status = if status < 0.94 {
+                "Normal"
+            } else if status < 0.97 {
+                "Uploading"
+            } else {
+                "UploadFail"
+            };
+            m.insert("Status".into(), json!(status));
+            if rng.unit() >= 0.12 {
+                let (cid, cname) = CATEGORIES[rng.below(CATEGORIES.len() as u64) as usize];
+                m.insert("CateId".into(), json!(cid));
+                m.insert("CateName".into(), json!(cname));
+            }
+            let created = base + std::time::Duration::from_secs(rng.below(86400 * 700));
+            m.insert("CreationTime".into(), json!(humantime::format_rfc3339_seconds(created).to_string()));
+            if rng.unit() < 0.5 {
+                m.insert("Tags".into(), json!(format!("tag{},batch-{}", i % 7, i % 3)));
+            }
+            let host = format!("outin-{:08x}.oss-{region}.aliyuncs.com", seed as u32);
+            m.insert("StorageLocation".into(), json!(host));
+            m.insert("URL".into(), json!(format!("https://img.example.com/image/default/{id}.png?auth_key=1700000000-0-0-{i:x}")));
+            if status != "Uploading" {
+                let size = 1000 + rng.below(5_000_000);
+                let file_size = if rng.unit() < 0.5 { json!(size.to_string()) } else { json!(size) };
+                m.insert(
+                    "Mezzanine".into(),
+                    json!({
+                        "FileSize": file_size,
+                        "FileURL": format!("https://{host}/image/default/{id}.png?Expires=1700000000&OSSAccessKeyId=***&Signature=x%3D"),
+                        "Width": 320 + rng.below(1600),
+                        "Height": 180 + rng.below(900),
+                        "OriginalFileName": format!("upload_{i}.png"),
+                    }),
+                );
+            }
+            Value::Object(m)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_reproducible_and_varied() {
+        let a = generate(2000, 7, "cn-shanghai");
+        assert_eq!(a, generate(2000, 7, "cn-shanghai"));
+        assert_ne!(a, generate(2000, 8, "cn-shanghai"));
+        let count = |f: &dyn Fn(&Value) -> bool| a.iter().filter(|v| f(v)).count();
+        let blocked = count(&|v| v["AuditStatus"] == "Blocked");
+        let no_audit = count(&|v| v.get("AuditStatus").is_none());
+        let normal = count(&|v| v["AuditStatus"] == "Normal");
+        assert!(normal > 1500 && blocked > 80 && no_audit > 60, "{normal} {blocked} {no_audit}");
+        assert!(count(&|v| v["Status"] == "Uploading") > 10);
+        assert!(count(&|v| v["Status"] == "UploadFail") > 10);
+        assert!(count(&|v| v.get("CateId").is_none()) > 100);
+        assert!(count(&|v| v["Mezzanine"]["FileSize"].is_string()) > 100);
+        assert!(count(&|v| v["Mezzanine"]["FileSize"].is_number()) > 100);
+        assert!(count(&|v| v["Title"].as_str().unwrap().contains('\n')) > 10);
+        assert!(count(&|v| v["Title"].as_str().unwrap().contains('封')) > 10);
+        let c = Catalog::from_values(a).unwrap();
+        assert_eq!(c.len(), 2000);
+    }
+
+    #[test]
+    fn duplicate_and_idless_images_are_refused() {
+        assert!(Catalog::from_values(vec![json!({"ImageId": "a"}), json!({"ImageId": "a"})]).is_err());
+        assert!(Catalog::from_values(vec![json!({"Title": "x"})]).is_err());
+    }
+}

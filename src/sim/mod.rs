@@ -1,0 +1,507 @@
+//! A strict local simulator of the VOD `GetImageInfo` / `GetImageInfos`
+//! endpoint: what tests, the demo and benchmarks talk to.
+//!
+//! Owns the HTTP server ([`serve`]), the checks a real endpoint makes
+//! (parameters, key, signature, timestamp, nonce, STS token, version,
+//! action), the per-second account quota, seeded fault injection and the
+//! `/__sim/stats` counters. Its images come from [`catalog`]; its signature
+//! check reuses the client's [`crate::signing`], fed with the parameters as
+//! the server decoded them. It never talks to anything but its listener.
+
+pub mod catalog;
+mod wire;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::signing;
+pub use catalog::Catalog;
+use catalog::{mix64, CatalogImage};
+use wire::{Answer, Format};
+
+/// Timestamp skew the real service allows.
+pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+
+/// The simulator's default AccessKey ID: made for it, never a real key.
+pub const DEFAULT_KEY_ID: &str = "SIMULATOR-KEY-ID";
+/// The simulator's default AccessKey secret: made for it, never a real key.
+pub const DEFAULT_KEY_SECRET: &str = "simulator-secret-not-a-real-key";
+
+/// The largest form body accepted on `POST`.
+const MAX_BODY: usize = 1 << 20;
+
+/// One AccessKey the simulator accepts.
+#[derive(Debug, Clone)]
+pub struct SimKey {
+    pub id: String,
+    pub secret: String,
+    /// Set for an STS key: requests must carry this `SecurityToken`.
+    pub sts_token: Option<String>,
+}
+
+/// Seeded fault injection. Rates are probabilities per call in `[0, 1]`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// `500 InternalError`.
+    pub internal_error: f64,
+    /// `503 ServiceUnavailable`.
+    pub unavailable: f64,
+    /// Connection closed without an answer.
+    pub drop: f64,
+    /// Answers delayed by `slow_delay`.
+    pub slow: f64,
+    pub slow_delay: Duration,
+    /// Added to every call.
+    pub latency: Duration,
+}
+
+/// Everything the simulator is.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub region: String,
+    pub keys: Vec<SimKey>,
+    pub catalog: Catalog,
+    /// Account quota in calls per second; `None` is unlimited.
+    pub qps: Option<u32>,
+    /// Send `x-ratelimit-user` with `TimeLeft` on throttled answers.
+    pub ratelimit_hints: bool,
+    pub faults: Faults,
+    /// Seeds fault decisions and request ids.
+    pub seed: u64,
+    /// Allowed timestamp skew.
+    pub max_skew: Duration,
+}
+
+impl SimConfig {
+    /// A simulator with the default key, no quota and no faults.
+    pub fn new(catalog: Catalog) -> Self {
+        SimConfig {
+            region: "cn-shanghai".into(),
+            keys: vec![SimKey { id: DEFAULT_KEY_ID.into(), secret: DEFAULT_KEY_SECRET.into(), sts_token: None }],
+            catalog,
+            qps: None,
+            ratelimit_hints: false,
+            faults: Faults::default(),
+            seed: 1,
+            max_skew: MAX_SKEW,
+        }
+    }
+}
+
+/// What `/__sim/stats` reports.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Every request received on `/`.
+    pub requests: u64,
+    /// Answers by code: `OK` for success, the API `Code` for errors,
+    /// `Dropped` for connections closed without an answer.
+    pub by_code: BTreeMap<String, u64>,
+    /// Per image id: how many times it was answered (found or
+    /// `NoSuchResource`; a batch answer counts once for each of its ids).
+    pub answers_by_image: BTreeMap<String, u64>,
+    /// Per image id: how many authenticated calls named it.
+    pub calls_by_image: BTreeMap<String, u64>,
+}
+
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+struct ImageCounts {
+    calls: u64,
+    answers: u64,
+}
+
+/// The running simulator's state, shared by all connections.
+pub struct Simulator {
+    config: SimConfig,
+    keys: HashMap<String, SimKey>,
+    nonces: Vec<Mutex<NonceShard>>,
+    per_image: Vec<Mutex<HashMap<Box<str>, ImageCounts>>>,
+    by_code: Mutex<BTreeMap<String, u64>>,
+    requests: AtomicU64,
+    request_seq: AtomicU64,
+    quota: Mutex<(u64, u32)>,
+    started: Instant,
+}
+
+/// Nonces seen recently, in two generations: a nonce older than two skew
+/// windows can no longer pass the timestamp check, so it may be forgotten.
+#[derive(Default)]
+struct NonceShard {
+    current: HashSet<Box<str>>,
+    previous: HashSet<Box<str>>,
+    generation: u64,
+}
+
+fn shard_of(s: &str) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    (h.finish() as usize) % SHARDS
+}
+
+/// Why a connection is closed without an answer (the drop fault).
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Simulator {
+    /// Builds the state from a configuration.
+    pub fn new(config: SimConfig) -> Arc<Self> {
+        let keys = config.keys.iter().map(|k| (k.id.clone(), k.clone())).collect();
+        Arc::new(Simulator {
+            keys,
+            nonces: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_image: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            by_code: Mutex::default(),
+            requests: AtomicU64::new(0),
+            request_seq: AtomicU64::new(0),
+            quota: Mutex::new((0, 0)),
+            started: Instant::now(),
+            config,
+        })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            requests: self.requests.load(Ordering::Relaxed),
+            by_code: self.by_code.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            ..Default::default()
+        };
+        for shard in &self.per_image {
+            for (id, c) in shard.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                s.calls_by_image.insert(id.to_string(), c.calls);
+                if c.answers > 0 {
+                    s.answers_by_image.insert(id.to_string(), c.answers);
+                }
+            }
+        }
+        s
+    }
+
+    fn count_code(&self, code: &str) {
+        *self.by_code.lock().unwrap_or_else(|e| e.into_inner()).entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// Counts a call naming `id` and returns its 0-based call number.
+    fn count_call(&self, id: &str) -> u64 {
+        let mut shard = self.per_image[shard_of(id)].lock().unwrap_or_else(|e| e.into_inner());
+        let c = shard.entry(id.into()).or_default();
+        c.calls += 1;
+        c.calls - 1
+    }
+
+    fn count_answer(&self, id: &str) {
+        let mut shard = self.per_image[shard_of(id)].lock().unwrap_or_else(|e| e.into_inner());
+        shard.entry(id.into()).or_default().answers += 1;
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        let a = mix64(self.config.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let b = mix64(a ^ 0xD1B5_4A32_D192_ED03);
+        format!(
+            "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0xFFFF,
+            b >> 48,
+            b & 0xFFFF_FFFF_FFFF
+        )
+    }
+
+    /// Records a nonce; false if it was seen before.
+    fn fresh_nonce(&self, nonce: &str) -> bool {
+        let generation = self.started.elapsed().as_secs() / self.config.max_skew.as_secs().max(1);
+        let mut shard = self.nonces[shard_of(nonce)].lock().unwrap_or_else(|e| e.into_inner());
+        if shard.generation != generation {
+            let cur = std::mem::take(&mut shard.current);
+            shard.previous = if generation == shard.generation + 1 { cur } else { HashSet::new() };
+            shard.generation = generation;
+        }
+        if shard.current.contains(nonce) || shard.previous.contains(nonce) {
+            return false;
+        }
+        shard.current.insert(nonce.into());
+        true
+    }
+
+    /// Takes one call from this second's quota. `Err` is the milliseconds
+    /// until the window resets.
+    fn take_quota(&self) -> Result<(), u64> {
+        let Some(limit) = self.config.qps else { return Ok(()) };
+        let elapsed = self.started.elapsed();
+        let window = elapsed.as_secs();
+        let mut q = self.quota.lock().unwrap_or_else(|e| e.into_inner());
+        if q.0 != window {
+            *q = (window, 0);
+        }
+        if q.1 < limit {
+            q.1 += 1;
+            Ok(())
+        } else {
+            Err(1000 - u64::from(elapsed.subsec_millis()))
+        }
+    }
+
+    /// A seeded uniform number for (call key, call number, purpose).
+    fn draw(&self, key: &str, call: u64, purpose: u64) -> f64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let x = mix64(self.config.seed ^ mix64(h.finish() ^ mix64(call.wrapping_add(purpose << 48))));
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Serves the simulator on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment instead of spinning.
+                    tracing::warn!("simulator accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(sim.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    if req.uri().path() == "/__sim/stats" {
+        let body = serde_json::to_vec(&sim.stats()).unwrap_or_default();
+        return Ok(wire::raw(StatusCode::OK, "application/json", body));
+    }
+    sim.requests.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
+    let path_ok = req.uri().path() == "/";
+    let mut params = parse_pairs(req.uri().query().unwrap_or(""));
+    let is_form = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    if method == Method::POST && is_form {
+        params.extend(parse_pairs(&String::from_utf8_lossy(&body)));
+    }
+    let format = match get(&params, "Format") {
+        Some(f) if f.eq_ignore_ascii_case("json") => Format::Json,
+        _ => Format::Xml,
+    };
+    let answer = process(&sim, &method, path_ok, &params).await;
+    match answer {
+        Err(Dropped) => {
+            sim.count_code("Dropped");
+            Err(Dropped)
+        }
+        Ok(a) => {
+            sim.count_code(a.code());
+            Ok(a.render(format, &sim.request_id(), &format!("vod.{}.aliyuncs.com", sim.config.region)))
+        }
+    }
+}
+
+fn parse_pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(String, String)]) -> Result<Answer, Dropped> {
+    let cfg = &sim.config;
+    if !path_ok {
+        return Ok(Answer::error(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."));
+    }
+    if method != Method::GET && method != Method::POST {
+        return Ok(Answer::error(400, "UnsupportedHTTPMethod", "Specified http method is not supported."));
+    }
+    for name in ["AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp", "Version", "Action"] {
+        if get(params, name).is_none_or(str::is_empty) {
+            let code = if name == "Signature" { "IncompleteSignature".to_owned() } else { format!("Missing{name}") };
+            return Ok(Answer::error(400, &code, &format!("{name} is mandatory for this action.")));
+        }
+    }
+    let p = |name: &str| get(params, name).unwrap_or_default();
+    if p("SignatureMethod") != "HMAC-SHA1" {
+        return Ok(Answer::error(400, "InvalidSignatureMethod", "Specified signature method is not valid."));
+    }
+    if p("SignatureVersion") != "1.0" {
+        return Ok(Answer::error(400, "InvalidSignatureVersion", "Specified signature version is not valid."));
+    }
+    let Ok(ts) = humantime::parse_rfc3339(p("Timestamp")) else {
+        return Ok(Answer::error(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."));
+    };
+    if !is_utc_seconds(p("Timestamp")) {
+        return Ok(Answer::error(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."));
+    }
+    let now = SystemTime::now();
+    let skew = now.duration_since(ts).unwrap_or_else(|e| e.duration());
+    if skew > cfg.max_skew {
+        return Ok(Answer::error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."));
+    }
+    let Some(key) = sim.keys.get(p("AccessKeyId")) else {
+        return Ok(Answer::error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."));
+    };
+    let string_to_sign = signing::string_to_sign(method.as_str(), params);
+    let expected = signing::signature_of(&string_to_sign, &key.secret);
+    if expected != p("Signature") {
+        return Ok(Answer::error(
+            400,
+            "SignatureDoesNotMatch",
+            &format!("Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"),
+        ));
+    }
+    if let Some(token) = &key.sts_token {
+        match get(params, "SecurityToken") {
+            None | Some("") => return Ok(Answer::error(400, "MissingSecurityToken", "SecurityToken is mandatory for this action.")),
+            Some(t) if t != token => {
+                return Ok(Answer::error(400, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."))
+            }
+            Some(_) => {}
+        }
+    }
+    if !sim.fresh_nonce(p("SignatureNonce")) {
+        return Ok(Answer::error(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
+    }
+    if p("Version") != crate::client::API_VERSION {
+        return Ok(Answer::error(400, "InvalidVersion", "Specified parameter Version is not valid."));
+    }
+    let action = p("Action");
+    let ids: Vec<&str> = match action {
+        "GetImageInfo" => match get(params, "ImageId") {
+            None | Some("") => return Ok(Answer::error(400, "MissingImageId", "ImageId is mandatory for this action.")),
+            Some(id) => vec![id],
+        },
+        "GetImageInfos" => match get(params, "ImageIds") {
+            None | Some("") => return Ok(Answer::error(400, "MissingImageIds", "ImageIds is mandatory for this action.")),
+            Some(list) => {
+                let ids: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                if ids.is_empty() || ids.len() > crate::client::MAX_BATCH_IDS {
+                    return Ok(Answer::error(400, "InvalidParameter", "The specified parameter ImageIds is not valid: 1 to 20 ids are allowed."));
+                }
+                ids
+            }
+        },
+        _ => return Ok(Answer::error(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")),
+    };
+    match get(params, "OutputType") {
+        None | Some("cdn") | Some("oss") => {}
+        Some(_) => return Ok(Answer::error(400, "InvalidParameter", "The specified parameter OutputType is not valid.")),
+    }
+    if let Some(t) = get(params, "AuthTimeout") {
+        let max = if get(params, "OutputType") == Some("oss") { 2_592_000 } else { i64::MAX };
+        if !t.parse::<i64>().is_ok_and(|t| (1..=max).contains(&t)) {
+            return Ok(Answer::error(400, "InvalidParameter", "The specified parameter AuthTimeout is not valid."));
+        }
+    }
+    if let Err(time_left_ms) = sim.take_quota() {
+        let mut a = Answer::error(400, "Throttling.User", "Request was denied due to user flow control.");
+        if cfg.ratelimit_hints {
+            let limit = cfg.qps.unwrap_or_default();
+            let reset = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() + 1;
+            a.header("x-ratelimit-user", format!("Limit:{limit},Remain:0,TimeLeft:{time_left_ms},Reset:{reset}"));
+        }
+        return Ok(a);
+    }
+    // Faults are drawn from (seed, ids, how many times these ids were called),
+    // so a run sees the same faults whatever the order of its calls.
+    let key_ids = ids.join(",");
+    let call = sim.count_call(&key_ids);
+    if ids.len() > 1 {
+        for id in &ids {
+            sim.count_call(id);
+        }
+    }
+    let f = &cfg.faults;
+    if !f.latency.is_zero() {
+        tokio::time::sleep(f.latency).await;
+    }
+    if sim.draw(&key_ids, call, 1) < f.drop {
+        return Err(Dropped);
+    }
+    if sim.draw(&key_ids, call, 2) < f.slow {
+        tokio::time::sleep(f.slow_delay).await;
+    }
+    let fault = sim.draw(&key_ids, call, 3);
+    if fault < f.internal_error {
+        return Ok(Answer::error(500, "InternalError", "The request processing has failed due to some unknown error."));
+    }
+    if fault < f.internal_error + f.unavailable {
+        return Ok(Answer::error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."));
+    }
+    if action == "GetImageInfo" {
+        let id = ids[0];
+        sim.count_answer(id);
+        return Ok(match cfg.catalog.get(id) {
+            Some(img) => Answer::Image(img.clone()),
+            None => Answer::error(404, "NoSuchResource", "The specified resource does not exist."),
+        });
+    }
+    let mut found: Vec<CatalogImage> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    for id in ids {
+        sim.count_answer(id);
+        match cfg.catalog.get(id) {
+            Some(img) => found.push(img.clone()),
+            None => missing.push(id.to_owned()),
+        }
+    }
+    Ok(Answer::Images(found, missing))
+}
+
+/// The API wants `YYYY-MM-DDThh:mm:ssZ`: UTC, whole seconds.
+fn is_utc_seconds(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z'
+        && b.iter().enumerate().all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19) || c.is_ascii_digit())
+}

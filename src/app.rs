@@ -1,0 +1,621 @@
+//! The commands, start to finish: raw flags become validated settings in one
+//! step, then `run`, `check`, `simulate` and `demo` read like a table of
+//! contents of the modules they call.
+//!
+//! Owns the order of a run (output directory, input, credentials, client,
+//! audit, reports, manifest) and the mapping of results to exit codes. It
+//! holds no protocol or report logic of its own.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, Context};
+use serde::Serialize;
+
+use crate::audit::{self, AuditSettings, Counters, StopHandle, StopReason};
+use crate::cli::{ApiArgs, CheckArgs, Cli, Command, DemoArgs, ProgressMode, ReportFormat, RunArgs, SimulateArgs};
+use crate::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT};
+use crate::credentials::{self, CredentialRequest, Credentials};
+use crate::input::{self, IdList, InputSource};
+use crate::outcome::{ImageRecord, OutcomeKind};
+use crate::progress::Progress;
+use crate::report::{self, Summary};
+use crate::retry::RetryPolicy;
+use crate::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator};
+use crate::api_error::ErrorClass;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_INTERNAL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_FAILURES: u8 = 3;
+pub const EXIT_FATAL: u8 = 4;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// A usage, input or configuration problem: exit 2, no call made.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for an error that ended a command.
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<UsageError>()
+            || cause.is::<input::InputError>()
+            || cause.is::<credentials::CredentialError>()
+            || cause.is::<crate::client::EndpointError>()
+        {
+            return EXIT_USAGE;
+        }
+    }
+    EXIT_INTERNAL
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow!(UsageError(msg.into()))
+}
+
+/// Runs a parsed command line. `argv` is recorded in the manifest.
+pub async fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let settings = RunSettings::from_args(&args, argv)?;
+            let ids = read_input(&settings.input, args.id_column.as_deref())?;
+            let endpoint_req = ApiTarget::resolve(&args.api)?;
+            let stop = StopHandle::default();
+            spawn_signal_listener(stop.clone());
+            run_audit(&settings, ids, endpoint_req, stop).await
+        }
+        Command::Check(args) => check(&args).await,
+        Command::Simulate(args) => simulate(&args).await,
+        Command::Demo(args) => demo(&args, argv).await,
+    }
+}
+
+/// Validated settings of `run`.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub input: InputSource,
+    pub out: PathBuf,
+    pub force: bool,
+    pub audit: AuditSettings,
+    pub formats: Vec<ReportFormat>,
+    pub progress: ProgressMode,
+    pub quiet: bool,
+    pub argv: Vec<String>,
+}
+
+/// The validated settings of a run, as recorded in the manifest.
+#[derive(Debug, Serialize)]
+struct ManifestSettings {
+    qps: u32,
+    burst: u32,
+    concurrency: usize,
+    max_attempts: u32,
+    timeout_ms: u128,
+    output_type: &'static str,
+    auth_timeout: Option<u64>,
+    formats: Vec<ReportFormat>,
+}
+
+impl RunSettings {
+    /// Checks the flags of `run`.
+    pub fn from_args(a: &RunArgs, argv: Vec<String>) -> anyhow::Result<Self> {
+        let qps = a.qps.unwrap_or(audit::DEFAULT_QPS);
+        let qps = NonZeroU32::new(qps).ok_or_else(|| usage("--qps must be at least 1"))?;
+        let concurrency = a.concurrency.unwrap_or(audit::DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 1024 {
+            return Err(usage("--concurrency must be between 1 and 1024"));
+        }
+        let max_attempts = a.max_attempts.unwrap_or(crate::retry::DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 || max_attempts > 100 {
+            return Err(usage("--max-attempts must be between 1 and 100"));
+        }
+        if a.format.is_empty() {
+            return Err(usage("--format needs csv, json or csv,json"));
+        }
+        let out = match &a.out {
+            Some(p) => p.clone(),
+            None => PathBuf::from("reports").join(utc_stamp(SystemTime::now())),
+        };
+        Ok(RunSettings {
+            input: InputSource::from_arg(&a.input),
+            out,
+            force: a.force,
+            audit: AuditSettings {
+                qps,
+                burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("constant is non-zero"),
+                concurrency,
+                retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
+            },
+            formats: a.format.clone(),
+            progress: a.progress,
+            quiet: a.quiet,
+            argv,
+        })
+    }
+}
+
+/// Where calls go and with which key: resolved before any call.
+pub struct ApiTarget {
+    pub credentials: Credentials,
+    pub region: String,
+    pub client: ClientConfig,
+}
+
+impl ApiTarget {
+    /// Resolves credentials, region, endpoint and client settings.
+    pub fn resolve(a: &ApiArgs) -> anyhow::Result<Self> {
+        let resolved = credentials::resolve_from_process(&CredentialRequest {
+            profile: a.profile.clone(),
+            region: a.region.clone(),
+        })?;
+        Self::with_credentials(a, resolved.credentials, resolved.region)
+    }
+
+    /// Builds the target with credentials already at hand.
+    pub fn with_credentials(a: &ApiArgs, credentials: Credentials, region: String) -> anyhow::Result<Self> {
+        let endpoint = match &a.endpoint {
+            Some(e) => Endpoint::parse(e)?,
+            None => Endpoint::for_region(&region),
+        };
+        let timeout = parse_duration("--timeout", &a.timeout)?;
+        if let Some(0) = a.auth_timeout {
+            return Err(usage("--auth-timeout must be at least 1 second"));
+        }
+        let client = ClientConfig {
+            endpoint,
+            request_timeout: timeout,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(timeout),
+            output_type: a.output_type,
+            auth_timeout: a.auth_timeout,
+        };
+        Ok(ApiTarget { credentials, region, client })
+    }
+}
+
+fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let d = humantime::parse_duration(text).map_err(|e| usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))?;
+    if d.is_zero() {
+        return Err(usage(format!("{flag} must be more than zero")));
+    }
+    Ok(d)
+}
+
+/// `20261128T035600Z`: sorts by time and is safe in any file system.
+pub fn utc_stamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string().replace(['-', ':'], "")
+}
+
+fn read_input(source: &InputSource, id_column: Option<&str>) -> anyhow::Result<IdList> {
+    let reader = source.open()?;
+    Ok(input::read_ids(std::io::BufReader::with_capacity(256 * 1024, reader), &source.display(), id_column)?)
+}
+
+fn spawn_signal_listener(stop: StopHandle) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("vod-image-audit: stopping: waiting for the calls in flight, then writing the report (run again to finish)");
+        stop.stop(StopReason::Interrupted);
+    });
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: &'static str,
+    version: &'static str,
+    complete: bool,
+    stop_reason: Option<String>,
+    exit_code: u8,
+    command_line: &'a [String],
+    region: &'a str,
+    endpoint: &'a str,
+    credentials_source: &'a str,
+    started: String,
+    finished: String,
+    input: ManifestInput<'a>,
+    settings: ManifestSettings,
+    calls: ManifestCalls,
+    files: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ManifestInput<'a> {
+    path: String,
+    bytes: u64,
+    sha256: &'a str,
+    id_column: &'a str,
+    blank_rows: u64,
+}
+
+#[derive(Serialize)]
+struct ManifestCalls {
+    total: u64,
+    throttled: u64,
+    retries: u64,
+}
+
+/// Refuses a directory that holds a complete run, unless forced; makes
+/// sure the directory can be written before any call is made.
+fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<()> {
+    let manifest = out.join(report::MANIFEST_JSON);
+    if manifest.exists() && !force {
+        let complete = std::fs::read(&manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("complete").and_then(|c| c.as_bool()))
+            .unwrap_or(true);
+        if complete {
+            return Err(usage(format!(
+                "{} already holds a complete run: choose another --out, or pass --force to replace it",
+                out.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| usage(format!("cannot create the output directory {}: {e}", out.display())))?;
+    let probe = out.join(".write-probe");
+    std::fs::write(&probe, b"probe")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| usage(format!("cannot write in the output directory {}: {e}", out.display())))?;
+    Ok(())
+}
+
+/// The audit, from validated settings and input to reports and exit code.
+pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, stop: StopHandle) -> anyhow::Result<u8> {
+    prepare_out_dir(&settings.out, settings.force)?;
+    let started = SystemTime::now();
+    let client = VodClient::new(target.credentials.clone(), target.client.clone()).context("building the HTTP client")?;
+    let counters = Arc::new(Counters::default());
+    let mut progress = Progress::new(ids.ids.len() as u64, settings.progress, settings.quiet, counters.clone());
+    if !progress.is_silent() {
+        eprintln!(
+            "vod-image-audit: {} unique ids ({} rows, {} duplicates, {} rejected) from {} -> {} at {} calls/s via {}",
+            ids.ids.len(),
+            ids.input_rows,
+            ids.duplicates,
+            ids.rejected.len(),
+            settings.input.display(),
+            settings.out.display(),
+            settings.audit.qps,
+            client.endpoint().as_str()
+        );
+    }
+    let id_list = ids.ids.clone();
+    let mut outcomes = audit::audit(&client, id_list, &settings.audit, counters.clone(), stop.clone(), |o| progress.record(o)).await;
+    progress.finish();
+
+    outcomes.sort_unstable_by(|a, b| a.image_id.cmp(&b.image_id));
+    let records: Vec<ImageRecord> = outcomes.iter().map(|o| o.record()).collect();
+    drop(outcomes);
+    let mut summary = report::summarize(ids.input_rows, ids.duplicates, ids.rejected.len() as u64, &records);
+    let reason = stop.reason();
+    summary.complete = reason.is_none();
+    summary.stop_reason = reason.as_ref().map(StopReason::describe);
+    let exit_code = match &reason {
+        Some(StopReason::Fatal(_)) => EXIT_FATAL,
+        Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
+        None if summary.totals.failed > 0 => EXIT_FAILURES,
+        None => EXIT_OK,
+    };
+
+    let files = write_reports(&settings.out, &settings.formats, &records, &summary, &ids.rejected)
+        .with_context(|| format!("writing the reports in {}", settings.out.display()))?;
+    let manifest = Manifest {
+        tool: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+        complete: summary.complete,
+        stop_reason: summary.stop_reason.clone(),
+        exit_code,
+        command_line: &settings.argv,
+        region: &target.region,
+        endpoint: client.endpoint().as_str(),
+        credentials_source: &target.credentials.source,
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        input: ManifestInput {
+            path: settings.input.display(),
+            bytes: ids.bytes,
+            sha256: &ids.sha256,
+            id_column: &ids.id_column,
+            blank_rows: ids.blank_rows,
+        },
+        settings: ManifestSettings {
+            qps: settings.audit.qps.get(),
+            burst: settings.audit.burst.get(),
+            concurrency: settings.audit.concurrency,
+            max_attempts: settings.audit.retry.max_attempts,
+            timeout_ms: target.client.request_timeout.as_millis(),
+            output_type: target.client.output_type.as_str(),
+            auth_timeout: target.client.auth_timeout,
+            formats: settings.formats.clone(),
+        },
+        calls: ManifestCalls {
+            total: counters.calls.load(std::sync::atomic::Ordering::Relaxed),
+            throttled: counters.throttled.load(std::sync::atomic::Ordering::Relaxed),
+            retries: counters.retries.load(std::sync::atomic::Ordering::Relaxed),
+        },
+        files,
+    };
+    report::write_atomic(&settings.out, report::MANIFEST_JSON, |w| {
+        serde_json::to_writer_pretty(&mut *w, &manifest)?;
+        w.write_all(b"\n")
+    })
+    .with_context(|| format!("writing {}", settings.out.join(report::MANIFEST_JSON).display()))?;
+
+    if let Some(r) = &reason {
+        eprintln!("vod-image-audit: {}", r.describe());
+        eprintln!("vod-image-audit: the report in {} is marked incomplete", settings.out.display());
+    }
+    if !settings.quiet {
+        let t = &summary.totals;
+        eprintln!(
+            "vod-image-audit: {}: {} ids: {} found ({} blocked), {} missing, {} failed; {} rejected rows; {} calls, {} throttled",
+            if summary.complete { "done" } else { "stopped" },
+            t.unique_ids,
+            t.found,
+            summary.by_audit_status.get("Blocked").copied().unwrap_or(0),
+            t.missing,
+            t.failed,
+            t.invalid,
+            manifest.calls.total,
+            manifest.calls.throttled,
+        );
+    }
+    Ok(exit_code)
+}
+
+fn write_reports(
+    out: &Path,
+    formats: &[ReportFormat],
+    records: &[ImageRecord],
+    summary: &Summary,
+    rejected: &[input::Rejected],
+) -> std::io::Result<Vec<&'static str>> {
+    let mut files = Vec::new();
+    if formats.contains(&ReportFormat::Csv) {
+        report::write_atomic(out, report::IMAGES_CSV, |w| report::write_images_csv(w, records))?;
+        report::write_atomic(out, report::SUMMARY_CSV, |w| report::write_summary_csv(w, summary))?;
+        report::write_atomic(out, report::REJECTED_CSV, |w| report::write_rejected_csv(w, rejected))?;
+        files.extend([report::IMAGES_CSV, report::SUMMARY_CSV, report::REJECTED_CSV]);
+    }
+    if formats.contains(&ReportFormat::Json) {
+        report::write_atomic(out, report::IMAGES_JSONL, |w| report::write_images_jsonl(w, records))?;
+        report::write_atomic(out, report::SUMMARY_JSON, |w| report::write_summary_json(w, summary))?;
+        files.extend([report::IMAGES_JSONL, report::SUMMARY_JSON]);
+    }
+    files.push(report::MANIFEST_JSON);
+    Ok(files)
+}
+
+/// `check`: one signed call, printed as JSON on stdout.
+async fn check(a: &CheckArgs) -> anyhow::Result<u8> {
+    input::validate_id(a.image_id.trim()).map_err(|why| usage(format!("--image-id {:?}: {why}", a.image_id)))?;
+    let target = ApiTarget::resolve(&a.api)?;
+    let client = VodClient::new(target.credentials.clone(), target.client.clone())?;
+    let result = client.get_image_info(a.image_id.trim()).await;
+    let (value, code) = match result {
+        Ok(found) => (
+            serde_json::json!({"outcome": OutcomeKind::Found, "image_id": a.image_id.trim(), "request_id": found.request_id, "image_info": found.info}),
+            EXIT_OK,
+        ),
+        Err(e) if e.class == ErrorClass::Missing => (
+            serde_json::json!({"outcome": OutcomeKind::Missing, "image_id": a.image_id.trim(), "request_id": e.request_id}),
+            EXIT_OK,
+        ),
+        Err(e) => {
+            let fatal = e.class == ErrorClass::Fatal;
+            if fatal {
+                eprintln!("vod-image-audit: {e}\nvod-image-audit: {}", e.advice());
+            } else {
+                eprintln!("vod-image-audit: {e}");
+            }
+            (
+                serde_json::json!({"outcome": OutcomeKind::Failed, "image_id": a.image_id.trim(), "error": {
+                    "code": e.code, "message": e.message, "http_status": e.http_status, "request_id": e.request_id,
+                    "fatal": fatal}}),
+                if fatal { EXIT_FATAL } else { EXIT_FAILURES },
+            )
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    if code == EXIT_OK {
+        eprintln!(
+            "vod-image-audit: credentials ({}) and endpoint {} work (region {})",
+            target.credentials.source,
+            client.endpoint().as_str(),
+            target.region
+        );
+    }
+    Ok(code)
+}
+
+fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
+    let catalog = match (&a.catalog, a.generate) {
+        (Some(path), _) => Catalog::load(path).map_err(usage)?,
+        (None, Some(n)) => Catalog::from_values(sim::catalog::generate(n, a.seed, &a.region)).map_err(usage)?,
+        (None, None) => return Err(usage("give --catalog FILE or --generate N")),
+    };
+    for (flag, rate) in [
+        ("--error-rate", a.error_rate),
+        ("--unavailable-rate", a.unavailable_rate),
+        ("--drop-rate", a.drop_rate),
+        ("--slow-rate", a.slow_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(usage(format!("{flag} must be between 0 and 1")));
+        }
+    }
+    let mut config = SimConfig::new(catalog);
+    config.region = a.region.clone();
+    config.keys = vec![SimKey { id: a.access_key_id.clone(), secret: a.access_key_secret.clone(), sts_token: a.sts_token.clone() }];
+    config.qps = a.qps.filter(|q| *q > 0);
+    config.ratelimit_hints = a.ratelimit_hints;
+    config.seed = a.seed;
+    config.faults = Faults {
+        internal_error: a.error_rate,
+        unavailable: a.unavailable_rate,
+        drop: a.drop_rate,
+        slow: a.slow_rate,
+        slow_delay: humantime::parse_duration(&a.slow_time).map_err(|e| usage(format!("--slow-time: {e}")))?,
+        latency: humantime::parse_duration(&a.latency).map_err(|e| usage(format!("--latency: {e}")))?,
+    };
+    Ok(config)
+}
+
+/// `simulate`: serves until interrupted.
+async fn simulate(a: &SimulateArgs) -> anyhow::Result<u8> {
+    let config = sim_config(a)?;
+    if let Some(path) = &a.write_catalog {
+        let text = serde_json::to_string_pretty(&config.catalog.to_file_value())?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
+        return Ok(EXIT_OK);
+    }
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .map_err(|e| usage(format!("cannot listen on {}: {e}", a.listen)))?;
+    let addr = listener.local_addr()?;
+    let sim = Simulator::new(config);
+    let c = sim.config();
+    println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
+    println!("quota: {}", c.qps.map_or("none".to_owned(), |q| format!("{q} calls/s")));
+    println!("stats: http://{addr}/__sim/stats");
+    println!("Point the tool at it (simulator-only credentials, not a real key):");
+    println!("  export ALIBABA_CLOUD_ACCESS_KEY_ID={}", a.access_key_id);
+    println!("  export ALIBABA_CLOUD_ACCESS_KEY_SECRET={}", a.access_key_secret);
+    if let Some(t) = &a.sts_token {
+        println!("  export ALIBABA_CLOUD_SECURITY_TOKEN={t}");
+    }
+    if let Some(id) = c.catalog.ids().first() {
+        println!("  vod-image-audit check --endpoint http://{addr}/ --image-id {id}");
+    }
+    println!("  vod-image-audit run --endpoint http://{addr}/ --input ids.csv");
+    sim::serve(listener, sim.clone(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(EXIT_OK)
+}
+
+/// The bundled demo catalog.
+pub const DEMO_CATALOG: &str = include_str!("../inputs/demo-catalog.json");
+/// The bundled demo input.
+pub const DEMO_IDS: &[u8] = include_bytes!("../inputs/demo-image-ids.csv");
+
+/// `demo`: the simulator in-process with a quota and some faults, an audit
+/// of the bundled sample against it, and the summary.
+async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
+    let values: serde_json::Value = serde_json::from_str(DEMO_CATALOG).context("the bundled demo catalog")?;
+    let images = values.get("images").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let mut config = SimConfig::new(Catalog::from_values(images).map_err(|e| anyhow!(e))?);
+    // The quota sits below the client's rate so that throttling shows, and a
+    // few faults show the retries.
+    config.qps = Some(200);
+    config.ratelimit_hints = true;
+    config.seed = 2026;
+    config.faults = Faults {
+        internal_error: 0.02,
+        unavailable: 0.01,
+        drop: 0.005,
+        latency: Duration::from_millis(5),
+        ..Faults::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let sim = Simulator::new(config);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
+
+    let ids = input::read_ids(DEMO_IDS, "inputs/demo-image-ids.csv", None)?;
+    let api = ApiArgs {
+        region: None,
+        endpoint: Some(format!("http://{addr}/")),
+        profile: None,
+        timeout: "5s".into(),
+        output_type: crate::client::OutputType::Cdn,
+        auth_timeout: None,
+    };
+    let credentials = Credentials {
+        access_key_id: sim::DEFAULT_KEY_ID.into(),
+        access_key_secret: crate::secret::Secret::new(sim::DEFAULT_KEY_SECRET),
+        security_token: None,
+        source: "the demo simulator's built-in key".into(),
+    };
+    let target = ApiTarget::with_credentials(&api, credentials, "cn-shanghai".into())?;
+    let settings = RunSettings {
+        input: InputSource::Path("inputs/demo-image-ids.csv".into()),
+        out: a.out.clone(),
+        force: true,
+        audit: AuditSettings {
+            qps: NonZeroU32::new(240).expect("non-zero"),
+            burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("non-zero"),
+            concurrency: 32,
+            retry: RetryPolicy::default(),
+        },
+        formats: vec![ReportFormat::Csv, ReportFormat::Json],
+        progress: a.progress,
+        quiet: false,
+        argv,
+    };
+    println!(
+        "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s, 2% 500s, 1% 503s, 0.5% dropped connections",
+        sim.config().catalog.len()
+    );
+    println!("demo: auditing inputs/demo-image-ids.csv at 240 calls/s (above the quota, so throttling shows)");
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let code = run_audit(&settings, ids, target, stop).await?;
+    shutdown.cancel();
+    let _ = server.await;
+    let stats = sim.stats();
+    print_demo_summary(&settings.out, &stats)?;
+    Ok(code)
+}
+
+fn print_demo_summary(out: &Path, stats: &sim::Stats) -> anyhow::Result<()> {
+    let summary: Summary = serde_json::from_slice(&std::fs::read(out.join(report::SUMMARY_JSON))?)?;
+    let t = &summary.totals;
+    println!();
+    println!("reports in {}/: images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json", out.display());
+    println!();
+    println!("{:<28}{:>8}", "input rows", t.input_rows);
+    println!("{:<28}{:>8}", "  unique ids", t.unique_ids);
+    println!("{:<28}{:>8}", "  duplicates", t.duplicates);
+    println!("{:<28}{:>8}", "  rejected (rejected.csv)", t.invalid);
+    println!("{:<28}{:>8}", "found", t.found);
+    println!("{:<28}{:>8}", "missing (NoSuchResource)", t.missing);
+    println!("{:<28}{:>8}", "failed", t.failed);
+    println!();
+    println!("AuditStatus of found images:");
+    for (k, v) in &summary.by_audit_status {
+        println!("  {k:<26}{v:>8}");
+    }
+    println!("Status of found images:");
+    for (k, v) in &summary.by_status {
+        println!("  {k:<26}{v:>8}");
+    }
+    println!("Categories (images / blocked):");
+    for c in &summary.by_category {
+        let name = c.cate_name.as_deref().unwrap_or("(uncategorized)").replace('\n', "\\n");
+        println!("  {:<26}{:>8}{:>8}", name, c.images, c.blocked);
+    }
+    println!();
+    println!("simulator answers by code:");
+    for (k, v) in &stats.by_code {
+        println!("  {k:<26}{v:>8}");
+    }
+    let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
+    println!("ids answered more than once: {twice}");
+    Ok(())
+}

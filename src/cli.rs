@@ -1,0 +1,202 @@
+//! The command line as typed ([`Cli`]), before any checking.
+//!
+//! Owns flag names, help text and the exit-code table. Turning these raw
+//! flags into validated settings is `app`'s first step; nothing past that
+//! step sees a raw flag.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::OutputType;
+
+/// The exit codes, as documented in `--help` and the README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    every unique id is found or missing
+  1    internal error (a bug, or the report could not be written)
+  2    usage, input or configuration error; no call was made
+  3    finished, but some ids failed (see images.csv, failures_by_code)
+  4    stopped by a fatal API error (key, signature, permission, clock);
+       the report so far is written and marked incomplete
+  130  interrupted (SIGINT/SIGTERM); the report so far is written and marked incomplete
+
+Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
+(/ ALIBABA_CLOUD_SECURITY_TOKEN), the legacy ALICLOUD_* pair, or the aliyun CLI
+profile file ~/.aliyun/config.json. No flag takes a secret.";
+
+/// Audits images on Alibaba Cloud ApsaraVideo VOD: GetImageInfo for every id
+/// of a CSV, at a fixed rate, into CSV and JSON reports.
+#[derive(Debug, Parser)]
+#[command(name = "vod-image-audit", version, about, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit every image id of a CSV and write the reports.
+    Run(RunArgs),
+    /// One signed GetImageInfo call, printed as JSON: checks credentials, region and endpoint.
+    Check(CheckArgs),
+    /// Serve the built-in VOD simulator (for trying a configuration without production).
+    Simulate(SimulateArgs),
+    /// Run an audit of the bundled sample against the in-process simulator.
+    Demo(DemoArgs),
+}
+
+/// Where and how to call the API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Region id (else ALIBABA_CLOUD_REGION_ID, the profile's region_id, cn-shanghai).
+    #[arg(long, value_name = "ID")]
+    pub region: Option<String>,
+    /// Endpoint URL instead of https://vod.<region>.aliyuncs.com/ (VPC endpoint, the simulator).
+    /// Plain http:// only to loopback addresses.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// aliyun CLI profile to use (else ALIBABA_CLOUD_PROFILE, else the file's current profile).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Time allowed for one call, e.g. 10s, 1500ms.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
+    /// OutputType: the kind of URL the answers carry.
+    #[arg(long, value_enum, default_value_t = OutputType::Cdn)]
+    pub output_type: OutputType,
+    /// AuthTimeout: validity of the returned URLs, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub auth_timeout: Option<u64>,
+}
+
+/// `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// CSV of image ids, or - for stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: String,
+    /// Column holding the ids (else the first of ImageId/image_id/imageid, any case, else a single column).
+    #[arg(long, value_name = "NAME")]
+    pub id_column: Option<String>,
+    /// Report directory (default: reports/<UTC timestamp>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Overwrite a directory that holds a complete run.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Calls per second, retries included (default 20: a fifth of the ~100/s account quota, which production shares).
+    #[arg(long, value_name = "N")]
+    pub qps: Option<u32>,
+    /// Calls in flight at most.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Attempts per id, first call included.
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Report formats: csv, json, or both.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ReportFormat::Csv, ReportFormat::Json])]
+    pub format: Vec<ReportFormat>,
+    /// Progress display on stderr: a bar on a terminal (auto), always, or never.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The image id to look up.
+    #[arg(long, value_name = "ID")]
+    pub image_id: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9480")]
+    pub listen: String,
+    /// Catalog file: {"images": [ImageInfo, ...]} in the API's shape.
+    #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+    pub catalog: Option<PathBuf>,
+    /// Generate N images instead of reading a catalog.
+    #[arg(long, value_name = "N")]
+    pub generate: Option<usize>,
+    /// Seed for the generated catalog and for fault decisions.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the catalog to FILE and exit (to make a catalog to edit).
+    #[arg(long, value_name = "FILE")]
+    pub write_catalog: Option<PathBuf>,
+    /// Account quota in calls per second; excess calls get 400 Throttling.User.
+    #[arg(long, value_name = "N")]
+    pub qps: Option<u32>,
+    /// Send x-ratelimit-user TimeLeft hints with throttled answers.
+    #[arg(long)]
+    pub ratelimit_hints: bool,
+    /// Share of calls answered 500 InternalError (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub error_rate: f64,
+    /// Share of calls answered 503 ServiceUnavailable (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub unavailable_rate: f64,
+    /// Share of connections closed without an answer (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub drop_rate: f64,
+    /// Share of answers delayed by --slow-time (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub slow_rate: f64,
+    /// Delay of a slow answer.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub slow_time: String,
+    /// Latency added to every call.
+    #[arg(long, default_value = "0ms", value_name = "DURATION")]
+    pub latency: String,
+    /// Region the simulator answers for.
+    #[arg(long, default_value = "cn-shanghai")]
+    pub region: String,
+    /// AccessKey ID the simulator accepts (a made-up one; never a real key).
+    #[arg(long, default_value = crate::sim::DEFAULT_KEY_ID)]
+    pub access_key_id: String,
+    /// AccessKey secret the simulator accepts (a made-up one; never a real key).
+    #[arg(long, default_value = crate::sim::DEFAULT_KEY_SECRET)]
+    pub access_key_secret: String,
+    /// Make the key an STS key that needs this SecurityToken (made up).
+    #[arg(long, value_name = "TOKEN")]
+    pub sts_token: Option<String>,
+}
+
+/// `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Report directory.
+    #[arg(long, default_value = "reports/demo")]
+    pub out: PathBuf,
+    /// Progress display on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+/// A report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Csv,
+    Json,
+}
+
+/// When to draw progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}

@@ -56,12 +56,8 @@ fn classify_code(code: &str) -> Option<ErrorClass> {
             ErrorClass::Transient
         }
         (_, "InvalidParameter" | "MissingParameter") => ErrorClass::BadRequest,
-        (_, "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureMethod") => {
-            ErrorClass::Fatal
-        }
-        ("InvalidAccessKeyId" | "Forbidden" | "OperationDenied" | "InvalidTimeStamp", _) => {
-            ErrorClass::Fatal
-        }
+        (_, "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureMethod") => ErrorClass::Fatal,
+        ("InvalidAccessKeyId" | "Forbidden" | "OperationDenied" | "InvalidTimeStamp", _) => ErrorClass::Fatal,
         ("InvalidSecurityToken" | "MissingSecurityToken", _) => ErrorClass::Fatal,
         _ => return None,
     })

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, Context};
 use serde::Serialize;
 
+use crate::api_error::ErrorClass;
 use crate::audit::{self, AuditSettings, Counters, StopHandle, StopReason};
 use crate::cli::{ApiArgs, CheckArgs, Cli, Command, DemoArgs, ProgressMode, ReportFormat, RunArgs, SimulateArgs};
 use crate::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT};
@@ -24,7 +25,6 @@ use crate::progress::Progress;
 use crate::report::{self, Summary};
 use crate::retry::RetryPolicy;
 use crate::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator};
-use crate::api_error::ErrorClass;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
@@ -176,7 +176,8 @@ impl ApiTarget {
 }
 
 fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let d = humantime::parse_duration(text).map_err(|e| usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))?;
+    let d = humantime::parse_duration(text)
+        .map_err(|e| usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))?;
     if d.is_zero() {
         return Err(usage(format!("{flag} must be more than zero")));
     }
@@ -206,7 +207,9 @@ fn spawn_signal_listener(stop: StopHandle) {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!("vod-image-audit: stopping: waiting for the calls in flight, then writing the report (run again to finish)");
+        eprintln!(
+            "vod-image-audit: stopping: waiting for the calls in flight, then writing the report (run again to finish)"
+        );
         stop.stop(StopReason::Interrupted);
     });
 }
@@ -263,7 +266,8 @@ fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<()> {
             )));
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| usage(format!("cannot create the output directory {}: {e}", out.display())))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| usage(format!("cannot create the output directory {}: {e}", out.display())))?;
     let probe = out.join(".write-probe");
     std::fs::write(&probe, b"probe")
         .and_then(|_| std::fs::remove_file(&probe))
@@ -275,7 +279,8 @@ fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<()> {
 pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, stop: StopHandle) -> anyhow::Result<u8> {
     prepare_out_dir(&settings.out, settings.force)?;
     let started = SystemTime::now();
-    let client = VodClient::new(target.credentials.clone(), target.client.clone()).context("building the HTTP client")?;
+    let client =
+        VodClient::new(target.credentials.clone(), target.client.clone()).context("building the HTTP client")?;
     let counters = Arc::new(Counters::default());
     let mut progress = Progress::new(ids.ids.len() as u64, settings.progress, settings.quiet, counters.clone());
     if !progress.is_silent() {
@@ -292,7 +297,8 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         );
     }
     let id_list = ids.ids.clone();
-    let mut outcomes = audit::audit(&client, id_list, &settings.audit, counters.clone(), stop.clone(), |o| progress.record(o)).await;
+    let mut outcomes =
+        audit::audit(&client, id_list, &settings.audit, counters.clone(), stop.clone(), |o| progress.record(o)).await;
     progress.finish();
 
     outcomes.sort_unstable_by(|a, b| a.image_id.cmp(&b.image_id));
@@ -458,10 +464,16 @@ fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     }
     let mut config = SimConfig::new(catalog);
     config.region = a.region.clone();
-    config.keys = vec![SimKey { id: a.access_key_id.clone(), secret: a.access_key_secret.clone(), sts_token: a.sts_token.clone() }];
+    config.keys = vec![SimKey {
+        id: a.access_key_id.clone(),
+        secret: a.access_key_secret.clone(),
+        sts_token: a.sts_token.clone(),
+    }];
     config.qps = a.qps.filter(|q| *q > 0);
     config.ratelimit_hints = a.ratelimit_hints;
     config.seed = a.seed;
+    config.clock_offset_secs = a.clock_offset;
+    config.revoke_key_after = a.revoke_key_after;
     config.faults = Faults {
         internal_error: a.error_rate,
         unavailable: a.unavailable_rate,
@@ -587,7 +599,10 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> anyhow::Result<()> {
     let summary: Summary = serde_json::from_slice(&std::fs::read(out.join(report::SUMMARY_JSON))?)?;
     let t = &summary.totals;
     println!();
-    println!("reports in {}/: images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json", out.display());
+    println!(
+        "reports in {}/: images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json",
+        out.display()
+    );
     println!();
     println!("{:<28}{:>8}", "input rows", t.input_rows);
     println!("{:<28}{:>8}", "  unique ids", t.unique_ids);

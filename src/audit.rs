@@ -146,9 +146,8 @@ pub async fn audit(
     };
     let shared = &shared;
     let mut outcomes = Vec::with_capacity(ids.len());
-    let mut stream = futures::stream::iter(ids)
-        .map(|id| audit_one(shared, id))
-        .buffer_unordered(settings.concurrency.max(1));
+    let mut stream =
+        futures::stream::iter(ids).map(|id| audit_one(shared, id)).buffer_unordered(settings.concurrency.max(1));
     while let Some(outcome) = stream.next().await {
         sink(&outcome);
         outcomes.push(outcome);

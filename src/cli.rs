@@ -168,6 +168,12 @@ pub struct SimulateArgs {
     /// AccessKey secret the simulator accepts (a made-up one; never a real key).
     #[arg(long, default_value = crate::sim::DEFAULT_KEY_SECRET)]
     pub access_key_secret: String,
+    /// Seconds to add to the simulator's clock (negative: behind), to see how a skewed clock is reported.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_name = "SECONDS")]
+    pub clock_offset: i64,
+    /// Treat the key as deleted after N authenticated calls (a key revoked mid-run).
+    #[arg(long, value_name = "N")]
+    pub revoke_key_after: Option<u64>,
     /// Make the key an STS key that needs this SecurityToken (made up).
     #[arg(long, value_name = "TOKEN")]
     pub sts_token: Option<String>,

@@ -185,7 +185,8 @@ impl VodClient {
     /// [`ApiError`] of class [`ErrorClass::Missing`], as the API reports it.
     pub async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
         let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id.to_owned())]).await?;
-        let parsed: GetImageInfoResponse = serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+        let parsed: GetImageInfoResponse =
+            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
         Ok(Found { info, request_id: parsed.request_id.or(request_id_header) })
     }
@@ -196,7 +197,11 @@ impl VodClient {
         serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))
     }
 
-    async fn call(&self, action: &str, operation: &[(&str, String)]) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+    async fn call(
+        &self,
+        action: &str,
+        operation: &[(&str, String)],
+    ) -> Result<(bytes::Bytes, Option<String>), ApiError> {
         let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let nonce = format!("{:032x}", rand::random::<u128>());
         let params = self.params(action, operation, &timestamp, &nonce);
@@ -305,8 +310,18 @@ fn httpdate_parse(text: &str) -> Option<SystemTime> {
     let mut it = text.split_whitespace().skip(1);
     let day: u32 = it.next()?.parse().ok()?;
     let month = match it.next()? {
-        "Jan" => 1, "Feb" => 2, "Mar" => 3, "Apr" => 4, "May" => 5, "Jun" => 6,
-        "Jul" => 7, "Aug" => 8, "Sep" => 9, "Oct" => 10, "Nov" => 11, "Dec" => 12,
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
         _ => return None,
     };
     let year: u32 = it.next()?.parse().ok()?;
@@ -393,7 +408,10 @@ mod tests {
     #[test]
     fn error_answers_decode_with_hints() {
         let body = br#"{"RequestId":"R1","HostId":"vod.cn-shanghai.aliyuncs.com","Code":"Throttling.User","Message":"Request was denied due to user flow control.","Recommend":"x"}"#;
-        let h = headers(&[("x-ratelimit-user", "Limit:100,Remain:0,TimeLeft:2000,Reset:1700000000"), ("x-acs-retry-after", "500")]);
+        let h = headers(&[
+            ("x-ratelimit-user", "Limit:100,Remain:0,TimeLeft:2000,Reset:1700000000"),
+            ("x-acs-retry-after", "500"),
+        ]);
         let e = error_from_answer(400, &h, body);
         assert_eq!(e.class, ErrorClass::Throttled);
         assert_eq!(e.code, "Throttling.User");
@@ -412,9 +430,17 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_key_differ_on_404() {
-        let miss = error_from_answer(404, &HeaderMap::new(), br#"{"Code":"NoSuchResource","Message":"The specified resource does not exist."}"#);
+        let miss = error_from_answer(
+            404,
+            &HeaderMap::new(),
+            br#"{"Code":"NoSuchResource","Message":"The specified resource does not exist."}"#,
+        );
         assert_eq!(miss.class, ErrorClass::Missing);
-        let key = error_from_answer(404, &HeaderMap::new(), br#"{"Code":"InvalidAccessKeyId.NotFound","Message":"Specified access key is not found."}"#);
+        let key = error_from_answer(
+            404,
+            &HeaderMap::new(),
+            br#"{"Code":"InvalidAccessKeyId.NotFound","Message":"Specified access key is not found."}"#,
+        );
         assert_eq!(key.class, ErrorClass::Fatal);
     }
 

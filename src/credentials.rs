@@ -130,12 +130,9 @@ pub fn resolve(
         "ALIBABA_CLOUD_SECURITY_TOKEN",
     )? {
         (c, None)
-    } else if let Some(c) = from_env_pair(
-        &env,
-        "ALICLOUD_ACCESS_KEY_ID",
-        "ALICLOUD_ACCESS_KEY_SECRET",
-        "ALICLOUD_SECURITY_TOKEN",
-    )? {
+    } else if let Some(c) =
+        from_env_pair(&env, "ALICLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_SECRET", "ALICLOUD_SECURITY_TOKEN")?
+    {
         (c, None)
     } else {
         from_profile(home, env("ALIBABA_CLOUD_PROFILE").as_deref())?
@@ -197,19 +194,17 @@ fn from_profile(home: &Path, wanted: Option<&str>) -> Result<(Credentials, Optio
         _ => return Err(CredentialError::UnsupportedMode { name, path: shown, mode }),
     };
     let field = |v: &Option<String>, field: &'static str| {
-        v.clone()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| CredentialError::IncompleteProfile { name: name.clone(), path: shown.clone(), field })
+        v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| CredentialError::IncompleteProfile {
+            name: name.clone(),
+            path: shown.clone(),
+            field,
+        })
     };
     let access_key_id = field(&profile.access_key_id, "access_key_id")?;
     let access_key_secret = Secret::new(field(&profile.access_key_secret, "access_key_secret")?);
     let security_token = if wants_token { Some(Secret::new(field(&profile.sts_token, "sts_token")?)) } else { None };
-    let credentials = Credentials {
-        access_key_id,
-        access_key_secret,
-        security_token,
-        source: format!("profile {name} in {shown}"),
-    };
+    let credentials =
+        Credentials { access_key_id, access_key_secret, security_token, source: format!("profile {name} in {shown}") };
     Ok((credentials, profile.region_id.clone().filter(|r| !r.is_empty())))
 }
 

@@ -302,7 +302,11 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         };
         let id = text.trim();
         if single && rec.iter().skip(1).any(|f| !f.iter().all(u8::is_ascii_whitespace)) {
-            return reject(out, &String::from_utf8_lossy(rec.as_slice()), format!("{} fields in a one-column file (a comma inside an id?)", rec.len()));
+            return reject(
+                out,
+                &String::from_utf8_lossy(rec.as_slice()),
+                format!("{} fields in a one-column file (a comma inside an id?)", rec.len()),
+            );
         }
         if rec.len() <= col {
             return reject(out, "", format!("the row has {} fields and no {:?} column", rec.len(), out.id_column));

@@ -132,11 +132,9 @@ fn flexible_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
         Some(NumberOrText::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
         Some(NumberOrText::Float(f)) => Err(D::Error::custom(format!("not an integer: {f}"))),
         Some(NumberOrText::Text(s)) if s.trim().is_empty() => Ok(None),
-        Some(NumberOrText::Text(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| D::Error::custom(format!("not an integer: {s:?}"))),
+        Some(NumberOrText::Text(s)) => {
+            s.trim().parse().map(Some).map_err(|_| D::Error::custom(format!("not an integer: {s:?}")))
+        }
     }
 }
 
@@ -207,10 +205,9 @@ mod tests {
 
     #[test]
     fn batch_answer_decodes() {
-        let r: GetImageInfosResponse = serde_json::from_str(
-            r#"{"RequestId": "r", "ImageInfo": [{"ImageId": "a"}], "NonExistImageIds": ["b"]}"#,
-        )
-        .unwrap();
+        let r: GetImageInfosResponse =
+            serde_json::from_str(r#"{"RequestId": "r", "ImageInfo": [{"ImageId": "a"}], "NonExistImageIds": ["b"]}"#)
+                .unwrap();
         assert_eq!(r.image_info.len(), 1);
         assert_eq!(r.non_exist_image_ids, vec!["b".to_string()]);
     }

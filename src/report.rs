@@ -27,10 +27,31 @@ pub const UNKNOWN: &str = "Unknown";
 
 /// The `images.csv` header, in order.
 pub const IMAGES_COLUMNS: &[&str] = &[
-    "image_id", "outcome", "audit_status", "status", "cate_id", "cate_name", "title", "image_type",
-    "creation_time", "tags", "description", "storage_location", "url", "app_id", "region_id", "file_size",
-    "width", "height", "original_file_name", "file_url", "attempts", "error_code", "error_message",
-    "http_status", "request_id",
+    "image_id",
+    "outcome",
+    "audit_status",
+    "status",
+    "cate_id",
+    "cate_name",
+    "title",
+    "image_type",
+    "creation_time",
+    "tags",
+    "description",
+    "storage_location",
+    "url",
+    "app_id",
+    "region_id",
+    "file_size",
+    "width",
+    "height",
+    "original_file_name",
+    "file_url",
+    "attempts",
+    "error_code",
+    "error_message",
+    "http_status",
+    "request_id",
 ];
 
 /// The accounting of the input and of the outcomes.
@@ -255,7 +276,10 @@ mod tests {
             s.totals,
             Totals { input_rows: 12, unique_ids: 8, duplicates: 3, invalid: 1, found: 4, missing: 1, failed: 3 }
         );
-        assert_eq!(s.by_audit_status, BTreeMap::from([("Normal".into(), 1), ("Blocked".into(), 2), ("Unknown".into(), 1)]));
+        assert_eq!(
+            s.by_audit_status,
+            BTreeMap::from([("Normal".into(), 1), ("Blocked".into(), 2), ("Unknown".into(), 1)])
+        );
         assert_eq!(s.by_status, BTreeMap::from([("Normal".into(), 2), ("Uploading".into(), 1), ("Unknown".into(), 1)]));
         assert_eq!(
             s.by_category,
@@ -294,7 +318,8 @@ mod tests {
         let rec = failed("x", "Throttling.User");
         let mut buf = Vec::new();
         write_images_jsonl(&mut buf, [&rec, &rec]).unwrap();
-        let lines: Vec<ImageRecord> = buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let lines: Vec<ImageRecord> =
+            buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
         assert_eq!(lines, vec![rec.clone(), rec]);
     }
 
@@ -305,15 +330,38 @@ mod tests {
         write_summary_json(&mut buf, &s).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, vec!["by_audit_status", "by_category", "by_status", "complete", "failures_by_code", "stop_reason", "totals"]);
+        assert_eq!(
+            keys,
+            vec![
+                "by_audit_status",
+                "by_category",
+                "by_status",
+                "complete",
+                "failures_by_code",
+                "stop_reason",
+                "totals"
+            ]
+        );
         let totals: Vec<&str> = v["totals"].as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(totals, vec!["duplicates", "failed", "found", "input_rows", "invalid", "missing", "unique_ids"]);
-        assert_eq!(v["by_category"][0], serde_json::json!({"cate_id": null, "cate_name": null, "images": 1, "blocked": 1}));
+        assert_eq!(
+            v["by_category"][0],
+            serde_json::json!({"cate_id": null, "cate_name": null, "images": 1, "blocked": 1})
+        );
     }
 
     #[test]
     fn summary_csv_rows() {
-        let s = summarize(3, 0, 0, &[found("a", Some("Blocked"), Some("Normal"), Some((7, "A,B"))), Outcome::missing("b".into(), 1, None).record(), failed("c", "X")]);
+        let s = summarize(
+            3,
+            0,
+            0,
+            &[
+                found("a", Some("Blocked"), Some("Normal"), Some((7, "A,B"))),
+                Outcome::missing("b".into(), 1, None).record(),
+                failed("c", "X"),
+            ],
+        );
         let mut buf = Vec::new();
         write_summary_csv(&mut buf, &s).unwrap();
         let text = String::from_utf8(buf).unwrap();

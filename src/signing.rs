@@ -90,21 +90,13 @@ pub fn signature_of(string_to_sign: &str, access_key_secret: &str) -> String {
 
 /// The signature of a request: method, every parameter except `Signature`,
 /// and the AccessKey secret.
-pub fn sign<K: AsRef<str>, V: AsRef<str>>(
-    method: &str,
-    params: &[(K, V)],
-    access_key_secret: &str,
-) -> String {
+pub fn sign<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)], access_key_secret: &str) -> String {
     signature_of(&string_to_sign(method, params), access_key_secret)
 }
 
 /// A signed query string, ready to follow `?`: the canonicalized query plus
 /// `&Signature=<encoded signature>`.
-pub fn signed_query<K: AsRef<str>, V: AsRef<str>>(
-    method: &str,
-    params: &[(K, V)],
-    access_key_secret: &str,
-) -> String {
+pub fn signed_query<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)], access_key_secret: &str) -> String {
     let mut query = canonical_query(params);
     let signature = signature_of(&string_to_sign_for(method, &query), access_key_secret);
     query.push_str("&Signature=");
@@ -175,10 +167,7 @@ mod tests {
     fn percent_encode_vector_reproduces() {
         let all = vectors();
         let case = &all["percent_encode_vector"];
-        assert_eq!(
-            percent_encode(case["input"].as_str().unwrap()),
-            case["expected"].as_str().unwrap()
-        );
+        assert_eq!(percent_encode(case["input"].as_str().unwrap()), case["expected"].as_str().unwrap());
     }
 
     #[test]
@@ -241,6 +230,9 @@ mod tests {
         let p = [("Action", "GetImageInfo"), ("Timestamp", "2020-01-01T00:00:00Z")];
         let q = signed_query("POST", &p, "secret");
         let sig = sign("POST", &p, "secret");
-        assert_eq!(q, format!("Action=GetImageInfo&Timestamp=2020-01-01T00%3A00%3A00Z&Signature={}", percent_encode(&sig)));
+        assert_eq!(
+            q,
+            format!("Action=GetImageInfo&Timestamp=2020-01-01T00%3A00%3A00Z&Signature={}", percent_encode(&sig))
+        );
     }
 }

@@ -82,6 +82,12 @@ pub struct SimConfig {
     pub seed: u64,
     /// Allowed timestamp skew.
     pub max_skew: Duration,
+    /// Seconds added to the simulator's clock (negative: behind), to show a
+    /// client what a skewed clock looks like. Also sets the `Date` header.
+    pub clock_offset_secs: i64,
+    /// After this many authenticated calls the key is treated as deleted
+    /// (`InvalidAccessKeyId.NotFound`): a key revoked mid-run.
+    pub revoke_key_after: Option<u64>,
 }
 
 impl SimConfig {
@@ -96,6 +102,8 @@ impl SimConfig {
             faults: Faults::default(),
             seed: 1,
             max_skew: MAX_SKEW,
+            clock_offset_secs: 0,
+            revoke_key_after: None,
         }
     }
 }
@@ -131,6 +139,7 @@ pub struct Simulator {
     per_image: Vec<Mutex<HashMap<Box<str>, ImageCounts>>>,
     by_code: Mutex<BTreeMap<String, u64>>,
     requests: AtomicU64,
+    authenticated: AtomicU64,
     request_seq: AtomicU64,
     quota: Mutex<(u64, u32)>,
     started: Instant,
@@ -173,6 +182,7 @@ impl Simulator {
             per_image: (0..SHARDS).map(|_| Mutex::default()).collect(),
             by_code: Mutex::default(),
             requests: AtomicU64::new(0),
+            authenticated: AtomicU64::new(0),
             request_seq: AtomicU64::new(0),
             quota: Mutex::new((0, 0)),
             started: Instant::now(),
@@ -232,6 +242,16 @@ impl Simulator {
             b >> 48,
             b & 0xFFFF_FFFF_FFFF
         )
+    }
+
+    /// The simulator's clock: the real one plus the configured offset.
+    pub fn now(&self) -> SystemTime {
+        let off = Duration::from_secs(self.config.clock_offset_secs.unsigned_abs());
+        if self.config.clock_offset_secs >= 0 {
+            SystemTime::now() + off
+        } else {
+            SystemTime::now() - off
+        }
     }
 
     /// Records a nonce; false if it was seen before.
@@ -338,7 +358,14 @@ async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Result<Response<
         }
         Ok(a) => {
             sim.count_code(a.code());
-            Ok(a.render(format, &sim.request_id(), &format!("vod.{}.aliyuncs.com", sim.config.region)))
+            let mut response = a.render(format, &sim.request_id(), &format!("vod.{}.aliyuncs.com", sim.config.region));
+            if sim.config.clock_offset_secs != 0 {
+                let date = httpdate(sim.now());
+                if let Ok(v) = date.parse() {
+                    response.headers_mut().insert(hyper::header::DATE, v);
+                }
+            }
+            Ok(response)
         }
     }
 }
@@ -351,15 +378,33 @@ fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(String, String)]) -> Result<Answer, Dropped> {
+async fn process(
+    sim: &Simulator,
+    method: &Method,
+    path_ok: bool,
+    params: &[(String, String)],
+) -> Result<Answer, Dropped> {
     let cfg = &sim.config;
     if !path_ok {
-        return Ok(Answer::error(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."));
+        return Ok(Answer::error(
+            404,
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+        ));
     }
     if method != Method::GET && method != Method::POST {
         return Ok(Answer::error(400, "UnsupportedHTTPMethod", "Specified http method is not supported."));
     }
-    for name in ["AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "SignatureNonce", "Timestamp", "Version", "Action"] {
+    for name in [
+        "AccessKeyId",
+        "Signature",
+        "SignatureMethod",
+        "SignatureVersion",
+        "SignatureNonce",
+        "Timestamp",
+        "Version",
+        "Action",
+    ] {
         if get(params, name).is_none_or(str::is_empty) {
             let code = if name == "Signature" { "IncompleteSignature".to_owned() } else { format!("Missing{name}") };
             return Ok(Answer::error(400, &code, &format!("{name} is mandatory for this action.")));
@@ -373,17 +418,26 @@ async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(Str
         return Ok(Answer::error(400, "InvalidSignatureVersion", "Specified signature version is not valid."));
     }
     let Ok(ts) = humantime::parse_rfc3339(p("Timestamp")) else {
-        return Ok(Answer::error(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."));
+        return Ok(Answer::error(
+            400,
+            "InvalidTimeStamp.Format",
+            "Specified time stamp or date value is not well formatted.",
+        ));
     };
     if !is_utc_seconds(p("Timestamp")) {
-        return Ok(Answer::error(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."));
+        return Ok(Answer::error(
+            400,
+            "InvalidTimeStamp.Format",
+            "Specified time stamp or date value is not well formatted.",
+        ));
     }
-    let now = SystemTime::now();
+    let now = sim.now();
     let skew = now.duration_since(ts).unwrap_or_else(|e| e.duration());
     if skew > cfg.max_skew {
         return Ok(Answer::error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."));
     }
-    let Some(key) = sim.keys.get(p("AccessKeyId")) else {
+    let revoked = cfg.revoke_key_after.is_some_and(|n| sim.authenticated.load(Ordering::Relaxed) >= n);
+    let Some(key) = sim.keys.get(p("AccessKeyId")).filter(|_| !revoked) else {
         return Ok(Answer::error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."));
     };
     let string_to_sign = signing::string_to_sign(method.as_str(), params);
@@ -392,18 +446,27 @@ async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(Str
         return Ok(Answer::error(
             400,
             "SignatureDoesNotMatch",
-            &format!("Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"),
+            &format!(
+                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
+            ),
         ));
     }
     if let Some(token) = &key.sts_token {
         match get(params, "SecurityToken") {
-            None | Some("") => return Ok(Answer::error(400, "MissingSecurityToken", "SecurityToken is mandatory for this action.")),
+            None | Some("") => {
+                return Ok(Answer::error(400, "MissingSecurityToken", "SecurityToken is mandatory for this action."))
+            }
             Some(t) if t != token => {
-                return Ok(Answer::error(400, "InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey."))
+                return Ok(Answer::error(
+                    400,
+                    "InvalidSecurityToken.MismatchWithAccessKey",
+                    "Specified SecurityToken mismatch with the AccessKey.",
+                ))
             }
             Some(_) => {}
         }
     }
+    sim.authenticated.fetch_add(1, Ordering::Relaxed);
     if !sim.fresh_nonce(p("SignatureNonce")) {
         return Ok(Answer::error(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
     }
@@ -413,24 +476,40 @@ async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(Str
     let action = p("Action");
     let ids: Vec<&str> = match action {
         "GetImageInfo" => match get(params, "ImageId") {
-            None | Some("") => return Ok(Answer::error(400, "MissingImageId", "ImageId is mandatory for this action.")),
+            None | Some("") => {
+                return Ok(Answer::error(400, "MissingImageId", "ImageId is mandatory for this action."))
+            }
             Some(id) => vec![id],
         },
         "GetImageInfos" => match get(params, "ImageIds") {
-            None | Some("") => return Ok(Answer::error(400, "MissingImageIds", "ImageIds is mandatory for this action.")),
+            None | Some("") => {
+                return Ok(Answer::error(400, "MissingImageIds", "ImageIds is mandatory for this action."))
+            }
             Some(list) => {
                 let ids: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
                 if ids.is_empty() || ids.len() > crate::client::MAX_BATCH_IDS {
-                    return Ok(Answer::error(400, "InvalidParameter", "The specified parameter ImageIds is not valid: 1 to 20 ids are allowed."));
+                    return Ok(Answer::error(
+                        400,
+                        "InvalidParameter",
+                        "The specified parameter ImageIds is not valid: 1 to 20 ids are allowed.",
+                    ));
                 }
                 ids
             }
         },
-        _ => return Ok(Answer::error(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")),
+        _ => {
+            return Ok(Answer::error(
+                404,
+                "InvalidAction.NotFound",
+                "Specified api is not found, please check your url and method.",
+            ))
+        }
     };
     match get(params, "OutputType") {
         None | Some("cdn") | Some("oss") => {}
-        Some(_) => return Ok(Answer::error(400, "InvalidParameter", "The specified parameter OutputType is not valid.")),
+        Some(_) => {
+            return Ok(Answer::error(400, "InvalidParameter", "The specified parameter OutputType is not valid."))
+        }
     }
     if let Some(t) = get(params, "AuthTimeout") {
         let max = if get(params, "OutputType") == Some("oss") { 2_592_000 } else { i64::MAX };
@@ -471,7 +550,11 @@ async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(Str
         return Ok(Answer::error(500, "InternalError", "The request processing has failed due to some unknown error."));
     }
     if fault < f.internal_error + f.unavailable {
-        return Ok(Answer::error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."));
+        return Ok(Answer::error(
+            503,
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        ));
     }
     if action == "GetImageInfo" {
         let id = ids[0];
@@ -491,6 +574,18 @@ async fn process(sim: &Simulator, method: &Method, path_ok: bool, params: &[(Str
         }
     }
     Ok(Answer::Images(found, missing))
+}
+
+/// An HTTP `Date` header value (IMF-fixdate) for a time.
+fn httpdate(t: SystemTime) -> String {
+    // humantime gives RFC 3339; rearrange it into `Sun, 06 Nov 1994 08:49:37 GMT`.
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][((secs / 86400) % 7) as usize];
+    let rfc = humantime::format_rfc3339_seconds(t).to_string();
+    let (y, mo, d, time) = (&rfc[0..4], &rfc[5..7], &rfc[8..10], &rfc[11..19]);
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        [mo.parse::<usize>().unwrap_or(1).clamp(1, 12) - 1];
+    format!("{weekday}, {d} {month} {y} {time} GMT")
 }
 
 /// The API wants `YYYY-MM-DDThh:mm:ssZ`: UTC, whole seconds.

@@ -157,6 +157,7 @@ pub async fn audit(
 
 async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
     let mut attempts = 0u32;
+    let (mut throttles, mut transients) = (0u32, 0u32);
     let mut last: Option<ApiError> = None;
     loop {
         if s.stop.is_stopped() {
@@ -178,13 +179,22 @@ async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
             Ok(found) => return Outcome::found(id, found.info, attempts, found.request_id),
             Err(e) => e,
         };
-        if err.class == ErrorClass::Throttled {
-            s.counters.throttled.fetch_add(1, Ordering::Relaxed);
-            if let Some(hint) = err.retry_after {
-                s.pause.extend(Instant::now() + hint.min(crate::retry::MAX_HINT));
+        let failures = match err.class {
+            ErrorClass::Throttled => {
+                s.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                if let Some(hint) = err.retry_after {
+                    s.pause.extend(Instant::now() + hint.min(crate::retry::MAX_HINT));
+                }
+                throttles += 1;
+                throttles
             }
-        }
-        match s.policy.decide(err.class, attempts, err.retry_after, rand::random::<f64>()) {
+            ErrorClass::Transient => {
+                transients += 1;
+                transients
+            }
+            _ => attempts,
+        };
+        match s.policy.decide(err.class, failures, err.retry_after, rand::random::<f64>()) {
             Decision::Stop if err.class == ErrorClass::Missing => {
                 return Outcome::missing(id, attempts, err.request_id);
             }

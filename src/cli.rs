@@ -37,8 +37,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Audit every image id of a CSV and write the reports.
+    #[command(after_help = EXIT_CODES_HELP)]
     Run(RunArgs),
     /// One signed GetImageInfo call, printed as JSON: checks credentials, region and endpoint.
+    #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
     /// Serve the built-in VOD simulator (for trying a configuration without production).
     Simulate(SimulateArgs),
@@ -93,7 +95,8 @@ pub struct RunArgs {
     /// Calls in flight at most.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Attempts per id, first call included.
+    /// Attempts per id for transient failures (5xx, timeouts), first call included;
+    /// throttled answers are retried up to 4x as often, with growing backoff.
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
     /// Report formats: csv, json, or both.

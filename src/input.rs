@@ -135,26 +135,22 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
-/// Turns every empty line into a line holding one space.
+/// Feeds the CSV parser line endings it counts correctly.
 ///
-/// The `csv` crate skips empty lines silently and then reports the line of
-/// the *next* record as the line where the blank began, so every line number
-/// after a blank line would be off. A one-space line is a record of its own,
-/// which `read_ids` counts as blank, and the numbers stay right. Only the
-/// parser sees the change: the digest is taken before it.
-struct KeepBlankLines<R> {
+/// The `csv` crate skips empty lines silently, reports the line of the
+/// record after a blank line as the blank line's, and counts a CRLF file's
+/// lines one short. So every line ending (CRLF, LF, a lone CR) becomes `\n`
+/// and every empty line gets one space: a record of its own, which
+/// `read_ids` counts as blank. Only the parser sees the change: the digest is
+/// taken before it, and only the id column, which cannot hold a line break,
+/// is used.
+struct NormalizeLines<R> {
     inner: R,
-    state: LineState,
+    at_line_start: bool,
+    after_cr: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum LineState {
-    Start,
-    AfterCr,
-    Middle,
-}
-
-impl<R: Read> Read for KeepBlankLines<R> {
+impl<R: Read> Read for NormalizeLines<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Each input byte yields at most two output bytes.
         let mut tmp = [0u8; 8192];
@@ -165,18 +161,23 @@ impl<R: Read> Read for KeepBlankLines<R> {
         let got = self.inner.read(&mut tmp[..want])?;
         let mut n = 0;
         for &b in &tmp[..got] {
-            let blank = matches!((self.state, b), (LineState::Start, b'\n' | b'\r') | (LineState::AfterCr, b'\r'));
-            if blank {
-                buf[n] = b' ';
-                n += 1;
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            if b == b'\n' && after_cr {
+                continue; // the LF of a CRLF, already ended
             }
-            buf[n] = b;
-            n += 1;
-            self.state = match b {
-                b'\n' => LineState::Start,
-                b'\r' => LineState::AfterCr,
-                _ => LineState::Middle,
-            };
+            if b == b'\n' || b == b'\r' {
+                if self.at_line_start {
+                    buf[n] = b' ';
+                    n += 1;
+                }
+                buf[n] = b'\n';
+                n += 1;
+                self.at_line_start = true;
+            } else {
+                buf[n] = b;
+                n += 1;
+                self.at_line_start = false;
+            }
         }
         Ok(n)
     }
@@ -220,7 +221,7 @@ fn clean_header(field: &[u8]) -> String {
 /// `--id-column`.
 pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
     let mut tap = Tap { inner: reader, hash: Sha256::new(), bytes: 0, saw_nul: false, quotes: 0 };
-    let lines = KeepBlankLines { inner: &mut tap, state: LineState::Start };
+    let lines = NormalizeLines { inner: &mut tap, at_line_start: true, after_cr: false };
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(lines);
     let read_err = |e: csv::Error| InputError::Read { file: file.to_owned(), reason: e.to_string() };
 
@@ -419,6 +420,16 @@ mod tests {
         assert_eq!(l.rejected[0].reason, "empty id");
         assert_eq!(l.rejected[0].line, 3);
         assert_eq!(l.input_rows, 2);
+    }
+
+    #[test]
+    fn line_numbers_are_right_for_crlf_lone_cr_and_blank_lines() {
+        for text in ["ImageId\r\nAAA\r\nb b\r\n\r\nc c\r\n", "ImageId\rAAA\rb b\r\rc c\r", "ImageId\nAAA\nb b\n\nc c"] {
+            let l = read(text.as_bytes()).unwrap();
+            let lines: Vec<u64> = l.rejected.iter().map(|r| r.line).collect();
+            assert_eq!(lines, vec![3, 5], "{text:?}");
+            assert_eq!(l.blank_rows, 1, "{text:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,11 @@ use crate::api_error::ErrorClass;
 /// burst or a brief 5xx spell, not so much that a dead service is hammered.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
+/// Throttled answers allowed per id, as a multiple of `max_attempts`. A
+/// throttled call did no work and says "slower", not "broken": it gets more
+/// patience than a 5xx, while the growing backoff spreads the retries out.
+pub const THROTTLED_ATTEMPTS_FACTOR: u32 = 4;
+
 /// First backoff ceiling. 100 ms is the floor the Tea SDKs clamp to.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
 
@@ -51,20 +56,24 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Decides what follows attempt number `attempt` (1-based) that failed
-    /// with `class`. `hint` is the server's requested wait, `unit` a uniform
-    /// random number in `[0, 1)` for the jitter.
-    pub fn decide(&self, class: ErrorClass, attempt: u32, hint: Option<Duration>, unit: f64) -> Decision {
-        match class {
-            ErrorClass::Fatal => Decision::AbortRun,
-            ErrorClass::Missing | ErrorClass::BadRequest => Decision::Stop,
-            ErrorClass::Throttled | ErrorClass::Transient if attempt >= self.max_attempts => Decision::Stop,
-            ErrorClass::Throttled | ErrorClass::Transient => {
-                let jitter = self.full_jitter(attempt, unit);
-                let hint = hint.map(|h| h.min(MAX_HINT)).unwrap_or_default();
-                Decision::RetryAfter(jitter.max(hint))
-            }
+    /// Decides what follows a failed call of `class`, the `failures`-th
+    /// (1-based) failure of that class for this id. Transient failures are
+    /// bounded by `max_attempts`, throttled ones by
+    /// `max_attempts * THROTTLED_ATTEMPTS_FACTOR`. `hint` is the server's
+    /// requested wait, `unit` a uniform random number in `[0, 1)`.
+    pub fn decide(&self, class: ErrorClass, failures: u32, hint: Option<Duration>, unit: f64) -> Decision {
+        let limit = match class {
+            ErrorClass::Fatal => return Decision::AbortRun,
+            ErrorClass::Missing | ErrorClass::BadRequest => return Decision::Stop,
+            ErrorClass::Transient => self.max_attempts,
+            ErrorClass::Throttled => self.max_attempts.saturating_mul(THROTTLED_ATTEMPTS_FACTOR),
+        };
+        if failures >= limit {
+            return Decision::Stop;
         }
+        let jitter = self.full_jitter(failures, unit);
+        let hint = hint.map(|h| h.min(MAX_HINT)).unwrap_or_default();
+        Decision::RetryAfter(jitter.max(hint))
     }
 
     /// `random(0, min(cap, base * 2^attempt))`: AWS's full jitter.
@@ -95,7 +104,9 @@ mod tests {
             (Throttled, 1, Some(ms(2000)), 0.5, Decision::RetryAfter(ms(2000))), // hint wins
             (Throttled, 2, Some(ms(10)), 0.5, Decision::RetryAfter(ms(200))),    // jitter wins
             (Throttled, 1, Some(Duration::from_secs(3600)), 0.5, Decision::RetryAfter(MAX_HINT)),
-            (Throttled, 3, Some(ms(10)), 0.5, Decision::Stop),
+            (Throttled, 3, Some(ms(10)), 0.5, Decision::RetryAfter(ms(400))),
+            (Throttled, 11, None, 0.5, Decision::RetryAfter(BACKOFF_CAP / 2)),
+            (Throttled, 12, None, 0.5, Decision::Stop), // 3 attempts x 4
         ];
         for (class, attempt, hint, unit, want) in cases {
             assert_eq!(p.decide(*class, *attempt, *hint, *unit), *want, "{class:?} attempt {attempt} hint {hint:?}");

@@ -1,0 +1,178 @@
+//! Shared test harness: the simulator in-process on 127.0.0.1:0, the real
+//! binary in a scratch directory, and a failure message that shows the
+//! command, status, stdout and stderr.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use vod_image_audit::model::ImageInfo;
+use vod_image_audit::sim::{self, Catalog, SimConfig, Simulator, Stats};
+
+/// A simulator serving on a loopback port for the life of the value.
+pub struct SimServer {
+    pub url: String,
+    pub sim: Arc<Simulator>,
+    shutdown: CancellationToken,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl SimServer {
+    pub fn start(config: SimConfig) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sim = Simulator::new(config);
+        let shutdown = CancellationToken::new();
+        rt.spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
+        SimServer { url: format!("http://{addr}/"), sim, shutdown, _rt: rt }
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.sim.stats()
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A generated catalog as both the simulator's and the test's view.
+pub struct TestCatalog {
+    pub values: Vec<Value>,
+    pub by_id: HashMap<String, ImageInfo>,
+}
+
+impl TestCatalog {
+    pub fn generate(n: usize, seed: u64) -> Self {
+        let values = sim::catalog::generate(n, seed, "cn-shanghai");
+        let by_id = values
+            .iter()
+            .map(|v| (v["ImageId"].as_str().unwrap().to_owned(), serde_json::from_value(v.clone()).unwrap()))
+            .collect();
+        TestCatalog { values, by_id }
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.values.iter().map(|v| v["ImageId"].as_str().unwrap().to_owned()).collect()
+    }
+
+    pub fn config(&self) -> SimConfig {
+        SimConfig::new(Catalog::from_values(self.values.clone()).unwrap())
+    }
+}
+
+/// A scratch directory with its own HOME, so no real credentials leak in.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a run of the binary did.
+pub struct Output {
+    pub cmd: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics, showing everything, unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{}", self.describe());
+        self
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmd, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
+    }
+
+    pub fn json(&self, name: &str) -> Value {
+        serde_json::from_str(&self.read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// Runs the binary with only the given environment (plus PATH and a
+    /// scratch HOME).
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vod-image-audit"));
+        cmd.args(args).current_dir(self.path()).env_clear().env("HOME", self.home());
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        Output {
+            cmd: format!("vod-image-audit {}", args.join(" ")),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// The simulator's default key, as environment variables.
+pub fn sim_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", sim::DEFAULT_KEY_ID),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", sim::DEFAULT_KEY_SECRET),
+    ]
+}
+
+/// Reads a CSV file into header-keyed rows.
+pub fn csv_rows(text: &str) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
+        })
+        .collect()
+}

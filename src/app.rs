@@ -15,11 +15,13 @@ use anyhow::{anyhow, Context};
 use serde::Serialize;
 
 use crate::api_error::ErrorClass;
-use crate::audit::{self, AuditSettings, Counters, StopHandle, StopReason};
+use crate::audit::{self, AuditSettings, Counters, FailureLimit, StopHandle, StopReason};
 use crate::cli::{ApiArgs, CheckArgs, Cli, Command, DemoArgs, ProgressMode, ReportFormat, RunArgs, SimulateArgs};
 use crate::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT};
 use crate::credentials::{self, CredentialRequest, Credentials};
 use crate::input::{self, IdList, InputSource};
+use crate::journal::{Journal, JournalError, JOURNAL_FILE};
+use crate::lock::{LockError, RunLock};
 use crate::outcome::{ImageRecord, OutcomeKind};
 use crate::progress::Progress;
 use crate::report::{self, Summary};
@@ -31,6 +33,7 @@ pub const EXIT_INTERNAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAILURES: u8 = 3;
 pub const EXIT_FATAL: u8 = 4;
+pub const EXIT_LOCKED: u8 = 5;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A usage, input or configuration problem: exit 2, no call made.
@@ -41,7 +44,11 @@ pub struct UsageError(pub String);
 /// The exit code for an error that ended a command.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(LockError::Busy { .. }) = cause.downcast_ref::<LockError>() {
+            return EXIT_LOCKED;
+        }
         if cause.is::<UsageError>()
+            || cause.is::<JournalError>()
             || cause.is::<input::InputError>()
             || cause.is::<credentials::CredentialError>()
             || cause.is::<crate::client::EndpointError>()
@@ -93,6 +100,7 @@ struct ManifestSettings {
     burst: u32,
     concurrency: usize,
     max_attempts: u32,
+    max_failures: Option<String>,
     timeout_ms: u128,
     output_type: &'static str,
     auth_timeout: Option<u64>,
@@ -112,6 +120,10 @@ impl RunSettings {
         if max_attempts == 0 || max_attempts > 100 {
             return Err(usage("--max-attempts must be between 1 and 100"));
         }
+        let max_failures = match &a.max_failures {
+            Some(t) => Some(FailureLimit::parse(t).map_err(|e| usage(format!("--max-failures {e}")))?),
+            None => None,
+        };
         if a.format.is_empty() {
             return Err(usage("--format needs csv, json or csv,json"));
         }
@@ -128,6 +140,7 @@ impl RunSettings {
                 burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("constant is non-zero"),
                 concurrency,
                 retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
+                max_failures,
             },
             formats: a.format.clone(),
             progress: a.progress,
@@ -228,6 +241,8 @@ struct Manifest<'a> {
     started: String,
     finished: String,
     input: ManifestInput<'a>,
+    /// Ids settled by earlier attempts of this run, read from the journal.
+    resumed_ids: usize,
     settings: ManifestSettings,
     calls: ManifestCalls,
     files: Vec<&'static str>,
@@ -249,40 +264,68 @@ struct ManifestCalls {
     retries: u64,
 }
 
-/// Refuses a directory that holds a complete run, unless forced; makes
-/// sure the directory can be written before any call is made.
-fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<()> {
+/// Creates the output directory, takes its lock, refuses a complete run
+/// (unless forced, when the old run's files are removed), and makes sure the
+/// directory can be written: all before any call is made.
+fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<RunLock> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| usage(format!("cannot create the output directory {}: {e}", out.display())))?;
+    let lock = RunLock::acquire(out)?;
     let manifest = out.join(report::MANIFEST_JSON);
-    if manifest.exists() && !force {
+    if manifest.exists() {
         let complete = std::fs::read(&manifest)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v.get("complete").and_then(|c| c.as_bool()))
             .unwrap_or(true);
-        if complete {
+        if complete && !force {
             return Err(usage(format!(
                 "{} already holds a complete run: choose another --out, or pass --force to replace it",
                 out.display()
             )));
         }
+        if complete {
+            for name in REPORT_FILES.iter().chain([&JOURNAL_FILE]) {
+                match std::fs::remove_file(out.join(name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(usage(format!("--force: cannot remove {}: {e}", out.join(name).display())))
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
-    std::fs::create_dir_all(out)
-        .map_err(|e| usage(format!("cannot create the output directory {}: {e}", out.display())))?;
     let probe = out.join(".write-probe");
     std::fs::write(&probe, b"probe")
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| usage(format!("cannot write in the output directory {}: {e}", out.display())))?;
-    Ok(())
+    Ok(lock)
 }
+
+/// Every file a run may write; `manifest.json` last.
+const REPORT_FILES: &[&str] = &[
+    report::IMAGES_CSV,
+    report::SUMMARY_CSV,
+    report::REJECTED_CSV,
+    report::IMAGES_JSONL,
+    report::SUMMARY_JSON,
+    report::MANIFEST_JSON,
+];
 
 /// The audit, from validated settings and input to reports and exit code.
 pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, stop: StopHandle) -> anyhow::Result<u8> {
-    prepare_out_dir(&settings.out, settings.force)?;
+    let _lock = prepare_out_dir(&settings.out, settings.force)?;
     let started = SystemTime::now();
     let client =
         VodClient::new(target.credentials.clone(), target.client.clone()).context("building the HTTP client")?;
+    let (mut journal, recovered) = Journal::open(&settings.out, &ids.sha256)?;
+    let resumed = recovered.outcomes.len();
+    let todo: Vec<String> = {
+        let done: std::collections::HashSet<&str> = recovered.outcomes.iter().map(|o| o.image_id.as_str()).collect();
+        ids.ids.iter().filter(|id| !done.contains(id.as_str())).cloned().collect()
+    };
     let counters = Arc::new(Counters::default());
-    let mut progress = Progress::new(ids.ids.len() as u64, settings.progress, settings.quiet, counters.clone());
+    let mut progress = Progress::new(todo.len() as u64, settings.progress, settings.quiet, counters.clone());
     if !progress.is_silent() {
         eprintln!(
             "vod-image-audit: {} unique ids ({} rows, {} duplicates, {} rejected) from {} -> {} at {} calls/s via {}",
@@ -295,11 +338,28 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
             settings.audit.qps,
             client.endpoint().as_str()
         );
+        if resumed > 0 {
+            eprintln!(
+                "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {} to go",
+                journal.path().display(),
+                if recovered.torn { " (a torn last line was cut off)" } else { "" },
+                todo.len()
+            );
+        }
     }
-    let id_list = ids.ids.clone();
-    let mut outcomes =
-        audit::audit(&client, id_list, &settings.audit, counters.clone(), stop.clone(), |o| progress.record(o)).await;
+    let journal_path = journal.path().display().to_string();
+    let new = audit::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
+        progress.record(o);
+        if o.cut_short {
+            return Ok(());
+        }
+        journal.append(o).map_err(|e| format!("{journal_path}: {e}"))
+    })
+    .await;
     progress.finish();
+    journal.sync().with_context(|| format!("syncing {journal_path}"))?;
+    let mut outcomes = recovered.outcomes;
+    outcomes.extend(new);
 
     outcomes.sort_unstable_by(|a, b| a.image_id.cmp(&b.image_id));
     let records: Vec<ImageRecord> = outcomes.iter().map(|o| o.record()).collect();
@@ -309,8 +369,9 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     summary.complete = reason.is_none();
     summary.stop_reason = reason.as_ref().map(StopReason::describe);
     let exit_code = match &reason {
-        Some(StopReason::Fatal(_)) => EXIT_FATAL,
+        Some(StopReason::Fatal(_) | StopReason::RetryBudget(_) | StopReason::TooManyFailures { .. }) => EXIT_FATAL,
         Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
+        Some(StopReason::Storage(_)) => EXIT_INTERNAL,
         None if summary.totals.failed > 0 => EXIT_FAILURES,
         None => EXIT_OK,
     };
@@ -336,11 +397,16 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
             id_column: &ids.id_column,
             blank_rows: ids.blank_rows,
         },
+        resumed_ids: resumed,
         settings: ManifestSettings {
             qps: settings.audit.qps.get(),
             burst: settings.audit.burst.get(),
             concurrency: settings.audit.concurrency,
             max_attempts: settings.audit.retry.max_attempts,
+            max_failures: settings.audit.max_failures.map(|l| match l {
+                FailureLimit::Count(n) => n.to_string(),
+                FailureLimit::Percent(p) => format!("{p}%"),
+            }),
             timeout_ms: target.client.request_timeout.as_millis(),
             output_type: target.client.output_type.as_str(),
             auth_timeout: target.client.auth_timeout,
@@ -358,6 +424,12 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         w.write_all(b"\n")
     })
     .with_context(|| format!("writing {}", settings.out.join(report::MANIFEST_JSON).display()))?;
+    if summary.complete {
+        // The reports now hold everything the journal did.
+        drop(journal);
+        let _ = std::fs::remove_file(settings.out.join(JOURNAL_FILE));
+        let _ = report::sync_dir(&settings.out);
+    }
 
     if let Some(r) = &reason {
         eprintln!("vod-image-audit: {}", r.describe());
@@ -574,6 +646,7 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("non-zero"),
             concurrency: 32,
             retry: RetryPolicy::default(),
+            max_failures: None,
         },
         formats: vec![ReportFormat::Csv, ReportFormat::Json],
         progress: a.progress,

@@ -17,9 +17,12 @@ Exit codes:
   1    internal error (a bug, or the report could not be written)
   2    usage, input or configuration error; no call was made
   3    finished, but some ids failed (see images.csv, failures_by_code)
-  4    stopped by a fatal API error (key, signature, permission, clock);
-       the report so far is written and marked incomplete
-  130  interrupted (SIGINT/SIGTERM); the report so far is written and marked incomplete
+  4    stopped early: a fatal API error (key, signature, permission, clock),
+       the retry budget ran out (the service keeps failing), or --max-failures;
+       the report so far is written and marked incomplete; run again to resume
+  5    another run holds the lock on the output directory
+  130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
+       incomplete; run the same command again to resume
 
 Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
 (/ ALIBABA_CLOUD_SECURITY_TOKEN), the legacy ALICLOUD_* pair, or the aliyun CLI
@@ -99,6 +102,9 @@ pub struct RunArgs {
     /// throttled answers are retried up to 4x as often, with growing backoff.
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// Stop the run when more than N ids, or more than P% of settled ids (judged after 1,000), have failed.
+    #[arg(long, value_name = "N|P%")]
+    pub max_failures: Option<String>,
     /// Report formats: csv, json, or both.
     #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ReportFormat::Csv, ReportFormat::Json])]
     pub format: Vec<ReportFormat>,

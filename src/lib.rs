@@ -19,6 +19,8 @@
 //! - [`input`]: reading and validating the ids.
 //! - [`outcome`]: what became of one id, and its report record.
 //! - [`audit`]: the rate-limited, concurrent engine.
+//! - [`journal`]: the crash-safe record of settled ids, for resuming.
+//! - [`lock`]: one run per output directory.
 //! - [`report`]: aggregation and the report files.
 //! - [`progress`]: the progress display.
 //! - [`sim`]: the strict local simulator of the VOD endpoint.
@@ -31,6 +33,8 @@ pub mod cli;
 pub mod client;
 pub mod credentials;
 pub mod input;
+pub mod journal;
+pub mod lock;
 pub mod model;
 pub mod outcome;
 pub mod progress;

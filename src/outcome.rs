@@ -55,8 +55,8 @@ impl From<&ApiError> for FailureInfo {
 /// The code used for ids that were never called because the run stopped.
 pub const NOT_ATTEMPTED: &str = "NotAttempted";
 
-/// The end of one id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The end of one id. Serialized as a journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub image_id: String,
     pub kind: OutcomeKind,
@@ -68,22 +68,51 @@ pub struct Outcome {
     pub request_id: Option<String>,
     /// Why it failed, when it did.
     pub failure: Option<FailureInfo>,
+    /// Set when the run stopped before this id was settled (not called, or
+    /// its retries cut short): such an outcome is reported but not
+    /// journaled, so a resumed run calls the id again.
+    #[serde(skip)]
+    pub cut_short: bool,
 }
 
 impl Outcome {
     /// An id that was found.
     pub fn found(image_id: String, info: ImageInfo, attempts: u32, request_id: Option<String>) -> Self {
-        Outcome { image_id, kind: OutcomeKind::Found, info: Some(Box::new(info)), attempts, request_id, failure: None }
+        Outcome {
+            image_id,
+            kind: OutcomeKind::Found,
+            info: Some(Box::new(info)),
+            attempts,
+            request_id,
+            failure: None,
+            cut_short: false,
+        }
     }
 
     /// An id the API does not know.
     pub fn missing(image_id: String, attempts: u32, request_id: Option<String>) -> Self {
-        Outcome { image_id, kind: OutcomeKind::Missing, info: None, attempts, request_id, failure: None }
+        Outcome {
+            image_id,
+            kind: OutcomeKind::Missing,
+            info: None,
+            attempts,
+            request_id,
+            failure: None,
+            cut_short: false,
+        }
     }
 
     /// An id that could not be settled.
     pub fn failed(image_id: String, attempts: u32, failure: FailureInfo) -> Self {
-        Outcome { image_id, kind: OutcomeKind::Failed, info: None, attempts, request_id: None, failure: Some(failure) }
+        Outcome {
+            image_id,
+            kind: OutcomeKind::Failed,
+            info: None,
+            attempts,
+            request_id: None,
+            failure: Some(failure),
+            cut_short: false,
+        }
     }
 
     /// An id never called because the run stopped first.
@@ -94,7 +123,7 @@ impl Outcome {
             http_status: None,
             request_id: None,
         };
-        Outcome::failed(image_id, 0, failure)
+        Outcome { cut_short: true, ..Outcome::failed(image_id, 0, failure) }
     }
 
     /// The flat record of this outcome.

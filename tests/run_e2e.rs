@@ -428,7 +428,7 @@ fn stdin_input_format_selection_and_quiet() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files, ["images.csv", "manifest.json", "rejected.csv", "summary.csv"]);
+    assert_eq!(files, ["images.csv", "manifest.json", "rejected.csv", "summary.csv"], "the journal goes once complete");
     assert_eq!(csv_rows(&wd.read("o/images.csv")).len(), 12);
 }
 

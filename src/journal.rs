@@ -1,0 +1,250 @@
+//! The run journal: every settled outcome appended as one JSON line, so a
+//! crashed, killed or interrupted run resumes without calling an id twice.
+//!
+//! Owns the journal file format, its header (which input it belongs to),
+//! reading it back with a torn last line tolerated, and durability: each line
+//! is written with one `write` call as it settles (so it survives the process
+//! being killed) and the file is fsynced at least every [`SYNC_EVERY`] (so a
+//! power loss costs at most that much re-done work). Deciding what to resume
+//! is `app`'s business.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::Outcome;
+
+/// The journal's file name in the run directory.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// Longest time a settled outcome may sit in the page cache before an
+/// fsync: what a power loss can cost, in calls to redo.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    vod_image_audit_journal: u32,
+    input_sha256: String,
+}
+
+/// Why a journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("{path} belongs to another input (SHA-256 {theirs}, this input is {ours}): resume with the same input, or choose another --out")]
+    OtherInput { path: String, theirs: String, ours: String },
+    #[error("{path}: line {line} is damaged ({reason}); it is not the last line, so this is not a torn write: move the file away to start the run over")]
+    Damaged { path: String, line: u64, reason: String },
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+/// An open journal, appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    last_sync: Instant,
+    dirty: bool,
+    line: Vec<u8>,
+}
+
+/// What an existing journal held.
+pub struct Recovered {
+    pub outcomes: Vec<Outcome>,
+    /// A torn last line was found and cut off.
+    pub torn: bool,
+}
+
+impl Journal {
+    /// Opens the journal in `dir` for the input with digest `input_sha256`,
+    /// creating it if absent, and returns the outcomes it already holds.
+    pub fn open(dir: &Path, input_sha256: &str) -> Result<(Journal, Recovered), JournalError> {
+        let path = dir.join(JOURNAL_FILE);
+        let shown = path.display().to_string();
+        let io_err = |e: io::Error| JournalError::Io { path: shown.clone(), reason: e.to_string() };
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io_err)?;
+        let mut recovered = Recovered { outcomes: Vec::new(), torn: false };
+        let len = file.metadata().map_err(io_err)?.len();
+        if len == 0 {
+            write_header(&mut file, input_sha256).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+        } else {
+            let good_end = read_back(&mut file, &shown, input_sha256, &mut recovered)?;
+            if good_end < len {
+                recovered.torn = true;
+                file.set_len(good_end).map_err(io_err)?;
+                if good_end == 0 {
+                    // Not even the header survived: begin again.
+                    write_header(&mut file, input_sha256).map_err(io_err)?;
+                }
+                file.sync_all().map_err(io_err)?;
+            }
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err)?;
+        Ok((Journal { file, path, last_sync: Instant::now(), dirty: false, line: Vec::with_capacity(1024) }, recovered))
+    }
+
+    /// Appends one settled outcome with a single write; fsyncs when the
+    /// last sync is older than [`SYNC_EVERY`].
+    pub fn append(&mut self, outcome: &Outcome) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, outcome)?;
+        self.line.push(b'\n');
+        self.file.write_all(&self.line)?;
+        self.dirty = true;
+        if self.last_sync.elapsed() >= SYNC_EVERY {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.file.sync_data()?;
+            self.dirty = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn write_header(file: &mut File, input_sha256: &str) -> io::Result<()> {
+    let header = Header { vod_image_audit_journal: 1, input_sha256: input_sha256.to_owned() };
+    let mut line = serde_json::to_vec(&header)?;
+    line.push(b'\n');
+    file.write_all(&line)
+}
+
+/// Reads every line; returns the byte offset just past the last good line.
+/// Only the last line may be bad (a torn write); a bad line followed by more
+/// lines is damage, and refused.
+fn read_back(file: &mut File, shown: &str, input_sha256: &str, out: &mut Recovered) -> Result<u64, JournalError> {
+    let io_err = |e: io::Error| JournalError::Io { path: shown.to_owned(), reason: e.to_string() };
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut reader = BufReader::new(&mut *file);
+    let mut buf = Vec::new();
+    let (mut offset, mut good_end, mut line_no) = (0u64, 0u64, 0u64);
+    let mut bad: Option<(u64, String)> = None;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        offset += n as u64;
+        if let Some((line, reason)) = bad.take() {
+            return Err(JournalError::Damaged { path: shown.to_owned(), line, reason });
+        }
+        if buf.last() != Some(&b'\n') {
+            bad = Some((line_no, "no line end".to_owned()));
+            continue;
+        }
+        let parsed = if line_no == 1 {
+            match serde_json::from_slice::<Header>(&buf) {
+                Ok(h) if h.input_sha256 != input_sha256 => {
+                    return Err(JournalError::OtherInput {
+                        path: shown.to_owned(),
+                        theirs: h.input_sha256,
+                        ours: input_sha256.to_owned(),
+                    })
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("not a journal header: {e}")),
+            }
+        } else {
+            serde_json::from_slice::<Outcome>(&buf).map(|o| out.outcomes.push(o)).map_err(|e| e.to_string())
+        };
+        match parsed {
+            Ok(()) => good_end = offset,
+            Err(reason) => bad = Some((line_no, reason)),
+        }
+    }
+    Ok(good_end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ImageInfo;
+    use crate::outcome::FailureInfo;
+
+    fn outcomes() -> Vec<Outcome> {
+        let info = ImageInfo { title: Some("a,\"b\"\n封".into()), cate_id: Some(3), ..Default::default() };
+        vec![
+            Outcome::found("a".into(), info, 1, Some("r1".into())),
+            Outcome::missing("b".into(), 2, Some("r2".into())),
+            Outcome::failed(
+                "c".into(),
+                5,
+                FailureInfo {
+                    code: "InternalError".into(),
+                    message: "m".into(),
+                    http_status: Some(500),
+                    request_id: None,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn round_trips_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, r) = Journal::open(dir.path(), "abc").unwrap();
+        assert!(r.outcomes.is_empty());
+        for o in outcomes() {
+            j.append(&o).unwrap();
+        }
+        drop(j);
+        let (_, r) = Journal::open(dir.path(), "abc").unwrap();
+        assert_eq!(r.outcomes, outcomes());
+        assert!(!r.torn);
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_and_appending_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), "abc").unwrap();
+        for o in outcomes() {
+            j.append(&o).unwrap();
+        }
+        drop(j);
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut text = std::fs::read(&path).unwrap();
+        text.extend_from_slice(b"{\"image_id\":\"d\",\"kin");
+        std::fs::write(&path, &text).unwrap();
+        let (mut j, r) = Journal::open(dir.path(), "abc").unwrap();
+        assert!(r.torn);
+        assert_eq!(r.outcomes.len(), 3);
+        j.append(&Outcome::missing("e".into(), 1, None)).unwrap();
+        drop(j);
+        let (_, r) = Journal::open(dir.path(), "abc").unwrap();
+        assert_eq!(r.outcomes.len(), 4);
+        assert!(!r.torn);
+    }
+
+    #[test]
+    fn other_input_and_damage_in_the_middle_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), "abc").unwrap();
+        for o in outcomes() {
+            j.append(&o).unwrap();
+        }
+        drop(j);
+        let e = Journal::open(dir.path(), "xyz").err().unwrap();
+        assert!(matches!(e, JournalError::OtherInput { .. }), "{e}");
+        let path = dir.path().join(JOURNAL_FILE);
+        let text = std::fs::read_to_string(&path).unwrap().replacen("\"kind\"", "\"kond\"", 1);
+        std::fs::write(&path, text).unwrap();
+        let e = Journal::open(dir.path(), "abc").err().unwrap();
+        assert!(matches!(e, JournalError::Damaged { line: 2, .. }), "{e}");
+    }
+}

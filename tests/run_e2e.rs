@@ -426,6 +426,7 @@ fn stdin_input_format_selection_and_quiet() {
     let mut files: Vec<String> = std::fs::read_dir(wd.path().join("o"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
         .collect();
     files.sort();
     assert_eq!(files, ["images.csv", "manifest.json", "rejected.csv", "summary.csv"], "the journal goes once complete");

@@ -16,15 +16,20 @@ use serde::Serialize;
 
 use crate::api_error::ErrorClass;
 use crate::audit::{self, AuditSettings, Counters, FailureLimit, StopHandle, StopReason};
-use crate::cli::{ApiArgs, CheckArgs, Cli, Command, DemoArgs, ProgressMode, ReportFormat, RunArgs, SimulateArgs};
+use crate::changes::{self, Change, ChangesWriter};
+use crate::cli::{
+    ApiArgs, CheckArgs, Cli, Command, DemoArgs, DiffArgs, ProgressMode, ReportFormat, RunArgs, SimulateArgs, VerifyArgs,
+};
 use crate::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT};
 use crate::credentials::{self, CredentialRequest, Credentials};
+use crate::html;
 use crate::input::{self, IdList, InputSource};
 use crate::journal::{Journal, JournalError, JOURNAL_FILE};
 use crate::lock::{LockError, RunLock};
 use crate::outcome::{ImageRecord, OutcomeKind};
 use crate::progress::Progress;
 use crate::report::{self, Summary};
+use crate::report::{FileDigest, Ledger};
 use crate::retry::RetryPolicy;
 use crate::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator};
 
@@ -34,6 +39,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAILURES: u8 = 3;
 pub const EXIT_FATAL: u8 = 4;
 pub const EXIT_LOCKED: u8 = 5;
+pub const EXIT_VERIFY_FAILED: u8 = 6;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A usage, input or configuration problem: exit 2, no call made.
@@ -77,6 +83,8 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<u8> {
         Command::Check(args) => check(&args).await,
         Command::Simulate(args) => simulate(&args).await,
         Command::Demo(args) => demo(&args, argv).await,
+        Command::Verify(args) => verify(&args),
+        Command::Diff(args) => diff(&args),
     }
 }
 
@@ -84,6 +92,8 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<u8> {
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     pub input: InputSource,
+    /// `--compare-with`: `auto` or a run directory.
+    pub compare_with: Option<String>,
     pub out: PathBuf,
     pub force: bool,
     pub audit: AuditSettings,
@@ -133,6 +143,7 @@ impl RunSettings {
         };
         Ok(RunSettings {
             input: InputSource::from_arg(&a.input),
+            compare_with: a.compare_with.clone(),
             out,
             force: a.force,
             audit: AuditSettings {
@@ -240,12 +251,15 @@ struct Manifest<'a> {
     credentials_source: &'a str,
     started: String,
     finished: String,
+    ledger: &'a Ledger,
+    compared_with: Option<String>,
     input: ManifestInput<'a>,
     /// Ids settled by earlier attempts of this run, read from the journal.
     resumed_ids: usize,
     settings: ManifestSettings,
     calls: ManifestCalls,
-    files: Vec<&'static str>,
+    /// Every report file with its size and SHA-256 (`verify` checks them).
+    files: Vec<FileDigest>,
 }
 
 #[derive(Serialize)]
@@ -305,6 +319,8 @@ fn prepare_out_dir(out: &Path, force: bool) -> anyhow::Result<RunLock> {
 /// Every file a run may write; `manifest.json` last.
 const REPORT_FILES: &[&str] = &[
     report::IMAGES_CSV,
+    changes::CHANGES_CSV,
+    html::SUMMARY_HTML,
     report::SUMMARY_CSV,
     report::REJECTED_CSV,
     report::IMAGES_JSONL,
@@ -315,6 +331,7 @@ const REPORT_FILES: &[&str] = &[
 /// The audit, from validated settings and input to reports and exit code.
 pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, stop: StopHandle) -> anyhow::Result<u8> {
     let _lock = prepare_out_dir(&settings.out, settings.force)?;
+    let previous = resolve_compare_with(settings.compare_with.as_deref(), &settings.out)?;
     let started = SystemTime::now();
     let client =
         VodClient::new(target.credentials.clone(), target.client.clone()).context("building the HTTP client")?;
@@ -365,19 +382,41 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     let records: Vec<ImageRecord> = outcomes.iter().map(|o| o.record()).collect();
     drop(outcomes);
     let mut summary = report::summarize(ids.input_rows, ids.duplicates, ids.rejected.len() as u64, &records);
+    summary.ledger = ledger(&ids, &records);
     let reason = stop.reason();
-    summary.complete = reason.is_none();
+    summary.complete = reason.is_none() && summary.ledger.unaccounted == 0;
     summary.stop_reason = reason.as_ref().map(StopReason::describe);
-    let exit_code = match &reason {
+    let mut exit_code = match &reason {
         Some(StopReason::Fatal(_) | StopReason::RetryBudget(_) | StopReason::TooManyFailures { .. }) => EXIT_FATAL,
         Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
         Some(StopReason::Storage(_)) => EXIT_INTERNAL,
         None if summary.totals.failed > 0 => EXIT_FAILURES,
         None => EXIT_OK,
     };
-
-    let files = write_reports(&settings.out, &settings.formats, &records, &summary, &ids.rejected)
-        .with_context(|| format!("writing the reports in {}", settings.out.display()))?;
+    if summary.ledger.unaccounted > 0 {
+        // Never expected: every id yields an outcome. If it happens, say so loudly.
+        eprintln!("vod-image-audit: error: ids unaccounted for: {:?}", summary.ledger.unaccounted_ids);
+        summary.stop_reason = Some(format!("{} ids unaccounted for", summary.ledger.unaccounted));
+        exit_code = EXIT_INTERNAL;
+    }
+    let page = ReportMeta {
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        input: settings.input.display(),
+        input_sha256: ids.sha256.clone(),
+        endpoint: client.endpoint().as_str().to_owned(),
+        region: target.region.clone(),
+    };
+    let files = write_reports(
+        &settings.out,
+        &settings.formats,
+        &records,
+        &mut summary,
+        &ids.rejected,
+        previous.as_deref(),
+        &page,
+    )
+    .with_context(|| format!("writing the reports in {}", settings.out.display()))?;
     let manifest = Manifest {
         tool: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
@@ -388,8 +427,10 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         region: &target.region,
         endpoint: client.endpoint().as_str(),
         credentials_source: &target.credentials.source,
-        started: humantime::format_rfc3339_seconds(started).to_string(),
-        finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        started: page.started.clone(),
+        finished: page.finished.clone(),
+        ledger: &summary.ledger,
+        compared_with: previous.as_ref().map(|p| p.display().to_string()),
         input: ManifestInput {
             path: settings.input.display(),
             bytes: ids.bytes,
@@ -453,27 +494,202 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     Ok(exit_code)
 }
 
+/// What the HTML page says about the run.
+struct ReportMeta {
+    started: String,
+    finished: String,
+    input: String,
+    input_sha256: String,
+    endpoint: String,
+    region: String,
+}
+
+/// The completeness ledger of a run: every input row, and every unique id
+/// matched against the outcomes.
+fn ledger(ids: &IdList, records: &[ImageRecord]) -> Ledger {
+    let settled: std::collections::HashSet<&str> = records.iter().map(|r| r.image_id.as_str()).collect();
+    let unaccounted_ids: Vec<String> = ids.ids.iter().filter(|id| !settled.contains(id.as_str())).cloned().collect();
+    let count = |k: OutcomeKind| records.iter().filter(|r| r.outcome == k).count() as u64;
+    Ledger {
+        input_rows: ids.input_rows,
+        blank_rows: ids.blank_rows,
+        rejected: ids.rejected.len() as u64,
+        duplicates: ids.duplicates,
+        unique_ids: ids.ids.len() as u64,
+        found: count(OutcomeKind::Found),
+        missing: count(OutcomeKind::Missing),
+        failed: count(OutcomeKind::Failed),
+        unaccounted: unaccounted_ids.len() as u64,
+        unaccounted_ids,
+    }
+}
+
+/// `--compare-with`: `auto` is the latest complete run in the same parent
+/// directory (by its manifest's `finished`), a path must be a complete run
+/// with an `images.csv`. Resolved before any call.
+fn resolve_compare_with(arg: Option<&str>, out: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let Some(arg) = arg else { return Ok(None) };
+    if arg != "auto" {
+        let dir = PathBuf::from(arg);
+        return match run_finished(&dir) {
+            Some(_) if dir.join(report::IMAGES_CSV).exists() => Ok(Some(dir)),
+            _ => Err(usage(format!(
+                "--compare-with {arg}: not a complete run with an images.csv (run `vod-image-audit verify {arg}`)"
+            ))),
+        };
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let me = std::fs::canonicalize(out).ok();
+    let mut best: Option<(String, PathBuf)> = None;
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let dir = entry.path();
+        if std::fs::canonicalize(&dir).ok() == me || !dir.join(report::IMAGES_CSV).exists() {
+            continue;
+        }
+        if let Some(finished) = run_finished(&dir) {
+            if best.as_ref().is_none_or(|(f, _)| finished > *f) {
+                best = Some((finished, dir));
+            }
+        }
+    }
+    Ok(best.map(|(_, d)| d))
+}
+
+/// The `finished` time of a complete run directory.
+fn run_finished(dir: &Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(report::MANIFEST_JSON)).ok()?).ok()?;
+    if v.get("complete")?.as_bool()? {
+        v.get("finished")?.as_str().map(str::to_owned)
+    } else {
+        None
+    }
+}
+
+/// Newly blocked images shown on the HTML page.
+const PAGE_CHANGES: usize = html::MAX_BLOCKED_ROWS;
+
 fn write_reports(
     out: &Path,
     formats: &[ReportFormat],
     records: &[ImageRecord],
-    summary: &Summary,
+    summary: &mut Summary,
     rejected: &[input::Rejected],
-) -> std::io::Result<Vec<&'static str>> {
+    previous: Option<&Path>,
+    meta: &ReportMeta,
+) -> anyhow::Result<Vec<FileDigest>> {
     let mut files = Vec::new();
-    if formats.contains(&ReportFormat::Csv) {
-        report::write_atomic(out, report::IMAGES_CSV, |w| report::write_images_csv(w, records))?;
-        report::write_atomic(out, report::SUMMARY_CSV, |w| report::write_summary_csv(w, summary))?;
-        report::write_atomic(out, report::REJECTED_CSV, |w| report::write_rejected_csv(w, rejected))?;
-        files.extend([report::IMAGES_CSV, report::SUMMARY_CSV, report::REJECTED_CSV]);
+    let csv = formats.contains(&ReportFormat::Csv);
+    if csv {
+        files.push(report::write_atomic(out, report::IMAGES_CSV, |w| report::write_images_csv(w, records))?);
+    }
+    let mut newly_blocked: Vec<Change> = Vec::new();
+    if let Some(prev) = previous {
+        let old_path = prev.join(report::IMAGES_CSV);
+        let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
+        let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
+        let mut counts = None;
+        let digest = report::write_atomic(out, changes::CHANGES_CSV, |w| {
+            let mut writer = ChangesWriter::new(w)?;
+            let c = changes::compare(old, records.iter().cloned().map(Ok), Some(prev.display().to_string()), |c| {
+                if c.change == "newly_blocked" && newly_blocked.len() < PAGE_CHANGES {
+                    newly_blocked.push(c.clone());
+                }
+                writer.write(c)
+            })?;
+            writer.finish()?;
+            counts = Some(c);
+            Ok(())
+        })
+        .with_context(|| format!("comparing with {}", prev.display()))?;
+        summary.changes = counts;
+        files.push(digest);
+    }
+    if csv {
+        files.push(report::write_atomic(out, report::SUMMARY_CSV, |w| report::write_summary_csv(w, summary))?);
+        files.push(report::write_atomic(out, report::REJECTED_CSV, |w| report::write_rejected_csv(w, rejected))?);
     }
     if formats.contains(&ReportFormat::Json) {
-        report::write_atomic(out, report::IMAGES_JSONL, |w| report::write_images_jsonl(w, records))?;
-        report::write_atomic(out, report::SUMMARY_JSON, |w| report::write_summary_json(w, summary))?;
-        files.extend([report::IMAGES_JSONL, report::SUMMARY_JSON]);
+        files.push(report::write_atomic(out, report::IMAGES_JSONL, |w| report::write_images_jsonl(w, records))?);
+        files.push(report::write_atomic(out, report::SUMMARY_JSON, |w| report::write_summary_json(w, summary))?);
     }
-    files.push(report::MANIFEST_JSON);
+    if formats.contains(&ReportFormat::Html) {
+        let info = html::PageInfo {
+            started: &meta.started,
+            finished: &meta.finished,
+            input: &meta.input,
+            input_sha256: &meta.input_sha256,
+            endpoint: &meta.endpoint,
+            region: &meta.region,
+            newly_blocked: &newly_blocked,
+        };
+        let mut blocked =
+            records.iter().filter(|r| r.outcome == OutcomeKind::Found && r.audit_status.as_deref() == Some("Blocked"));
+        files.push(report::write_atomic(out, html::SUMMARY_HTML, |w| {
+            html::write_summary_html(w, summary, &info, &mut blocked)
+        })?);
+    }
     Ok(files)
+}
+
+/// `verify DIR`.
+fn verify(a: &VerifyArgs) -> anyhow::Result<u8> {
+    let v = crate::verify::verify(&a.dir).map_err(usage)?;
+    for line in &v.checked {
+        println!("ok: {line}");
+    }
+    for p in &v.problems {
+        println!("FAILED: {p}");
+    }
+    if v.problems.is_empty() {
+        println!("verified: {} is intact and complete", a.dir.display());
+        Ok(EXIT_OK)
+    } else {
+        eprintln!("vod-image-audit: {}: {} problem(s) found", a.dir.display(), v.problems.len());
+        Ok(EXIT_VERIFY_FAILED)
+    }
+}
+
+/// `diff OLD NEW`: changes.csv to stdout or `--out`, counts to stderr.
+fn diff(a: &DiffArgs) -> anyhow::Result<u8> {
+    let open = |dir: &Path| -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        let p = dir.join(report::IMAGES_CSV);
+        let f = std::fs::File::open(&p)
+            .map_err(|e| usage(format!("{}: {e} (diff needs runs with images.csv)", p.display())))?;
+        Ok(std::io::BufReader::new(f))
+    };
+    let (old, new) = (open(&a.old)?, open(&a.new)?);
+    let old = changes::records_from_csv(old, "the older images.csv");
+    let new = changes::records_from_csv(new, "the newer images.csv");
+    let compared_with = Some(a.old.display().to_string());
+    let counts = match &a.out {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| usage("--out needs a file name"))?;
+            let mut counts = None;
+            report::write_atomic(dir, name, |w| {
+                let mut writer = ChangesWriter::new(w)?;
+                counts = Some(changes::compare(old, new, compared_with, |c| writer.write(c))?);
+                writer.finish()
+            })
+            .with_context(|| format!("writing {}", path.display()))?;
+            counts.expect("set by the writer")
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut writer = ChangesWriter::new(stdout.lock())?;
+            let counts = changes::compare(old, new, compared_with, |c| writer.write(c))?;
+            writer.finish()?;
+            counts
+        }
+    };
+    let parts: Vec<String> = changes::CHANGE_KINDS.iter().map(|k| format!("{k} {}", counts.counts[*k])).collect();
+    eprintln!(
+        "vod-image-audit: {} ids compared ({} not in both or failed): {}",
+        counts.compared,
+        counts.not_compared,
+        parts.join(", ")
+    );
+    Ok(EXIT_OK)
 }
 
 /// `check`: one signed call, printed as JSON on stdout.
@@ -639,6 +855,7 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
     let target = ApiTarget::with_credentials(&api, credentials, "cn-shanghai".into())?;
     let settings = RunSettings {
         input: InputSource::Path("inputs/demo-image-ids.csv".into()),
+        compare_with: None,
         out: a.out.clone(),
         force: true,
         audit: AuditSettings {
@@ -648,7 +865,7 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             retry: RetryPolicy::default(),
             max_failures: None,
         },
-        formats: vec![ReportFormat::Csv, ReportFormat::Json],
+        formats: vec![ReportFormat::Csv, ReportFormat::Json, ReportFormat::Html],
         progress: a.progress,
         quiet: false,
         argv,

@@ -355,6 +355,16 @@ fn stopped(id: String, attempts: u32, last: Option<ApiError>, stop: &StopHandle)
     }
 }
 
+/// Calls per second over an elapsed time, for progress lines.
+pub fn rate(n: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,15 +400,5 @@ mod tests {
                 b.refund(SUCCESS_REFUND);
             }
         }
-    }
-}
-
-/// Calls per second over an elapsed time, for progress lines.
-pub fn rate(n: u64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
     }
 }

@@ -21,6 +21,7 @@ Exit codes:
        the retry budget ran out (the service keeps failing), or --max-failures;
        the report so far is written and marked incomplete; run again to resume
   5    another run holds the lock on the output directory
+  6    (verify) a report file changed or the ledger does not balance
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
        incomplete; run the same command again to resume
 
@@ -49,6 +50,32 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Run an audit of the bundled sample against the in-process simulator.
     Demo(DemoArgs),
+    /// Re-check a finished run directory: file digests against the manifest, the ledger's sums.
+    #[command(
+        after_help = "Exit codes: 0 everything checks; 6 a file changed, a sum does not balance, or the run is incomplete; 2 not a run directory."
+    )]
+    Verify(VerifyArgs),
+    /// What changed between two runs (newly blocked, missing, ...), as changes.csv.
+    Diff(DiffArgs),
+}
+
+/// `verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The run directory.
+    pub dir: PathBuf,
+}
+
+/// `diff`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The earlier run's directory.
+    pub old: PathBuf,
+    /// The later run's directory.
+    pub new: PathBuf,
+    /// Write changes.csv here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Where and how to call the API.
@@ -105,8 +132,11 @@ pub struct RunArgs {
     /// Stop the run when more than N ids, or more than P% of settled ids (judged after 1,000), have failed.
     #[arg(long, value_name = "N|P%")]
     pub max_failures: Option<String>,
-    /// Report formats: csv, json, or both.
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ReportFormat::Csv, ReportFormat::Json])]
+    /// Compare with an earlier run: a run directory, or auto for the latest complete run beside --out.
+    #[arg(long, value_name = "auto|DIR")]
+    pub compare_with: Option<String>,
+    /// Report formats, comma-separated: csv, json, html.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ReportFormat::Csv, ReportFormat::Json, ReportFormat::Html])]
     pub format: Vec<ReportFormat>,
     /// Progress display on stderr: a bar on a terminal (auto), always, or never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
@@ -205,6 +235,7 @@ pub struct DemoArgs {
 pub enum ReportFormat {
     Csv,
     Json,
+    Html,
 }
 
 /// When to draw progress.

@@ -22,6 +22,9 @@
 //! - [`journal`]: the crash-safe record of settled ids, for resuming.
 //! - [`lock`]: one run per output directory.
 //! - [`report`]: aggregation and the report files.
+//! - [`changes`]: what changed since an earlier run (a merge-join).
+//! - [`html`]: the one-page `summary.html`.
+//! - [`verify`]: re-checking a finished run directory.
 //! - [`progress`]: the progress display.
 //! - [`sim`]: the strict local simulator of the VOD endpoint.
 //! - [`cli`] and [`app`]: the command line and the commands.
@@ -29,9 +32,11 @@
 pub mod api_error;
 pub mod app;
 pub mod audit;
+pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod credentials;
+pub mod html;
 pub mod input;
 pub mod journal;
 pub mod lock;
@@ -43,3 +48,4 @@ pub mod retry;
 pub mod secret;
 pub mod signing;
 pub mod sim;
+pub mod verify;

@@ -75,6 +75,46 @@ pub struct CategoryCount {
     pub blocked: u64,
 }
 
+/// The completeness ledger: where every input row went. `unaccounted` must
+/// be zero; when it is not, `unaccounted_ids` says which ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub input_rows: u64,
+    pub blank_rows: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub unique_ids: u64,
+    pub found: u64,
+    pub missing: u64,
+    pub failed: u64,
+    pub unaccounted: u64,
+    #[serde(default)]
+    pub unaccounted_ids: Vec<String>,
+}
+
+impl Ledger {
+    /// The sums that must hold; each broken one, described.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.input_rows != self.unique_ids + self.duplicates + self.rejected {
+            p.push(format!(
+                "input_rows {} != unique_ids {} + duplicates {} + rejected {}",
+                self.input_rows, self.unique_ids, self.duplicates, self.rejected
+            ));
+        }
+        if self.unique_ids != self.found + self.missing + self.failed + self.unaccounted {
+            p.push(format!(
+                "unique_ids {} != found {} + missing {} + failed {} + unaccounted {}",
+                self.unique_ids, self.found, self.missing, self.failed, self.unaccounted
+            ));
+        }
+        if self.unaccounted > 0 {
+            p.push(format!("{} ids unaccounted for: {:?}", self.unaccounted, self.unaccounted_ids));
+        }
+        p
+    }
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -83,10 +123,15 @@ pub struct Summary {
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
     pub totals: Totals,
+    #[serde(default)]
+    pub ledger: Ledger,
     pub by_audit_status: BTreeMap<String, u64>,
     pub by_status: BTreeMap<String, u64>,
     pub by_category: Vec<CategoryCount>,
     pub failures_by_code: BTreeMap<String, u64>,
+    /// Changes since an earlier run, when one was compared.
+    #[serde(default)]
+    pub changes: Option<crate::changes::ChangeCounts>,
 }
 
 /// Builds the summary from the input counts and the records (a fold).
@@ -138,19 +183,60 @@ pub fn summarize<'a>(
     s
 }
 
+/// A written file's name, size and SHA-256, for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hash: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes `name` in `dir` atomically: a temporary file, flushed and fsynced,
 /// renamed into place, and the directory fsynced. A crash leaves either the
-/// old file or the new one, never half of one.
-pub fn write_atomic(dir: &Path, name: &str, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+/// old file or the new one, never half of one. Returns the file's digest.
+pub fn write_atomic(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<FileDigest> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let file = File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(256 * 1024, file);
+        let mut w = HashingWriter {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            hash: sha2::Sha256::default(),
+            bytes: 0,
+        };
         fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
+        let digest = FileDigest {
+            name: name.to_owned(),
+            bytes: w.bytes,
+            sha256: crate::input::hex(&sha2::Digest::finalize(w.hash)),
+        };
+        let file = w.inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&tmp, dir.join(name))?;
-        sync_dir(dir)
+        sync_dir(dir)?;
+        Ok(digest)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -166,6 +252,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
     let _ = dir;
     Ok(())
+}
+
+/// The SHA-256 and size of a file on disk.
+pub fn digest_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut w = HashingWriter { inner: io::sink(), hash: sha2::Sha256::default(), bytes: 0 };
+    io::copy(&mut File::open(path)?, &mut w)?;
+    Ok((w.bytes, crate::input::hex(&sha2::Digest::finalize(w.hash))))
 }
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -336,8 +429,10 @@ mod tests {
                 "by_audit_status",
                 "by_category",
                 "by_status",
+                "changes",
                 "complete",
                 "failures_by_code",
+                "ledger",
                 "stop_reason",
                 "totals"
             ]

@@ -1,0 +1,317 @@
+//! What changed between two runs: `newly_blocked`, `unblocked`,
+//! `newly_missing`, `reappeared`, `status_changed`, `category_changed`,
+//! `audit_status_appeared`.
+//!
+//! Owns the change rules (a pure function of two records) and the merge-join
+//! of two `images.csv` files, which are sorted by `image_id`: memory stays
+//! flat however many ids there are. Finding the previous run and writing
+//! the result into a run directory is `app`'s job.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::{ImageRecord, OutcomeKind};
+
+/// The file name of the changes in a run directory.
+pub const CHANGES_CSV: &str = "changes.csv";
+
+/// The kinds of change, in report order.
+pub const CHANGE_KINDS: &[&str] = &[
+    "newly_blocked",
+    "unblocked",
+    "newly_missing",
+    "reappeared",
+    "status_changed",
+    "category_changed",
+    "audit_status_appeared",
+];
+
+/// One row of `changes.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub image_id: String,
+    pub change: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+/// Counts of a comparison, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    /// The run compared with (its directory).
+    pub compared_with: Option<String>,
+    /// Per change kind, every kind present (zero included).
+    pub counts: BTreeMap<String, u64>,
+    /// Ids settled (found or missing) in both runs and compared.
+    pub compared: u64,
+    /// Ids in only one of the runs, or failed in either: not compared.
+    pub not_compared: u64,
+}
+
+impl ChangeCounts {
+    fn new(compared_with: Option<String>) -> Self {
+        ChangeCounts {
+            compared_with,
+            counts: CHANGE_KINDS.iter().map(|k| ((*k).to_owned(), 0)).collect(),
+            compared: 0,
+            not_compared: 0,
+        }
+    }
+}
+
+fn blocked(r: &ImageRecord) -> bool {
+    r.outcome == OutcomeKind::Found && r.audit_status.as_deref() == Some("Blocked")
+}
+
+fn category(r: &ImageRecord) -> String {
+    match (&r.cate_id, &r.cate_name) {
+        (None, _) => String::new(),
+        (Some(id), Some(name)) => format!("{id} {name}"),
+        (Some(id), None) => id.to_string(),
+    }
+}
+
+fn audit_text(r: &ImageRecord) -> String {
+    match r.outcome {
+        OutcomeKind::Found => r.audit_status.clone().unwrap_or_else(|| crate::report::UNKNOWN.to_owned()),
+        other => other.as_str().to_owned(),
+    }
+}
+
+/// The changes of one id between two settled records (found or missing).
+pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut push = |change: &'static str, b: String, a: String| {
+        out.push(Change { image_id: after.image_id.clone(), change, before: b, after: a })
+    };
+    use OutcomeKind::{Found, Missing};
+    match (before.outcome, after.outcome) {
+        (Found, Missing) => push("newly_missing", audit_text(before), "missing".into()),
+        (Missing, Found) => {
+            push("reappeared", "missing".into(), audit_text(after));
+            if blocked(after) {
+                push("newly_blocked", "missing".into(), "Blocked".into());
+            }
+        }
+        (Found, Found) => {
+            if !blocked(before) && blocked(after) {
+                push("newly_blocked", audit_text(before), audit_text(after));
+            }
+            if blocked(before) && !blocked(after) {
+                push("unblocked", audit_text(before), audit_text(after));
+            }
+            if before.audit_status.is_none() && after.audit_status.is_some() {
+                push("audit_status_appeared", String::new(), audit_text(after));
+            }
+            if before.status != after.status {
+                push(
+                    "status_changed",
+                    before.status.clone().unwrap_or_default(),
+                    after.status.clone().unwrap_or_default(),
+                );
+            }
+            if before.cate_id != after.cate_id {
+                push("category_changed", category(before), category(after));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn settled(r: &ImageRecord) -> bool {
+    r.outcome != OutcomeKind::Failed
+}
+
+/// Reads `images.csv` as records.
+pub fn records_from_csv<R: Read>(r: R, what: &'static str) -> impl Iterator<Item = io::Result<ImageRecord>> {
+    csv::Reader::from_reader(r)
+        .into_deserialize::<ImageRecord>()
+        .map(move |row| row.map_err(|e| io::Error::other(format!("{what}: {e}"))))
+}
+
+/// Pulls records, refusing any out of `image_id` order.
+struct Sorted<I> {
+    rows: I,
+    last: Option<String>,
+    what: &'static str,
+}
+
+impl<I: Iterator<Item = io::Result<ImageRecord>>> Sorted<I> {
+    fn next(&mut self) -> io::Result<Option<ImageRecord>> {
+        let Some(row) = self.rows.next() else { return Ok(None) };
+        let row = row?;
+        if self.last.as_ref().is_some_and(|l| *l >= row.image_id) {
+            return Err(io::Error::other(format!(
+                "{} is not sorted by image_id (or has a duplicate) at {:?}",
+                self.what, row.image_id
+            )));
+        }
+        self.last = Some(row.image_id.clone());
+        Ok(Some(row))
+    }
+}
+
+/// Merge-joins two record streams sorted by `image_id` (the older run's and
+/// the newer one's), hands every change to `emit`, and returns the counts.
+/// Input out of order is an error: the join would silently miss ids.
+pub fn compare(
+    old: impl Iterator<Item = io::Result<ImageRecord>>,
+    new: impl Iterator<Item = io::Result<ImageRecord>>,
+    compared_with: Option<String>,
+    mut emit: impl FnMut(&Change) -> io::Result<()>,
+) -> io::Result<ChangeCounts> {
+    let mut counts = ChangeCounts::new(compared_with);
+    let mut old = Sorted { rows: old, last: None, what: "the older run's images" };
+    let mut new = Sorted { rows: new, last: None, what: "the newer run's images" };
+    let (mut a, mut b) = (old.next()?, new.next()?);
+    loop {
+        let order = match (&a, &b) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => x.image_id.cmp(&y.image_id),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                counts.not_compared += 1;
+                a = old.next()?;
+            }
+            std::cmp::Ordering::Greater => {
+                counts.not_compared += 1;
+                b = new.next()?;
+            }
+            std::cmp::Ordering::Equal => {
+                let (x, y) = (a.as_ref().expect("both present"), b.as_ref().expect("both present"));
+                if settled(x) && settled(y) {
+                    counts.compared += 1;
+                    for c in classify(x, y) {
+                        *counts.counts.entry(c.change.to_owned()).or_default() += 1;
+                        emit(&c)?;
+                    }
+                } else {
+                    counts.not_compared += 1;
+                }
+                a = old.next()?;
+                b = new.next()?;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Writes `changes.csv` rows: `image_id,change,before,after`.
+pub struct ChangesWriter<W: Write> {
+    csv: csv::Writer<W>,
+}
+
+impl<W: Write> ChangesWriter<W> {
+    pub fn new(w: W) -> io::Result<Self> {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["image_id", "change", "before", "after"]).map_err(io::Error::other)?;
+        Ok(ChangesWriter { csv })
+    }
+
+    pub fn write(&mut self, c: &Change) -> io::Result<()> {
+        self.csv.write_record([&c.image_id, c.change, &c.before, &c.after]).map_err(io::Error::other)
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ImageInfo;
+    use crate::outcome::Outcome;
+
+    fn found(id: &str, audit: Option<&str>, status: &str, cate: Option<i64>) -> ImageRecord {
+        let info = ImageInfo {
+            audit_status: audit.map(Into::into),
+            status: Some(status.into()),
+            cate_id: cate,
+            cate_name: cate.map(|c| format!("cat{c}")),
+            ..Default::default()
+        };
+        Outcome::found(id.into(), info, 1, None).record()
+    }
+
+    fn missing(id: &str) -> ImageRecord {
+        Outcome::missing(id.into(), 1, None).record()
+    }
+
+    fn kinds(b: &ImageRecord, a: &ImageRecord) -> Vec<&'static str> {
+        classify(b, a).into_iter().map(|c| c.change).collect()
+    }
+
+    #[test]
+    fn each_change_kind() {
+        let n = found("x", Some("Normal"), "Normal", Some(1));
+        assert_eq!(kinds(&n, &found("x", Some("Blocked"), "Normal", Some(1))), ["newly_blocked"]);
+        assert_eq!(kinds(&found("x", Some("Blocked"), "Normal", Some(1)), &n), ["unblocked"]);
+        assert_eq!(kinds(&n, &missing("x")), ["newly_missing"]);
+        assert_eq!(kinds(&missing("x"), &n), ["reappeared"]);
+        assert_eq!(kinds(&missing("x"), &found("x", Some("Blocked"), "Normal", None)), ["reappeared", "newly_blocked"]);
+        assert_eq!(kinds(&n, &found("x", Some("Normal"), "UploadFail", Some(1))), ["status_changed"]);
+        assert_eq!(kinds(&n, &found("x", Some("Normal"), "Normal", Some(2))), ["category_changed"]);
+        assert_eq!(kinds(&n, &found("x", Some("Normal"), "Normal", None)), ["category_changed"]);
+        assert_eq!(kinds(&found("x", None, "Normal", Some(1)), &n), ["audit_status_appeared"]);
+        assert_eq!(
+            kinds(&found("x", None, "Normal", Some(1)), &found("x", Some("Blocked"), "Normal", Some(1))),
+            ["newly_blocked", "audit_status_appeared"]
+        );
+        assert!(kinds(&n, &n).is_empty());
+        assert!(kinds(&missing("x"), &missing("x")).is_empty());
+        let c = classify(&n, &found("x", Some("Normal"), "Normal", Some(2)));
+        assert_eq!((c[0].before.as_str(), c[0].after.as_str()), ("1 cat1", "2 cat2"));
+    }
+
+    fn csv_of(records: &[ImageRecord]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        crate::report::write_images_csv(&mut buf, records).unwrap();
+        buf
+    }
+
+    #[test]
+    fn merge_join_counts_and_rows() {
+        let old = csv_of(&[
+            found("a", Some("Normal"), "Normal", None),
+            found("b", Some("Blocked"), "Normal", None),
+            missing("c"),
+            found("d", Some("Normal"), "Normal", None),
+        ]);
+        let new = csv_of(&[
+            found("a", Some("Blocked"), "Normal", None),
+            found("b", Some("Blocked"), "Normal", None),
+            found("c", Some("Normal"), "Normal", None),
+            found("e", Some("Normal"), "Normal", None),
+        ]);
+        let mut rows = Vec::new();
+        let counts =
+            compare(records_from_csv(&old[..], "old"), records_from_csv(&new[..], "new"), Some("old".into()), |c| {
+                rows.push(c.clone());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(counts.compared, 3);
+        assert_eq!(counts.not_compared, 2, "d only in old, e only in new");
+        assert_eq!(counts.counts["newly_blocked"], 1);
+        assert_eq!(counts.counts["reappeared"], 1);
+        assert_eq!(counts.counts["unblocked"], 0);
+        assert_eq!(
+            rows.iter().map(|c| (c.image_id.as_str(), c.change)).collect::<Vec<_>>(),
+            [("a", "newly_blocked"), ("c", "reappeared")]
+        );
+    }
+
+    #[test]
+    fn unsorted_input_is_an_error() {
+        let old = csv_of(&[missing("b"), missing("a")]);
+        let new = csv_of(&[missing("a")]);
+        assert!(compare(records_from_csv(&old[..], "o"), records_from_csv(&new[..], "n"), None, |_| Ok(())).is_err());
+    }
+}

@@ -1,0 +1,304 @@
+//! `summary.html`: one self-contained page for people (and auditors): the
+//! ledger, bar charts of `AuditStatus`, `Status` and categories, the changes
+//! since the previous run, the blocked images and the failures by code.
+//!
+//! Owns the page's markup and its escaping. No script, no network, no
+//! external font or image: a Content-Security-Policy forbids them, and
+//! every piece of text from the API (titles, category names, URLs) is
+//! escaped, so a title holding `<script>` is shown as text. Numbers carry
+//! `data-k` attributes so a test can read them back from a browser's DOM.
+
+use std::io::{self, Write};
+
+use crate::changes::{Change, CHANGE_KINDS};
+use crate::outcome::ImageRecord;
+use crate::report::Summary;
+
+/// The page's file name.
+pub const SUMMARY_HTML: &str = "summary.html";
+
+/// Blocked images listed on the page; the rest are in `images.csv`.
+pub const MAX_BLOCKED_ROWS: usize = 1000;
+
+/// What the page says about the run besides the summary.
+pub struct PageInfo<'a> {
+    pub started: &'a str,
+    pub finished: &'a str,
+    pub input: &'a str,
+    pub input_sha256: &'a str,
+    pub endpoint: &'a str,
+    pub region: &'a str,
+    /// The first newly blocked images (up to [`MAX_BLOCKED_ROWS`]).
+    pub newly_blocked: &'a [Change],
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A link only for http(s) URLs: a `javascript:` URL stays text.
+fn link(url: &str) -> String {
+    let lower = url.trim_start().to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        format!("<a href=\"{}\" rel=\"noreferrer noopener\">open</a>", escape(url))
+    } else {
+        String::new()
+    }
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#555}.bad{color:#b00020;font-weight:600}.ok{color:#1b7f3b;font-weight:600}
+.charts{display:flex;flex-wrap:wrap;gap:2em}svg text{font:12px system-ui,sans-serif}
+.title{white-space:pre-wrap;max-width:28em;overflow-wrap:anywhere}
+@media print{body{margin:0;max-width:none}a{color:inherit;text-decoration:none}}";
+
+fn bar_chart(w: &mut dyn Write, title: &str, rows: &[(String, u64, Option<u64>)]) -> io::Result<()> {
+    let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
+    let (label_w, bar_w, row_h) = (170.0, 260.0, 22.0);
+    let height = row_h * rows.len().max(1) as f64 + 8.0;
+    writeln!(w, "<figure><figcaption><strong>{}</strong></figcaption>", escape(title))?;
+    writeln!(
+        w,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        label_w + bar_w + 90.0,
+        escape(title)
+    )?;
+    for (i, (label, n, blocked)) in rows.iter().enumerate() {
+        let y = i as f64 * row_h + 4.0;
+        let len = bar_w * (*n as f64) / max as f64;
+        let shown: String = label.chars().take(26).collect::<String>().replace(['\n', '\r'], " ");
+        writeln!(w, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_w - 6.0, y + 14.0, escape(&shown))?;
+        writeln!(
+            w,
+            "<rect x=\"{label_w}\" y=\"{y}\" width=\"{len:.1}\" height=\"{}\" fill=\"#4e79a7\"/>",
+            row_h - 6.0
+        )?;
+        if let Some(b) = blocked {
+            let blen = bar_w * (*b as f64) / max as f64;
+            writeln!(
+                w,
+                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{blen:.1}\" height=\"{}\" fill=\"#e15759\"/>",
+                row_h - 6.0
+            )?;
+        }
+        let text = match blocked {
+            Some(b) => format!("{n} ({b} blocked)"),
+            None => n.to_string(),
+        };
+        writeln!(w, "<text x=\"{}\" y=\"{}\">{}</text>", label_w + len + 6.0, y + 14.0, text)?;
+    }
+    writeln!(w, "</svg></figure>")
+}
+
+fn num_row(w: &mut dyn Write, label: &str, key: &str, n: u64) -> io::Result<()> {
+    writeln!(w, "<tr><th>{}</th><td class=\"n\" data-k=\"{}\">{n}</td></tr>", escape(label), escape(key))
+}
+
+/// Writes the page.
+pub fn write_summary_html(
+    w: &mut dyn Write,
+    s: &Summary,
+    info: &PageInfo<'_>,
+    blocked: &mut dyn Iterator<Item = &ImageRecord>,
+) -> io::Result<()> {
+    let l = &s.ledger;
+    writeln!(w, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")?;
+    writeln!(
+        w,
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+    )?;
+    writeln!(w, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")?;
+    writeln!(w, "<title>VOD image audit {}</title><style>{STYLE}</style></head><body>", escape(info.finished))?;
+    writeln!(w, "<h1>VOD image audit</h1>")?;
+    writeln!(
+        w,
+        "<p class=\"meta\">Run {} – {} (UTC), region {}, endpoint {}<br>Input {} (SHA-256 <code>{}</code>)</p>",
+        escape(info.started),
+        escape(info.finished),
+        escape(info.region),
+        escape(info.endpoint),
+        escape(info.input),
+        escape(info.input_sha256)
+    )?;
+    if s.complete {
+        writeln!(w, "<p class=\"ok\" data-k=\"complete\">Complete: every input row is accounted for.</p>")?;
+    } else {
+        writeln!(
+            w,
+            "<p class=\"bad\" data-k=\"incomplete\">Incomplete: {}</p>",
+            escape(s.stop_reason.as_deref().unwrap_or("the run stopped early"))
+        )?;
+    }
+
+    writeln!(w, "<h2>Ledger</h2><table>")?;
+    num_row(w, "Input rows", "input_rows", l.input_rows)?;
+    num_row(w, "Blank rows skipped", "blank_rows", l.blank_rows)?;
+    num_row(w, "Rejected rows (rejected.csv)", "rejected", l.rejected)?;
+    num_row(w, "Duplicate rows", "duplicates", l.duplicates)?;
+    num_row(w, "Unique ids", "unique_ids", l.unique_ids)?;
+    num_row(w, "Found", "found", l.found)?;
+    num_row(w, "Missing (NoSuchResource)", "missing", l.missing)?;
+    num_row(w, "Failed", "failed", l.failed)?;
+    num_row(w, "Unaccounted", "unaccounted", l.unaccounted)?;
+    writeln!(w, "</table>")?;
+    let problems = l.problems();
+    if problems.is_empty() {
+        writeln!(
+            w,
+            "<p class=\"ok\">input rows = unique + duplicates + rejected; unique = found + missing + failed.</p>"
+        )?;
+    } else {
+        for p in problems {
+            writeln!(w, "<p class=\"bad\">{}</p>", escape(&p))?;
+        }
+    }
+
+    writeln!(w, "<h2>Found images</h2><div class=\"charts\">")?;
+    let audit: Vec<_> = s.by_audit_status.iter().map(|(k, v)| (k.clone(), *v, None)).collect();
+    bar_chart(w, "AuditStatus", &audit)?;
+    let status: Vec<_> = s.by_status.iter().map(|(k, v)| (k.clone(), *v, None)).collect();
+    bar_chart(w, "Status", &status)?;
+    let cats: Vec<_> = s
+        .by_category
+        .iter()
+        .map(|c| {
+            let name = match (&c.cate_id, &c.cate_name) {
+                (None, _) => "(uncategorized)".to_owned(),
+                (Some(id), Some(n)) => format!("{n} ({id})"),
+                (Some(id), None) => id.to_string(),
+            };
+            (name, c.images, Some(c.blocked))
+        })
+        .collect();
+    bar_chart(w, "Categories (red: blocked)", &cats)?;
+    writeln!(w, "</div><table><tr><th>AuditStatus</th><th class=\"n\">images</th></tr>")?;
+    for (k, v) in &s.by_audit_status {
+        writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"audit:{}\">{v}</td></tr>", escape(k), escape(k))?;
+    }
+    writeln!(w, "</table><table><tr><th>Status</th><th class=\"n\">images</th></tr>")?;
+    for (k, v) in &s.by_status {
+        writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"status:{}\">{v}</td></tr>", escape(k), escape(k))?;
+    }
+    writeln!(w, "</table>")?;
+
+    writeln!(w, "<h2>Changes since the previous run</h2>")?;
+    match &s.changes {
+        None => writeln!(w, "<p class=\"meta\">No earlier run was compared (use <code>--compare-with</code>).</p>")?,
+        Some(c) => {
+            writeln!(
+                w,
+                "<p class=\"meta\">Compared with {} ({} ids compared, {} not in both runs or failed).</p><table>",
+                escape(c.compared_with.as_deref().unwrap_or("?")),
+                c.compared,
+                c.not_compared
+            )?;
+            for kind in CHANGE_KINDS {
+                num_row(w, kind, &format!("change:{kind}"), c.counts.get(*kind).copied().unwrap_or(0))?;
+            }
+            writeln!(w, "</table>")?;
+            if !info.newly_blocked.is_empty() {
+                writeln!(w, "<p>Newly blocked:</p><table><tr><th>image</th><th>before</th></tr>")?;
+                for ch in info.newly_blocked {
+                    writeln!(
+                        w,
+                        "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                        escape(&ch.image_id),
+                        escape(&ch.before)
+                    )?;
+                }
+                writeln!(w, "</table>")?;
+            }
+        }
+    }
+
+    let blocked_total = s.by_audit_status.get("Blocked").copied().unwrap_or(0);
+    writeln!(w, "<h2>Blocked images (<span data-k=\"blocked\">{blocked_total}</span>)</h2>")?;
+    writeln!(w, "<table><tr><th>image id</th><th>title</th><th>category</th><th>created</th><th>link</th></tr>")?;
+    let mut shown = 0usize;
+    for r in blocked.take(MAX_BLOCKED_ROWS) {
+        shown += 1;
+        let cat = match (&r.cate_id, &r.cate_name) {
+            (None, _) => String::new(),
+            (Some(id), Some(n)) => format!("{n} ({id})"),
+            (Some(id), None) => id.to_string(),
+        };
+        writeln!(
+            w,
+            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.image_id),
+            escape(r.title.as_deref().unwrap_or("")),
+            escape(&cat),
+            escape(r.creation_time.as_deref().unwrap_or("")),
+            link(r.url.as_deref().unwrap_or(""))
+        )?;
+    }
+    writeln!(w, "</table>")?;
+    if (shown as u64) < blocked_total {
+        writeln!(w, "<p class=\"meta\">The first {shown} of {blocked_total}; images.csv has them all.</p>")?;
+    }
+
+    writeln!(w, "<h2>Failures by code</h2>")?;
+    if s.failures_by_code.is_empty() {
+        writeln!(w, "<p class=\"ok\">None.</p>")?;
+    } else {
+        writeln!(w, "<table>")?;
+        for (k, v) in &s.failures_by_code {
+            writeln!(w, "<tr><th>{}</th><td class=\"n\" data-k=\"failure:{}\">{v}</td></tr>", escape(k), escape(k))?;
+        }
+        writeln!(w, "</table>")?;
+    }
+    writeln!(w, "</body></html>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ImageInfo;
+    use crate::outcome::Outcome;
+
+    #[test]
+    fn hostile_text_is_escaped_and_no_script_is_emitted() {
+        let info = ImageInfo {
+            title: Some("<script>alert(1)</script>\"'&".into()),
+            audit_status: Some("Blocked".into()),
+            cate_id: Some(1),
+            cate_name: Some("<img src=x onerror=alert(1)>".into()),
+            url: Some("javascript:alert(1)".into()),
+            ..Default::default()
+        };
+        let rec = Outcome::found("a".into(), info, 1, None).record();
+        let mut s = crate::report::summarize(1, 0, 0, [&rec]);
+        s.ledger.found = 1;
+        let page = PageInfo {
+            started: "s",
+            finished: "f",
+            input: "<in>",
+            input_sha256: "x",
+            endpoint: "e",
+            region: "r",
+            newly_blocked: &[],
+        };
+        let mut buf = Vec::new();
+        write_summary_html(&mut buf, &s, &page, &mut [&rec].into_iter()).unwrap();
+        let html = String::from_utf8(buf).unwrap();
+        assert!(!html.to_lowercase().contains("<script"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains("href=\"javascript"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
+        assert!(html.contains("default-src 'none'"));
+    }
+}

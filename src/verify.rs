@@ -1,0 +1,138 @@
+//! `verify DIR`: re-checks a finished run directory, so a later reader can
+//! trust it: every file's size and SHA-256 against the manifest, the
+//! ledger's sums, and the reports against the ledger.
+//!
+//! Owns only checking; it writes nothing. The manifest is not a signature:
+//! this proves a report was not edited or truncated since the run, not who
+//! ran it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::outcome::{ImageRecord, OutcomeKind};
+use crate::report::{self, FileDigest, Summary};
+
+#[derive(Deserialize)]
+struct ManifestView {
+    complete: bool,
+    #[serde(default)]
+    files: Vec<FileDigest>,
+}
+
+/// The result of a verification: what was checked and what failed.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub checked: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+/// Checks a run directory. `Err` only when it is not a run directory at all.
+pub fn verify(dir: &Path) -> Result<Verdict, String> {
+    let manifest_path = dir.join(report::MANIFEST_JSON);
+    let text = std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest: ManifestView = serde_json::from_slice(&text)
+        .map_err(|e| format!("{}: not a vod-image-audit manifest: {e}", manifest_path.display()))?;
+    let mut v = Verdict::default();
+    if !manifest.complete {
+        v.problems.push("the manifest marks the run incomplete: it does not account for every id".into());
+    }
+    for f in &manifest.files {
+        let path = dir.join(&f.name);
+        if f.name.contains('/') || f.name.contains('\\') {
+            v.problems.push(format!("{}: a file name with a path in the manifest", f.name));
+            continue;
+        }
+        match report::digest_file(&path) {
+            Err(e) => v.problems.push(format!("{}: {e}", f.name)),
+            Ok((bytes, sha)) if bytes != f.bytes || sha != f.sha256 => v.problems.push(format!(
+                "{}: changed since the run (size {bytes}, SHA-256 {sha}; the manifest says {} and {})",
+                f.name, f.bytes, f.sha256
+            )),
+            Ok(_) => v.checked.push(format!("{}: SHA-256 matches", f.name)),
+        }
+    }
+    let listed = |name: &str| manifest.files.iter().any(|f| f.name == name);
+    if !listed(report::SUMMARY_JSON) && !listed(report::IMAGES_CSV) {
+        v.problems.push("the manifest lists neither summary.json nor images.csv".into());
+    }
+    if listed(report::SUMMARY_JSON) {
+        match std::fs::read(dir.join(report::SUMMARY_JSON))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Summary>(&b).map_err(|e| e.to_string()))
+        {
+            Err(e) => v.problems.push(format!("summary.json: {e}")),
+            Ok(s) => check_summary(&s, dir, listed(report::IMAGES_CSV), listed(report::REJECTED_CSV), &mut v),
+        }
+    }
+    Ok(v)
+}
+
+fn check_summary(s: &Summary, dir: &Path, images: bool, rejected: bool, v: &mut Verdict) {
+    let l = &s.ledger;
+    let problems = l.problems();
+    if problems.is_empty() {
+        v.checked.push(format!(
+            "ledger balances: {} rows = {} unique + {} duplicates + {} rejected; {} unique = {} found + {} missing + {} failed",
+            l.input_rows, l.unique_ids, l.duplicates, l.rejected, l.unique_ids, l.found, l.missing, l.failed
+        ));
+    }
+    v.problems.extend(problems.into_iter().map(|p| format!("ledger: {p}")));
+    let t = &s.totals;
+    let pairs = [
+        ("input_rows", t.input_rows, l.input_rows),
+        ("unique_ids", t.unique_ids, l.unique_ids),
+        ("duplicates", t.duplicates, l.duplicates),
+        ("invalid", t.invalid, l.rejected),
+        ("found", t.found, l.found),
+        ("missing", t.missing, l.missing),
+        ("failed", t.failed, l.failed),
+    ];
+    for (name, total, ledger) in pairs {
+        if total != ledger {
+            v.problems.push(format!("summary.json: totals.{name} {total} but the ledger says {ledger}"));
+        }
+    }
+    if images {
+        match count_images(dir) {
+            Err(e) => v.problems.push(format!("images.csv: {e}")),
+            Ok(c) => {
+                let want = BTreeMap::from([
+                    (OutcomeKind::Found, l.found),
+                    (OutcomeKind::Missing, l.missing),
+                    (OutcomeKind::Failed, l.failed),
+                ]);
+                if c == want {
+                    v.checked.push("images.csv rows match the ledger".into());
+                } else {
+                    v.problems.push(format!("images.csv has {c:?} rows by outcome; the ledger says {want:?}"));
+                }
+            }
+        }
+    }
+    if rejected {
+        match csv::Reader::from_path(dir.join(report::REJECTED_CSV)).map(|mut r| r.records().count() as u64) {
+            Err(e) => v.problems.push(format!("rejected.csv: {e}")),
+            Ok(n) if n != l.rejected => {
+                v.problems.push(format!("rejected.csv has {n} rows; the ledger says {}", l.rejected))
+            }
+            Ok(_) => v.checked.push("rejected.csv rows match the ledger".into()),
+        }
+    }
+}
+
+fn count_images(dir: &Path) -> Result<BTreeMap<OutcomeKind, u64>, String> {
+    let mut r = csv::Reader::from_path(dir.join(report::IMAGES_CSV)).map_err(|e| e.to_string())?;
+    let mut counts = BTreeMap::from([(OutcomeKind::Found, 0), (OutcomeKind::Missing, 0), (OutcomeKind::Failed, 0)]);
+    let mut last: Option<String> = None;
+    for row in r.deserialize::<ImageRecord>() {
+        let row = row.map_err(|e| e.to_string())?;
+        if last.as_ref().is_some_and(|l| *l >= row.image_id) {
+            return Err(format!("not sorted by image_id, or a duplicate, at {:?}", row.image_id));
+        }
+        *counts.entry(row.outcome).or_default() += 1;
+        last = Some(row.image_id);
+    }
+    Ok(counts)
+}

@@ -68,19 +68,19 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#555}.b
 
 fn bar_chart(w: &mut dyn Write, title: &str, rows: &[(String, u64, Option<u64>)]) -> io::Result<()> {
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
-    let (label_w, bar_w, row_h) = (170.0, 260.0, 22.0);
+    let (label_w, bar_w, row_h) = (230.0, 260.0, 22.0);
     let height = row_h * rows.len().max(1) as f64 + 8.0;
     writeln!(w, "<figure><figcaption><strong>{}</strong></figcaption>", escape(title))?;
     writeln!(
         w,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
-        label_w + bar_w + 90.0,
+        label_w + bar_w + 140.0,
         escape(title)
     )?;
     for (i, (label, n, blocked)) in rows.iter().enumerate() {
         let y = i as f64 * row_h + 4.0;
         let len = bar_w * (*n as f64) / max as f64;
-        let shown: String = label.chars().take(26).collect::<String>().replace(['\n', '\r'], " ");
+        let shown: String = label.chars().take(30).collect::<String>().replace(['\n', '\r'], " ");
         writeln!(w, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_w - 6.0, y + 14.0, escape(&shown))?;
         writeln!(
             w,

@@ -1,0 +1,325 @@
+//! Issue 7's guarantees, with the real binary: the ledger, verify (and a
+//! tampered report), changes between two nights, and the HTML page's
+//! escaping — plus, where Chromium is installed, the page as a browser
+//! renders it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{csv_rows, sim_env, SimServer, TestCatalog, Workdir};
+use serde_json::{json, Value};
+use vod_image_audit::sim::{Catalog, SimConfig};
+
+fn run(wd: &Workdir, server: &SimServer, out: &str, extra: &[&str]) -> common::Output {
+    let mut args = vec!["run", "--input", "ids.csv", "--out", out, "--endpoint", &server.url, "--qps", "500"];
+    args.extend_from_slice(extra);
+    wd.run(&args, &sim_env(), None)
+}
+
+fn set(v: &mut Value, key: &str, value: Option<Value>) {
+    let m = v.as_object_mut().unwrap();
+    match value {
+        Some(x) => m.insert(key.to_owned(), x),
+        None => m.remove(key),
+    };
+}
+
+/// Night one's catalog, and night two's with one image of each change kind.
+fn two_nights() -> (Vec<Value>, Vec<Value>, BTreeMap<&'static str, String>) {
+    let mut one = TestCatalog::generate(60, 17).values;
+    // Make the first few images predictable.
+    for v in one.iter_mut().take(8) {
+        set(v, "AuditStatus", Some(json!("Normal")));
+        set(v, "Status", Some(json!("Normal")));
+        set(v, "CateId", Some(json!(1000001)));
+        set(v, "CateName", Some(json!("News")));
+    }
+    set(&mut one[1], "AuditStatus", Some(json!("Blocked")));
+    set(&mut one[6], "AuditStatus", None);
+    let id = |i: usize| one[i]["ImageId"].as_str().unwrap().to_owned();
+    let mut expected = BTreeMap::new();
+    let mut two = one.clone();
+    set(&mut two[0], "AuditStatus", Some(json!("Blocked")));
+    expected.insert("newly_blocked", id(0));
+    set(&mut two[1], "AuditStatus", Some(json!("Normal")));
+    expected.insert("unblocked", id(1));
+    expected.insert("newly_missing", id(2));
+    set(&mut two[4], "Status", Some(json!("UploadFail")));
+    expected.insert("status_changed", id(4));
+    set(&mut two[5], "CateId", Some(json!(1000005)));
+    set(&mut two[5], "CateName", Some(json!("Cooking")));
+    expected.insert("category_changed", id(5));
+    set(&mut two[6], "AuditStatus", Some(json!("Normal")));
+    expected.insert("audit_status_appeared", id(6));
+    // Image 3 is gone on night one and back on night two.
+    expected.insert("reappeared", id(3));
+    let three = one.remove(3);
+    let _ = three;
+    two.remove(2);
+    (one, two, expected)
+}
+
+#[test]
+fn changes_between_two_nights_each_kind_and_diff_agrees() {
+    let (one, two, expected) = two_nights();
+    let mut ids: Vec<String> = two_nights_ids(&one, &two);
+    ids.sort();
+    let wd = Workdir::new();
+    wd.write("ids.csv", format!("ImageId\n{}\n", ids.join("\n")));
+
+    let night1 = SimServer::start(SimConfig::new(Catalog::from_values(one).unwrap()));
+    run(&wd, &night1, "reports/night1", &[]).expect_code(0);
+    let night2 = SimServer::start(SimConfig::new(Catalog::from_values(two).unwrap()));
+    let out = run(&wd, &night2, "reports/night2", &["--compare-with", "auto"]);
+    out.expect_code(0);
+
+    let rows = csv_rows(&wd.read("reports/night2/changes.csv"));
+    let got: BTreeMap<String, String> = rows.iter().map(|r| (r["change"].clone(), r["image_id"].clone())).collect();
+    let want: BTreeMap<String, String> = expected.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    assert_eq!(got, want, "one image per change kind\n{}", out.describe());
+    assert_eq!(rows.len(), 7);
+    let unblocked = rows.iter().find(|r| r["change"] == "unblocked").unwrap();
+    assert_eq!((unblocked["before"].as_str(), unblocked["after"].as_str()), ("Blocked", "Normal"));
+
+    let summary = wd.json("reports/night2/summary.json");
+    let changes = &summary["changes"];
+    assert!(changes["compared_with"].as_str().unwrap().ends_with("night1"), "{changes}");
+    for kind in expected.keys() {
+        assert_eq!(changes["counts"][kind], 1, "{kind}");
+    }
+    let manifest = wd.json("reports/night2/manifest.json");
+    assert!(manifest["compared_with"].as_str().unwrap().ends_with("night1"));
+
+    // The standalone diff gives the same file.
+    let d = wd.run(&["diff", "reports/night1", "reports/night2"], &[], None);
+    d.expect_code(0);
+    assert_eq!(d.stdout, wd.read("reports/night2/changes.csv"));
+    assert!(d.stderr.contains("newly_blocked 1"), "{}", d.describe());
+    wd.run(&["diff", "reports/night1", "reports/night2", "--out", "c.csv"], &[], None).expect_code(0);
+    assert_eq!(wd.read("c.csv"), d.stdout);
+    // Nothing to compare with on the first night.
+    let first = wd.json("reports/night1/summary.json");
+    assert_eq!(first["changes"], Value::Null);
+}
+
+fn two_nights_ids(one: &[Value], two: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> =
+        one.iter().chain(two.iter()).map(|v| v["ImageId"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn ledger_and_verify_catch_a_tampered_report() {
+    let cat = TestCatalog::generate(50, 23);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    let mut text = String::from("ImageId\n");
+    for id in cat.ids() {
+        text.push_str(&id);
+        text.push('\n');
+    }
+    text.push_str("\nbad id\n");
+    text.push_str(&cat.ids()[0]);
+    text.push('\n');
+    wd.write("ids.csv", &text);
+    run(&wd, &server, "r", &[]).expect_code(0);
+
+    let ledger = wd.json("r/summary.json")["ledger"].clone();
+    assert_eq!(
+        ledger,
+        json!({"input_rows": 52, "blank_rows": 1, "rejected": 1, "duplicates": 1, "unique_ids": 50,
+               "found": 50, "missing": 0, "failed": 0, "unaccounted": 0, "unaccounted_ids": []})
+    );
+    assert_eq!(wd.json("r/manifest.json")["ledger"], ledger);
+    let files = wd.json("r/manifest.json")["files"].clone();
+    let names: Vec<&str> = files.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    for want in ["images.csv", "summary.csv", "rejected.csv", "images.jsonl", "summary.json", "summary.html"] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+
+    let ok = wd.run(&["verify", "r"], &[], None);
+    ok.expect_code(0);
+    assert!(ok.stdout.contains("ledger balances"), "{}", ok.describe());
+
+    // One byte changed in a report: verify names the file and fails.
+    let path = wd.path().join("r/images.csv");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.iter().position(|b| *b == b'f').unwrap();
+    bytes[at] = b'F';
+    std::fs::write(&path, bytes).unwrap();
+    let bad = wd.run(&["verify", "r"], &[], None);
+    bad.expect_code(6);
+    assert!(bad.stdout.contains("FAILED: images.csv: changed since the run"), "{}", bad.describe());
+
+    // A summary whose sums do not balance (with the manifest fixed up to match) fails too.
+    let wd2 = Workdir::new();
+    wd2.write("ids.csv", &text);
+    run(&wd2, &server, "r", &[]).expect_code(0);
+    let mut s = wd2.json("r/summary.json");
+    s["ledger"]["found"] = json!(49);
+    let new = serde_json::to_vec_pretty(&s).unwrap();
+    std::fs::write(wd2.path().join("r/summary.json"), &new).unwrap();
+    fix_manifest_digest(&wd2.path().join("r"), "summary.json");
+    let bad = wd2.run(&["verify", "r"], &[], None);
+    bad.expect_code(6);
+    assert!(bad.stdout.contains("ledger: unique_ids 50 != found 49"), "{}", bad.describe());
+
+    let none = wd.run(&["verify", "nowhere"], &[], None);
+    none.expect_code(2);
+}
+
+fn fix_manifest_digest(dir: &Path, name: &str) {
+    let (bytes, sha) = vod_image_audit::report::digest_file(&dir.join(name)).unwrap();
+    let mpath = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    for f in m["files"].as_array_mut().unwrap() {
+        if f["name"] == name {
+            f["bytes"] = json!(bytes);
+            f["sha256"] = json!(sha);
+        }
+    }
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// A catalog whose blocked images have hostile titles.
+fn hostile_catalog() -> Vec<Value> {
+    let mut values = TestCatalog::generate(30, 29).values;
+    set(&mut values[0], "Title", Some(json!("<script>document.title='pwned'</script>")));
+    set(&mut values[0], "AuditStatus", Some(json!("Blocked")));
+    set(&mut values[1], "Title", Some(json!("<img src=x onerror=\"document.title='pwned'\">")));
+    set(&mut values[1], "AuditStatus", Some(json!("Blocked")));
+    set(&mut values[1], "URL", Some(json!("javascript:document.title='pwned'")));
+    set(&mut values[2], "CateName", Some(json!("</svg><script>document.title='pwned'</script>")));
+    set(&mut values[2], "CateId", Some(json!(777)));
+    values
+}
+
+#[test]
+fn html_page_escapes_hostile_text() {
+    let values = hostile_catalog();
+    let ids: Vec<String> = values.iter().map(|v| v["ImageId"].as_str().unwrap().to_owned()).collect();
+    let server = SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()));
+    let wd = Workdir::new();
+    wd.write("ids.csv", ids.join("\n"));
+    run(&wd, &server, "r", &[]).expect_code(0);
+    let html = wd.read("r/summary.html");
+    assert!(!html.to_lowercase().contains("<script"), "a script tag got through");
+    assert!(!html.contains("<img"), "an img tag got through");
+    assert!(!html.contains("href=\"javascript"), "a javascript: link got through");
+    assert!(html.contains("&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"));
+    assert!(html.contains("Content-Security-Policy"));
+    assert!(!html.contains("http://") || !html.contains("<link"), "no external resources");
+}
+
+/// Finds Chromium, or says loudly why the browser test cannot run.
+fn chromium() -> Option<String> {
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Ok(out) = std::process::Command::new("which").arg(c).output() {
+            if out.status.success() {
+                return Some(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+            }
+        }
+    }
+    None
+}
+
+fn chromium_args(user_dir: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", user_dir.display())])
+    .collect()
+}
+
+#[test]
+fn html_page_in_a_real_browser_shows_the_summary_numbers_and_runs_no_script() {
+    let Some(browser) = chromium() else {
+        eprintln!(
+            "\n*** SKIPPED: the browser test needs Chromium (apt-get install chromium); .ci/run installs it ***\n"
+        );
+        assert!(
+            std::env::var_os("VOD_IMAGE_AUDIT_REQUIRE_BROWSER").is_none(),
+            "Chromium was installed by .ci/run but is not on PATH"
+        );
+        return;
+    };
+    let values = hostile_catalog();
+    let ids: Vec<String> = values.iter().map(|v| v["ImageId"].as_str().unwrap().to_owned()).collect();
+    let server = SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()));
+    let wd = Workdir::new();
+    wd.write("ids.csv", format!("{}\nnot/an/id\n0000aaaa\n", ids.join("\n")));
+    run(&wd, &server, "r", &[]).expect_code(0);
+    let page = wd.path().join("r/summary.html");
+    let user_dir = wd.path().join("chromium-profile");
+
+    let mut args = chromium_args(&user_dir);
+    args.extend([
+        "--virtual-time-budget=2000".to_string(),
+        "--dump-dom".to_string(),
+        format!("file://{}", page.display()),
+    ]);
+    let out = std::process::Command::new(&browser).args(&args).output().unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(dom.contains("</html>"), "chromium did not render the page: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dom.contains("pwned</title>"), "a script ran");
+    assert!(dom.contains("<title>VOD image audit"), "the title was changed by a script");
+
+    // The numbers the browser shows equal summary.json.
+    let summary = wd.json("r/summary.json");
+    let shown = data_values(&dom);
+    let l = &summary["ledger"];
+    for key in ["input_rows", "rejected", "duplicates", "unique_ids", "found", "missing", "failed", "unaccounted"] {
+        assert_eq!(shown.get(key).map(String::as_str), Some(l[key].to_string().as_str()), "{key}");
+    }
+    for (k, v) in summary["by_audit_status"].as_object().unwrap() {
+        assert_eq!(shown.get(&format!("audit:{k}")).map(String::as_str), Some(v.to_string().as_str()), "audit {k}");
+    }
+    for (k, v) in summary["by_status"].as_object().unwrap() {
+        assert_eq!(shown.get(&format!("status:{k}")).map(String::as_str), Some(v.to_string().as_str()), "status {k}");
+    }
+    let blocked = summary["by_audit_status"]["Blocked"].to_string();
+    assert_eq!(shown.get("blocked"), Some(&blocked));
+
+    // And a screenshot, kept beside the test's scratch files for a person to look at.
+    let shot = std::env::temp_dir().join("vod-image-audit-summary.png");
+    let mut args = chromium_args(&wd.path().join("chromium-profile-2"));
+    args.extend([
+        "--window-size=1200,1600".to_string(),
+        format!("--screenshot={}", shot.display()),
+        format!("file://{}", page.display()),
+    ]);
+    let out = std::process::Command::new(&browser).args(&args).output().unwrap();
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|e| panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    eprintln!("screenshot: {}", shot.display());
+}
+
+/// `data-k="key">value<` pairs of a DOM dump.
+fn data_values(dom: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = dom;
+    while let Some(i) = rest.find("data-k=\"") {
+        rest = &rest[i + 8..];
+        let Some(end) = rest.find('"') else { break };
+        let key = rest[..end].to_owned();
+        let Some(gt) = rest.find('>') else { break };
+        let Some(lt) = rest[gt..].find('<') else { break };
+        out.insert(key, rest[gt + 1..gt + lt].trim().to_owned());
+    }
+    out
+}

@@ -6,6 +6,7 @@
 //! audit, reports, manifest) and the mapping of results to exit codes. It
 //! holds no protocol or report logic of its own.
 
+use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::report::{self, Summary};
 use crate::report::{FileDigest, Ledger};
 use crate::retry::RetryPolicy;
 use crate::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator};
+use crate::sort;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
@@ -335,14 +337,15 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     let started = SystemTime::now();
     let client =
         VodClient::new(target.credentials.clone(), target.client.clone()).context("building the HTTP client")?;
-    let (mut journal, recovered) = Journal::open(&settings.out, &ids.sha256)?;
-    let resumed = recovered.outcomes.len();
-    let todo: Vec<String> = {
-        let done: std::collections::HashSet<&str> = recovered.outcomes.iter().map(|o| o.image_id.as_str()).collect();
-        ids.ids.iter().filter(|id| !done.contains(id.as_str())).cloned().collect()
-    };
+    let fingerprint = input::Fingerprint::default();
+    let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
+    let (mut journal, recovered) = Journal::open(&settings.out, &ids.sha256, |o| {
+        done.insert(fingerprint.of(&o.image_id));
+    })?;
+    let resumed = recovered.count;
+    let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count();
     let counters = Arc::new(Counters::default());
-    let mut progress = Progress::new(todo.len() as u64, settings.progress, settings.quiet, counters.clone());
+    let mut progress = Progress::new(todo_count as u64, settings.progress, settings.quiet, counters.clone());
     if !progress.is_silent() {
         eprintln!(
             "vod-image-audit: {} unique ids ({} rows, {} duplicates, {} rejected) from {} -> {} at {} calls/s via {}",
@@ -357,48 +360,38 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         );
         if resumed > 0 {
             eprintln!(
-                "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {} to go",
+                "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {todo_count} to go",
                 journal.path().display(),
                 if recovered.torn { " (a torn last line was cut off)" } else { "" },
-                todo.len()
             );
         }
     }
+    // Outcomes cut short by a stop are reported but not journaled (a resumed
+    // run calls those ids again); they wait in this file for the reports.
+    let unsettled_path = settings.out.join(UNSETTLED_FILE);
+    let mut unsettled = std::io::BufWriter::new(
+        std::fs::File::create(&unsettled_path).with_context(|| format!("creating {}", unsettled_path.display()))?,
+    );
     let journal_path = journal.path().display().to_string();
-    let new = audit::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
-        progress.record(o);
+    let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
+    audit::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
+        progress.record(&o);
         if o.cut_short {
-            return Ok(());
+            return serde_json::to_writer(&mut unsettled, &o)
+                .map_err(std::io::Error::from)
+                .and_then(|_| unsettled.write_all(b"\n"))
+                .map_err(|e| format!("{}: {e}", unsettled_path.display()));
         }
-        journal.append(o).map_err(|e| format!("{journal_path}: {e}"))
+        journal.append(&o).map_err(|e| format!("{journal_path}: {e}"))
     })
     .await;
     progress.finish();
+    drop(done);
+    unsettled.flush().with_context(|| format!("writing {}", unsettled_path.display()))?;
+    drop(unsettled);
     journal.sync().with_context(|| format!("syncing {journal_path}"))?;
-    let mut outcomes = recovered.outcomes;
-    outcomes.extend(new);
 
-    outcomes.sort_unstable_by(|a, b| a.image_id.cmp(&b.image_id));
-    let records: Vec<ImageRecord> = outcomes.iter().map(|o| o.record()).collect();
-    drop(outcomes);
-    let mut summary = report::summarize(ids.input_rows, ids.duplicates, ids.rejected.len() as u64, &records);
-    summary.ledger = ledger(&ids, &records);
     let reason = stop.reason();
-    summary.complete = reason.is_none() && summary.ledger.unaccounted == 0;
-    summary.stop_reason = reason.as_ref().map(StopReason::describe);
-    let mut exit_code = match &reason {
-        Some(StopReason::Fatal(_) | StopReason::RetryBudget(_) | StopReason::TooManyFailures { .. }) => EXIT_FATAL,
-        Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
-        Some(StopReason::Storage(_)) => EXIT_INTERNAL,
-        None if summary.totals.failed > 0 => EXIT_FAILURES,
-        None => EXIT_OK,
-    };
-    if summary.ledger.unaccounted > 0 {
-        // Never expected: every id yields an outcome. If it happens, say so loudly.
-        eprintln!("vod-image-audit: error: ids unaccounted for: {:?}", summary.ledger.unaccounted_ids);
-        summary.stop_reason = Some(format!("{} ids unaccounted for", summary.ledger.unaccounted));
-        exit_code = EXIT_INTERNAL;
-    }
     let page = ReportMeta {
         started: humantime::format_rfc3339_seconds(started).to_string(),
         finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
@@ -407,16 +400,21 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         endpoint: client.endpoint().as_str().to_owned(),
         region: target.region.clone(),
     };
-    let files = write_reports(
-        &settings.out,
-        &settings.formats,
-        &records,
-        &mut summary,
-        &ids.rejected,
-        previous.as_deref(),
-        &page,
-    )
-    .with_context(|| format!("writing the reports in {}", settings.out.display()))?;
+    let sources =
+        [sort::Source { path: journal.path(), skip_lines: 1 }, sort::Source { path: &unsettled_path, skip_lines: 0 }];
+    let stop_reason = reason.as_ref().map(StopReason::describe);
+    let (summary, files) =
+        build_reports(&settings.out, &settings.formats, &ids, &sources, previous.as_deref(), &page, stop_reason)
+            .with_context(|| format!("writing the reports in {}", settings.out.display()))?;
+    let _ = std::fs::remove_file(&unsettled_path);
+    let exit_code = match &reason {
+        _ if summary.ledger.unaccounted > 0 => EXIT_INTERNAL,
+        Some(StopReason::Fatal(_) | StopReason::RetryBudget(_) | StopReason::TooManyFailures { .. }) => EXIT_FATAL,
+        Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
+        Some(StopReason::Storage(_)) => EXIT_INTERNAL,
+        None if summary.totals.failed > 0 => EXIT_FAILURES,
+        None => EXIT_OK,
+    };
     let manifest = Manifest {
         tool: env!("CARGO_PKG_NAME"),
         version: env!("CARGO_PKG_VERSION"),
@@ -504,26 +502,6 @@ struct ReportMeta {
     region: String,
 }
 
-/// The completeness ledger of a run: every input row, and every unique id
-/// matched against the outcomes.
-fn ledger(ids: &IdList, records: &[ImageRecord]) -> Ledger {
-    let settled: std::collections::HashSet<&str> = records.iter().map(|r| r.image_id.as_str()).collect();
-    let unaccounted_ids: Vec<String> = ids.ids.iter().filter(|id| !settled.contains(id.as_str())).cloned().collect();
-    let count = |k: OutcomeKind| records.iter().filter(|r| r.outcome == k).count() as u64;
-    Ledger {
-        input_rows: ids.input_rows,
-        blank_rows: ids.blank_rows,
-        rejected: ids.rejected.len() as u64,
-        duplicates: ids.duplicates,
-        unique_ids: ids.ids.len() as u64,
-        found: count(OutcomeKind::Found),
-        missing: count(OutcomeKind::Missing),
-        failed: count(OutcomeKind::Failed),
-        unaccounted: unaccounted_ids.len() as u64,
-        unaccounted_ids,
-    }
-}
-
 /// `--compare-with`: `auto` is the latest complete run in the same parent
 /// directory (by its manifest's `finished`), a path must be a complete run
 /// with an `images.csv`. Resolved before any call.
@@ -568,49 +546,134 @@ fn run_finished(dir: &Path) -> Option<String> {
 /// Newly blocked images shown on the HTML page.
 const PAGE_CHANGES: usize = html::MAX_BLOCKED_ROWS;
 
-fn write_reports(
+/// Where a run keeps outcomes that were cut short until the reports are written.
+const UNSETTLED_FILE: &str = ".unsettled.jsonl.tmp";
+
+/// Writes every report from the outcome files in one sorted pass, in
+/// bounded memory: `images.csv`, `images.jsonl` and `changes.csv` are
+/// streamed, the summary is a fold, the ledger matches the sorted outcomes
+/// against the sorted input ids. Returns the summary and the files' digests.
+fn build_reports(
     out: &Path,
     formats: &[ReportFormat],
-    records: &[ImageRecord],
-    summary: &mut Summary,
-    rejected: &[input::Rejected],
+    ids: &IdList,
+    sources: &[sort::Source<'_>],
     previous: Option<&Path>,
     meta: &ReportMeta,
-) -> anyhow::Result<Vec<FileDigest>> {
-    let mut files = Vec::new();
-    let csv = formats.contains(&ReportFormat::Csv);
-    if csv {
-        files.push(report::write_atomic(out, report::IMAGES_CSV, |w| report::write_images_csv(w, records))?);
-    }
+    stop_reason: Option<String>,
+) -> anyhow::Result<(Summary, Vec<FileDigest>)> {
+    let sorted = sort::sort_outcomes(sources, out, sort::CHUNK_BYTES).context("sorting the outcomes")?;
+    let mut images_csv = match formats.contains(&ReportFormat::Csv) {
+        true => Some(report::ImagesCsv::new(report::AtomicFile::create(out, report::IMAGES_CSV)?)?),
+        false => None,
+    };
+    let mut jsonl = match formats.contains(&ReportFormat::Json) {
+        true => Some(report::AtomicFile::create(out, report::IMAGES_JSONL)?),
+        false => None,
+    };
+    let mut fold = report::Fold::new(ids.input_rows, ids.duplicates, ids.rejected.len() as u64);
+    let mut blocked: Vec<ImageRecord> = Vec::new();
+    let mut expected = ids.ids.sorted().peekable();
+    let mut unaccounted_ids: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    let mut records = sorted.filter_map(|o| {
+        let o = match o {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+        if last.as_deref() == Some(o.image_id.as_str()) {
+            tracing::warn!("a second outcome for {} was ignored", o.image_id);
+            return None;
+        }
+        while let Some(want) = expected.next_if(|want| *want < o.image_id.as_str()) {
+            unaccounted_ids.push(want.to_owned());
+        }
+        if expected.next_if_eq(&o.image_id.as_str()).is_none() {
+            tracing::warn!("an outcome for {}, which is not in the input, was ignored", o.image_id);
+            return None;
+        }
+        last = Some(o.image_id.clone());
+        let r = o.record();
+        fold.add(&r);
+        if r.outcome == OutcomeKind::Found
+            && r.audit_status.as_deref() == Some("Blocked")
+            && blocked.len() < html::MAX_BLOCKED_ROWS
+        {
+            blocked.push(r.clone());
+        }
+        let written = (|| {
+            if let Some(w) = images_csv.as_mut() {
+                w.write(&r)?;
+            }
+            if let Some(w) = jsonl.as_mut() {
+                serde_json::to_writer(&mut *w, &r)?;
+                w.write_all(b"\n")?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        Some(written.map(|_| r))
+    });
     let mut newly_blocked: Vec<Change> = Vec::new();
+    let mut changes_file = None;
+    let mut change_counts = None;
     if let Some(prev) = previous {
         let old_path = prev.join(report::IMAGES_CSV);
         let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
         let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
-        let mut counts = None;
-        let digest = report::write_atomic(out, changes::CHANGES_CSV, |w| {
-            let mut writer = ChangesWriter::new(w)?;
-            let c = changes::compare(old, records.iter().cloned().map(Ok), Some(prev.display().to_string()), |c| {
-                if c.change == "newly_blocked" && newly_blocked.len() < PAGE_CHANGES {
-                    newly_blocked.push(c.clone());
-                }
-                writer.write(c)
-            })?;
-            writer.finish()?;
-            counts = Some(c);
-            Ok(())
+        let mut writer = ChangesWriter::new(report::AtomicFile::create(out, changes::CHANGES_CSV)?)?;
+        let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), |c| {
+            if c.change == "newly_blocked" && newly_blocked.len() < PAGE_CHANGES {
+                newly_blocked.push(c.clone());
+            }
+            writer.write(c)
         })
         .with_context(|| format!("comparing with {}", prev.display()))?;
-        summary.changes = counts;
-        files.push(digest);
+        changes_file = Some(writer.into_inner()?);
+        change_counts = Some(counts);
     }
-    if csv {
-        files.push(report::write_atomic(out, report::SUMMARY_CSV, |w| report::write_summary_csv(w, summary))?);
-        files.push(report::write_atomic(out, report::REJECTED_CSV, |w| report::write_rejected_csv(w, rejected))?);
+    for r in records.by_ref() {
+        r?;
     }
-    if formats.contains(&ReportFormat::Json) {
-        files.push(report::write_atomic(out, report::IMAGES_JSONL, |w| report::write_images_jsonl(w, records))?);
-        files.push(report::write_atomic(out, report::SUMMARY_JSON, |w| report::write_summary_json(w, summary))?);
+    drop(records);
+    unaccounted_ids.extend(expected.map(str::to_owned));
+
+    let mut files = Vec::new();
+    if let Some(w) = images_csv {
+        files.push(w.finish()?.commit()?);
+    }
+    if let Some(f) = changes_file {
+        files.push(f.commit()?);
+    }
+    let mut summary = fold.finish();
+    summary.changes = change_counts;
+    let t = &summary.totals;
+    summary.ledger = Ledger {
+        input_rows: ids.input_rows,
+        blank_rows: ids.blank_rows,
+        rejected: ids.rejected.len() as u64,
+        duplicates: ids.duplicates,
+        unique_ids: ids.ids.len() as u64,
+        found: t.found,
+        missing: t.missing,
+        failed: t.failed,
+        unaccounted: unaccounted_ids.len() as u64,
+        unaccounted_ids,
+    };
+    summary.complete = stop_reason.is_none() && summary.ledger.unaccounted == 0;
+    summary.stop_reason = stop_reason;
+    if summary.ledger.unaccounted > 0 {
+        // Never expected: every id yields an outcome. If it happens, say so loudly.
+        eprintln!("vod-image-audit: error: ids unaccounted for: {:?}", summary.ledger.unaccounted_ids);
+        let why = format!("{} ids unaccounted for", summary.ledger.unaccounted);
+        summary.stop_reason = Some(summary.stop_reason.map_or(why.clone(), |r| format!("{r}; {why}")));
+    }
+    if formats.contains(&ReportFormat::Csv) {
+        files.push(report::write_atomic(out, report::SUMMARY_CSV, |w| report::write_summary_csv(w, &summary))?);
+        files.push(report::write_atomic(out, report::REJECTED_CSV, |w| report::write_rejected_csv(w, &ids.rejected))?);
+    }
+    if let Some(f) = jsonl {
+        files.push(f.commit()?);
+        files.push(report::write_atomic(out, report::SUMMARY_JSON, |w| report::write_summary_json(w, &summary))?);
     }
     if formats.contains(&ReportFormat::Html) {
         let info = html::PageInfo {
@@ -622,13 +685,11 @@ fn write_reports(
             region: &meta.region,
             newly_blocked: &newly_blocked,
         };
-        let mut blocked =
-            records.iter().filter(|r| r.outcome == OutcomeKind::Found && r.audit_status.as_deref() == Some("Blocked"));
         files.push(report::write_atomic(out, html::SUMMARY_HTML, |w| {
-            html::write_summary_html(w, summary, &info, &mut blocked)
+            html::write_summary_html(w, &summary, &info, &mut blocked.iter())
         })?);
     }
-    Ok(files)
+    Ok((summary, files))
 }
 
 /// `verify DIR`.

@@ -218,17 +218,18 @@ struct Shared<'a> {
 }
 
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
-/// order), and returns every outcome. Ids left when the run stops are
-/// returned as not attempted, so every id is accounted for. A sink error
-/// (the journal cannot be written) stops the run.
+/// order); nothing is kept here, so memory does not grow with the number of
+/// ids. Ids left when the run stops are handed over as not attempted, so
+/// every id is accounted for. A sink error (the journal cannot be written)
+/// stops the run.
 pub async fn audit(
     client: &VodClient,
-    ids: Vec<String>,
+    ids: impl IntoIterator<Item = String>,
     settings: &AuditSettings,
     counters: Arc<Counters>,
     stop: StopHandle,
-    mut sink: impl FnMut(&Outcome) -> Result<(), String>,
-) -> Vec<Outcome> {
+    mut sink: impl FnMut(Outcome) -> Result<(), String>,
+) {
     let shared = Shared {
         client,
         limiter: RateLimiter::direct(Quota::per_second(settings.qps).allow_burst(settings.burst)),
@@ -239,7 +240,6 @@ pub async fn audit(
         budget: RetryBudget::default(),
     };
     let shared = &shared;
-    let mut outcomes = Vec::with_capacity(ids.len());
     let mut stream =
         futures::stream::iter(ids).map(|id| audit_one(shared, id)).buffer_unordered(settings.concurrency.max(1));
     let (mut failed, mut settled) = (0u64, 0u64);
@@ -253,12 +253,10 @@ pub async fn audit(
                 }
             }
         }
-        if let Err(e) = sink(&outcome) {
+        if let Err(e) = sink(outcome) {
             shared.stop.stop(StopReason::Storage(e));
         }
-        outcomes.push(outcome);
     }
-    outcomes
 }
 
 async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {

@@ -221,6 +221,11 @@ impl<W: Write> ChangesWriter<W> {
     pub fn finish(mut self) -> io::Result<()> {
         self.csv.flush()
     }
+
+    /// Flushes and hands back the writer.
+    pub fn into_inner(self) -> io::Result<W> {
+        self.csv.into_inner().map_err(|e| io::Error::other(e.to_string()))
+    }
 }
 
 #[cfg(test)]

@@ -92,11 +92,73 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// Unique ids in one buffer: a million 32-character ids take ~40 MB, not
+/// the ~90 MB of a `Vec<String>`.
+#[derive(Debug, Clone, Default)]
+pub struct Ids {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Ids {
+    fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+
+    /// The number of ids.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `i`-th id.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// The ids in input order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The ids in `image_id` (byte) order.
+    pub fn sorted(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_unstable_by(|a, b| self.get(*a as usize).cmp(self.get(*b as usize)));
+        order.into_iter().map(|i| self.get(i as usize))
+    }
+
+    /// The ids as owned strings (for tests and small lists).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+}
+
+/// A 128-bit fingerprint of an id: the de-duplication and resume sets hold
+/// these instead of the strings. Two independently keyed SipHashes: a
+/// collision among a million ids has odds around 2^-88.
+#[derive(Clone, Default)]
+pub struct Fingerprint(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+
+impl Fingerprint {
+    /// The fingerprint of `id`.
+    pub fn of(&self, id: &str) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.0.hash_one(id)) << 64) | u128::from(self.1.hash_one(id))
+    }
+}
+
 /// The ids of an input, ready to audit.
 #[derive(Debug, Clone)]
 pub struct IdList {
     /// Unique valid ids, in the order first seen.
-    pub ids: Vec<String>,
+    pub ids: Ids,
     /// Non-blank data rows (`unique + duplicates + rejected`).
     pub input_rows: u64,
     /// Data rows that were blank (every field empty) and skipped.
@@ -273,7 +335,7 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     };
 
     let mut out = IdList {
-        ids: Vec::new(),
+        ids: Ids::default(),
         input_rows: 0,
         blank_rows: 0,
         duplicates: 0,
@@ -282,7 +344,8 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         sha256: String::new(),
         bytes: 0,
     };
-    let mut seen: HashSet<String> = HashSet::new();
+    let fingerprint = Fingerprint::default();
+    let mut seen: HashSet<u128> = HashSet::new();
     let mut last_line = first_line;
     let mut last_had_break = false;
     let mut take = |rec: &csv::ByteRecord, out: &mut IdList| {
@@ -315,11 +378,10 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         if let Err(reason) = validate_id(id) {
             return reject(out, id, reason);
         }
-        if seen.contains(id) {
-            out.duplicates += 1;
+        if seen.insert(fingerprint.of(id)) {
+            out.ids.push(id);
         } else {
-            seen.insert(id.to_owned());
-            out.ids.push(id.to_owned());
+            out.duplicates += 1;
         }
     };
     if !first_is_header {
@@ -369,7 +431,7 @@ mod tests {
     fn header_detection_any_case() {
         for h in ["ImageId", "image_id", "IMAGEID", " imageid "] {
             let l = read(format!("title,{h}\nx,AAA\ny,BBB\n").as_bytes()).unwrap();
-            assert_eq!(l.ids, vec!["AAA", "BBB"], "header {h}");
+            assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB"], "header {h}");
             assert_eq!(l.input_rows, 2);
         }
     }
@@ -377,24 +439,24 @@ mod tests {
     #[test]
     fn id_column_flag_wins_and_unknown_column_is_named() {
         let l = read_ids(&b"a,b\n1,x1\n2,x2\n"[..], "f.csv", Some("b")).unwrap();
-        assert_eq!(l.ids, vec!["x1", "x2"]);
+        assert_eq!(l.ids.to_vec(), vec!["x1", "x2"]);
         let e = read_ids(&b"a,b\n1,2\n"[..], "f.csv", Some("c")).unwrap_err().to_string();
         assert!(e.contains("f.csv: line 1") && e.contains("\"c\"") && e.contains("\"a\", \"b\""), "{e}");
     }
 
     #[test]
     fn single_column_with_and_without_header() {
-        assert_eq!(read(b"abc123\ndef456\n").unwrap().ids, vec!["abc123", "def456"]);
+        assert_eq!(read(b"abc123\ndef456\n").unwrap().ids.to_vec(), vec!["abc123", "def456"]);
         let with = read(b"id\nabc123\n").unwrap();
-        assert_eq!(with.ids, vec!["abc123"]);
+        assert_eq!(with.ids.to_vec(), vec!["abc123"]);
         assert_eq!(with.input_rows, 1);
-        assert_eq!(read(b"Image ID\nabc123\n").unwrap().ids, vec!["abc123"]);
+        assert_eq!(read(b"Image ID\nabc123\n").unwrap().ids.to_vec(), vec!["abc123"]);
     }
 
     #[test]
     fn bom_crlf_quotes_blank_lines_whitespace() {
         let l = read(b"\xEF\xBB\xBFImageId,note\r\n\"AAA\",\"a, b\"\r\n\r\n  BBB  ,x\r\n,\r\n").unwrap();
-        assert_eq!(l.ids, vec!["AAA", "BBB"]);
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB"]);
         assert_eq!(l.input_rows, 2);
         assert_eq!(l.blank_rows, 2, "an empty line and a row of empty fields");
     }
@@ -403,7 +465,7 @@ mod tests {
     fn invalid_values_are_rejected_with_line_numbers() {
         let text = "ImageId\nok1\nhas space\n\nbad/char\n,x\n".to_string() + &"a".repeat(65) + "\nok1\n";
         let l = read_ids(text.as_bytes(), "f", Some("ImageId")).unwrap();
-        assert_eq!(l.ids, vec!["ok1"]);
+        assert_eq!(l.ids.to_vec(), vec!["ok1"]);
         assert_eq!(l.duplicates, 1);
         let lines: Vec<u64> = l.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![3, 5, 6, 7]);
@@ -435,7 +497,7 @@ mod tests {
     #[test]
     fn control_characters_and_invalid_utf8() {
         let l = read(b"ImageId\nA\x01B\n\xff\xfe\nGOOD\n").unwrap();
-        assert_eq!(l.ids, vec!["GOOD"]);
+        assert_eq!(l.ids.to_vec(), vec!["GOOD"]);
         assert!(l.rejected[0].reason.contains("control character"), "{:?}", l.rejected);
         assert_eq!(l.rejected[1].reason, "not valid UTF-8");
     }
@@ -454,7 +516,7 @@ mod tests {
     #[test]
     fn one_column_file_with_a_comma_is_rejected_not_truncated() {
         let l = read(b"AAA\nBBB,CCC\n").unwrap();
-        assert_eq!(l.ids, vec!["AAA"]);
+        assert_eq!(l.ids.to_vec(), vec!["AAA"]);
         assert_eq!(l.rejected.len(), 1);
     }
 

@@ -51,27 +51,37 @@ pub struct Journal {
 }
 
 /// What an existing journal held.
+#[derive(Debug, Default)]
 pub struct Recovered {
-    pub outcomes: Vec<Outcome>,
+    /// Outcomes read back.
+    pub count: usize,
     /// A torn last line was found and cut off.
     pub torn: bool,
 }
 
 impl Journal {
     /// Opens the journal in `dir` for the input with digest `input_sha256`,
-    /// creating it if absent, and returns the outcomes it already holds.
-    pub fn open(dir: &Path, input_sha256: &str) -> Result<(Journal, Recovered), JournalError> {
+    /// creating it if absent; hands each outcome it already holds to `seen`
+    /// (so they need not all be in memory at once).
+    pub fn open(
+        dir: &Path,
+        input_sha256: &str,
+        mut seen: impl FnMut(Outcome),
+    ) -> Result<(Journal, Recovered), JournalError> {
         let path = dir.join(JOURNAL_FILE);
         let shown = path.display().to_string();
         let io_err = |e: io::Error| JournalError::Io { path: shown.clone(), reason: e.to_string() };
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io_err)?;
-        let mut recovered = Recovered { outcomes: Vec::new(), torn: false };
+        let mut recovered = Recovered::default();
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {
             write_header(&mut file, input_sha256).map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
         } else {
-            let good_end = read_back(&mut file, &shown, input_sha256, &mut recovered)?;
+            let good_end = read_back(&mut file, &shown, input_sha256, &mut |o| {
+                recovered.count += 1;
+                seen(o)
+            })?;
             if good_end < len {
                 recovered.torn = true;
                 file.set_len(good_end).map_err(io_err)?;
@@ -126,7 +136,12 @@ fn write_header(file: &mut File, input_sha256: &str) -> io::Result<()> {
 /// Reads every line; returns the byte offset just past the last good line.
 /// Only the last line may be bad (a torn write); a bad line followed by more
 /// lines is damage, and refused.
-fn read_back(file: &mut File, shown: &str, input_sha256: &str, out: &mut Recovered) -> Result<u64, JournalError> {
+fn read_back(
+    file: &mut File,
+    shown: &str,
+    input_sha256: &str,
+    seen: &mut dyn FnMut(Outcome),
+) -> Result<u64, JournalError> {
     let io_err = |e: io::Error| JournalError::Io { path: shown.to_owned(), reason: e.to_string() };
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut reader = BufReader::new(&mut *file);
@@ -161,7 +176,7 @@ fn read_back(file: &mut File, shown: &str, input_sha256: &str, out: &mut Recover
                 Err(e) => Err(format!("not a journal header: {e}")),
             }
         } else {
-            serde_json::from_slice::<Outcome>(&buf).map(|o| out.outcomes.push(o)).map_err(|e| e.to_string())
+            serde_json::from_slice::<Outcome>(&buf).map(&mut *seen).map_err(|e| e.to_string())
         };
         match parsed {
             Ok(()) => good_end = offset,
@@ -195,24 +210,31 @@ mod tests {
         ]
     }
 
+    fn open(dir: &Path, sha: &str) -> Result<(Journal, Vec<Outcome>, bool), JournalError> {
+        let mut got = Vec::new();
+        let (j, r) = Journal::open(dir, sha, |o| got.push(o))?;
+        assert_eq!(r.count, got.len());
+        Ok((j, got, r.torn))
+    }
+
     #[test]
     fn round_trips_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, r) = Journal::open(dir.path(), "abc").unwrap();
-        assert!(r.outcomes.is_empty());
+        let (mut j, got, _) = open(dir.path(), "abc").unwrap();
+        assert!(got.is_empty());
         for o in outcomes() {
             j.append(&o).unwrap();
         }
         drop(j);
-        let (_, r) = Journal::open(dir.path(), "abc").unwrap();
-        assert_eq!(r.outcomes, outcomes());
-        assert!(!r.torn);
+        let (_, got, torn) = open(dir.path(), "abc").unwrap();
+        assert_eq!(got, outcomes());
+        assert!(!torn);
     }
 
     #[test]
     fn torn_last_line_is_cut_and_appending_continues() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), "abc").unwrap();
+        let (mut j, _, _) = open(dir.path(), "abc").unwrap();
         for o in outcomes() {
             j.append(&o).unwrap();
         }
@@ -221,30 +243,30 @@ mod tests {
         let mut text = std::fs::read(&path).unwrap();
         text.extend_from_slice(b"{\"image_id\":\"d\",\"kin");
         std::fs::write(&path, &text).unwrap();
-        let (mut j, r) = Journal::open(dir.path(), "abc").unwrap();
-        assert!(r.torn);
-        assert_eq!(r.outcomes.len(), 3);
+        let (mut j, got, torn) = open(dir.path(), "abc").unwrap();
+        assert!(torn);
+        assert_eq!(got.len(), 3);
         j.append(&Outcome::missing("e".into(), 1, None)).unwrap();
         drop(j);
-        let (_, r) = Journal::open(dir.path(), "abc").unwrap();
-        assert_eq!(r.outcomes.len(), 4);
-        assert!(!r.torn);
+        let (_, got, torn) = open(dir.path(), "abc").unwrap();
+        assert_eq!(got.len(), 4);
+        assert!(!torn);
     }
 
     #[test]
     fn other_input_and_damage_in_the_middle_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(dir.path(), "abc").unwrap();
+        let (mut j, _, _) = open(dir.path(), "abc").unwrap();
         for o in outcomes() {
             j.append(&o).unwrap();
         }
         drop(j);
-        let e = Journal::open(dir.path(), "xyz").err().unwrap();
+        let e = open(dir.path(), "xyz").err().unwrap();
         assert!(matches!(e, JournalError::OtherInput { .. }), "{e}");
         let path = dir.path().join(JOURNAL_FILE);
         let text = std::fs::read_to_string(&path).unwrap().replacen("\"kind\"", "\"kond\"", 1);
         std::fs::write(&path, text).unwrap();
-        let e = Journal::open(dir.path(), "abc").err().unwrap();
+        let e = open(dir.path(), "abc").err().unwrap();
         assert!(matches!(e, JournalError::Damaged { line: 2, .. }), "{e}");
     }
 }

@@ -20,6 +20,7 @@
 //! - [`outcome`]: what became of one id, and its report record.
 //! - [`audit`]: the rate-limited, concurrent engine.
 //! - [`journal`]: the crash-safe record of settled ids, for resuming.
+//! - [`sort`]: sorting outcomes by id in bounded memory (external merge sort).
 //! - [`lock`]: one run per output directory.
 //! - [`report`]: aggregation and the report files.
 //! - [`changes`]: what changed since an earlier run (a merge-join).
@@ -48,4 +49,5 @@ pub mod retry;
 pub mod secret;
 pub mod signing;
 pub mod sim;
+pub mod sort;
 pub mod verify;

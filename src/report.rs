@@ -143,13 +143,36 @@ pub fn summarize<'a>(
     invalid: u64,
     records: impl IntoIterator<Item = &'a ImageRecord>,
 ) -> Summary {
-    let mut s = Summary {
-        complete: true,
-        totals: Totals { input_rows, duplicates, invalid, ..Default::default() },
-        ..Default::default()
-    };
-    let mut categories: BTreeMap<Option<i64>, CategoryCount> = BTreeMap::new();
+    let mut fold = Fold::new(input_rows, duplicates, invalid);
     for r in records {
+        fold.add(r);
+    }
+    fold.finish()
+}
+
+/// The summary as a fold, one record at a time, for streams too large to
+/// hold.
+pub struct Fold {
+    summary: Summary,
+    categories: BTreeMap<Option<i64>, CategoryCount>,
+}
+
+impl Fold {
+    /// Starts from the input's counts.
+    pub fn new(input_rows: u64, duplicates: u64, invalid: u64) -> Self {
+        Fold {
+            summary: Summary {
+                complete: true,
+                totals: Totals { input_rows, duplicates, invalid, ..Default::default() },
+                ..Default::default()
+            },
+            categories: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one record.
+    pub fn add(&mut self, r: &ImageRecord) {
+        let s = &mut self.summary;
         s.totals.unique_ids += 1;
         match r.outcome {
             OutcomeKind::Found => s.totals.found += 1,
@@ -161,13 +184,13 @@ pub fn summarize<'a>(
             }
         }
         if r.outcome != OutcomeKind::Found {
-            continue;
+            return;
         }
         let audit = r.audit_status.clone().unwrap_or_else(|| UNKNOWN.to_owned());
         let blocked = audit == "Blocked";
         *s.by_audit_status.entry(audit).or_default() += 1;
         *s.by_status.entry(r.status.clone().unwrap_or_else(|| UNKNOWN.to_owned())).or_default() += 1;
-        let c = categories.entry(r.cate_id).or_insert_with(|| CategoryCount {
+        let c = self.categories.entry(r.cate_id).or_insert_with(|| CategoryCount {
             cate_id: r.cate_id,
             cate_name: None,
             images: 0,
@@ -179,8 +202,12 @@ pub fn summarize<'a>(
         c.images += 1;
         c.blocked += u64::from(blocked);
     }
-    s.by_category = categories.into_values().collect();
-    s
+
+    /// The summary.
+    pub fn finish(mut self) -> Summary {
+        self.summary.by_category = self.categories.into_values().collect();
+        self.summary
+    }
 }
 
 /// A written file's name, size and SHA-256, for the manifest.
@@ -210,38 +237,70 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Writes `name` in `dir` atomically: a temporary file, flushed and fsynced,
-/// renamed into place, and the directory fsynced. A crash leaves either the
-/// old file or the new one, never half of one. Returns the file's digest.
-pub fn write_atomic(
-    dir: &Path,
-    name: &str,
-    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<FileDigest> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
+/// A file being written atomically: a temporary file, flushed and fsynced,
+/// renamed into place, and the directory fsynced on [`AtomicFile::commit`].
+/// A crash leaves either the old file or the new one, never half of one;
+/// dropping it uncommitted removes the temporary file.
+pub struct AtomicFile {
+    dir: std::path::PathBuf,
+    name: String,
+    tmp: std::path::PathBuf,
+    writer: Option<HashingWriter<BufWriter<File>>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `name` in `dir`.
+    pub fn create(dir: &Path, name: &str) -> io::Result<Self> {
+        let tmp = dir.join(format!(".{name}.tmp"));
         let file = File::create(&tmp)?;
-        let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(256 * 1024, file),
-            hash: sha2::Sha256::default(),
-            bytes: 0,
-        };
-        fill(&mut w)?;
+        let writer =
+            HashingWriter { inner: BufWriter::with_capacity(256 * 1024, file), hash: Default::default(), bytes: 0 };
+        Ok(AtomicFile { dir: dir.to_owned(), name: name.to_owned(), tmp, writer: Some(writer) })
+    }
+
+    /// Makes it durable and puts it in place; returns its digest.
+    pub fn commit(mut self) -> io::Result<FileDigest> {
+        let w = self.writer.take().expect("committed once");
         let digest = FileDigest {
-            name: name.to_owned(),
+            name: self.name.clone(),
             bytes: w.bytes,
             sha256: crate::input::hex(&sha2::Digest::finalize(w.hash)),
         };
         let file = w.inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp, dir.join(name))?;
-        sync_dir(dir)?;
+        fs::rename(&self.tmp, self.dir.join(&self.name))?;
+        sync_dir(&self.dir)?;
         Ok(digest)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
     }
-    result
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.as_mut().expect("not committed").write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.as_mut().expect("not committed").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `name` in `dir` atomically with one closure (see [`AtomicFile`]).
+pub fn write_atomic(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<FileDigest> {
+    let mut f = AtomicFile::create(dir, name)?;
+    fill(&mut f)?;
+    f.commit()
 }
 
 /// Fsyncs a directory so a rename in it survives power loss.
@@ -265,6 +324,30 @@ fn csv_err(e: csv::Error) -> io::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// `images.csv` written one record at a time.
+pub struct ImagesCsv<W: Write> {
+    csv: csv::Writer<W>,
+}
+
+impl<W: Write> ImagesCsv<W> {
+    /// Writes the header.
+    pub fn new(w: W) -> io::Result<Self> {
+        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+        csv.write_record(IMAGES_COLUMNS).map_err(csv_err)?;
+        Ok(ImagesCsv { csv })
+    }
+
+    /// Writes one row.
+    pub fn write(&mut self, r: &ImageRecord) -> io::Result<()> {
+        self.csv.serialize(r).map_err(csv_err)
+    }
+
+    /// Flushes and hands back the writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.csv.into_inner().map_err(|e| io::Error::other(e.to_string()))
     }
 }
 

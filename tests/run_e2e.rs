@@ -359,7 +359,8 @@ fn input_and_usage_errors_exit_2_before_any_call() {
     wd.write("noid.csv", "a,b\n1,2\n");
     wd.write("empty.csv", "");
     wd.write("garbage.bin", [0u8, 159, 146, 150, 0, 1, 2, 3]);
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["run", "--input", "noid.csv"], sim_env(), "noid.csv: line 1: no id column"),
         (vec!["run", "--input", "empty.csv"], sim_env(), "empty.csv: no data rows"),
         (vec!["run", "--input", "garbage.bin"], sim_env(), "not a CSV text file"),

@@ -798,7 +798,7 @@ async fn check(a: &CheckArgs) -> anyhow::Result<u8> {
 fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     let catalog = match (&a.catalog, a.generate) {
         (Some(path), _) => Catalog::load(path).map_err(usage)?,
-        (None, Some(n)) => Catalog::from_values(sim::catalog::generate(n, a.seed, &a.region)).map_err(usage)?,
+        (None, Some(n)) => Catalog::from_values(sim::catalog::generate_iter(n, a.seed, &a.region)).map_err(usage)?,
         (None, None) => return Err(usage("give --catalog FILE or --generate N")),
     };
     for (flag, rate) in [
@@ -842,6 +842,14 @@ async fn simulate(a: &SimulateArgs) -> anyhow::Result<u8> {
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
         return Ok(EXIT_OK);
+    }
+    if let Some(path) = &a.write_ids {
+        let mut text = String::from("ImageId\n");
+        for id in config.catalog.ids() {
+            text.push_str(id);
+            text.push('\n');
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await

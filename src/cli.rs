@@ -174,6 +174,9 @@ pub struct SimulateArgs {
     /// Write the catalog to FILE and exit (to make a catalog to edit).
     #[arg(long, value_name = "FILE")]
     pub write_catalog: Option<PathBuf>,
+    /// Also write the catalog's ids to FILE, one per line (an input for `run`), and go on serving.
+    #[arg(long, value_name = "FILE")]
+    pub write_ids: Option<PathBuf>,
     /// Account quota in calls per second; excess calls get 400 Throttling.User.
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,

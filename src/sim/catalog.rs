@@ -11,13 +11,18 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-/// One image as the simulator answers it.
+/// One image as the simulator answers it: the `ImageInfo` object as JSON
+/// text, shared (a million images fit in well under a gigabyte).
 #[derive(Debug, Clone)]
 pub struct CatalogImage {
-    /// The `ImageInfo` object as JSON text.
-    pub json: String,
-    /// The same object, for XML answers.
-    pub value: Value,
+    pub json: std::sync::Arc<str>,
+}
+
+impl CatalogImage {
+    /// The object, for XML answers and for writing the catalog.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
 }
 
 /// The simulator's images by id.
@@ -29,7 +34,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// Builds a catalog from `ImageInfo` objects; each needs a string `ImageId`.
-    pub fn from_values(values: Vec<Value>) -> Result<Self, String> {
+    pub fn from_values(values: impl IntoIterator<Item = Value>) -> Result<Self, String> {
         let mut c = Catalog::default();
         for (i, v) in values.into_iter().enumerate() {
             let id = v
@@ -42,7 +47,7 @@ impl Catalog {
             }
             let json = serde_json::to_string(&v).map_err(|e| e.to_string())?;
             c.order.push(id.clone());
-            c.images.insert(id, CatalogImage { json, value: v });
+            c.images.insert(id, CatalogImage { json: json.into() });
         }
         Ok(c)
     }
@@ -83,7 +88,7 @@ impl Catalog {
 
     /// The catalog as the file format.
     pub fn to_file_value(&self) -> Value {
-        json!({"images": self.order.iter().map(|id| self.images[id].value.clone()).collect::<Vec<_>>()})
+        json!({"images": self.order.iter().map(|id| self.images[id].value()).collect::<Vec<_>>()})
     }
 }
 
@@ -148,10 +153,15 @@ const IMAGE_TYPES: &[&str] = &["CoverSnapshot", "NormalSnapshot", "SpriteSnapsho
 /// and uncategorized images, titles with commas, quotes, newlines and CJK,
 /// `FileSize` as a string or a number.
 pub fn generate(n: usize, seed: u64, region: &str) -> Vec<Value> {
+    generate_iter(n, seed, region).collect()
+}
+
+/// [`generate`], one image at a time.
+pub fn generate_iter(n: usize, seed: u64, region: &str) -> impl Iterator<Item = Value> + '_ {
     let mut rng = SplitMix::new(seed);
     let base = humantime::parse_rfc3339("2024-01-01T00:00:00Z").expect("constant date");
     (0..n)
-        .map(|i| {
+        .map(move |i| {
             let id = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
             let mut m = Map::new();
             m.insert("ImageId".into(), json!(id));
@@ -207,7 +217,6 @@ pub fn generate(n: usize, seed: u64, region: &str) -> Vec<Value> {
             }
             Value::Object(m)
         })
-        .collect()
 }
 
 #[cfg(test)]

@@ -57,12 +57,12 @@ impl Answer {
             (Answer::Image(img), Format::Xml) => {
                 let mut body = String::from("<?xml version='1.0' encoding='UTF-8'?><GetImageInfoResponse>");
                 element(&mut body, "RequestId", &Value::String(request_id.into()));
-                element(&mut body, "ImageInfo", &img.value);
+                element(&mut body, "ImageInfo", &img.value());
                 body.push_str("</GetImageInfoResponse>");
                 xml(StatusCode::OK, body.into_bytes(), &[])
             }
             (Answer::Images(found, missing), Format::Json) => {
-                let infos: Vec<&str> = found.iter().map(|i| i.json.as_str()).collect();
+                let infos: Vec<&str> = found.iter().map(|i| &*i.json).collect();
                 let body = format!(
                     "{{\"RequestId\":\"{request_id}\",\"ImageInfo\":[{}],\"NonExistImageIds\":{}}}",
                     infos.join(","),
@@ -74,7 +74,7 @@ impl Answer {
                 let mut body = String::from("<?xml version='1.0' encoding='UTF-8'?><GetImageInfosResponse>");
                 element(&mut body, "RequestId", &Value::String(request_id.into()));
                 for img in &found {
-                    element(&mut body, "ImageInfo", &img.value);
+                    element(&mut body, "ImageInfo", &img.value());
                 }
                 for id in &missing {
                     element(&mut body, "NonExistImageIds", &Value::String(id.clone()));

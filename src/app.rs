@@ -109,6 +109,7 @@ pub struct RunSettings {
 #[derive(Debug, Serialize)]
 struct ManifestSettings {
     qps: u32,
+    rate: crate::rate::RateMode,
     burst: u32,
     concurrency: usize,
     max_attempts: u32,
@@ -150,6 +151,7 @@ impl RunSettings {
             force: a.force,
             audit: AuditSettings {
                 qps,
+                rate_mode: a.rate,
                 burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("constant is non-zero"),
                 concurrency,
                 retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
@@ -439,6 +441,7 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         resumed_ids: resumed,
         settings: ManifestSettings {
             qps: settings.audit.qps.get(),
+            rate: settings.audit.rate_mode,
             burst: settings.audit.burst.get(),
             concurrency: settings.audit.concurrency,
             max_attempts: settings.audit.retry.max_attempts,
@@ -929,6 +932,7 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         force: true,
         audit: AuditSettings {
             qps: NonZeroU32::new(240).expect("non-zero"),
+            rate_mode: crate::rate::RateMode::Fixed,
             burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("non-zero"),
             concurrency: 32,
             retry: RetryPolicy::default(),

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::rate::{RateControl, RateMode};
 use futures::StreamExt;
-use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::api_error::{ApiError, ErrorClass};
@@ -92,6 +92,7 @@ impl FailureLimit {
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     pub qps: NonZeroU32,
+    pub rate_mode: RateMode,
     pub burst: NonZeroU32,
     pub concurrency: usize,
     pub retry: RetryPolicy,
@@ -209,7 +210,7 @@ impl Pause {
 
 struct Shared<'a> {
     client: &'a VodClient,
-    limiter: governor::DefaultDirectRateLimiter,
+    rate: RateControl,
     policy: RetryPolicy,
     counters: Arc<Counters>,
     stop: StopHandle,
@@ -232,7 +233,7 @@ pub async fn audit(
 ) {
     let shared = Shared {
         client,
-        limiter: RateLimiter::direct(Quota::per_second(settings.qps).allow_burst(settings.burst)),
+        rate: RateControl::new(settings.rate_mode, settings.qps, settings.burst),
         policy: settings.retry,
         counters,
         stop,
@@ -274,12 +275,17 @@ async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
             }
         }
         tokio::select! {
-            _ = s.limiter.until_ready() => {}
+            _ = s.rate.until_ready() => {}
             _ = s.stop.token.cancelled() => return stopped(id, attempts, last, &s.stop),
         }
         attempts += 1;
         s.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let err = match s.client.get_image_info(&id).await {
+        let answer = s.client.get_image_info(&id).await;
+        let throttled = matches!(&answer, Err(e) if e.class == ErrorClass::Throttled);
+        if let Some(pause) = s.rate.on_answer(throttled) {
+            s.pause.extend(Instant::now() + pause);
+        }
+        let err = match answer {
             Ok(found) => {
                 s.budget.refund(SUCCESS_REFUND);
                 return Outcome::found(id, found.info, attempts, found.request_id);

@@ -122,6 +122,9 @@ pub struct RunArgs {
     /// Calls per second, retries included (default 20: a fifth of the ~100/s account quota, which production shares).
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,
+    /// Send rate: fixed at --qps, or adaptive (start at --qps, slow down when throttled, speed up again).
+    #[arg(long, value_enum, default_value_t = crate::rate::RateMode::Fixed)]
+    pub rate: crate::rate::RateMode,
     /// Calls in flight at most.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

@@ -16,6 +16,7 @@
 //! - [`api_error`]: a failed call and its class (missing, throttled, ...).
 //! - [`client`]: one signed call and the decoding of its answer.
 //! - [`retry`]: the retry decision and backoff, pure.
+//! - [`rate`]: the rate limiter, fixed or adaptive.
 //! - [`input`]: reading and validating the ids.
 //! - [`outcome`]: what became of one id, and its report record.
 //! - [`audit`]: the rate-limited, concurrent engine.
@@ -44,6 +45,7 @@ pub mod lock;
 pub mod model;
 pub mod outcome;
 pub mod progress;
+pub mod rate;
 pub mod report;
 pub mod retry;
 pub mod secret;

@@ -83,7 +83,7 @@ impl Adaptive {
     pub fn on_accepted(&mut self, now: Instant) -> Option<f64> {
         self.accepted.push_back(now);
         self.trim(now);
-        let Some(est) = self.estimate else { return None };
+        let est = self.estimate?;
         let dt = now.duration_since(self.last_increase).as_secs_f64();
         if dt < 0.1 {
             return None;

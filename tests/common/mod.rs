@@ -90,6 +90,16 @@ impl Output {
         self
     }
 
+    /// What a finished [`Command::output`] gave.
+    pub fn of(cmd: String, out: std::process::Output) -> Self {
+        Output {
+            cmd,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "command: {}\nstatus: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -175,4 +185,117 @@ pub fn csv_rows(text: &str) -> Vec<HashMap<String, String>> {
             headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
         })
         .collect()
+}
+
+/// A run of the binary started in the background, its stdout and stderr
+/// going to files in the work directory (a pipe nobody reads could block it).
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub cmd: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (without reaping it twice: `wait` still works).
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Sends SIGINT with the system's `kill`, as an operator (or cron's
+    /// timeout) would.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill").args(["-INT", &self.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -INT {} failed", self.pid());
+    }
+
+    /// SIGKILL: no handler, no cleanup, no report.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Waits for the exit, within `limit`, and collects what it printed.
+    pub fn wait(mut self, limit: std::time::Duration) -> Output {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not exit within {limit:?}\n--- stderr ---\n{}",
+                    self.cmd,
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        Output {
+            cmd: self.cmd.clone(),
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&std::fs::read(&self.stdout).unwrap_or_default()).into_owned(),
+            stderr: String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned(),
+        }
+    }
+}
+
+impl Workdir {
+    /// The command `run` would execute: only the given environment (plus
+    /// PATH and the scratch HOME), in the work directory.
+    pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        self.command_of(env!("CARGO_BIN_EXE_vod-image-audit"), args, env)
+    }
+
+    /// Like [`Workdir::command`], for another program (a shell wrapping the
+    /// binary, say).
+    pub fn command_of(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args).current_dir(self.path()).env_clear().env("HOME", self.home());
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts the binary in the background; see [`Spawned`]. `tag` names
+    /// the files its stdout and stderr go to.
+    pub fn spawn(&self, tag: &str, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+        let stdout = self.path().join(format!("{tag}.stdout"));
+        let stderr = self.path().join(format!("{tag}.stderr"));
+        let mut cmd = self.command(args, env);
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let child = cmd.spawn().unwrap();
+        Spawned { child, cmd: format!("vod-image-audit {}", args.join(" ")), stdout, stderr }
+    }
+
+    /// Lines of a file, 0 if it does not exist (yet).
+    pub fn count_lines(&self, name: &str) -> usize {
+        std::fs::read(self.path().join(name)).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0)
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds; panics with `what`
+/// after `limit`.
+pub fn poll_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// `n` ids the generated catalogs never hold: the API answers NoSuchResource.
+pub fn unknown_ids(n: usize, salt: u32) -> Vec<String> {
+    (0..n).map(|i| format!("dead{salt:04x}{i:024x}")).collect()
 }

@@ -1,0 +1,1078 @@
+//! Reliability matrix of "Crash-safe, resumable, cron-safe runs": the real
+//! binary against the in-process simulator under faults, kill -9, SIGINT,
+//! a busy output directory, a changed input, a dead service, a revoked key
+//! and an unwritable output directory; and no secret in anything it writes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{csv_rows, poll_until, sim_env, unknown_ids, Output, SimServer, TestCatalog, Workdir};
+use serde_json::Value;
+use vod_image_audit::sim::{Faults, SimConfig, SimKey, Stats};
+
+/// Longest any single run may take before the test gives up on it.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// `ImageId` header, then one id a line.
+fn id_file(ids: &[String]) -> String {
+    format!("ImageId\n{}\n", ids.join("\n"))
+}
+
+/// Outcome of every id in images.csv.
+fn outcomes(wd: &Workdir, out: &str) -> BTreeMap<String, String> {
+    csv_rows(&wd.read(&format!("{out}/images.csv")))
+        .into_iter()
+        .map(|r| (r["image_id"].clone(), r["outcome"].clone()))
+        .collect()
+}
+
+/// Ids the simulator answered (found or NoSuchResource) more than once.
+fn answered_twice(stats: &Stats) -> Vec<(String, u64)> {
+    stats.answers_by_image.iter().filter(|(_, n)| **n > 1).map(|(k, n)| (k.clone(), *n)).collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Fault matrix
+// ---------------------------------------------------------------------------
+
+/// One row of the fault matrix: `n` catalog ids plus `n / 8` unknown ones,
+/// through a simulator configured by `faults`, with `--max-attempts 10`.
+/// Every id must end found or missing, none failed, none answered twice.
+fn fault_row(seed: u64, n: usize, faults: impl FnOnce(&mut SimConfig), client: &[&str]) -> (Workdir, Stats, Value) {
+    let cat = TestCatalog::generate(n, seed);
+    let mut config = cat.config();
+    config.seed = seed;
+    faults(&mut config);
+    let server = SimServer::start(config);
+    let misses = unknown_ids(n / 8, seed as u32);
+    let mut ids = cat.ids();
+    // Misses spread through the file, not bunched at the end.
+    for (i, m) in misses.iter().enumerate() {
+        ids.insert((i * 8 + 3).min(ids.len()), m.clone());
+    }
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let mut args = vec!["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url, "--max-attempts", "10"];
+    args.extend_from_slice(client);
+    let started = Instant::now();
+    let out = wd.run(&args, &sim_env(), None);
+    let took = started.elapsed();
+    out.expect_code(0);
+    eprintln!("fault row seed {seed}: {took:?}");
+
+    let got = outcomes(&wd, "out");
+    assert_eq!(got.len(), ids.len(), "one row per input id\n{}", out.describe());
+    for id in cat.ids() {
+        assert_eq!(got.get(&id).map(String::as_str), Some("found"), "{id}\n{}", out.describe());
+    }
+    for id in &misses {
+        assert_eq!(got.get(id).map(String::as_str), Some("missing"), "{id}\n{}", out.describe());
+    }
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["totals"]["failed"], 0, "{}", out.describe());
+    assert_eq!(summary["totals"]["found"], n as u64);
+    assert_eq!(summary["totals"]["missing"], misses.len() as u64);
+
+    let stats = server.stats();
+    assert_eq!(answered_twice(&stats), vec![], "ids answered more than once; answers by code {:?}", stats.by_code);
+    for id in &ids {
+        assert_eq!(stats.answers_by_image.get(id), Some(&1), "{id} was never answered");
+    }
+    let manifest = wd.json("out/manifest.json");
+    assert!(!wd.path().join("out/journal.jsonl").exists(), "a complete run removes its journal");
+    (wd, stats, manifest)
+}
+
+fn code_seen(stats: &Stats, code: &str) -> u64 {
+    stats.by_code.get(code).copied().unwrap_or(0)
+}
+
+#[test]
+fn faults_throttling_storm() {
+    let (_wd, stats, manifest) = fault_row(101, 140, |c| c.qps = Some(40), &["--qps", "400", "--concurrency", "16"]);
+    assert!(code_seen(&stats, "Throttling.User") > 50, "the quota hardly bit: {:?}", stats.by_code);
+    assert!(manifest["calls"]["throttled"].as_u64().unwrap() > 50, "{manifest}");
+}
+
+#[test]
+fn faults_internal_error_10_percent() {
+    let (_wd, stats, _) = fault_row(
+        102,
+        240,
+        |c| c.faults = Faults { internal_error: 0.10, ..Faults::default() },
+        &["--qps", "400", "--concurrency", "16"],
+    );
+    assert!(code_seen(&stats, "InternalError") >= 10, "{:?}", stats.by_code);
+}
+
+#[test]
+fn faults_unavailable_10_percent() {
+    let (_wd, stats, _) = fault_row(
+        103,
+        240,
+        |c| c.faults = Faults { unavailable: 0.10, ..Faults::default() },
+        &["--qps", "400", "--concurrency", "16"],
+    );
+    assert!(code_seen(&stats, "ServiceUnavailable") >= 10, "{:?}", stats.by_code);
+}
+
+#[test]
+fn faults_dropped_connections_5_percent() {
+    let (_wd, stats, _) = fault_row(
+        104,
+        240,
+        |c| c.faults = Faults { drop: 0.05, ..Faults::default() },
+        &["--qps", "400", "--concurrency", "16"],
+    );
+    assert!(code_seen(&stats, "Dropped") >= 4, "{:?}", stats.by_code);
+}
+
+#[test]
+fn faults_answers_slower_than_the_timeout_2_percent() {
+    let (wd, _stats, manifest) = fault_row(
+        105,
+        240,
+        |c| c.faults = Faults { slow: 0.02, slow_delay: Duration::from_secs(2), ..Faults::default() },
+        &["--qps", "400", "--concurrency", "16", "--timeout", "300ms"],
+    );
+    // The slow answers were given up on and asked again.
+    assert!(manifest["calls"]["retries"].as_u64().unwrap() >= 2, "{manifest}");
+    let retried = csv_rows(&wd.read("out/images.csv")).iter().filter(|r| r["attempts"] != "1").count();
+    assert!(retried >= 2, "no id needed a second attempt");
+}
+
+#[test]
+fn faults_all_at_once() {
+    let (_wd, stats, manifest) = fault_row(
+        106,
+        240,
+        |c| {
+            // With TimeLeft hints here (the storm row goes without), so the
+            // whole run pauses for the quota window instead of each call
+            // backing off on its own.
+            c.qps = Some(100);
+            c.ratelimit_hints = true;
+            c.faults = Faults {
+                internal_error: 0.10,
+                unavailable: 0.10,
+                drop: 0.05,
+                slow: 0.02,
+                slow_delay: Duration::from_secs(2),
+                ..Faults::default()
+            }
+        },
+        &["--qps", "400", "--concurrency", "16", "--timeout", "300ms"],
+    );
+    for code in ["Throttling.User", "InternalError", "ServiceUnavailable", "Dropped"] {
+        assert!(code_seen(&stats, code) > 0, "no {code}: {:?}", stats.by_code);
+    }
+    assert!(manifest["calls"]["retries"].as_u64().unwrap() > 40, "{manifest}");
+}
+
+// ---------------------------------------------------------------------------
+// 2. kill -9 and resume
+// ---------------------------------------------------------------------------
+
+/// Calls in flight at most in the crash and interrupt tests: the bound on
+/// ids a killed run may have had answered without journaling them.
+const CONCURRENCY: usize = 4;
+
+/// The input of the crash tests: 220 catalog ids and 30 unknown ones.
+fn crash_input() -> (TestCatalog, Vec<String>) {
+    let cat = TestCatalog::generate(220, 200);
+    let mut ids = cat.ids();
+    for (i, m) in unknown_ids(30, 200).into_iter().enumerate() {
+        ids.insert(i * 7 + 1, m);
+    }
+    (cat, ids)
+}
+
+/// A simulator that takes 10 ms a call, so that at `--qps 100` a run of 250
+/// ids takes about 2.5 s: long enough to be killed at any point.
+fn slow_sim(cat: &TestCatalog, seed: u64) -> SimServer {
+    let mut config = cat.config();
+    config.seed = seed;
+    config.faults = Faults { latency: Duration::from_millis(10), ..Faults::default() };
+    SimServer::start(config)
+}
+
+fn paced_args(url: &str) -> Vec<String> {
+    let c = CONCURRENCY.to_string();
+    ["run", "--input", "ids.csv", "--out", "out", "--endpoint", url, "--qps", "100", "--concurrency", &c]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// images.csv without the `request_id` column (a RequestId is per call),
+/// and summary.json.
+fn comparable_reports(wd: &Workdir) -> (Vec<BTreeMap<String, String>>, Value) {
+    let rows = csv_rows(&wd.read("out/images.csv"))
+        .into_iter()
+        .map(|r| r.into_iter().filter(|(k, _)| k != "request_id").collect::<BTreeMap<_, _>>())
+        .collect();
+    (rows, wd.json("out/summary.json"))
+}
+
+/// The reports of an uninterrupted run of the crash input, made once.
+fn uninterrupted_reports() -> &'static (Vec<BTreeMap<String, String>>, Value) {
+    static BASELINE: std::sync::OnceLock<(Vec<BTreeMap<String, String>>, Value)> = std::sync::OnceLock::new();
+    BASELINE.get_or_init(|| {
+        let (cat, ids) = crash_input();
+        let server = slow_sim(&cat, 9);
+        let wd = Workdir::new();
+        wd.write("ids.csv", id_file(&ids));
+        let out = wd.run(&strs(&paced_args(&server.url)), &sim_env(), None);
+        out.expect_code(0);
+        assert!(answered_twice(&server.stats()).is_empty());
+        comparable_reports(&wd)
+    })
+}
+
+/// Journal lines after the header: ids settled and written down.
+fn journaled(wd: &Workdir) -> usize {
+    wd.count_lines("out/journal.jsonl").saturating_sub(1)
+}
+
+/// The manifest, if one was written, must not claim a complete run.
+fn assert_not_claimed_complete(wd: &Workdir, when: &str) {
+    let path = wd.path().join("out/manifest.json");
+    if path.exists() {
+        let m = wd.json("out/manifest.json");
+        assert_ne!(m["complete"], true, "{when}: manifest.json claims a complete run: {m}");
+    }
+}
+
+/// Kills the run with SIGKILL at pseudo-random points derived from `seed`
+/// (once or twice), reruns the same command until it exits 0, and compares
+/// the reports with an uninterrupted run's.
+fn crash_and_resume(seed: u64) {
+    let mut rng = vod_image_audit::sim::catalog::SplitMix::new(seed);
+    let planned_kills = 1 + (seed % 2) as usize;
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 9);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let args = paced_args(&server.url);
+    let (mut kills, mut runs) = (0usize, 0usize);
+    let last = loop {
+        runs += 1;
+        assert!(runs <= 2 + planned_kills, "seed {seed}: still not finished after {runs} runs");
+        if kills == planned_kills {
+            break wd.run(&strs(&args), &sim_env(), None);
+        }
+        // Kill somewhere in the first ~60 % of the calls still to make.
+        let to_go = (ids.len() - journaled(&wd)) as u64;
+        let at = server.stats().requests + 3 + rng.below(to_go * 6 / 10);
+        let mut child = wd.spawn(&format!("run{runs}"), &strs(&args), &sim_env());
+        poll_until(RUN_LIMIT, "the kill point", || server.stats().requests >= at || child.has_exited());
+        if child.has_exited() {
+            // Finished before the kill point: a normal run.
+            break child.wait(RUN_LIMIT);
+        }
+        child.kill9();
+        let out = child.wait(RUN_LIMIT);
+        if out.code != -1 {
+            // It exited on its own just before the kill.
+            break out;
+        }
+        kills += 1;
+        assert!(wd.path().join("out/journal.jsonl").exists(), "seed {seed}: no journal after kill {kills}");
+        assert_not_claimed_complete(&wd, &format!("seed {seed}, after kill {kills}"));
+        eprintln!(
+            "seed {seed}: kill {kills} at {} requests, {} ids journaled",
+            server.stats().requests,
+            journaled(&wd)
+        );
+    };
+    last.expect_code(0);
+    assert!(kills >= 1, "seed {seed}: the run was never killed");
+    assert!(last.stderr.contains("resuming:"), "{}", last.describe());
+    let manifest = wd.json("out/manifest.json");
+    assert_eq!(manifest["complete"], true);
+    assert!(manifest["resumed_ids"].as_u64().unwrap() > 0, "{manifest}");
+    assert!(!wd.path().join("out/journal.jsonl").exists(), "the journal goes once complete");
+
+    let (rows, summary) = comparable_reports(&wd);
+    let (base_rows, base_summary) = uninterrupted_reports();
+    assert_eq!(&summary, base_summary, "seed {seed}: summary.json differs from an uninterrupted run's");
+    assert_eq!(rows.len(), base_rows.len());
+    for (got, want) in rows.iter().zip(base_rows) {
+        assert_eq!(got, want, "seed {seed}: images.csv differs from an uninterrupted run's");
+    }
+    let twice = answered_twice(&server.stats());
+    assert!(
+        twice.len() <= kills * CONCURRENCY,
+        "seed {seed}: {} ids answered twice after {kills} kills at concurrency {CONCURRENCY}: {twice:?}",
+        twice.len()
+    );
+}
+
+#[test]
+fn kill_9_and_resume_seed_1() {
+    crash_and_resume(1);
+}
+
+#[test]
+fn kill_9_and_resume_seed_2() {
+    crash_and_resume(2);
+}
+
+#[test]
+fn kill_9_and_resume_seed_3() {
+    crash_and_resume(3);
+}
+
+// ---------------------------------------------------------------------------
+// 3. SIGINT
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sigint_writes_an_incomplete_report_and_the_rerun_finishes() {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 31);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let args = paced_args(&server.url);
+    let child = wd.spawn("first", &strs(&args), &sim_env());
+    poll_until(RUN_LIMIT, "20 journaled ids", || journaled(&wd) >= 20);
+    child.interrupt();
+    let out = child.wait(RUN_LIMIT);
+    out.expect_code(130);
+    assert!(out.stderr.contains("stopping"), "{}", out.describe());
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], false);
+    let reason = summary["stop_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("signal"), "stop_reason {reason:?}");
+    let t = &summary["totals"];
+    assert_eq!(t["unique_ids"], ids.len() as u64, "every id is still accounted for");
+    assert!(t["failed"].as_u64().unwrap() > 0, "ids not reached are reported as not attempted");
+    let manifest = wd.json("out/manifest.json");
+    assert_eq!(manifest["complete"], false);
+    assert_eq!(manifest["exit_code"], 130);
+    let kept = journaled(&wd);
+    assert!(kept >= 20 && kept < ids.len(), "{kept} ids journaled");
+
+    let calls_before = server.stats().requests;
+    let out = wd.run(&strs(&args), &sim_env(), None);
+    out.expect_code(0);
+    assert!(out.stderr.contains(&format!("resuming: {kept} ids already settled")), "{}", out.describe());
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["stop_reason"], Value::Null);
+    assert_eq!(summary["totals"]["failed"], 0);
+    let got = outcomes(&wd, "out");
+    assert_eq!(got.len(), ids.len());
+    assert!(got.values().all(|o| o == "found" || o == "missing"), "{got:?}");
+    assert_eq!(wd.json("out/manifest.json")["resumed_ids"], kept as u64);
+    let stats = server.stats();
+    assert_eq!(stats.requests - calls_before, (ids.len() - kept) as u64, "the rerun called only what was left");
+    let twice = answered_twice(&stats);
+    assert!(twice.len() <= CONCURRENCY, "{twice:?}");
+}
+
+#[test]
+fn sigterm_is_an_interruption_too() {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 32);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let child = wd.spawn("first", &strs(&paced_args(&server.url)), &sim_env());
+    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
+    let status = std::process::Command::new("kill").args(["-TERM", &child.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait(RUN_LIMIT);
+    out.expect_code(130);
+    assert_eq!(wd.json("out/summary.json")["complete"], false);
+    assert_eq!(wd.json("out/manifest.json")["exit_code"], 130);
+}
+
+/// The first signal lets the calls in flight finish; when they hang (here:
+/// answers that take 30 s, with `--timeout 8s`), a second signal must end
+/// the run at once, as cron's `timeout` and an operator expect.
+#[test]
+#[ignore = "bug: a second SIGINT is swallowed; the run waits for its calls in flight (app.rs spawn_signal_listener)"]
+fn a_second_sigint_quits_without_waiting_for_the_calls_in_flight() {
+    let cat = TestCatalog::generate(50, 33);
+    let mut config = cat.config();
+    config.faults = Faults { slow: 1.0, slow_delay: Duration::from_secs(30), ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let args = [
+        "run",
+        "--input",
+        "ids.csv",
+        "--out",
+        "out",
+        "--endpoint",
+        &server.url,
+        "--timeout",
+        "8s",
+        "--concurrency",
+        "4",
+        "--qps",
+        "100",
+    ];
+    let child = wd.spawn("first", &args, &sim_env());
+    poll_until(RUN_LIMIT, "4 calls in flight", || server.stats().requests >= 4);
+    child.interrupt();
+    poll_until(RUN_LIMIT, "the first signal to be noticed", || wd.read("first.stderr").contains("stopping"));
+    child.interrupt();
+    let second = Instant::now();
+    let out = child.wait(RUN_LIMIT);
+    let took = second.elapsed();
+    assert!(took < Duration::from_secs(3), "a second SIGINT took {took:?} to end the run\n{}", out.describe());
+    out.expect_code(130);
+    assert!(wd.path().join("out/journal.jsonl").exists(), "the journal stays for the rerun");
+}
+
+#[test]
+fn a_torn_last_journal_line_is_cut_off_and_the_run_resumes() {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 34);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let args = paced_args(&server.url);
+    let child = wd.spawn("first", &strs(&args), &sim_env());
+    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
+    child.interrupt();
+    child.wait(RUN_LIMIT).expect_code(130);
+    let kept = journaled(&wd);
+    // A write cut short by a power loss.
+    let mut journal = wd.read("out/journal.jsonl");
+    journal.push_str("{\"image_id\":\"");
+    journal.push_str(&ids[ids.len() - 1]);
+    journal.push_str("\",\"kind\":\"fou");
+    wd.write("out/journal.jsonl", journal);
+
+    let out = wd.run(&strs(&args), &sim_env(), None);
+    out.expect_code(0);
+    assert!(out.stderr.contains("torn last line was cut off"), "{}", out.describe());
+    assert!(out.stderr.contains(&format!("resuming: {kept} ids already settled")), "{}", out.describe());
+    assert_eq!(outcomes(&wd, "out").len(), ids.len());
+    assert_eq!(wd.json("out/summary.json")["totals"]["failed"], 0);
+}
+
+// ---------------------------------------------------------------------------
+// 4. One run per output directory
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_second_run_into_a_busy_directory_exits_5_and_the_first_finishes() {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 41);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let first = wd.spawn("first", &strs(&paced_args(&server.url)), &sim_env());
+    // The lock is taken before the journal is opened.
+    poll_until(RUN_LIMIT, "the first run's journal", || journaled(&wd) >= 1);
+
+    let other = SimServer::start(cat.config());
+    let out = wd.run(&strs(&paced_args(&other.url)), &sim_env(), None);
+    out.expect_code(5);
+    assert!(out.stderr.contains("another vod-image-audit run"), "{}", out.describe());
+    assert!(out.stderr.contains(&format!("pid {}", first.pid())), "names the holder\n{}", out.describe());
+    assert_eq!(other.stats().requests, 0, "the refused run made calls");
+    // --force does not take a busy directory either.
+    let mut forced = paced_args(&other.url);
+    forced.push("--force".into());
+    let out = wd.run(&strs(&forced), &sim_env(), None);
+    out.expect_code(5);
+    assert!(out.stderr.contains("another vod-image-audit run"), "{}", out.describe());
+    assert_eq!(other.stats().requests, 0, "the refused run made calls");
+    assert!(wd.path().join("out/journal.jsonl").exists(), "--force removed a running run's journal");
+
+    let out = first.wait(RUN_LIMIT);
+    out.expect_code(0);
+    assert_eq!(outcomes(&wd, "out").len(), ids.len());
+    assert!(answered_twice(&server.stats()).is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// 5. Resume refuses another input
+// ---------------------------------------------------------------------------
+
+#[test]
+fn resume_refuses_a_changed_input_before_any_call() {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 51);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let args = paced_args(&server.url);
+    let child = wd.spawn("first", &strs(&args), &sim_env());
+    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
+    child.interrupt();
+    child.wait(RUN_LIMIT).expect_code(130);
+    let journal = wd.read("out/journal.jsonl");
+
+    wd.write("ids.csv", id_file(&ids[..ids.len() - 1]));
+    let calls = server.stats().requests;
+    let out = wd.run(&strs(&args), &sim_env(), None);
+    out.expect_code(2);
+    assert!(out.stderr.contains("belongs to another input"), "{}", out.describe());
+    assert!(out.stderr.contains("journal.jsonl"), "names the journal\n{}", out.describe());
+    assert_eq!(server.stats().requests, calls, "the refused run made calls");
+    assert_eq!(wd.read("out/journal.jsonl"), journal, "the journal is untouched");
+}
+
+// ---------------------------------------------------------------------------
+// 6. A complete run is never overwritten without --force
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_complete_run_is_refused_without_force_and_replaced_with_it() {
+    let cat = TestCatalog::generate(30, 61);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()[..20]));
+    let args = ["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url, "--qps", "500"];
+    wd.run(&args, &sim_env(), None).expect_code(0);
+    let before: Vec<String> =
+        ["manifest.json", "images.csv", "summary.json"].iter().map(|f| wd.read(&format!("out/{f}"))).collect();
+
+    wd.write("ids.csv", id_file(&cat.ids()[10..]));
+    let out = wd.run(&args, &sim_env(), None);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("already holds a complete run") && out.stderr.contains("--force"),
+        "{}",
+        out.describe()
+    );
+    let after: Vec<String> =
+        ["manifest.json", "images.csv", "summary.json"].iter().map(|f| wd.read(&format!("out/{f}"))).collect();
+    assert_eq!(after, before, "the finished report is untouched");
+    assert_eq!(server.stats().requests, 20);
+
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    wd.run(&forced, &sim_env(), None).expect_code(0);
+    let got = outcomes(&wd, "out");
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), {
+        let mut v = cat.ids()[10..].to_vec();
+        v.sort();
+        v
+    });
+    assert_eq!(wd.json("out/summary.json")["totals"]["found"], 20);
+    assert_eq!(wd.json("out/manifest.json")["resumed_ids"], 0, "--force starts over");
+    assert_eq!(server.stats().requests, 40);
+}
+
+// ---------------------------------------------------------------------------
+// 7. Retry budget
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_dead_service_drains_the_retry_budget_and_stops_the_run() {
+    let cat = TestCatalog::generate(1500, 71);
+    let mut config = cat.config();
+    config.faults = Faults { internal_error: 1.0, ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    // See the report: at --concurrency 8 the budget takes minutes of
+    // backoff to drain, so this test runs more slots at once.
+    let started = Instant::now();
+    let out = wd.run(
+        &[
+            "run",
+            "--input",
+            "ids.csv",
+            "--out",
+            "out",
+            "--endpoint",
+            &server.url,
+            "--max-attempts",
+            "10",
+            "--concurrency",
+            "128",
+            "--qps",
+            "2000",
+        ],
+        &sim_env(),
+        None,
+    );
+    eprintln!("retry budget run: {:?}", started.elapsed());
+    out.expect_code(4);
+    assert!(out.stderr.contains("retry budget"), "{}", out.describe());
+    let calls = server.stats().requests;
+    assert!(calls < 1000, "{calls} calls for 1500 ids against a dead service");
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], false);
+    assert!(summary["stop_reason"].as_str().unwrap().contains("retry budget"), "{summary}");
+    assert_eq!(summary["totals"]["unique_ids"], 1500);
+    assert_eq!(summary["totals"]["failed"], 1500);
+    assert_eq!(wd.json("out/manifest.json")["exit_code"], 4);
+}
+
+// ---------------------------------------------------------------------------
+// 8. --max-failures
+// ---------------------------------------------------------------------------
+
+#[test]
+fn max_failures_count_stops_after_that_many() {
+    let cat = TestCatalog::generate(300, 81);
+    let mut config = cat.config();
+    config.faults = Faults { internal_error: 1.0, ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let c = CONCURRENCY.to_string();
+    let out = wd.run(
+        &[
+            "run",
+            "--input",
+            "ids.csv",
+            "--out",
+            "out",
+            "--endpoint",
+            &server.url,
+            "--max-attempts",
+            "1",
+            "--max-failures",
+            "5",
+            "--concurrency",
+            &c,
+            "--qps",
+            "1000",
+        ],
+        &sim_env(),
+        None,
+    );
+    out.expect_code(4);
+    let summary = wd.json("out/summary.json");
+    let reason = summary["stop_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("--max-failures"), "{reason:?}\n{}", out.describe());
+    assert!(out.stderr.contains("--max-failures"), "{}", out.describe());
+    let calls = server.stats().requests;
+    assert!(calls <= 5 + CONCURRENCY as u64, "{calls} calls with --max-failures 5 at concurrency {CONCURRENCY}");
+    assert!(calls >= 6, "stopped before the limit was passed: {calls} calls");
+    assert_eq!(summary["complete"], false);
+    assert_eq!(summary["totals"]["unique_ids"], 300);
+}
+
+/// 1200 ids through a simulator failing ~20 % of calls, `--max-attempts 1`.
+fn fifth_failing(limit: &str) -> (Workdir, Output) {
+    let cat = TestCatalog::generate(1200, 82);
+    let mut config = cat.config();
+    config.seed = 82;
+    config.faults = Faults { internal_error: 0.2, ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let out = wd.run(
+        &[
+            "run",
+            "--input",
+            "ids.csv",
+            "--out",
+            "out",
+            "--endpoint",
+            &server.url,
+            "--max-attempts",
+            "1",
+            "--max-failures",
+            limit,
+            "--concurrency",
+            "16",
+            "--qps",
+            "3000",
+        ],
+        &sim_env(),
+        None,
+    );
+    (wd, out)
+}
+
+#[test]
+fn max_failures_percent_is_judged_after_1000_ids() {
+    let (wd, out) = fifth_failing("10%");
+    out.expect_code(4);
+    let summary = wd.json("out/summary.json");
+    let reason = summary["stop_reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("--max-failures"), "{reason:?}");
+    // "--max-failures passed: F of S settled ids failed"
+    let words: Vec<&str> = reason.split_whitespace().collect();
+    let of = words.iter().position(|w| *w == "of").expect("F of S");
+    let failed: u64 = words[of - 1].parse().unwrap();
+    let settled: u64 = words[of + 1].parse().unwrap();
+    assert!(settled >= 1000, "judged after only {settled} ids: {reason}");
+    assert!(failed * 10 > settled, "{reason}");
+    let journaled = journaled(&wd) as u64;
+    assert!(journaled >= 1000, "{journaled} ids journaled");
+}
+
+#[test]
+fn max_failures_percent_above_the_failure_rate_lets_the_run_finish() {
+    let (wd, out) = fifth_failing("50%");
+    out.expect_code(3);
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], true, "{}", out.describe());
+    let failed = summary["totals"]["failed"].as_u64().unwrap();
+    assert!((150..=350).contains(&failed), "{failed} of 1200 failed at a 20 % error rate");
+    assert_eq!(summary["failures_by_code"]["InternalError"], failed);
+}
+
+// ---------------------------------------------------------------------------
+// 9. A fatal error mid-run
+// ---------------------------------------------------------------------------
+
+#[test]
+fn key_revoked_mid_run_keeps_the_40_answers_in_the_journal() {
+    let cat = TestCatalog::generate(300, 91);
+    let mut config = cat.config();
+    config.revoke_key_after = Some(40);
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let started = Instant::now();
+    let c = CONCURRENCY.to_string();
+    let out = wd.run(
+        &["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url, "--qps", "200", "--concurrency", &c],
+        &sim_env(),
+        None,
+    );
+    out.expect_code(4);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(out.stderr.contains("InvalidAccessKeyId.NotFound"), "{}", out.describe());
+    // Every answer the simulator gave before the revocation is journaled:
+    // 40 (a few more if calls raced past its check-then-count).
+    let answered = server.stats().by_code.get("OK").copied().unwrap_or(0);
+    assert!((40..40 + CONCURRENCY as u64).contains(&answered), "{answered} answers before the revocation");
+    assert_eq!(journaled(&wd) as u64, answered, "every answer obtained is journaled");
+    let journal = wd.read("out/journal.jsonl");
+    assert!(journal.lines().skip(1).all(|l| l.contains("\"kind\":\"found\"")), "{journal}");
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], false);
+    let reason = summary["stop_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("InvalidAccessKeyId.NotFound") && reason.contains("fatal"), "{reason:?}");
+    assert_eq!(summary["totals"]["found"], answered);
+    assert_eq!(summary["totals"]["unique_ids"], 300);
+    let manifest = wd.json("out/manifest.json");
+    assert_eq!(manifest["complete"], false);
+    assert_eq!(manifest["exit_code"], 4);
+    let calls = server.stats().requests;
+    assert!(calls <= answered + CONCURRENCY as u64, "kept calling a revoked key: {calls} calls");
+
+    // Next night, with a working key: only the ids left are called.
+    let fresh = SimServer::start(cat.config());
+    let out = wd.run(
+        &["run", "--input", "ids.csv", "--out", "out", "--endpoint", &fresh.url, "--qps", "500", "--concurrency", &c],
+        &sim_env(),
+        None,
+    );
+    out.expect_code(0);
+    assert_eq!(fresh.stats().requests, 300 - answered, "{}", out.describe());
+    assert_eq!(wd.json("out/summary.json")["totals"]["found"], 300);
+}
+
+// ---------------------------------------------------------------------------
+// 10. An output directory that cannot be written
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_unwritable_output_directory_is_refused_before_any_call() {
+    let cat = TestCatalog::generate(10, 101);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    wd.write("afile", "a regular file\n");
+    for out_dir in ["afile/sub", "afile"] {
+        let out = wd.run(&["run", "--input", "ids.csv", "--out", out_dir, "--endpoint", &server.url], &sim_env(), None);
+        out.expect_code(2);
+        assert!(out.stderr.contains(&format!("output directory {out_dir}")), "{}", out.describe());
+        assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+    }
+    assert_eq!(server.stats().requests, 0);
+    assert_eq!(wd.read("afile"), "a regular file\n");
+}
+
+/// A run whose journal hits a file size limit (`ulimit -f`, standing in for
+/// a full disk) mid-run: 300 ids, 160 KiB allowed per file (room for
+/// images.csv of 300 ids, ~120 KB, not for their journal, ~260 KB), SIGXFSZ
+/// ignored so that a write past the limit fails with EFBIG.
+struct JournalLimited {
+    server: SimServer,
+    wd: Workdir,
+    args: Vec<String>,
+    out: Output,
+}
+
+fn run_until_the_journal_is_full() -> JournalLimited {
+    let cat = TestCatalog::generate(300, 1);
+    let mut config = cat.config();
+    config.faults = Faults { latency: Duration::from_millis(2), ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let c = CONCURRENCY.to_string();
+    let args: Vec<String> = [
+        "run",
+        "--input",
+        "ids.csv",
+        "--out",
+        "out",
+        "--endpoint",
+        &server.url,
+        "--qps",
+        "300",
+        "--concurrency",
+        &c,
+        "--format",
+        "csv",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let script = "trap '' XFSZ; ulimit -f 160; exec \"$0\" \"$@\"";
+    let mut limited = vec!["-c", script, env!("CARGO_BIN_EXE_vod-image-audit")];
+    limited.extend(strs(&args));
+    let done = wd.command_of("bash", &limited, &sim_env()).output().unwrap();
+    let out = Output::of(format!("(ulimit -f 160) vod-image-audit {}", args.join(" ")), done);
+    JournalLimited { server, wd, args, out }
+}
+
+/// The calls stop at once (no answer goes unrecorded), the exit code is 1,
+/// and the rerun, without the limit, resumes from what was journaled.
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
+    let JournalLimited { server, wd, args, out } = run_until_the_journal_is_full();
+    out.expect_code(1);
+    let kept = journaled(&wd);
+    assert!(kept > 50 && kept < 300, "{kept} lines journaled");
+    let calls = server.stats().requests;
+    assert!(
+        calls <= kept as u64 + 1 + CONCURRENCY as u64,
+        "{calls} calls for {kept} journaled ids: calls went on unrecorded"
+    );
+    assert_not_claimed_complete(&wd, "after the journal filled up");
+
+    let out = wd.run(&strs(&args), &sim_env(), None);
+    out.expect_code(0);
+    assert!(out.stderr.contains("resuming:"), "{}", out.describe());
+    assert_eq!(outcomes(&wd, "out").len(), 300);
+    assert_eq!(wd.json("out/manifest.json")["complete"], true);
+    let twice = answered_twice(&server.stats());
+    assert!(twice.len() <= 1 + CONCURRENCY, "{twice:?}");
+}
+
+/// ... and says why, in an incomplete report, like any other stop.
+#[test]
+#[ignore = "bug: the torn journal line left by the failed write breaks the report build (sort: an outcome line without image_id), so no report and no reason"]
+fn a_journal_that_cannot_be_written_gives_an_incomplete_report_saying_why() {
+    let JournalLimited { wd, out, .. } = run_until_the_journal_is_full();
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("the journal could not be written") && out.stderr.contains("journal.jsonl"),
+        "{}",
+        out.describe()
+    );
+    let manifest = wd.json("out/manifest.json");
+    assert_eq!(manifest["complete"], false);
+    assert_eq!(manifest["exit_code"], 1);
+    assert!(manifest["stop_reason"].as_str().unwrap_or_default().contains("journal could not be written"));
+    let summary = csv_rows(&wd.read("out/summary.csv"));
+    assert!(!summary.is_empty());
+    assert_eq!(outcomes(&wd, "out").len(), 300, "every id is accounted for in images.csv");
+    assert!(!out.stderr.contains("unaccounted"), "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------
+// 11. No secret in anything the tool writes
+// ---------------------------------------------------------------------------
+
+const LEAK_KEY_ID: &str = "LTAI-LEAKCHECK-KEY";
+const LEAK_SECRET: &str = "LeakCheckSecret-9d8e7f6a5b4c3d2e";
+const LEAK_TOKEN: &str = "StsTok3n+LeakCheck/CAIS7Qz==";
+
+/// The secret and the token in every form they could be written in: as
+/// is, percent-encoded once (a query string) and twice (a string to sign),
+/// and the distinctive runs of characters between the encoded ones.
+fn leak_forms() -> Vec<&'static str> {
+    vec![
+        LEAK_SECRET,
+        "LeakCheckSecret",
+        LEAK_TOKEN,
+        "StsTok3n%2BLeakCheck%2FCAIS7Qz%3D%3D",
+        "StsTok3n%252BLeakCheck%252FCAIS7Qz%253D%253D",
+        "StsTok3n",
+        "CAIS7Qz",
+    ]
+}
+
+fn leak_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", LEAK_KEY_ID),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", LEAK_SECRET),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", LEAK_TOKEN),
+        ("RUST_LOG", "trace"),
+    ]
+}
+
+fn leak_sim(cat: &TestCatalog, tweak: impl FnOnce(&mut SimConfig)) -> SimServer {
+    let mut config = cat.config();
+    config.keys =
+        vec![SimKey { id: LEAK_KEY_ID.into(), secret: LEAK_SECRET.into(), sts_token: Some(LEAK_TOKEN.into()) }];
+    tweak(&mut config);
+    SimServer::start(config)
+}
+
+/// Every file under `dir`, hidden ones (the lock, temporaries) included.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Panics, listing every place, if the output or any file of `out_dir`
+/// holds a form of the secret or the token.
+fn assert_no_leak(what: &str, out: &Output, wd: &Workdir, out_dir: &str) {
+    let files = files_under(&wd.path().join(out_dir));
+    assert!(files.len() >= 2, "{what}: nothing written in {out_dir}: {files:?}");
+    let mut places: Vec<(String, String)> =
+        vec![("stdout".into(), out.stdout.clone()), ("stderr".into(), out.stderr.clone())];
+    for f in &files {
+        places.push((f.display().to_string(), String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned()));
+    }
+    let mut leaks = Vec::new();
+    for (place, text) in &places {
+        for leak in leak_forms() {
+            if text.contains(leak) {
+                leaks.push(format!("{leak:?} in {place}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{what}: the secret or the token leaked:\n  {}\n{}", leaks.join("\n  "), out.describe());
+}
+
+#[test]
+fn no_secret_or_token_in_output_reports_journal_or_lock() {
+    let cat = TestCatalog::generate(150, 111);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let env = leak_env();
+
+    // A run with every fault, traced.
+    let faulty = leak_sim(&cat, |c| {
+        c.qps = Some(100);
+        c.ratelimit_hints = true;
+        c.faults = Faults {
+            internal_error: 0.05,
+            unavailable: 0.05,
+            drop: 0.03,
+            slow: 0.02,
+            slow_delay: Duration::from_secs(2),
+            ..Faults::default()
+        };
+    });
+    let args = [
+        "run",
+        "--input",
+        "ids.csv",
+        "--out",
+        "faults",
+        "--endpoint",
+        &faulty.url,
+        "--qps",
+        "300",
+        "--max-attempts",
+        "10",
+        "--timeout",
+        "300ms",
+    ];
+    let out = wd.run(&args, &env, None);
+    out.expect_code(0);
+    assert!(out.stderr.contains("TRACE") || out.stderr.contains("DEBUG"), "RUST_LOG=trace logs\n{}", out.describe());
+    assert!(faulty.stats().by_code.len() >= 4, "{:?}", faulty.stats().by_code);
+    assert_no_leak("run with faults", &out, &wd, "faults");
+
+    // An interrupted run: the journal and the lock file stay behind.
+    let slow = leak_sim(&cat, |c| c.faults = Faults { latency: Duration::from_millis(10), ..Faults::default() });
+    let args = ["run", "--input", "ids.csv", "--out", "interrupted", "--endpoint", &slow.url, "--qps", "100"];
+    let child = wd.spawn("interrupted", &args, &env);
+    poll_until(RUN_LIMIT, "10 journaled ids", || wd.count_lines("interrupted/journal.jsonl") > 10);
+    child.interrupt();
+    let out = child.wait(RUN_LIMIT);
+    out.expect_code(130);
+    assert!(wd.path().join("interrupted/journal.jsonl").exists());
+    assert!(wd.path().join("interrupted/.vod-image-audit.lock").exists());
+    assert_no_leak("interrupted run", &out, &wd, "interrupted");
+
+    // A fatal run: the key is revoked after 20 calls.
+    let revoking = leak_sim(&cat, |c| c.revoke_key_after = Some(20));
+    let args = ["run", "--input", "ids.csv", "--out", "fatal", "--endpoint", &revoking.url, "--qps", "300"];
+    let out = wd.run(&args, &env, None);
+    out.expect_code(4);
+    assert_no_leak("fatal run", &out, &wd, "fatal");
+
+    // `check`, found and fatal.
+    let id = cat.ids()[0].clone();
+    let out = wd.run(&["check", "--endpoint", &faulty.url, "--image-id", &id], &env, None);
+    out.expect_code(0);
+    let out = wd.run(&["check", "--endpoint", &revoking.url, "--image-id", &id], &env, None);
+    out.expect_code(4);
+    assert_no_leak("check", &out, &wd, "fatal");
+}
+
+#[test]
+fn no_help_text_shows_the_secret_or_the_token() {
+    use clap::CommandFactory;
+    let wd = Workdir::new();
+    let env = leak_env();
+    let subcommands: Vec<String> =
+        vod_image_audit::cli::Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    assert!(subcommands.len() >= 4, "{subcommands:?}");
+    let mut invocations: Vec<Vec<String>> = vec![vec!["--help".into()], vec!["help".into()], vec!["--version".into()]];
+    for sub in &subcommands {
+        invocations.push(vec![sub.clone(), "--help".into()]);
+        invocations.push(vec![sub.clone(), "-h".into()]);
+        invocations.push(vec!["help".into(), sub.clone()]);
+    }
+    for args in &invocations {
+        let out = wd.run(&strs(args), &env, None);
+        out.expect_code(0);
+        assert!(!out.stdout.is_empty(), "{}", out.describe());
+        for leak in leak_forms() {
+            assert!(!out.stdout.contains(leak) && !out.stderr.contains(leak), "{leak:?}\n{}", out.describe());
+        }
+    }
+}
+
+/// The real service answers `SignatureDoesNotMatch` with its string to sign,
+/// which holds every request parameter, the `SecurityToken` included (twice
+/// percent-encoded). The simulator does the same.
+#[test]
+#[ignore = "bug: the server's string to sign, with the SecurityToken, is copied into stderr and every report (client.rs error_from_answer)"]
+fn no_token_in_anything_written_after_a_signature_error() {
+    let cat = TestCatalog::generate(40, 112);
+    let server = leak_sim(&cat, |_| {});
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let mut env = leak_env();
+    env[1] = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "a-wrong-secret");
+    let out = wd.run(
+        &["run", "--input", "ids.csv", "--out", "sig", "--endpoint", &server.url, "--concurrency", "2"],
+        &env,
+        None,
+    );
+    out.expect_code(4);
+    assert!(out.stderr.contains("SignatureDoesNotMatch"), "{}", out.describe());
+    assert_no_leak("signature error", &out, &wd, "sig");
+    let id = cat.ids()[0].clone();
+    let out = wd.run(&["check", "--endpoint", &server.url, "--image-id", &id], &env, None);
+    out.expect_code(4);
+    assert_no_leak("check with a signature error", &out, &wd, "sig");
+}

@@ -108,6 +108,7 @@ pub struct RunSettings {
 /// The validated settings of a run, as recorded in the manifest.
 #[derive(Debug, Serialize)]
 struct ManifestSettings {
+    api: audit::ApiMode,
     qps: u32,
     rate: crate::rate::RateMode,
     burst: u32,
@@ -150,6 +151,7 @@ impl RunSettings {
             out,
             force: a.force,
             audit: AuditSettings {
+                api: a.operation,
                 qps,
                 rate_mode: a.rate,
                 burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("constant is non-zero"),
@@ -280,6 +282,9 @@ struct ManifestCalls {
     total: u64,
     throttled: u64,
     retries: u64,
+    /// With `--api batch`: images whose batch answer lacked `AuditStatus`
+    /// and were asked again with `GetImageInfo`.
+    batch_fallbacks: u64,
 }
 
 /// Creates the output directory, takes its lock, refuses a complete run
@@ -440,6 +445,7 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         },
         resumed_ids: resumed,
         settings: ManifestSettings {
+            api: settings.audit.api,
             qps: settings.audit.qps.get(),
             rate: settings.audit.rate_mode,
             burst: settings.audit.burst.get(),
@@ -458,6 +464,7 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
             total: counters.calls.load(std::sync::atomic::Ordering::Relaxed),
             throttled: counters.throttled.load(std::sync::atomic::Ordering::Relaxed),
             retries: counters.retries.load(std::sync::atomic::Ordering::Relaxed),
+            batch_fallbacks: counters.batch_fallbacks.load(std::sync::atomic::Ordering::Relaxed),
         },
         files,
     };
@@ -826,6 +833,7 @@ fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     config.seed = a.seed;
     config.clock_offset_secs = a.clock_offset;
     config.revoke_key_after = a.revoke_key_after;
+    config.batch_omits_audit_status = a.batch_omits_audit_status;
     config.faults = Faults {
         internal_error: a.error_rate,
         unavailable: a.unavailable_rate,
@@ -931,6 +939,7 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         out: a.out.clone(),
         force: true,
         audit: AuditSettings {
+            api: audit::ApiMode::Single,
             qps: NonZeroU32::new(240).expect("non-zero"),
             rate_mode: crate::rate::RateMode::Fixed,
             burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("non-zero"),

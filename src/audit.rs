@@ -91,6 +91,7 @@ impl FailureLimit {
 /// Settings of one audit.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
+    pub api: ApiMode,
     pub qps: NonZeroU32,
     pub rate_mode: RateMode,
     pub burst: NonZeroU32,
@@ -130,6 +131,19 @@ pub struct Counters {
     pub throttled: AtomicU64,
     /// Retries scheduled.
     pub retries: AtomicU64,
+    /// Batch answers without `AuditStatus`, asked again with `GetImageInfo`.
+    pub batch_fallbacks: AtomicU64,
+}
+
+/// Which operation looks the ids up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiMode {
+    /// `GetImageInfo`, one id per call.
+    Single,
+    /// `GetImageInfos`, up to 20 ids per call, with `GetImageInfo` for
+    /// images whose batch answer lacks `AuditStatus`.
+    Batch,
 }
 
 /// Why a run stopped before settling every id.
@@ -241,8 +255,26 @@ pub async fn audit(
         budget: RetryBudget::default(),
     };
     let shared = &shared;
-    let mut stream =
-        futures::stream::iter(ids).map(|id| audit_one(shared, id)).buffer_unordered(settings.concurrency.max(1));
+    let per_call = match settings.api {
+        ApiMode::Single => 1,
+        ApiMode::Batch => crate::client::MAX_BATCH_IDS,
+    };
+    let mut stream = futures::stream::iter(ids)
+        .chunks(per_call)
+        .map(|chunk| async move {
+            match settings.api {
+                ApiMode::Single => {
+                    let mut v = Vec::with_capacity(1);
+                    for id in chunk {
+                        v.push(audit_one(shared, id).await);
+                    }
+                    v
+                }
+                ApiMode::Batch => audit_batch(shared, chunk).await,
+            }
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .flat_map(futures::stream::iter);
     let (mut failed, mut settled) = (0u64, 0u64);
     while let Some(outcome) = stream.next().await {
         if !outcome.cut_short {
@@ -260,39 +292,58 @@ pub async fn audit(
     }
 }
 
-async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
+/// How a call ended after its retries.
+enum Settled<T> {
+    /// The call succeeded.
+    Ok(T),
+    /// A final error for these ids: a miss, a bad request, or retries used up.
+    Final(ApiError),
+    /// The run stopped first; the last error, if any, is kept.
+    Stopped(Option<ApiError>),
+    /// An error no retry can fix; the run is stopping.
+    Fatal(ApiError),
+}
+
+/// One call with its retries: the pause, the limiter, the policy, the
+/// budget and the counters, for single and batch calls alike. Returns how
+/// it ended and how many calls were made.
+async fn with_retries<T, F, Fut>(s: &Shared<'_>, label: &str, mut call: F) -> (Settled<T>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
     let mut attempts = 0u32;
     let (mut throttles, mut transients) = (0u32, 0u32);
     let mut last: Option<ApiError> = None;
     loop {
         if s.stop.is_stopped() {
-            return stopped(id, attempts, last, &s.stop);
+            return (Settled::Stopped(last), attempts);
         }
         if let Some(until) = s.pause.until() {
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => {}
-                _ = s.stop.token.cancelled() => return stopped(id, attempts, last, &s.stop),
+                _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
             }
         }
         tokio::select! {
             _ = s.rate.until_ready() => {}
-            _ = s.stop.token.cancelled() => return stopped(id, attempts, last, &s.stop),
+            _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
         }
         attempts += 1;
         s.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let answer = s.client.get_image_info(&id).await;
+        let answer = call().await;
         let throttled = matches!(&answer, Err(e) if e.class == ErrorClass::Throttled);
         if let Some(pause) = s.rate.on_answer(throttled) {
             s.pause.extend(Instant::now() + pause);
         }
         let err = match answer {
-            Ok(found) => {
+            Ok(v) => {
                 s.budget.refund(SUCCESS_REFUND);
-                return Outcome::found(id, found.info, attempts, found.request_id);
+                return (Settled::Ok(v), attempts);
             }
             Err(e) if e.class == ErrorClass::Missing => {
                 s.budget.refund(SUCCESS_REFUND);
-                e
+                return (Settled::Final(e), attempts);
             }
             Err(e) => e,
         };
@@ -312,31 +363,135 @@ async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
             _ => attempts,
         };
         match s.policy.decide(err.class, failures, err.retry_after, rand::random::<f64>()) {
-            Decision::Stop if err.class == ErrorClass::Missing => {
-                return Outcome::missing(id, attempts, err.request_id);
-            }
-            Decision::Stop => return Outcome::failed(id, attempts, FailureInfo::from(&err)),
+            Decision::Stop => return (Settled::Final(err), attempts),
             Decision::AbortRun => {
                 tracing::error!("{err}: {}", err.advice());
                 s.stop.stop(StopReason::Fatal(err.clone()));
-                // The error is about the key or the clock, not this id.
-                return Outcome { cut_short: true, ..Outcome::failed(id, attempts, FailureInfo::from(&err)) };
+                return (Settled::Fatal(err), attempts);
             }
             Decision::RetryAfter(_) if err.class == ErrorClass::Transient && !s.budget.try_spend(retry_cost(&err)) => {
                 s.stop.stop(StopReason::RetryBudget(err.clone()));
-                return stopped(id, attempts, Some(err), &s.stop);
+                return (Settled::Stopped(Some(err)), attempts);
             }
             Decision::RetryAfter(wait) => {
-                tracing::debug!(image_id = %id, attempt = attempts, ?wait, "retrying after {err}");
+                tracing::debug!(call = label, attempt = attempts, ?wait, "retrying after {err}");
                 s.counters.retries.fetch_add(1, Ordering::Relaxed);
                 last = Some(err);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = s.stop.token.cancelled() => return stopped(id, attempts, last, &s.stop),
+                    _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
                 }
             }
         }
     }
+}
+
+/// The outcome of an id whose call ended in an error or a stop.
+fn unsettled(s: &Shared<'_>, id: String, attempts: u32, end: Settled<()>) -> Outcome {
+    match end {
+        Settled::Ok(()) => unreachable!("only errors and stops come here"),
+        Settled::Final(e) if e.class == ErrorClass::Missing => Outcome::missing(id, attempts, e.request_id),
+        Settled::Final(e) => Outcome::failed(id, attempts, FailureInfo::from(&e)),
+        Settled::Stopped(last) => stopped(id, attempts, last, &s.stop),
+        // The error is about the key or the clock, not this id.
+        Settled::Fatal(e) => Outcome { cut_short: true, ..Outcome::failed(id, attempts, FailureInfo::from(&e)) },
+    }
+}
+
+fn strip<T>(end: Settled<T>) -> Settled<()> {
+    match end {
+        Settled::Ok(_) => Settled::Ok(()),
+        Settled::Final(e) => Settled::Final(e),
+        Settled::Stopped(e) => Settled::Stopped(e),
+        Settled::Fatal(e) => Settled::Fatal(e),
+    }
+}
+
+async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
+    let (end, attempts) = with_retries(s, "GetImageInfo", || s.client.get_image_info(&id)).await;
+    match end {
+        Settled::Ok(found) => Outcome::found(id, found.info, attempts, found.request_id),
+        other => unsettled(s, id, attempts, strip(other)),
+    }
+}
+
+/// The code of an id that a batch answer neither described nor listed as
+/// missing, after retries.
+pub const UNACCOUNTED: &str = "Unaccounted";
+
+/// Up to 20 ids with `GetImageInfos`. Misses come from `NonExistImageIds`;
+/// an id in neither list is asked again, then reported `Unaccounted`; an
+/// image whose batch answer lacks `AuditStatus` is asked again with
+/// `GetImageInfo`, since the batch call's model does not promise it.
+async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
+    let mut out = Vec::with_capacity(ids.len());
+    let mut attempts: std::collections::HashMap<String, u32> = ids.iter().map(|id| (id.clone(), 0)).collect();
+    let mut pending = ids;
+    let mut fallback: Vec<String> = Vec::new();
+    let mut rounds = 0u32;
+    while !pending.is_empty() {
+        rounds += 1;
+        let refs: Vec<&str> = pending.iter().map(String::as_str).collect();
+        let (end, n) = with_retries(s, "GetImageInfos", || s.client.get_image_infos(&refs)).await;
+        for id in &pending {
+            *attempts.entry(id.clone()).or_default() += n;
+        }
+        let answer = match end {
+            Settled::Ok(answer) => answer,
+            other => {
+                let end = strip(other);
+                for id in pending.drain(..) {
+                    let a = attempts[&id];
+                    let end = match &end {
+                        Settled::Ok(()) => Settled::Ok(()),
+                        Settled::Final(e) => Settled::Final(e.clone()),
+                        Settled::Stopped(e) => Settled::Stopped(e.clone()),
+                        Settled::Fatal(e) => Settled::Fatal(e.clone()),
+                    };
+                    out.push(unsettled(s, id, a, end));
+                }
+                break;
+            }
+        };
+        let request_id = answer.request_id.clone();
+        let mut found: std::collections::HashMap<String, crate::model::ImageInfo> =
+            answer.image_info.into_iter().filter_map(|info| info.image_id.clone().map(|id| (id, info))).collect();
+        let missing: std::collections::HashSet<String> = answer.non_exist_image_ids.into_iter().collect();
+        let mut again = Vec::new();
+        for id in pending.drain(..) {
+            let a = attempts[&id];
+            if let Some(info) = found.remove(&id) {
+                if info.audit_status.is_none() {
+                    fallback.push(id);
+                } else {
+                    out.push(Outcome::found(id, info, a, request_id.clone()));
+                }
+            } else if missing.contains(&id) {
+                out.push(Outcome::missing(id, a, request_id.clone()));
+            } else if rounds >= s.policy.max_attempts {
+                let failure = FailureInfo {
+                    code: UNACCOUNTED.to_owned(),
+                    message: format!(
+                        "GetImageInfos answered {rounds} times without this id in ImageInfo or NonExistImageIds"
+                    ),
+                    http_status: Some(200),
+                    request_id: request_id.clone(),
+                };
+                out.push(Outcome::failed(id, a, failure));
+            } else {
+                again.push(id);
+            }
+        }
+        pending = again;
+    }
+    for id in fallback {
+        s.counters.batch_fallbacks.fetch_add(1, Ordering::Relaxed);
+        let before = attempts[&id];
+        let mut o = audit_one(s, id).await;
+        o.attempts += before;
+        out.push(o);
+    }
+    out
 }
 
 fn retry_cost(e: &ApiError) -> i64 {

@@ -122,6 +122,11 @@ pub struct RunArgs {
     /// Calls per second, retries included (default 20: a fifth of the ~100/s account quota, which production shares).
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,
+    /// Operation: single (GetImageInfo per id) or batch (GetImageInfos, 20 ids per call,
+    /// GetImageInfo again for answers without AuditStatus). Single stays the default until a real
+    /// account confirms the batch answer carries AuditStatus.
+    #[arg(long = "api", value_enum, default_value_t = crate::audit::ApiMode::Single)]
+    pub operation: crate::audit::ApiMode,
     /// Send rate: fixed at --qps, or adaptive (start at --qps, slow down when throttled, speed up again).
     #[arg(long, value_enum, default_value_t = crate::rate::RateMode::Fixed)]
     pub rate: crate::rate::RateMode,
@@ -183,6 +188,9 @@ pub struct SimulateArgs {
     /// Account quota in calls per second; excess calls get 400 Throttling.User.
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,
+    /// Leave AuditStatus out of GetImageInfos answers (its model does not promise it).
+    #[arg(long)]
+    pub batch_omits_audit_status: bool,
     /// Send x-ratelimit-user TimeLeft hints with throttled answers.
     #[arg(long)]
     pub ratelimit_hints: bool,

@@ -85,6 +85,9 @@ pub struct SimConfig {
     /// Seconds added to the simulator's clock (negative: behind), to show a
     /// client what a skewed clock looks like. Also sets the `Date` header.
     pub clock_offset_secs: i64,
+    /// Leave `AuditStatus` out of `GetImageInfos` answers, as a batch model
+    /// that does not carry it would.
+    pub batch_omits_audit_status: bool,
     /// After this many authenticated calls the key is treated as deleted
     /// (`InvalidAccessKeyId.NotFound`): a key revoked mid-run.
     pub revoke_key_after: Option<u64>,
@@ -104,6 +107,7 @@ impl SimConfig {
             max_skew: MAX_SKEW,
             clock_offset_secs: 0,
             revoke_key_after: None,
+            batch_omits_audit_status: false,
         }
     }
 }
@@ -569,6 +573,13 @@ async fn process(
     for id in ids {
         sim.count_answer(id);
         match cfg.catalog.get(id) {
+            Some(img) if cfg.batch_omits_audit_status => {
+                let mut v = img.value();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("AuditStatus");
+                }
+                found.push(CatalogImage { json: v.to_string().into() });
+            }
             Some(img) => found.push(img.clone()),
             None => missing.push(id.to_owned()),
         }

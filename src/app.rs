@@ -227,20 +227,30 @@ fn read_input(source: &InputSource, id_column: Option<&str>) -> anyhow::Result<I
 fn spawn_signal_listener(stop: StopHandle) {
     tokio::spawn(async move {
         #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else { return };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        // SIGINT or SIGTERM.
+        macro_rules! next_signal {
+            () => {{
+                #[cfg(unix)]
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            }};
         }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        next_signal!();
         eprintln!(
-            "vod-image-audit: stopping: waiting for the calls in flight, then writing the report (run again to finish)"
+            "vod-image-audit: stopping: waiting for the calls in flight, then writing the report (run again to resume; a second signal quits at once)"
         );
         stop.stop(StopReason::Interrupted);
+        next_signal!();
+        // Every settled id is already in the journal: quitting now loses nothing.
+        eprintln!("vod-image-audit: quitting at once; run the same command again to resume");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
 }
 
@@ -383,13 +393,21 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
     audit::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
         progress.record(&o);
-        if o.cut_short {
-            return serde_json::to_writer(&mut unsettled, &o)
+        let mut spill = |o: &crate::outcome::Outcome| {
+            serde_json::to_writer(&mut unsettled, o)
                 .map_err(std::io::Error::from)
                 .and_then(|_| unsettled.write_all(b"\n"))
-                .map_err(|e| format!("{}: {e}", unsettled_path.display()));
+                .map_err(|e| format!("{}: {e}", unsettled_path.display()))
+        };
+        if o.cut_short {
+            return spill(&o);
         }
-        journal.append(&o).map_err(|e| format!("{journal_path}: {e}"))
+        if let Err(e) = journal.append(&o) {
+            // Still reported (and called again on a resume), then the run stops.
+            spill(&o)?;
+            return Err(format!("{journal_path}: {e}"));
+        }
+        Ok(())
     })
     .await;
     progress.finish();
@@ -416,7 +434,12 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     let _ = std::fs::remove_file(&unsettled_path);
     let exit_code = match &reason {
         _ if summary.ledger.unaccounted > 0 => EXIT_INTERNAL,
-        Some(StopReason::Fatal(_) | StopReason::RetryBudget(_) | StopReason::TooManyFailures { .. }) => EXIT_FATAL,
+        Some(
+            StopReason::Fatal(_)
+            | StopReason::RetryBudget(_)
+            | StopReason::ServiceDown(_)
+            | StopReason::TooManyFailures { .. },
+        ) => EXIT_FATAL,
         Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
         Some(StopReason::Storage(_)) => EXIT_INTERNAL,
         None if summary.totals.failed > 0 => EXIT_FAILURES,

@@ -46,6 +46,13 @@ pub const TIMEOUT_RETRY_COST: i64 = 2;
 /// handled by backoff and is not an outage.
 pub const SUCCESS_REFUND: i64 = 1;
 
+/// Transient failures in a row, across the whole run, with no success in
+/// between, after which the service is taken to be down and the run stops:
+/// with the backoff growing to 20 s per id, draining the budget alone can
+/// take minutes against a dead endpoint. At a 50 % failure rate 50 in a row
+/// happen once in 10^15 calls.
+pub const FAILURES_IN_A_ROW: u64 = 50;
+
 /// Ids settled before `--max-failures P%` is judged: S3 Batch Operations
 /// waits for 1,000 tasks before applying its failure threshold.
 pub const MIN_IDS_FOR_FAILURE_RATIO: u64 = 1000;
@@ -153,8 +160,11 @@ pub enum StopReason {
     Fatal(ApiError),
     /// SIGINT or SIGTERM.
     Interrupted,
-    /// The retry budget ran out: the service keeps failing.
+    /// The retry budget ran out, or every recent call failed: the service
+    /// keeps failing.
     RetryBudget(ApiError),
+    /// [`FAILURES_IN_A_ROW`] calls failed one after another.
+    ServiceDown(ApiError),
     /// `--max-failures` was passed.
     TooManyFailures { failed: u64, settled: u64 },
     /// The journal could not be written.
@@ -169,6 +179,9 @@ impl StopReason {
             StopReason::Interrupted => "interrupted by a signal".to_owned(),
             StopReason::RetryBudget(e) => format!(
                 "the retry budget ran out ({RETRY_BUDGET} retries' worth, last error {e}): the service keeps failing; run the same command later to resume"
+            ),
+            StopReason::ServiceDown(e) => format!(
+                "the service looks down: the last {FAILURES_IN_A_ROW} calls all failed (last error {e}); stopped before spending the rest of the retry budget; run the same command later to resume"
             ),
             StopReason::TooManyFailures { failed, settled } => {
                 format!("--max-failures passed: {failed} of {settled} settled ids failed")
@@ -230,6 +243,7 @@ struct Shared<'a> {
     stop: StopHandle,
     pause: Pause,
     budget: RetryBudget,
+    failures_in_a_row: AtomicU64,
 }
 
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
@@ -253,6 +267,7 @@ pub async fn audit(
         stop,
         pause: Pause::default(),
         budget: RetryBudget::default(),
+        failures_in_a_row: AtomicU64::new(0),
     };
     let shared = &shared;
     let per_call = match settings.api {
@@ -339,14 +354,22 @@ where
         let err = match answer {
             Ok(v) => {
                 s.budget.refund(SUCCESS_REFUND);
+                s.failures_in_a_row.store(0, Ordering::Relaxed);
                 return (Settled::Ok(v), attempts);
             }
             Err(e) if e.class == ErrorClass::Missing => {
                 s.budget.refund(SUCCESS_REFUND);
+                s.failures_in_a_row.store(0, Ordering::Relaxed);
                 return (Settled::Final(e), attempts);
             }
             Err(e) => e,
         };
+        if err.class == ErrorClass::Transient
+            && s.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_IN_A_ROW
+        {
+            s.stop.stop(StopReason::ServiceDown(err.clone()));
+            return (Settled::Stopped(Some(err)), attempts);
+        }
         let failures = match err.class {
             ErrorClass::Throttled => {
                 s.counters.throttled.fetch_add(1, Ordering::Relaxed);

@@ -214,7 +214,32 @@ impl VodClient {
         if status == 200 {
             return Ok((body, header_str(&headers, "x-acs-request-id")));
         }
-        Err(error_from_answer(status, &headers, &body))
+        let mut err = error_from_answer(status, &headers, &body);
+        err.message = self.redact(&err.message);
+        Err(err)
+    }
+
+    /// Removes what must not reach a log or a report from a server message:
+    /// the echoed string-to-sign (it carries every parameter, the STS token
+    /// among them) and the token itself in any encoding.
+    fn redact(&self, message: &str) -> String {
+        let mut m = match message.find("server string to sign is:") {
+            Some(i) => {
+                format!("{}server string to sign is: (withheld: it holds the request's parameters)", &message[..i])
+            }
+            None => message.to_owned(),
+        };
+        if let Some(token) = &self.credentials.security_token {
+            let raw = token.expose();
+            let once = signing::percent_encode(raw);
+            let twice = signing::percent_encode(&once);
+            for form in [raw, once.as_str(), twice.as_str()] {
+                if !form.is_empty() {
+                    m = m.replace(form, "***");
+                }
+            }
+        }
+        m
     }
 }
 
@@ -378,6 +403,14 @@ mod tests {
         assert!(p.contains(&("SecurityToken".into(), "tok+/=".into())));
         let q = signing::signed_query("POST", &p, "testAccessKeySecret");
         assert!(q.contains("SecurityToken=tok%2B%2F%3D"), "{q}");
+    }
+
+    #[test]
+    fn server_messages_lose_the_string_to_sign_and_the_token() {
+        let c = client(Some("tok+/="));
+        let m = c.redact("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253D");
+        assert_eq!(m, "Specified signature is not matched with our calculation. server string to sign is: (withheld: it holds the request's parameters)");
+        assert_eq!(c.redact("echo tok+/= and tok%2B%2F%3D"), "echo *** and ***");
     }
 
     #[test]

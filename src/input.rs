@@ -181,7 +181,11 @@ struct Tap<R> {
     inner: R,
     hash: Sha256,
     bytes: u64,
-    saw_nul: bool,
+    /// The 1-based line of the first NUL byte, if any.
+    nul_line: Option<u64>,
+    /// Line ends so far (CR, LF, CRLF counted once).
+    lines: u64,
+    after_cr: bool,
     quotes: u64,
 }
 
@@ -191,8 +195,16 @@ impl<R: Read> Read for Tap<R> {
         let chunk = &buf[..n];
         self.hash.update(chunk);
         self.bytes += n as u64;
-        self.saw_nul |= chunk.contains(&0);
-        self.quotes += chunk.iter().filter(|&&b| b == b'"').count() as u64;
+        for &b in chunk {
+            match b {
+                b'"' => self.quotes += 1,
+                b'\r' => self.lines += 1,
+                b'\n' if !self.after_cr => self.lines += 1,
+                0 if self.nul_line.is_none() => self.nul_line = Some(self.lines + 1),
+                _ => {}
+            }
+            self.after_cr = b == b'\r';
+        }
         Ok(n)
     }
 }
@@ -282,7 +294,8 @@ fn clean_header(field: &[u8]) -> String {
 /// Reads ids from CSV. `file` names the source in messages; `id_column` is
 /// `--id-column`.
 pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
-    let mut tap = Tap { inner: reader, hash: Sha256::new(), bytes: 0, saw_nul: false, quotes: 0 };
+    let mut tap =
+        Tap { inner: reader, hash: Sha256::new(), bytes: 0, nul_line: None, lines: 0, after_cr: false, quotes: 0 };
     let lines = NormalizeLines { inner: &mut tap, at_line_start: true, after_cr: false };
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(lines);
     let read_err = |e: csv::Error| InputError::Read { file: file.to_owned(), reason: e.to_string() };
@@ -298,8 +311,8 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     }
     let Some(first) = first else {
         drop(records);
-        if tap.saw_nul {
-            return Err(InputError::NotText { file: file.to_owned(), line: 1 });
+        if let Some(line) = tap.nul_line {
+            return Err(InputError::NotText { file: file.to_owned(), line });
         }
         return Err(InputError::NoIds { file: file.to_owned() });
     };
@@ -392,8 +405,8 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         take(&rec, &mut out);
     }
     drop(csv);
-    if tap.saw_nul {
-        return Err(InputError::NotText { file: file.to_owned(), line: last_line });
+    if let Some(line) = tap.nul_line {
+        return Err(InputError::NotText { file: file.to_owned(), line });
     }
     if tap.quotes % 2 == 1 && last_had_break {
         return Err(InputError::UnclosedQuote { file: file.to_owned(), line: last_line });
@@ -508,7 +521,8 @@ mod tests {
         assert!(matches!(read(b"\n\n  \n"), Err(InputError::NoIds { .. })));
         assert!(matches!(read(b"ImageId\n"), Err(InputError::NoIds { .. })));
         assert!(matches!(read(b"a,b\n1,2\n"), Err(InputError::NoIdColumn { .. })));
-        assert!(matches!(read(b"ImageId\nAB\x00CD\n"), Err(InputError::NotText { .. })));
+        assert!(matches!(read(b"ImageId\nAB\x00CD\n"), Err(InputError::NotText { line: 2, .. })));
+        assert!(matches!(read(b"ImageId\r\nA\r\nB\r\n\x00\r\nC\r\nD\r\n"), Err(InputError::NotText { line: 4, .. })));
         let e = read(b"ImageId\nAAA\n\"BBB\nCCC\nDDD\n").unwrap_err();
         assert!(matches!(e, InputError::UnclosedQuote { line: 3, .. }), "{e}");
     }

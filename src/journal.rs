@@ -44,6 +44,8 @@ pub enum JournalError {
 /// An open journal, appending.
 pub struct Journal {
     file: File,
+    /// Bytes of whole lines written: a failed write is cut back to this.
+    len: u64,
     path: PathBuf,
     last_sync: Instant,
     dirty: bool,
@@ -92,8 +94,11 @@ impl Journal {
                 file.sync_all().map_err(io_err)?;
             }
         }
-        file.seek(SeekFrom::End(0)).map_err(io_err)?;
-        Ok((Journal { file, path, last_sync: Instant::now(), dirty: false, line: Vec::with_capacity(1024) }, recovered))
+        let len = file.seek(SeekFrom::End(0)).map_err(io_err)?;
+        Ok((
+            Journal { file, len, path, last_sync: Instant::now(), dirty: false, line: Vec::with_capacity(1024) },
+            recovered,
+        ))
     }
 
     /// Appends one settled outcome with a single write; fsyncs when the
@@ -102,7 +107,12 @@ impl Journal {
         self.line.clear();
         serde_json::to_writer(&mut self.line, outcome)?;
         self.line.push(b'\n');
-        self.file.write_all(&self.line)?;
+        if let Err(e) = self.file.write_all(&self.line) {
+            // Leave no torn line behind (a full disk, a file size limit).
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += self.line.len() as u64;
         self.dirty = true;
         if self.last_sync.elapsed() >= SYNC_EVERY {
             self.sync()?;
@@ -251,6 +261,18 @@ mod tests {
         let (_, got, torn) = open(dir.path(), "abc").unwrap();
         assert_eq!(got.len(), 4);
         assert!(!torn);
+    }
+
+    #[test]
+    fn a_failed_append_leaves_no_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _, _) = open(dir.path(), "abc").unwrap();
+        j.append(&outcomes()[0]).unwrap();
+        // Make the next write fail: a read-only handle in place of the file.
+        let good = std::fs::metadata(j.path()).unwrap().len();
+        j.file = File::open(j.path()).unwrap();
+        assert!(j.append(&outcomes()[1]).is_err());
+        assert_eq!(std::fs::metadata(j.path()).unwrap().len(), good);
     }
 
     #[test]

@@ -471,3 +471,25 @@ fn help_documents_exit_codes_and_takes_no_secret() {
     assert!(!out.stdout.to_lowercase().contains("--access-key-secret"), "run takes no secret flag");
     assert!(!out.stdout.contains(sim::DEFAULT_KEY_SECRET));
 }
+
+#[test]
+fn a_dead_service_stops_the_run_after_fifty_failures_in_a_row() {
+    let cat = TestCatalog::generate(300, 41);
+    let mut config = cat.config();
+    config.faults = Faults { internal_error: 1.0, ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", cat.ids().join("\n"));
+    let out = wd.run(
+        &["run", "--input", "ids.csv", "--out", "o", "--endpoint", &server.url, "--qps", "500", "--concurrency", "8"],
+        &sim_env(),
+        None,
+    );
+    out.expect_code(4);
+    assert!(out.stderr.contains("the service looks down: the last 50 calls all failed"), "{}", out.describe());
+    let calls = server.stats().requests;
+    assert!((50..=50 + 8).contains(&calls), "{calls} calls to a dead service");
+    let summary = wd.json("o/summary.json");
+    assert_eq!(summary["complete"], false);
+    assert_eq!(summary["totals"]["unique_ids"], 300);
+}

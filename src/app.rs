@@ -839,6 +839,7 @@ fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
         ("--unavailable-rate", a.unavailable_rate),
         ("--drop-rate", a.drop_rate),
         ("--slow-rate", a.slow_rate),
+        ("--batch-forgets", a.batch_forgets),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(usage(format!("{flag} must be between 0 and 1")));
@@ -857,6 +858,7 @@ fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
     config.clock_offset_secs = a.clock_offset;
     config.revoke_key_after = a.revoke_key_after;
     config.batch_omits_audit_status = a.batch_omits_audit_status;
+    config.batch_forgets = a.batch_forgets;
     config.faults = Faults {
         internal_error: a.error_rate,
         unavailable: a.unavailable_rate,

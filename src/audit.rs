@@ -308,6 +308,7 @@ pub async fn audit(
 }
 
 /// How a call ended after its retries.
+#[derive(Clone)]
 enum Settled<T> {
     /// The call succeeded.
     Ok(T),
@@ -465,13 +466,7 @@ async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
                 let end = strip(other);
                 for id in pending.drain(..) {
                     let a = attempts[&id];
-                    let end = match &end {
-                        Settled::Ok(()) => Settled::Ok(()),
-                        Settled::Final(e) => Settled::Final(e.clone()),
-                        Settled::Stopped(e) => Settled::Stopped(e.clone()),
-                        Settled::Fatal(e) => Settled::Fatal(e.clone()),
-                    };
-                    out.push(unsettled(s, id, a, end));
+                    out.push(unsettled(s, id, a, end.clone()));
                 }
                 break;
             }

@@ -191,6 +191,9 @@ pub struct SimulateArgs {
     /// Leave AuditStatus out of GetImageInfos answers (its model does not promise it).
     #[arg(long)]
     pub batch_omits_audit_status: bool,
+    /// Share of ids a GetImageInfos answer leaves out of both lists (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub batch_forgets: f64,
     /// Send x-ratelimit-user TimeLeft hints with throttled answers.
     #[arg(long)]
     pub ratelimit_hints: bool,

@@ -493,3 +493,105 @@ fn a_dead_service_stops_the_run_after_fifty_failures_in_a_row() {
     assert_eq!(summary["complete"], false);
     assert_eq!(summary["totals"]["unique_ids"], 300);
 }
+
+/// The columns that depend on how an id was asked, not on what the answer was.
+fn without_call_details(text: &str) -> Vec<HashMap<String, String>> {
+    let mut rows = csv_rows(text);
+    for r in &mut rows {
+        r.remove("attempts");
+        r.remove("request_id");
+    }
+    rows
+}
+
+#[test]
+fn batch_mode_gives_the_same_reports_as_single_calls() {
+    let cat = TestCatalog::generate(130, 51);
+    let mut ids = cat.ids();
+    ids.extend((0..15).map(|i| format!("{i:032x}")));
+    let wd = Workdir::new();
+    wd.write("ids.csv", ids.join("\n"));
+
+    let single = SimServer::start(cat.config());
+    let args = |url: &str, out: &str, api: &str| -> Vec<String> {
+        ["run", "--input", "ids.csv", "--out", out, "--endpoint", url, "--qps", "500", "--api", api]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    let run = |a: Vec<String>| wd.run(&a.iter().map(String::as_str).collect::<Vec<_>>(), &sim_env(), None);
+    run(args(&single.url, "single", "single")).expect_code(0);
+
+    // Faults, batch answers that forget ids, and no AuditStatus in batch answers.
+    let mut config = cat.config();
+    config.faults = Faults { internal_error: 0.05, ..Faults::default() };
+    config.batch_forgets = 0.1;
+    config.batch_omits_audit_status = true;
+    let batch = SimServer::start(config);
+    let out = run(args(&batch.url, "batch", "batch"));
+    out.expect_code(0);
+
+    assert_eq!(without_call_details(&wd.read("batch/images.csv")), without_call_details(&wd.read("single/images.csv")));
+    let (a, b) = (wd.json("single/summary.json"), wd.json("batch/summary.json"));
+    for key in ["totals", "by_audit_status", "by_status", "by_category", "ledger"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    let manifest = wd.json("batch/manifest.json");
+    assert_eq!(manifest["settings"]["api"], "batch");
+    assert_eq!(manifest["calls"]["batch_fallbacks"], 130, "every found image was asked again for AuditStatus");
+    assert!(batch.stats().by_code["OK"] < 130 + 30, "batch calls carry 20 ids each: {:?}", batch.stats().by_code);
+}
+
+#[test]
+fn batch_ids_never_accounted_for_are_reported_as_unaccounted_failures() {
+    let cat = TestCatalog::generate(30, 52);
+    let mut config = cat.config();
+    config.batch_forgets = 1.0;
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", cat.ids().join("\n"));
+    let out = wd.run(
+        &[
+            "run",
+            "--input",
+            "ids.csv",
+            "--out",
+            "o",
+            "--endpoint",
+            &server.url,
+            "--api",
+            "batch",
+            "--max-attempts",
+            "3",
+        ],
+        &sim_env(),
+        None,
+    );
+    out.expect_code(3);
+    let rows = csv_rows(&wd.read("o/images.csv"));
+    assert_eq!(rows.len(), 30);
+    for r in &rows {
+        assert_eq!((r["outcome"].as_str(), r["error_code"].as_str()), ("failed", "Unaccounted"), "{r:?}");
+        assert_eq!(r["attempts"], "3");
+    }
+    assert_eq!(wd.json("o/summary.json")["failures_by_code"]["Unaccounted"], 30);
+}
+
+#[test]
+fn adaptive_rate_finishes_a_throttled_run_without_failures() {
+    let cat = TestCatalog::generate(150, 53);
+    let mut config = cat.config();
+    config.qps = Some(60);
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", cat.ids().join("\n"));
+    let out = wd.run(
+        &["run", "--input", "ids.csv", "--out", "o", "--endpoint", &server.url, "--qps", "300", "--rate", "adaptive"],
+        &sim_env(),
+        None,
+    );
+    out.expect_code(0);
+    assert_eq!(wd.json("o/summary.json")["totals"]["found"], 150);
+    assert_eq!(wd.json("o/manifest.json")["settings"]["rate"], "adaptive");
+    let stats = server.stats();
+    assert!(stats.answers_by_image.values().all(|n| *n == 1));
+}

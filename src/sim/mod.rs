@@ -88,6 +88,9 @@ pub struct SimConfig {
     /// Leave `AuditStatus` out of `GetImageInfos` answers, as a batch model
     /// that does not carry it would.
     pub batch_omits_audit_status: bool,
+    /// Share of ids a `GetImageInfos` answer leaves out of both `ImageInfo`
+    /// and `NonExistImageIds` (seeded), to exercise the client's accounting.
+    pub batch_forgets: f64,
     /// After this many authenticated calls the key is treated as deleted
     /// (`InvalidAccessKeyId.NotFound`): a key revoked mid-run.
     pub revoke_key_after: Option<u64>,
@@ -108,6 +111,7 @@ impl SimConfig {
             clock_offset_secs: 0,
             revoke_key_after: None,
             batch_omits_audit_status: false,
+            batch_forgets: 0.0,
         }
     }
 }
@@ -534,11 +538,7 @@ async fn process(
     // so a run sees the same faults whatever the order of its calls.
     let key_ids = ids.join(",");
     let call = sim.count_call(&key_ids);
-    if ids.len() > 1 {
-        for id in &ids {
-            sim.count_call(id);
-        }
-    }
+    let id_calls: Vec<u64> = if ids.len() > 1 { ids.iter().map(|id| sim.count_call(id)).collect() } else { vec![call] };
     let f = &cfg.faults;
     if !f.latency.is_zero() {
         tokio::time::sleep(f.latency).await;
@@ -570,7 +570,10 @@ async fn process(
     }
     let mut found: Vec<CatalogImage> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
-    for id in ids {
+    for (id, n) in ids.into_iter().zip(id_calls) {
+        if sim.draw(id, n, 4) < cfg.batch_forgets {
+            continue;
+        }
         sim.count_answer(id);
         match cfg.catalog.get(id) {
             Some(img) if cfg.batch_omits_audit_status => {

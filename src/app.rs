@@ -997,9 +997,10 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> anyhow::Result<()> {
     let t = &summary.totals;
     println!();
     println!(
-        "reports in {}/: images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json",
+        "reports in {}/: summary.html images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json",
         out.display()
     );
+    println!("open {}/summary.html in a browser; check the files with: vod-image-audit verify {}", out.display(), out.display());
     println!();
     println!("{:<28}{:>8}", "input rows", t.input_rows);
     println!("{:<28}{:>8}", "  unique ids", t.unique_ids);

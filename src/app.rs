@@ -1000,7 +1000,11 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> anyhow::Result<()> {
         "reports in {}/: summary.html images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json",
         out.display()
     );
-    println!("open {}/summary.html in a browser; check the files with: vod-image-audit verify {}", out.display(), out.display());
+    println!(
+        "open {}/summary.html in a browser; check the files with: vod-image-audit verify {}",
+        out.display(),
+        out.display()
+    );
     println!();
     println!("{:<28}{:>8}", "input rows", t.input_rows);
     println!("{:<28}{:>8}", "  unique ids", t.unique_ids);

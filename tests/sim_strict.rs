@@ -798,7 +798,7 @@ async fn shutdown_stops_accepting() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "src/sim bug: a batch call adds its comma-joined id list to calls_by_image"]
+
 async fn calls_by_image_has_only_image_ids() {
     let s = Server::start(small_config()).await;
     let c = client();
@@ -811,7 +811,7 @@ async fn calls_by_image_has_only_image_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "src/sim bug: connections accepted before shutdown keep being served after it"]
+
 async fn shutdown_also_ends_kept_alive_connections() {
     let s = Server::start(small_config()).await;
     let c = client();

@@ -145,6 +145,8 @@ pub struct Simulator {
     keys: HashMap<String, SimKey>,
     nonces: Vec<Mutex<NonceShard>>,
     per_image: Vec<Mutex<HashMap<Box<str>, ImageCounts>>>,
+    /// Per batch (its comma-joined ids): how many times it was called, for fault draws.
+    batch_calls: Mutex<HashMap<Box<str>, u64>>,
     by_code: Mutex<BTreeMap<String, u64>>,
     requests: AtomicU64,
     authenticated: AtomicU64,
@@ -188,6 +190,7 @@ impl Simulator {
             keys,
             nonces: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_image: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            batch_calls: Mutex::default(),
             by_code: Mutex::default(),
             requests: AtomicU64::new(0),
             authenticated: AtomicU64::new(0),
@@ -233,6 +236,14 @@ impl Simulator {
         c.calls - 1
     }
 
+    /// Counts a batch call (by its joined ids) and returns its 0-based call number.
+    fn count_batch(&self, key: &str) -> u64 {
+        let mut calls = self.batch_calls.lock().unwrap_or_else(|e| e.into_inner());
+        let n = calls.entry(key.into()).or_default();
+        *n += 1;
+        *n - 1
+    }
+
     fn count_answer(&self, id: &str) {
         let mut shard = self.per_image[shard_of(id)].lock().unwrap_or_else(|e| e.into_inner());
         shard.entry(id.into()).or_default().answers += 1;
@@ -264,7 +275,9 @@ impl Simulator {
 
     /// Records a nonce; false if it was seen before.
     fn fresh_nonce(&self, nonce: &str) -> bool {
-        let generation = self.started.elapsed().as_secs() / self.config.max_skew.as_secs().max(1);
+        // A timestamp passes while it is within max_skew of now on either side, so
+        // for 2 × max_skew: generations that long, two kept, never forget it sooner.
+        let generation = self.started.elapsed().as_secs() / (2 * self.config.max_skew.as_secs()).max(1);
         let mut shard = self.nonces[shard_of(nonce)].lock().unwrap_or_else(|e| e.into_inner());
         if shard.generation != generation {
             let cur = std::mem::take(&mut shard.current);
@@ -298,9 +311,10 @@ impl Simulator {
 
     /// A seeded uniform number for (call key, call number, purpose).
     fn draw(&self, key: &str, call: u64, purpose: u64) -> f64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        let x = mix64(self.config.seed ^ mix64(h.finish() ^ mix64(call.wrapping_add(purpose << 48))));
+        // FNV-1a, not std's DefaultHasher: its algorithm may change between
+        // Rust releases, and a seed must give the same faults everywhere.
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let x = mix64(self.config.seed ^ mix64(h ^ mix64(call.wrapping_add(purpose << 48))));
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -308,9 +322,11 @@ impl Simulator {
 /// Serves the simulator on `listener` until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -323,7 +339,7 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Fu
         };
         let _ = stream.set_nodelay(true);
         let sim = sim.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(sim.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -331,6 +347,8 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Fu
                 .await;
         });
     }
+    // Kept-alive connections end with the server: a stopped simulator answers nothing.
+    connections.shutdown().await;
 }
 
 async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
@@ -537,7 +555,7 @@ async fn process(
     // Faults are drawn from (seed, ids, how many times these ids were called),
     // so a run sees the same faults whatever the order of its calls.
     let key_ids = ids.join(",");
-    let call = sim.count_call(&key_ids);
+    let call = if ids.len() > 1 { sim.count_batch(&key_ids) } else { sim.count_call(&key_ids) };
     let id_calls: Vec<u64> = if ids.len() > 1 { ids.iter().map(|id| sim.count_call(id)).collect() } else { vec![call] };
     let f = &cfg.faults;
     if !f.latency.is_zero() {

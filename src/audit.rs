@@ -342,7 +342,7 @@ where
             }
         }
         tokio::select! {
-            _ = s.rate.until_ready() => {}
+            _ = s.rate.until_ready(|| s.pause.until()) => {}
             _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
         }
         attempts += 1;

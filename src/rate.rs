@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,12 @@ pub const PROBE_STEP: f64 = 0.01;
 /// One decrease per this long: the throttles of one quota window are one signal.
 pub const DECREASE_COOLDOWN: Duration = Duration::from_secs(1);
 /// How long every call pauses after a throttle in adaptive mode, so the rest
-/// of an exhausted quota window is not spent on calls bound to fail.
+/// of an exhausted quota window is not spent on calls bound to fail. Each
+/// further throttle with no accepted call between doubles it, up to
+/// [`MAX_THROTTLE_PAUSE`]: one quota window.
 pub const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause after throttles in a row.
+pub const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
 /// The adaptive policy: calls per second as a function of what the server
 /// said and when.
@@ -53,6 +58,8 @@ pub struct Adaptive {
     last_decrease: Option<Instant>,
     last_increase: Instant,
     accepted: VecDeque<Instant>,
+    /// Throttles since the last accepted call.
+    throttles_in_a_row: u32,
 }
 
 impl Adaptive {
@@ -65,6 +72,7 @@ impl Adaptive {
             last_decrease: None,
             last_increase: now,
             accepted: VecDeque::new(),
+            throttles_in_a_row: 0,
         }
     }
 
@@ -81,6 +89,7 @@ impl Adaptive {
 
     /// A call was answered without throttling. Returns the new rate if it changed.
     pub fn on_accepted(&mut self, now: Instant) -> Option<f64> {
+        self.throttles_in_a_row = 0;
         self.accepted.push_back(now);
         self.trim(now);
         let est = self.estimate?;
@@ -97,8 +106,15 @@ impl Adaptive {
         })
     }
 
+    /// How long every call should wait after the latest throttle.
+    pub fn pause(&self) -> Duration {
+        let doublings = self.throttles_in_a_row.saturating_sub(1).min(10);
+        THROTTLE_PAUSE.saturating_mul(1 << doublings).min(MAX_THROTTLE_PAUSE)
+    }
+
     /// A call was throttled. Returns the new rate if it changed.
     pub fn on_throttled(&mut self, now: Instant) -> Option<f64> {
+        self.throttles_in_a_row = self.throttles_in_a_row.saturating_add(1);
         self.trim(now);
         if self.last_decrease.is_some_and(|t| now.duration_since(t) < DECREASE_COOLDOWN) {
             return None;
@@ -117,53 +133,56 @@ impl Adaptive {
 
 /// The limiter of a run: one `governor` limiter at `--qps` that every call
 /// passes (the hard cap), and in adaptive mode a pacer in front of it that
-/// spaces calls at the adaptive rate. The pacer hands out slots one interval
-/// apart, so a rate change applies to the very next call and no two
-/// limiters ever run side by side.
+/// spaces calls at the adaptive rate. The pacer is a fair lock held while
+/// waiting for the next slot, so no call reserves a slot ahead of time: a
+/// lower rate, or a pause, applies to the very next call.
 pub struct RateControl {
     limiter: DefaultDirectRateLimiter,
     adaptive: Option<Mutex<Adaptive>>,
-    pacer: Mutex<Pacer>,
-}
-
-struct Pacer {
-    next: Instant,
-    interval: Duration,
+    /// When the last paced call left; held while the next one waits.
+    pacer: tokio::sync::Mutex<Option<Instant>>,
+    /// The adaptive interval between calls, in nanoseconds.
+    interval_ns: AtomicU64,
 }
 
 impl RateControl {
     /// A limiter at `qps`, fixed or adaptive.
     pub fn new(mode: RateMode, qps: NonZeroU32, burst: NonZeroU32) -> Self {
         let rate = f64::from(qps.get());
-        let now = Instant::now();
         RateControl {
             limiter: RateLimiter::direct(Quota::per_second(qps).allow_burst(burst)),
-            adaptive: (mode == RateMode::Adaptive).then(|| Mutex::new(Adaptive::new(rate, now))),
-            pacer: Mutex::new(Pacer { next: now, interval: Duration::from_secs_f64(1.0 / rate) }),
+            adaptive: (mode == RateMode::Adaptive).then(|| Mutex::new(Adaptive::new(rate, Instant::now()))),
+            pacer: tokio::sync::Mutex::new(None),
+            interval_ns: AtomicU64::new(Duration::from_secs_f64(1.0 / rate).as_nanos() as u64),
         }
     }
 
-    /// Waits for the next slot.
-    pub async fn until_ready(&self) {
+    /// Waits for the next slot. `pause` says until when every call must wait
+    /// (server hints, throttles); in adaptive mode it is re-read while waiting.
+    pub async fn until_ready(&self, pause: impl Fn() -> Option<Instant>) {
         if self.adaptive.is_some() {
-            let slot = {
-                let mut p = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
-                let slot = p.next.max(Instant::now());
-                p.next = slot + p.interval;
-                slot
-            };
-            tokio::time::sleep_until(slot.into()).await;
+            let mut last = self.pacer.lock().await;
+            loop {
+                // Re-read every round: a rate change applies while waiting.
+                let interval = Duration::from_nanos(self.interval_ns.load(Ordering::Relaxed));
+                let slot = last.map(|l| l + interval);
+                let until = match (slot, pause()) {
+                    (Some(a), Some(b)) => a.max(b),
+                    (a, b) => a.or(b).unwrap_or_else(Instant::now),
+                };
+                if until <= Instant::now() {
+                    break;
+                }
+                tokio::time::sleep_until(until.into()).await;
+            }
+            *last = Some(Instant::now());
         }
         self.limiter.until_ready().await;
     }
 
     fn set(&self, rate: f64) {
-        let mut p = self.pacer.lock().unwrap_or_else(|e| e.into_inner());
-        let old = p.interval;
-        p.interval = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
-        // Slots already handed out keep their times; the next one moves.
-        p.next = p.next.checked_sub(old).map_or(p.next, |prev| prev + p.interval);
-        drop(p);
+        let interval = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
+        self.interval_ns.store(interval.as_nanos() as u64, Ordering::Relaxed);
         tracing::debug!(rate, "adaptive send rate");
     }
 
@@ -174,11 +193,12 @@ impl RateControl {
         let now = Instant::now();
         let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
         let changed = if throttled { a.on_throttled(now) } else { a.on_accepted(now) };
+        let pause = throttled.then(|| a.pause());
         drop(a);
         if let Some(rate) = changed {
             self.set(rate);
         }
-        throttled.then_some(THROTTLE_PAUSE)
+        pause
     }
 
     /// The current adaptive rate, if adaptive.
@@ -217,7 +237,7 @@ mod tests {
             } else {
                 throttled += 1;
                 a.on_throttled(now);
-                paused_until = t + THROTTLE_PAUSE.as_secs_f64();
+                paused_until = t + a.pause().as_secs_f64();
             }
             t += 1.0 / a.rate();
         }
@@ -248,6 +268,22 @@ mod tests {
             a.on_accepted(t0 + Duration::from_millis(i * 10));
         }
         assert!(a.rate() <= 50.0);
+    }
+
+    #[test]
+    fn throttles_in_a_row_lengthen_the_pause_up_to_a_window() {
+        let t0 = Instant::now();
+        let mut a = Adaptive::new(100.0, t0);
+        let pauses: Vec<u128> = (0..6)
+            .map(|i| {
+                a.on_throttled(t0 + Duration::from_millis(i));
+                a.pause().as_millis()
+            })
+            .collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+        a.on_accepted(t0 + Duration::from_millis(10));
+        a.on_throttled(t0 + Duration::from_millis(20));
+        assert_eq!(a.pause(), THROTTLE_PAUSE);
     }
 
     #[test]

@@ -209,11 +209,14 @@ impl VodClient {
         let url = format!("{}?{}", self.config.endpoint.as_str(), query);
         let response = self.http.post(url).send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
+        if status == 200 {
+            // The hot path: no copy of the headers, only the one we may use.
+            let request_id = header_str(response.headers(), "x-acs-request-id");
+            let body = response.bytes().await.map_err(transport_error)?;
+            return Ok((body, request_id));
+        }
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transport_error)?;
-        if status == 200 {
-            return Ok((body, header_str(&headers, "x-acs-request-id")));
-        }
         let mut err = error_from_answer(status, &headers, &body);
         err.message = self.redact(&err.message);
         Err(err)

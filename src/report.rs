@@ -353,12 +353,11 @@ impl<W: Write> ImagesCsv<W> {
 
 /// `images.csv`: one row per record, in the order given.
 pub fn write_images_csv<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
-    let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(w);
-    csv.write_record(IMAGES_COLUMNS).map_err(csv_err)?;
+    let mut csv = ImagesCsv::new(w)?;
     for r in records {
-        csv.serialize(r).map_err(csv_err)?;
+        csv.write(r)?;
     }
-    csv.flush()
+    csv.finish().map(drop)
 }
 
 /// `images.jsonl`: one JSON object per record, in the order given.

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
+use crate::digest::Sha256;
 
 /// The longest id accepted. VOD ids are 32 hex characters; 64 leaves room
 /// for other id schemes without letting a stray blob through.
@@ -295,7 +295,7 @@ fn clean_header(field: &[u8]) -> String {
 /// `--id-column`.
 pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
     let mut tap =
-        Tap { inner: reader, hash: Sha256::new(), bytes: 0, nul_line: None, lines: 0, after_cr: false, quotes: 0 };
+        Tap { inner: reader, hash: Sha256::default(), bytes: 0, nul_line: None, lines: 0, after_cr: false, quotes: 0 };
     let lines = NormalizeLines { inner: &mut tap, at_line_start: true, after_cr: false };
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(lines);
     let read_err = |e: csv::Error| InputError::Read { file: file.to_owned(), reason: e.to_string() };
@@ -414,7 +414,7 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     if out.input_rows == 0 {
         return Err(InputError::NoIds { file: file.to_owned() });
     }
-    out.sha256 = hex(&tap.hash.finalize());
+    out.sha256 = std::mem::take(&mut tap.hash).finish_hex();
     out.bytes = tap.bytes;
     Ok(out)
 }
@@ -425,11 +425,7 @@ fn is_blank(rec: &csv::ByteRecord) -> bool {
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::digest::hex(bytes)
 }
 
 #[cfg(test)]
@@ -547,6 +543,6 @@ mod tests {
         let text = b"ImageId\nAAA\n";
         let l = read(text).unwrap();
         assert_eq!(l.bytes, text.len() as u64);
-        assert_eq!(l.sha256, hex(&Sha256::digest(text)));
+        assert_eq!(l.sha256, Sha256::hex_of(text.as_ref()));
     }
 }

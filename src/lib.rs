@@ -21,6 +21,7 @@
 //! - [`outcome`]: what became of one id, and its report record.
 //! - [`audit`]: the rate-limited, concurrent engine.
 //! - [`journal`]: the crash-safe record of settled ids, for resuming.
+//! - [`digest`]: SHA-256 of inputs and reports.
 //! - [`sort`]: sorting outcomes by id in bounded memory (external merge sort).
 //! - [`lock`]: one run per output directory.
 //! - [`report`]: aggregation and the report files.
@@ -38,6 +39,7 @@ pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod credentials;
+pub mod digest;
 pub mod html;
 pub mod input;
 pub mod journal;

@@ -220,14 +220,14 @@ pub struct FileDigest {
 
 struct HashingWriter<W> {
     inner: W,
-    hash: sha2::Sha256,
+    hash: crate::digest::Sha256,
     bytes: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        self.hash.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
     }
@@ -245,7 +245,9 @@ pub struct AtomicFile {
     dir: std::path::PathBuf,
     name: String,
     tmp: std::path::PathBuf,
-    writer: Option<HashingWriter<BufWriter<File>>>,
+    /// Buffered before the hash, so the hash sees large blocks, not the
+    /// many small writes of a CSV or JSON encoder.
+    writer: Option<BufWriter<HashingWriter<File>>>,
 }
 
 impl AtomicFile {
@@ -254,19 +256,16 @@ impl AtomicFile {
         let tmp = dir.join(format!(".{name}.tmp"));
         let file = File::create(&tmp)?;
         let writer =
-            HashingWriter { inner: BufWriter::with_capacity(256 * 1024, file), hash: Default::default(), bytes: 0 };
+            BufWriter::with_capacity(256 * 1024, HashingWriter { inner: file, hash: Default::default(), bytes: 0 });
         Ok(AtomicFile { dir: dir.to_owned(), name: name.to_owned(), tmp, writer: Some(writer) })
     }
 
     /// Makes it durable and puts it in place; returns its digest.
     pub fn commit(mut self) -> io::Result<FileDigest> {
         let w = self.writer.take().expect("committed once");
-        let digest = FileDigest {
-            name: self.name.clone(),
-            bytes: w.bytes,
-            sha256: crate::input::hex(&sha2::Digest::finalize(w.hash)),
-        };
-        let file = w.inner.into_inner().map_err(|e| e.into_error())?;
+        let w = w.into_inner().map_err(|e| e.into_error())?;
+        let digest = FileDigest { name: self.name.clone(), bytes: w.bytes, sha256: w.hash.finish_hex() };
+        let file = w.inner;
         file.sync_all()?;
         fs::rename(&self.tmp, self.dir.join(&self.name))?;
         sync_dir(&self.dir)?;
@@ -315,9 +314,9 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// The SHA-256 and size of a file on disk.
 pub fn digest_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut w = HashingWriter { inner: io::sink(), hash: sha2::Sha256::default(), bytes: 0 };
+    let mut w = HashingWriter { inner: io::sink(), hash: crate::digest::Sha256::default(), bytes: 0 };
     io::copy(&mut File::open(path)?, &mut w)?;
-    Ok((w.bytes, crate::input::hex(&sha2::Digest::finalize(w.hash))))
+    Ok((w.bytes, w.hash.finish_hex()))
 }
 
 fn csv_err(e: csv::Error) -> io::Error {

@@ -393,18 +393,20 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
     audit::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
         progress.record(&o);
-        let mut spill = |o: &crate::outcome::Outcome| {
-            serde_json::to_writer(&mut unsettled, o)
+        let cut_short = o.cut_short;
+        let record = o.record();
+        let mut spill = |r: &ImageRecord| {
+            serde_json::to_writer(&mut unsettled, r)
                 .map_err(std::io::Error::from)
                 .and_then(|_| unsettled.write_all(b"\n"))
                 .map_err(|e| format!("{}: {e}", unsettled_path.display()))
         };
-        if o.cut_short {
-            return spill(&o);
+        if cut_short {
+            return spill(&record);
         }
-        if let Err(e) = journal.append(&o) {
+        if let Err(e) = journal.append(&record) {
             // Still reported (and called again on a resume), then the run stops.
-            spill(&o)?;
+            spill(&record)?;
             return Err(format!("{journal_path}: {e}"));
         }
         Ok(())
@@ -609,24 +611,27 @@ fn build_reports(
     let mut expected = ids.ids.sorted().peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut last: Option<String> = None;
-    let mut records = sorted.filter_map(|o| {
-        let o = match o {
-            Ok(o) => o,
+    let mut records = sorted.filter_map(|line| {
+        let line = match line {
+            Ok(line) => line,
             Err(e) => return Some(Err(e)),
         };
-        if last.as_deref() == Some(o.image_id.as_str()) {
-            tracing::warn!("a second outcome for {} was ignored", o.image_id);
+        let r: ImageRecord = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(std::io::Error::other(format!("an outcome line that is not a record: {e}")))),
+        };
+        if last.as_deref() == Some(r.image_id.as_str()) {
+            tracing::warn!("a second outcome for {} was ignored", r.image_id);
             return None;
         }
-        while let Some(want) = expected.next_if(|want| *want < o.image_id.as_str()) {
+        while let Some(want) = expected.next_if(|want| *want < r.image_id.as_str()) {
             unaccounted_ids.push(want.to_owned());
         }
-        if expected.next_if_eq(&o.image_id.as_str()).is_none() {
-            tracing::warn!("an outcome for {}, which is not in the input, was ignored", o.image_id);
+        if expected.next_if_eq(&r.image_id.as_str()).is_none() {
+            tracing::warn!("an outcome for {}, which is not in the input, was ignored", r.image_id);
             return None;
         }
-        last = Some(o.image_id.clone());
-        let r = o.record();
+        last = Some(r.image_id.clone());
         fold.add(&r);
         if r.outcome == OutcomeKind::Found
             && r.audit_status.as_deref() == Some("Blocked")
@@ -639,8 +644,8 @@ fn build_reports(
                 w.write(&r)?;
             }
             if let Some(w) = jsonl.as_mut() {
-                serde_json::to_writer(&mut *w, &r)?;
-                w.write_all(b"\n")?;
+                // The line is the record as serialized when it settled.
+                w.write_all(&line)?;
             }
             Ok::<_, std::io::Error>(())
         })();

@@ -1,5 +1,7 @@
 //! The run journal: every settled outcome appended as one JSON line, so a
 //! crashed, killed or interrupted run resumes without calling an id twice.
+//! A line is the id's report record exactly as `images.jsonl` holds it, so
+//! the reports copy lines instead of decoding and encoding them again.
 //!
 //! Owns the journal file format, its header (which input it belongs to),
 //! reading it back with a torn last line tolerated, and durability: each line
@@ -15,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::Outcome;
+use crate::outcome::ImageRecord;
 
 /// The journal's file name in the run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// The format of the lines, in the header. 1 held the internal outcome;
+/// 2 holds the report record.
+pub const JOURNAL_FORMAT: u32 = 2;
 
 /// Longest time a settled outcome may sit in the page cache before an
 /// fsync: what a power loss can cost, in calls to redo.
@@ -37,6 +43,8 @@ pub enum JournalError {
     OtherInput { path: String, theirs: String, ours: String },
     #[error("{path}: line {line} is damaged ({reason}); it is not the last line, so this is not a torn write: move the file away to start the run over")]
     Damaged { path: String, line: u64, reason: String },
+    #[error("{path} was written by another version of vod-image-audit (journal format {theirs}, this version writes {ours}): finish that run with the version that started it, or move the file away to start the run over")]
+    OtherFormat { path: String, theirs: u32, ours: u32 },
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
 }
@@ -68,7 +76,7 @@ impl Journal {
     pub fn open(
         dir: &Path,
         input_sha256: &str,
-        mut seen: impl FnMut(Outcome),
+        mut seen: impl FnMut(ImageRecord),
     ) -> Result<(Journal, Recovered), JournalError> {
         let path = dir.join(JOURNAL_FILE);
         let shown = path.display().to_string();
@@ -103,9 +111,9 @@ impl Journal {
 
     /// Appends one settled outcome with a single write; fsyncs when the
     /// last sync is older than [`SYNC_EVERY`].
-    pub fn append(&mut self, outcome: &Outcome) -> io::Result<()> {
+    pub fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, outcome)?;
+        serde_json::to_writer(&mut self.line, record)?;
         self.line.push(b'\n');
         if let Err(e) = self.file.write_all(&self.line) {
             // Leave no torn line behind (a full disk, a file size limit).
@@ -137,7 +145,7 @@ impl Journal {
 }
 
 fn write_header(file: &mut File, input_sha256: &str) -> io::Result<()> {
-    let header = Header { vod_image_audit_journal: 1, input_sha256: input_sha256.to_owned() };
+    let header = Header { vod_image_audit_journal: JOURNAL_FORMAT, input_sha256: input_sha256.to_owned() };
     let mut line = serde_json::to_vec(&header)?;
     line.push(b'\n');
     file.write_all(&line)
@@ -150,7 +158,7 @@ fn read_back(
     file: &mut File,
     shown: &str,
     input_sha256: &str,
-    seen: &mut dyn FnMut(Outcome),
+    seen: &mut dyn FnMut(ImageRecord),
 ) -> Result<u64, JournalError> {
     let io_err = |e: io::Error| JournalError::Io { path: shown.to_owned(), reason: e.to_string() };
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -175,6 +183,13 @@ fn read_back(
         }
         let parsed = if line_no == 1 {
             match serde_json::from_slice::<Header>(&buf) {
+                Ok(h) if h.vod_image_audit_journal != JOURNAL_FORMAT => {
+                    return Err(JournalError::OtherFormat {
+                        path: shown.to_owned(),
+                        theirs: h.vod_image_audit_journal,
+                        ours: JOURNAL_FORMAT,
+                    })
+                }
                 Ok(h) if h.input_sha256 != input_sha256 => {
                     return Err(JournalError::OtherInput {
                         path: shown.to_owned(),
@@ -186,7 +201,7 @@ fn read_back(
                 Err(e) => Err(format!("not a journal header: {e}")),
             }
         } else {
-            serde_json::from_slice::<Outcome>(&buf).map(&mut *seen).map_err(|e| e.to_string())
+            serde_json::from_slice::<ImageRecord>(&buf).map(&mut *seen).map_err(|e| e.to_string())
         };
         match parsed {
             Ok(()) => good_end = offset,
@@ -200,9 +215,9 @@ fn read_back(
 mod tests {
     use super::*;
     use crate::model::ImageInfo;
-    use crate::outcome::FailureInfo;
+    use crate::outcome::{FailureInfo, Outcome};
 
-    fn outcomes() -> Vec<Outcome> {
+    fn outcomes() -> Vec<ImageRecord> {
         let info = ImageInfo { title: Some("a,\"b\"\n封".into()), cate_id: Some(3), ..Default::default() };
         vec![
             Outcome::found("a".into(), info, 1, Some("r1".into())),
@@ -218,9 +233,12 @@ mod tests {
                 },
             ),
         ]
+        .into_iter()
+        .map(Outcome::record)
+        .collect()
     }
 
-    fn open(dir: &Path, sha: &str) -> Result<(Journal, Vec<Outcome>, bool), JournalError> {
+    fn open(dir: &Path, sha: &str) -> Result<(Journal, Vec<ImageRecord>, bool), JournalError> {
         let mut got = Vec::new();
         let (j, r) = Journal::open(dir, sha, |o| got.push(o))?;
         assert_eq!(r.count, got.len());
@@ -251,12 +269,12 @@ mod tests {
         drop(j);
         let path = dir.path().join(JOURNAL_FILE);
         let mut text = std::fs::read(&path).unwrap();
-        text.extend_from_slice(b"{\"image_id\":\"d\",\"kin");
+        text.extend_from_slice(b"{\"image_id\":\"d\",\"outc");
         std::fs::write(&path, &text).unwrap();
         let (mut j, got, torn) = open(dir.path(), "abc").unwrap();
         assert!(torn);
         assert_eq!(got.len(), 3);
-        j.append(&Outcome::missing("e".into(), 1, None)).unwrap();
+        j.append(&Outcome::missing("e".into(), 1, None).record()).unwrap();
         drop(j);
         let (_, got, torn) = open(dir.path(), "abc").unwrap();
         assert_eq!(got.len(), 4);
@@ -286,9 +304,21 @@ mod tests {
         let e = open(dir.path(), "xyz").err().unwrap();
         assert!(matches!(e, JournalError::OtherInput { .. }), "{e}");
         let path = dir.path().join(JOURNAL_FILE);
-        let text = std::fs::read_to_string(&path).unwrap().replacen("\"kind\"", "\"kond\"", 1);
+        let text = std::fs::read_to_string(&path).unwrap().replacen("\"outcome\"", "\"outcame\"", 1);
         std::fs::write(&path, text).unwrap();
         let e = open(dir.path(), "abc").err().unwrap();
         assert!(matches!(e, JournalError::Damaged { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn a_journal_of_another_format_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let text = "{\"vod_image_audit_journal\":1,\"input_sha256\":\"abc\"}\n{\"image_id\":\"a\",\"kind\":\"missing\",\"info\":null,\"attempts\":1,\"request_id\":null,\"failure\":null}\n";
+        std::fs::write(&path, text).unwrap();
+        let e = open(dir.path(), "abc").err().unwrap();
+        assert!(matches!(e, JournalError::OtherFormat { theirs: 1, ours: JOURNAL_FORMAT, .. }), "{e}");
+        assert!(e.to_string().contains("move the file away"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     }
 }

@@ -127,12 +127,15 @@ impl Outcome {
     }
 
     /// The flat record of this outcome.
-    pub fn record(&self) -> ImageRecord {
-        let info = self.info.as_deref().cloned().unwrap_or_default();
+    pub fn record(self) -> ImageRecord {
+        let info = self.info.map(|b| *b).unwrap_or_default();
         let mezz = info.mezzanine.unwrap_or_default();
-        let failure = self.failure.clone();
+        let (error_code, error_message, http_status, failure_request_id) = match self.failure {
+            Some(f) => (Some(f.code), Some(f.message), f.http_status, f.request_id),
+            None => (None, None, None, None),
+        };
         ImageRecord {
-            image_id: self.image_id.clone(),
+            image_id: self.image_id,
             outcome: self.kind,
             audit_status: info.audit_status,
             status: info.status,
@@ -153,10 +156,10 @@ impl Outcome {
             original_file_name: mezz.original_file_name,
             file_url: mezz.file_url,
             attempts: self.attempts,
-            error_code: failure.as_ref().map(|f| f.code.clone()),
-            error_message: failure.as_ref().map(|f| f.message.clone()),
-            http_status: failure.as_ref().and_then(|f| f.http_status),
-            request_id: failure.and_then(|f| f.request_id).or_else(|| self.request_id.clone()),
+            error_code,
+            error_message,
+            http_status,
+            request_id: failure_request_id.or(self.request_id),
         }
     }
 }

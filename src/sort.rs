@@ -1,5 +1,6 @@
 //! Sorting outcomes by `image_id` with bounded memory: an external merge
-//! sort of JSON lines (the journal and the run's unsettled outcomes).
+//! sort of JSON lines (the journal and the run's unsettled outcomes), which
+//! hands the lines back as they are, for the reports to copy or decode.
 //!
 //! Owns chunking, the temporary sorted runs and the k-way merge. Memory is
 //! about [`CHUNK_BYTES`] whatever the number of ids, so a run of a million
@@ -15,8 +16,6 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-
-use crate::outcome::Outcome;
 
 /// Bytes of JSON lines sorted in memory at once; more spill to sorted runs.
 pub const CHUNK_BYTES: usize = 24 << 20;
@@ -34,7 +33,7 @@ pub struct Source<'a> {
     pub skip_lines: usize,
 }
 
-/// Outcomes in `image_id` order.
+/// Outcome lines in `image_id` order, each ending in `\n`.
 pub struct Sorted {
     inner: Inner,
     runs: Vec<PathBuf>,
@@ -53,7 +52,20 @@ impl Drop for Sorted {
     }
 }
 
+/// The `image_id` of an outcome line. Outcomes are serialized with
+/// `image_id` first, so a plain id (no escapes) is read straight off the
+/// line; anything else goes through the JSON parser.
 fn key_of(line: &[u8]) -> io::Result<String> {
+    const PREFIX: &[u8] = b"{\"image_id\":\"";
+    if let Some(rest) = line.strip_prefix(PREFIX) {
+        if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            if rest[end] == b'"' {
+                if let Ok(id) = std::str::from_utf8(&rest[..end]) {
+                    return Ok(id.to_owned());
+                }
+            }
+        }
+    }
     serde_json::from_slice::<Key>(line)
         .map(|k| k.image_id.into_owned())
         .map_err(|e| io::Error::other(format!("an outcome line without image_id: {e}")))
@@ -67,6 +79,9 @@ fn read_line(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
             return Ok(None);
         }
         if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+            if buf.last() != Some(&b'\n') {
+                buf.push(b'\n');
+            }
             return Ok(Some(buf));
         }
     }
@@ -84,9 +99,6 @@ pub fn sort_outcomes(sources: &[Source<'_>], tmp_dir: &Path, chunk_bytes: usize)
         let mut w = BufWriter::new(File::create(&path)?);
         for (_, line) in chunk.drain(..) {
             w.write_all(&line)?;
-            if line.last() != Some(&b'\n') {
-                w.write_all(b"\n")?;
-            }
         }
         w.flush()?;
         runs.push(path);
@@ -132,7 +144,7 @@ pub fn sort_outcomes(sources: &[Source<'_>], tmp_dir: &Path, chunk_bytes: usize)
 }
 
 impl Iterator for Sorted {
-    type Item = io::Result<Outcome>;
+    type Item = io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let line = match &mut self.inner {
@@ -150,28 +162,29 @@ impl Iterator for Sorted {
                 line
             }
         };
-        Some(serde_json::from_slice::<Outcome>(&line).map_err(io::Error::other))
+        Some(Ok(line))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::{ImageRecord, Outcome};
 
     fn write_lines(path: &Path, header: bool, ids: &[&str]) {
         let mut text = String::new();
         if header {
-            text.push_str("{\"vod_image_audit_journal\":1,\"input_sha256\":\"x\"}\n");
+            text.push_str("{\"vod_image_audit_journal\":2,\"input_sha256\":\"x\"}\n");
         }
         for id in ids {
-            text.push_str(&serde_json::to_string(&Outcome::missing((*id).to_owned(), 1, None)).unwrap());
+            text.push_str(&serde_json::to_string(&Outcome::missing((*id).to_owned(), 1, None).record()).unwrap());
             text.push('\n');
         }
         std::fs::write(path, text).unwrap();
     }
 
     fn ids_of(s: Sorted) -> Vec<String> {
-        s.map(|o| o.unwrap().image_id).collect()
+        s.map(|line| serde_json::from_slice::<ImageRecord>(&line.unwrap()).unwrap().image_id).collect()
     }
 
     #[test]
@@ -192,6 +205,15 @@ mod tests {
         let runs = spilled.runs.clone();
         assert_eq!(ids_of(spilled), want);
         assert!(runs.iter().all(|r| !r.exists()), "temporary runs are removed");
+    }
+
+    #[test]
+    fn keys_are_read_off_plain_lines_and_parsed_from_escaped_ones() {
+        for id in ["abc", "a\"b", "a\\b", "caf\u{e9}", "x\u{1}y", ""] {
+            let line = serde_json::to_vec(&Outcome::missing(id.to_owned(), 1, None).record()).unwrap();
+            assert_eq!(key_of(&line).unwrap(), id, "{}", String::from_utf8_lossy(&line));
+        }
+        assert!(key_of(b"{\"title\":\"x\"}").is_err());
     }
 
     #[test]

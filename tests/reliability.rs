@@ -748,7 +748,7 @@ fn key_revoked_mid_run_keeps_the_40_answers_in_the_journal() {
     assert!((40..40 + CONCURRENCY as u64).contains(&answered), "{answered} answers before the revocation");
     assert_eq!(journaled(&wd) as u64, answered, "every answer obtained is journaled");
     let journal = wd.read("out/journal.jsonl");
-    assert!(journal.lines().skip(1).all(|l| l.contains("\"kind\":\"found\"")), "{journal}");
+    assert!(journal.lines().skip(1).all(|l| l.contains("\"outcome\":\"found\"")), "{journal}");
     let summary = wd.json("out/summary.json");
     assert_eq!(summary["complete"], false);
     let reason = summary["stop_reason"].as_str().unwrap_or_default();

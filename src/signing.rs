@@ -10,6 +10,20 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
+/// Bytes that stay literal: `A-Z a-z 0-9 - _ . ~`.
+const UNRESERVED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.' || c == b'~';
+        b += 1;
+    }
+    t
+};
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
 /// Percent-encodes a name or value the way Alibaba Cloud's signer does:
 /// `A-Z a-z 0-9 - _ . ~` stay literal, every other UTF-8 byte becomes `%XY`
 /// with upper-case hex (so a space is `%20`, never `+`).
@@ -21,15 +35,22 @@ pub fn percent_encode(input: &str) -> String {
 
 /// [`percent_encode`] appending to an existing buffer.
 pub fn percent_encode_into(input: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in input.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0x0f) as usize] as char);
+    let bytes = input.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if UNRESERVED[usize::from(b)] {
+            continue;
         }
+        // A run of unreserved bytes is ASCII, so both ends are char boundaries.
+        if start < i {
+            out.push_str(&input[start..i]);
+        }
+        let esc = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]];
+        out.push_str(std::str::from_utf8(&esc).unwrap_or_default());
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        out.push_str(&input[start..]);
     }
 }
 
@@ -40,20 +61,31 @@ pub fn percent_encode_into(input: &str, out: &mut String) {
 /// The same string, plus `&Signature=...`, is what the client sends, so the
 /// server decodes exactly the values that were signed.
 pub fn canonical_query<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
-    let mut encoded: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| k.as_ref() != "Signature")
-        .map(|(k, v)| (percent_encode(k.as_ref()), percent_encode(v.as_ref())))
-        .collect();
-    encoded.sort();
-    let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
-    for (i, (k, v)) in encoded.iter().enumerate() {
+    // Every name and value encoded once into one buffer; the pairs are
+    // sorted as ranges of it, then copied out in order.
+    let mut scratch = String::with_capacity(params.iter().map(|(k, v)| k.as_ref().len() + v.as_ref().len() * 2).sum());
+    let mut pairs: Vec<(usize, usize, usize)> = Vec::with_capacity(params.len());
+    for (k, v) in params {
+        if k.as_ref() == "Signature" {
+            continue;
+        }
+        let a = scratch.len();
+        percent_encode_into(k.as_ref(), &mut scratch);
+        let b = scratch.len();
+        percent_encode_into(v.as_ref(), &mut scratch);
+        pairs.push((a, b, scratch.len()));
+    }
+    pairs.sort_unstable_by(|x, y| {
+        (&scratch[x.0..x.1], &scratch[x.1..x.2]).cmp(&(&scratch[y.0..y.1], &scratch[y.1..y.2]))
+    });
+    let mut out = String::with_capacity(scratch.len() + 2 * pairs.len() + 40);
+    for (i, &(a, b, c)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
-        out.push_str(k);
+        out.push_str(&scratch[a..b]);
         out.push('=');
-        out.push_str(v);
+        out.push_str(&scratch[b..c]);
     }
     out
 }
@@ -82,10 +114,7 @@ pub fn hmac_sha1_base64(key: &[u8], message: &[u8]) -> String {
 /// The signature of a string-to-sign with an AccessKey secret: the HMAC key is
 /// the secret followed by `&`.
 pub fn signature_of(string_to_sign: &str, access_key_secret: &str) -> String {
-    let mut key = Vec::with_capacity(access_key_secret.len() + 1);
-    key.extend_from_slice(access_key_secret.as_bytes());
-    key.push(b'&');
-    hmac_sha1_base64(&key, string_to_sign.as_bytes())
+    Signer::new(access_key_secret).signature_of(string_to_sign)
 }
 
 /// The signature of a request: method, every parameter except `Signature`,
@@ -94,14 +123,75 @@ pub fn sign<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)], acces
     signature_of(&string_to_sign(method, params), access_key_secret)
 }
 
-/// A signed query string, ready to follow `?`: the canonicalized query plus
-/// `&Signature=<encoded signature>`.
+/// A signed query string, ready to follow `?` (or to be a form body): the
+/// canonicalized query plus `&Signature=<encoded signature>`.
 pub fn signed_query<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)], access_key_secret: &str) -> String {
-    let mut query = canonical_query(params);
-    let signature = signature_of(&string_to_sign_for(method, &query), access_key_secret);
-    query.push_str("&Signature=");
-    percent_encode_into(&signature, &mut query);
-    query
+    Signer::new(access_key_secret).signed_query(method, params)
+}
+
+/// A signer keyed once with an AccessKey secret, for many requests: the
+/// HMAC's key schedule is done here, and each request's string-to-sign is
+/// fed to a copy of it as it is encoded, never built as a string. Same
+/// results as the free functions above, which are written in its terms.
+#[derive(Clone)]
+pub struct Signer {
+    keyed: Hmac<Sha1>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(***)")
+    }
+}
+
+impl Signer {
+    /// Keys HMAC-SHA1 with `secret + "&"`.
+    pub fn new(access_key_secret: &str) -> Self {
+        let mut key = Vec::with_capacity(access_key_secret.len() + 1);
+        key.extend_from_slice(access_key_secret.as_bytes());
+        key.push(b'&');
+        Signer { keyed: Hmac::<Sha1>::new_from_slice(&key).expect("HMAC accepts keys of any length") }
+    }
+
+    /// The signature of a string-to-sign.
+    pub fn signature_of(&self, string_to_sign: &str) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(string_to_sign.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The signature of `METHOD&%2F&enc(canonical_query)`, encoding the
+    /// query straight into the HMAC.
+    fn signature_of_query(&self, method: &str, canonical_query: &str) -> [u8; 20] {
+        let mut mac = self.keyed.clone();
+        mac.update(method.as_bytes());
+        mac.update(b"&%2F&");
+        let bytes = canonical_query.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if UNRESERVED[usize::from(b)] {
+                continue;
+            }
+            mac.update(&bytes[start..i]);
+            mac.update(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
+            start = i + 1;
+        }
+        mac.update(&bytes[start..]);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A signed query string (see [`signed_query`]).
+    pub fn signed_query<K: AsRef<str>, V: AsRef<str>>(&self, method: &str, params: &[(K, V)]) -> String {
+        let mut query = canonical_query(params);
+        let signature = self.signature_of_query(method, &query);
+        let mut b64 = [0u8; 28];
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(signature, &mut b64)
+            .expect("20 bytes are 28 in base64");
+        query.push_str("&Signature=");
+        percent_encode_into(std::str::from_utf8(&b64[..n]).unwrap_or_default(), &mut query);
+        query
+    }
 }
 
 #[cfg(test)]

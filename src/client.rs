@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use crate::api_error::{classify, ApiError, ErrorClass};
 use crate::credentials::Credentials;
@@ -56,7 +56,7 @@ impl OutputType {
 pub enum EndpointError {
     #[error("endpoint {0:?} is not a URL: {1}")]
     NotAUrl(String, String),
-    #[error("endpoint {0:?} uses plain http to a host that is not loopback: an STS token in the query string would cross the network in clear text; use https://")]
+    #[error("endpoint {0:?} uses plain http to a host that is not loopback: the signed request, and any STS token in it, would cross the network in clear text; use https://")]
     PlainHttp(String),
     #[error("endpoint {0:?}: only https:// (or http:// to a loopback address) is supported")]
     Scheme(String),
@@ -131,6 +131,11 @@ pub struct VodClient {
     http: reqwest::Client,
     credentials: Credentials,
     config: ClientConfig,
+    /// The endpoint, parsed once: every call posts to it.
+    url: reqwest::Url,
+    /// HMAC keyed once with the secret.
+    signer: signing::Signer,
+    auth_timeout: Option<String>,
 }
 
 impl VodClient {
@@ -141,9 +146,17 @@ impl VodClient {
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
+            // Every attempt is ours to make, with a fresh nonce: a transparent
+            // re-send would repeat one (SignatureNonceUsed). The RPC API does
+            // not redirect; a redirect would be an answer to report, not follow.
+            .retry(reqwest::retry::never())
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("vod-image-audit/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(VodClient { http, credentials, config })
+        let url = reqwest::Url::parse(config.endpoint.as_str())?;
+        let signer = signing::Signer::new(credentials.access_key_secret.expose());
+        let auth_timeout = config.auth_timeout.map(|t| t.to_string());
+        Ok(VodClient { http, credentials, config, url, signer, auth_timeout })
     }
 
     /// The endpoint this client calls.
@@ -153,30 +166,31 @@ impl VodClient {
 
     /// Every parameter of one attempt, before signing. Pure: the timestamp
     /// and nonce are arguments.
-    pub fn params(
-        &self,
-        action: &str,
-        operation: &[(&str, String)],
-        timestamp: &str,
-        nonce: &str,
-    ) -> Vec<(String, String)> {
-        let mut p: Vec<(String, String)> = vec![
-            ("Action".into(), action.into()),
-            ("Version".into(), API_VERSION.into()),
-            ("Format".into(), "JSON".into()),
-            ("AccessKeyId".into(), self.credentials.access_key_id.clone()),
-            ("SignatureMethod".into(), "HMAC-SHA1".into()),
-            ("SignatureVersion".into(), "1.0".into()),
-            ("SignatureNonce".into(), nonce.into()),
-            ("Timestamp".into(), timestamp.into()),
-        ];
+    pub fn params<'a>(
+        &'a self,
+        action: &'a str,
+        operation: &[(&'a str, &'a str)],
+        timestamp: &'a str,
+        nonce: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut p: Vec<(&str, &str)> = Vec::with_capacity(12 + operation.len());
+        p.extend([
+            ("Action", action),
+            ("Version", API_VERSION),
+            ("Format", "JSON"),
+            ("AccessKeyId", self.credentials.access_key_id.as_str()),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("SignatureNonce", nonce),
+            ("Timestamp", timestamp),
+        ]);
         if let Some(token) = &self.credentials.security_token {
-            p.push(("SecurityToken".into(), token.expose().into()));
+            p.push(("SecurityToken", token.expose()));
         }
-        p.extend(operation.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        p.push(("OutputType".into(), self.config.output_type.as_str().into()));
-        if let Some(t) = self.config.auth_timeout {
-            p.push(("AuthTimeout".into(), t.to_string()));
+        p.extend_from_slice(operation);
+        p.push(("OutputType", self.config.output_type.as_str()));
+        if let Some(t) = &self.auth_timeout {
+            p.push(("AuthTimeout", t.as_str()));
         }
         p
     }
@@ -184,7 +198,7 @@ impl VodClient {
     /// One `GetImageInfo` attempt. `Ok(None)` never happens: a miss is an
     /// [`ApiError`] of class [`ErrorClass::Missing`], as the API reports it.
     pub async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
-        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id.to_owned())]).await?;
+        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id)]).await?;
         let parsed: GetImageInfoResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
@@ -193,21 +207,29 @@ impl VodClient {
 
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
     pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
-        let (body, _) = self.call("GetImageInfos", &[("ImageIds", image_ids.join(","))]).await?;
+        let (body, _) = self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))]).await?;
         serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))
     }
 
-    async fn call(
-        &self,
-        action: &str,
-        operation: &[(&str, String)],
-    ) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+    /// One signed attempt: `POST /` with the signed parameters as a form
+    /// body (the RPC gateway signs query and form parameters alike), so the
+    /// URL stays the bare endpoint: nothing to re-parse per call, and the
+    /// signature and any STS token stay out of URLs that proxies log.
+    async fn call(&self, action: &str, operation: &[(&str, &str)]) -> Result<(bytes::Bytes, Option<String>), ApiError> {
         let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let nonce = format!("{:032x}", rand::random::<u128>());
-        let params = self.params(action, operation, &timestamp, &nonce);
-        let query = signing::signed_query("POST", &params, self.credentials.access_key_secret.expose());
-        let url = format!("{}?{}", self.config.endpoint.as_str(), query);
-        let response = self.http.post(url).send().await.map_err(transport_error)?;
+        let body = {
+            let params = self.params(action, operation, &timestamp, &nonce);
+            self.signer.signed_query("POST", &params)
+        };
+        let response = self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
+            .body(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
         let status = response.status().as_u16();
         if status == 200 {
             // The hot path: no copy of the headers, only the one we may use.
@@ -382,8 +404,8 @@ mod tests {
     #[test]
     fn params_carry_every_common_parameter() {
         let c = client(None);
-        let p = c.params("GetImageInfo", &[("ImageId", "abc".into())], "2020-01-01T00:00:00Z", "n1");
-        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let p = c.params("GetImageInfo", &[("ImageId", "abc")], "2020-01-01T00:00:00Z", "n1");
+        let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
         assert_eq!(get("Action"), Some("GetImageInfo"));
         assert_eq!(get("Version"), Some("2017-03-21"));
         assert_eq!(get("Format"), Some("JSON"));
@@ -402,8 +424,8 @@ mod tests {
     #[test]
     fn security_token_is_sent_and_signed() {
         let c = client(Some("tok+/="));
-        let p = c.params("GetImageInfo", &[("ImageId", "abc".into())], "2020-01-01T00:00:00Z", "n1");
-        assert!(p.contains(&("SecurityToken".into(), "tok+/=".into())));
+        let p = c.params("GetImageInfo", &[("ImageId", "abc")], "2020-01-01T00:00:00Z", "n1");
+        assert!(p.contains(&("SecurityToken", "tok+/=")));
         let q = signing::signed_query("POST", &p, "testAccessKeySecret");
         assert!(q.contains("SecurityToken=tok%2B%2F%3D"), "{q}");
     }
@@ -431,6 +453,62 @@ mod tests {
         assert!(matches!(Endpoint::parse("https://x/?a=b"), Err(EndpointError::Extras(_))));
         assert!(matches!(Endpoint::parse("https://u:p@x/"), Err(EndpointError::Extras(_))));
         assert!(matches!(Endpoint::parse("not a url"), Err(EndpointError::NotAUrl(..))));
+    }
+
+    /// What goes on the wire: `POST /` to the bare endpoint, the signed
+    /// parameters as a form body that verifies, nothing in the URL.
+    #[tokio::test]
+    async fn a_call_posts_a_signed_form_body_to_the_bare_endpoint() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = sock.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the request ended early");
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_owned(), body.to_owned());
+                    }
+                }
+            };
+            let answer = r#"{"RequestId":"R1","ImageInfo":{"ImageId":"abc","AuditStatus":"Normal"}}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            sock.write_all(reply.as_bytes()).await.unwrap();
+            (head, body)
+        });
+        let mut c = client(Some("tok+/="));
+        c.config.endpoint = Endpoint::parse(&format!("http://{addr}")).unwrap();
+        c.url = reqwest::Url::parse(c.config.endpoint.as_str()).unwrap();
+        let found = c.get_image_info("abc").await.unwrap();
+        assert_eq!(found.info.audit_status.as_deref(), Some("Normal"));
+        let (head, body) = server.await.unwrap();
+        let request_line = head.lines().next().unwrap();
+        assert_eq!(request_line, "POST / HTTP/1.1", "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/x-www-form-urlencoded"), "{head}");
+        let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ImageId"), Some("abc"));
+        assert_eq!(get("SecurityToken"), Some("tok+/="));
+        let signature = get("Signature").expect("signed");
+        let unsigned: Vec<(String, String)> = params.iter().filter(|(n, _)| n != "Signature").cloned().collect();
+        assert_eq!(signature, signing::sign("POST", &unsigned, "testAccessKeySecret"));
+        assert!(!body.contains("tok+/="), "the token is percent-encoded in the body: {body}");
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

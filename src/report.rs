@@ -488,7 +488,7 @@ mod tests {
         full.width = Some(-1);
         full.height = Some(i64::MAX);
         full.url = Some("https://x/y?a=1&b=%20".into());
-        let records = vec![
+        let records = [
             full,
             found("a", Some("Normal"), None, None),
             Outcome::missing("e".into(), 2, Some("R".into())).record(),

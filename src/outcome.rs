@@ -57,7 +57,7 @@ impl From<&ApiError> for FailureInfo {
 /// The code used for ids that were never called because the run stopped.
 pub const NOT_ATTEMPTED: &str = "NotAttempted";
 
-/// The end of one id. Serialized as a journal line.
+/// The end of one id. Journaled and reported as its [`ImageRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub image_id: String,

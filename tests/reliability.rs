@@ -523,6 +523,34 @@ fn resume_refuses_a_changed_input_before_any_call() {
     assert_eq!(wd.read("out/journal.jsonl"), journal, "the journal is untouched");
 }
 
+/// A journal left by a version with another line format (1: the internal
+/// outcome) is refused before any call, and left as it was.
+#[test]
+fn resume_refuses_a_journal_of_another_format_untouched() {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, 52);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let args = paced_args(&server.url);
+    let child = wd.spawn("first", &strs(&args), &sim_env());
+    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
+    child.interrupt();
+    child.wait(RUN_LIMIT).expect_code(130);
+    let journal = wd.read("out/journal.jsonl");
+    let (header, rest) = journal.split_once('\n').unwrap();
+    assert!(header.contains("\"vod_image_audit_journal\":2"), "{header}");
+    let old = format!("{}\n{rest}", header.replace("\"vod_image_audit_journal\":2", "\"vod_image_audit_journal\":1"));
+    wd.write("out/journal.jsonl", &old);
+
+    let calls = server.stats().requests;
+    let out = wd.run(&strs(&args), &sim_env(), None);
+    out.expect_code(2);
+    assert!(out.stderr.contains("another version of vod-image-audit"), "{}", out.describe());
+    assert!(out.stderr.contains("journal.jsonl"), "names the journal\n{}", out.describe());
+    assert_eq!(server.stats().requests, calls, "the refused run made calls");
+    assert_eq!(wd.read("out/journal.jsonl"), old, "the journal is untouched");
+}
+
 // ---------------------------------------------------------------------------
 // 6. A complete run is never overwritten without --force
 // ---------------------------------------------------------------------------

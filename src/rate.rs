@@ -131,47 +131,81 @@ impl Adaptive {
     }
 }
 
+/// The longest stretch, in seconds, that holds at most `--qps` calls in
+/// fixed mode (see [`RateControl`]): a second, plus 1 % for the time between
+/// a call leaving the limiter and reaching the server, which varies.
+pub const GUARD_WINDOW: Duration = Duration::from_millis(1010);
+
+/// Above this `--qps` the fixed-mode window guard is not kept (it remembers
+/// one send time per call of the window); governor's cap still holds.
+pub const GUARD_MAX_QPS: u32 = 10_000;
+
 /// The limiter of a run: one `governor` limiter at `--qps` that every call
-/// passes (the hard cap), and in adaptive mode a pacer in front of it that
-/// spaces calls at the adaptive rate. A fair lock is held by the one call
-/// waiting for its slot, in both modes: no call reserves a slot ahead of
-/// time (a lower rate, or a pause, applies to the very next call), and the
-/// calls queued behind it sleep instead of all waking at every slot.
+/// passes (the hard cap), and a pacer in front of it. A fair lock is held by
+/// the one call waiting for its slot: no call reserves a slot ahead of time
+/// (a lower rate, or a pause, applies to the very next call), and the calls
+/// queued behind it sleep instead of all waking at every slot.
+///
+/// Fixed mode paces calls on a schedule, `1/qps` apart from the previous
+/// call's *scheduled* slot, not from when it actually left: a wake-up that
+/// comes late (a timer tick, a busy machine) is made up by the next call
+/// instead of being lost by every call. So that making up never puts more
+/// than `--qps` calls into one second of the server's, no call leaves less
+/// than [`GUARD_WINDOW`] after the call `--qps` calls before it. Far behind
+/// its schedule (after a pause, or idle) the schedule restarts: no burst.
+/// Adaptive mode spaces calls at the adaptive rate from when the last left.
 pub struct RateControl {
     limiter: DefaultDirectRateLimiter,
     adaptive: Option<Mutex<Adaptive>>,
-    /// When the last paced call left (adaptive mode); held by the one call
-    /// waiting for its slot, in both modes.
-    pacer: tokio::sync::Mutex<Option<Instant>>,
+    /// Held by the one call waiting for its slot.
+    pacer: tokio::sync::Mutex<Pacer>,
     /// The adaptive interval between calls, in nanoseconds.
     interval_ns: AtomicU64,
+    /// Fixed mode: `1/qps`, and how many send times the guard keeps.
+    fixed_interval: Duration,
+    guard_len: usize,
+}
+
+#[derive(Default)]
+struct Pacer {
+    /// Adaptive: when the last paced call left.
+    last: Option<Instant>,
+    /// Fixed: the next call's slot on the schedule.
+    next_slot: Option<Instant>,
+    /// Fixed: when the last `guard_len` calls left, oldest first.
+    sent: VecDeque<Instant>,
 }
 
 impl RateControl {
-    /// A limiter at `qps`, fixed or adaptive.
+    /// A limiter at `qps`, fixed or adaptive. governor allows one call more
+    /// than `burst` at once, the slack that lets a late call be made up; the
+    /// pacer keeps the spacing.
     pub fn new(mode: RateMode, qps: NonZeroU32, burst: NonZeroU32) -> Self {
         let rate = f64::from(qps.get());
+        let burst = burst.saturating_add(1);
         RateControl {
             limiter: RateLimiter::direct(Quota::per_second(qps).allow_burst(burst)),
             adaptive: (mode == RateMode::Adaptive).then(|| Mutex::new(Adaptive::new(rate, Instant::now()))),
-            pacer: tokio::sync::Mutex::new(None),
+            pacer: tokio::sync::Mutex::new(Pacer::default()),
             interval_ns: AtomicU64::new(Duration::from_secs_f64(1.0 / rate).as_nanos() as u64),
+            fixed_interval: Duration::from_secs_f64(1.0 / rate),
+            guard_len: if qps.get() <= GUARD_MAX_QPS { qps.get() as usize } else { 0 },
         }
     }
 
     /// Waits for the next slot. `pause` says until when every call must wait
-    /// (server hints, throttles); in adaptive mode it is re-read while waiting.
+    /// (server hints, throttles); it is re-read while waiting.
     pub async fn until_ready(&self, pause: impl Fn() -> Option<Instant>) {
         // One call at a time waits for its slot; the others queue on the
         // fair lock, asleep. Without it every call in flight would wake at
         // every slot to try the limiter, and all but one sleep again: at
         // --concurrency 16 that is 16 wake-ups per call sent.
-        let mut last = self.pacer.lock().await;
+        let mut p = self.pacer.lock().await;
         if self.adaptive.is_some() {
             loop {
                 // Re-read every round: a rate change applies while waiting.
                 let interval = Duration::from_nanos(self.interval_ns.load(Ordering::Relaxed));
-                let slot = last.map(|l| l + interval);
+                let slot = p.last.map(|l| l + interval);
                 let until = match (slot, pause()) {
                     (Some(a), Some(b)) => a.max(b),
                     (a, b) => a.or(b).unwrap_or_else(Instant::now),
@@ -181,9 +215,37 @@ impl RateControl {
                 }
                 tokio::time::sleep_until(until.into()).await;
             }
-            *last = Some(Instant::now());
+            p.last = Some(Instant::now());
+            self.limiter.until_ready().await;
+            return;
+        }
+        loop {
+            let now = Instant::now();
+            // Up to one interval behind, the schedule is kept (the late call
+            // is made up); further behind, it restarts from now.
+            let mut at = match p.next_slot {
+                Some(slot) if slot + self.fixed_interval >= now => slot,
+                _ => now,
+            };
+            if self.guard_len > 0 && p.sent.len() >= self.guard_len {
+                at = at.max(p.sent[0] + GUARD_WINDOW);
+            }
+            if let Some(until) = pause() {
+                at = at.max(until);
+            }
+            if at <= now {
+                p.next_slot = Some(at + self.fixed_interval);
+                break;
+            }
+            tokio::time::sleep_until(at.into()).await;
         }
         self.limiter.until_ready().await;
+        if self.guard_len > 0 {
+            if p.sent.len() >= self.guard_len {
+                p.sent.pop_front();
+            }
+            p.sent.push_back(Instant::now());
+        }
     }
 
     fn set(&self, rate: f64) {
@@ -216,6 +278,50 @@ impl RateControl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Calls from many tasks through a fixed limiter: never more than `q`
+    /// calls leave within GUARD_WINDOW, whatever the timer does, and the
+    /// late ones are made up (the run is not slower than the schedule by
+    /// more than a few intervals).
+    #[tokio::test]
+    async fn fixed_mode_never_puts_more_than_qps_calls_in_a_window() {
+        let q = 40u32;
+        let n = 100usize;
+        let rc = std::sync::Arc::new(RateControl::new(
+            RateMode::Fixed,
+            NonZeroU32::new(q).unwrap(),
+            NonZeroU32::new(1).unwrap(),
+        ));
+        let times = std::sync::Arc::new(Mutex::new(Vec::with_capacity(n)));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (rc, times) = (rc.clone(), times.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    rc.until_ready(|| None).await;
+                    let mut t = times.lock().unwrap();
+                    if t.len() == n {
+                        break;
+                    }
+                    t.push(Instant::now());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut t = times.lock().unwrap().clone();
+        t.sort();
+        for w in t.windows(q as usize + 1) {
+            let span = w[q as usize] - w[0];
+            assert!(span >= Duration::from_secs(1), "{} calls within {span:?}", q + 1);
+        }
+        // 100 calls at 40/s: the first leaves at once, the 100th on the
+        // window guard's schedule, about (100/40 - 1) * 1.01 s later.
+        let took = t[n - 1] - start;
+        assert!(took >= Duration::from_millis(1500), "{took:?}: faster than the quota");
+    }
 
     /// Drives the policy against a per-second window quota of `q`, sending
     /// at the policy's rate, and returns (accepted, throttled) calls.

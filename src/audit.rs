@@ -31,6 +31,8 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Calls the limiter lets through at once. Kept at one: Alibaba enforces
 /// some quotas per minute, and a burst bought now is a throttled tail later.
+/// (governor itself is given one more, only so that a call made up after a
+/// late wake-up passes; the pacer in `rate` keeps the spacing.)
 pub const DEFAULT_BURST: u32 = 1;
 
 /// Retry tokens a run starts with (AWS standard retry mode's 500).

@@ -27,7 +27,7 @@ use crate::html;
 use crate::input::{self, IdList, InputSource};
 use crate::journal::{Journal, JournalError, JOURNAL_FILE};
 use crate::lock::{LockError, RunLock};
-use crate::outcome::{ImageRecord, OutcomeKind, RecordRef};
+use crate::outcome::{ImageRecord, OutcomeKind};
 use crate::progress::Progress;
 use crate::report::{self, Summary};
 use crate::report::{FileDigest, Ledger};
@@ -621,45 +621,37 @@ fn build_reports(
     let mut expected = ids.ids.sorted().peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut last: Option<String> = None;
-    // Owned records are made only for the comparison with an earlier run.
-    let comparing = previous.is_some();
     let mut records = sorted.filter_map(|line| {
         let line = match line {
             Ok(line) => line,
             Err(e) => return Some(Err(e)),
         };
-        let r: RecordRef<'_> = match serde_json::from_slice(&line) {
+        let r: ImageRecord = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => return Some(Err(std::io::Error::other(format!("an outcome line that is not a record: {e}")))),
         };
-        if last.as_deref() == Some(&*r.image_id) {
+        if last.as_deref() == Some(r.image_id.as_str()) {
             tracing::warn!("a second outcome for {} was ignored", r.image_id);
             return None;
         }
-        while let Some(want) = expected.next_if(|want| *want < &*r.image_id) {
+        while let Some(want) = expected.next_if(|want| *want < r.image_id.as_str()) {
             unaccounted_ids.push(want.to_owned());
         }
-        if expected.next_if_eq(&&*r.image_id).is_none() {
+        if expected.next_if_eq(&r.image_id.as_str()).is_none() {
             tracing::warn!("an outcome for {}, which is not in the input, was ignored", r.image_id);
             return None;
         }
-        match &mut last {
-            Some(l) => {
-                l.clear();
-                l.push_str(&r.image_id);
-            }
-            None => last = Some(r.image_id.clone().into_owned()),
-        }
-        fold.add_ref(&r);
+        last = Some(r.image_id.clone());
+        fold.add(&r);
         if r.outcome == OutcomeKind::Found
             && r.audit_status.as_deref() == Some("Blocked")
             && blocked.len() < html::MAX_BLOCKED_ROWS
         {
-            blocked.push(r.to_record());
+            blocked.push(r.clone());
         }
         let written = (|| {
             if let Some(w) = images_csv.as_mut() {
-                w.write_ref(&r)?;
+                w.write(&r)?;
             }
             if let Some(w) = jsonl.as_mut() {
                 // The line is the record as serialized when it settled.
@@ -667,7 +659,7 @@ fn build_reports(
             }
             Ok::<_, std::io::Error>(())
         })();
-        Some(written.map(|_| comparing.then(|| r.to_record())))
+        Some(written.map(|_| r))
     });
     let mut newly_blocked: Vec<Change> = Vec::new();
     let mut changes_file = None;
@@ -677,17 +669,12 @@ fn build_reports(
         let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
         let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
         let mut writer = ChangesWriter::new(report::AtomicFile::create(out, changes::CHANGES_CSV)?)?;
-        let counts = changes::compare(
-            old,
-            records.by_ref().filter_map(Result::transpose),
-            Some(prev.display().to_string()),
-            |c| {
-                if c.change == "newly_blocked" && newly_blocked.len() < PAGE_CHANGES {
-                    newly_blocked.push(c.clone());
-                }
-                writer.write(c)
-            },
-        )
+        let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), |c| {
+            if c.change == "newly_blocked" && newly_blocked.len() < PAGE_CHANGES {
+                newly_blocked.push(c.clone());
+            }
+            writer.write(c)
+        })
         .with_context(|| format!("comparing with {}", prev.display()))?;
         changes_file = Some(writer.into_inner()?);
         change_counts = Some(counts);

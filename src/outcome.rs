@@ -4,8 +4,6 @@
 //! both a row of `images.csv` and a line of `images.jsonl`. Deciding the
 //! outcome is `run`'s job; adding outcomes up is `report`'s.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
@@ -195,90 +193,4 @@ pub struct ImageRecord {
     pub error_message: Option<String>,
     pub http_status: Option<u16>,
     pub request_id: Option<String>,
-}
-
-/// An [`ImageRecord`] read back from a journal line, borrowing its text from
-/// the line wherever the JSON has no escapes: the reports decode a million
-/// of them. Same fields in the same order, so it serializes (as a CSV row)
-/// exactly as the record does; a test in `report` holds the two together.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RecordRef<'a> {
-    #[serde(borrow)]
-    pub image_id: Cow<'a, str>,
-    pub outcome: OutcomeKind,
-    #[serde(borrow)]
-    pub audit_status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub status: Option<Cow<'a, str>>,
-    pub cate_id: Option<i64>,
-    #[serde(borrow)]
-    pub cate_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub title: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub image_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub creation_time: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub tags: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub description: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub storage_location: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub url: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub app_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub region_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub file_size: Option<Cow<'a, str>>,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    #[serde(borrow)]
-    pub original_file_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub file_url: Option<Cow<'a, str>>,
-    pub attempts: u32,
-    #[serde(borrow)]
-    pub error_code: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub error_message: Option<Cow<'a, str>>,
-    pub http_status: Option<u16>,
-    #[serde(borrow)]
-    pub request_id: Option<Cow<'a, str>>,
-}
-
-impl RecordRef<'_> {
-    /// The owned record.
-    pub fn to_record(&self) -> ImageRecord {
-        let s = |v: &Option<Cow<'_, str>>| v.as_deref().map(str::to_owned);
-        ImageRecord {
-            image_id: self.image_id.clone().into_owned(),
-            outcome: self.outcome,
-            audit_status: s(&self.audit_status),
-            status: s(&self.status),
-            cate_id: self.cate_id,
-            cate_name: s(&self.cate_name),
-            title: s(&self.title),
-            image_type: s(&self.image_type),
-            creation_time: s(&self.creation_time),
-            tags: s(&self.tags),
-            description: s(&self.description),
-            storage_location: s(&self.storage_location),
-            url: s(&self.url),
-            app_id: s(&self.app_id),
-            region_id: s(&self.region_id),
-            file_size: s(&self.file_size),
-            width: self.width,
-            height: self.height,
-            original_file_name: s(&self.original_file_name),
-            file_url: s(&self.file_url),
-            attempts: self.attempts,
-            error_code: s(&self.error_code),
-            error_message: s(&self.error_message),
-            http_status: self.http_status,
-            request_id: s(&self.request_id),
-        }
-    }
 }

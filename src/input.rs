@@ -423,11 +423,6 @@ fn is_blank(rec: &csv::ByteRecord) -> bool {
     rec.iter().all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
 }
 
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    crate::digest::hex(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

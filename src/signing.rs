@@ -35,22 +35,27 @@ pub fn percent_encode(input: &str) -> String {
 
 /// [`percent_encode`] appending to an existing buffer.
 pub fn percent_encode_into(input: &str, out: &mut String) {
-    let bytes = input.as_bytes();
+    // Every piece is ASCII: a run of unreserved bytes, or an escape.
+    encode_pieces(input.as_bytes(), |piece| out.push_str(std::str::from_utf8(piece).unwrap_or_default()));
+}
+
+/// The percent-encoding of `input`, handed over in order as runs of
+/// unreserved bytes (copied as they are) and `%XY` escapes: to a string, or
+/// straight into the HMAC.
+fn encode_pieces(input: &[u8], mut emit: impl FnMut(&[u8])) {
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in input.iter().enumerate() {
         if UNRESERVED[usize::from(b)] {
             continue;
         }
-        // A run of unreserved bytes is ASCII, so both ends are char boundaries.
         if start < i {
-            out.push_str(&input[start..i]);
+            emit(&input[start..i]);
         }
-        let esc = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]];
-        out.push_str(std::str::from_utf8(&esc).unwrap_or_default());
+        emit(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
         start = i + 1;
     }
-    if start < bytes.len() {
-        out.push_str(&input[start..]);
+    if start < input.len() {
+        emit(&input[start..]);
     }
 }
 
@@ -166,17 +171,7 @@ impl Signer {
         let mut mac = self.keyed.clone();
         mac.update(method.as_bytes());
         mac.update(b"&%2F&");
-        let bytes = canonical_query.as_bytes();
-        let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if UNRESERVED[usize::from(b)] {
-                continue;
-            }
-            mac.update(&bytes[start..i]);
-            mac.update(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
-            start = i + 1;
-        }
-        mac.update(&bytes[start..]);
+        encode_pieces(canonical_query.as_bytes(), |piece| mac.update(piece));
         mac.finalize().into_bytes().into()
     }
 

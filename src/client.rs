@@ -385,6 +385,10 @@ mod tests {
     use crate::secret::Secret;
 
     fn client(token: Option<&str>) -> VodClient {
+        client_at(token, Endpoint::for_region("cn-shanghai"))
+    }
+
+    fn client_at(token: Option<&str>, endpoint: Endpoint) -> VodClient {
         let creds = Credentials {
             access_key_id: "testAccessKeyId".into(),
             access_key_secret: Secret::new("testAccessKeySecret"),
@@ -392,7 +396,7 @@ mod tests {
             source: "test".into(),
         };
         let config = ClientConfig {
-            endpoint: Endpoint::for_region("cn-shanghai"),
+            endpoint,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             output_type: OutputType::Oss,
@@ -492,9 +496,7 @@ mod tests {
             sock.write_all(reply.as_bytes()).await.unwrap();
             (head, body)
         });
-        let mut c = client(Some("tok+/="));
-        c.config.endpoint = Endpoint::parse(&format!("http://{addr}")).unwrap();
-        c.url = reqwest::Url::parse(c.config.endpoint.as_str()).unwrap();
+        let c = client_at(Some("tok+/="), Endpoint::parse(&format!("http://{addr}")).unwrap());
         let found = c.get_image_info("abc").await.unwrap();
         assert_eq!(found.info.audit_status.as_deref(), Some("Normal"));
         let (head, body) = server.await.unwrap();

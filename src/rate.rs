@@ -159,10 +159,10 @@ pub struct RateControl {
     adaptive: Option<Mutex<Adaptive>>,
     /// Held by the one call waiting for its slot.
     pacer: tokio::sync::Mutex<Pacer>,
-    /// The adaptive interval between calls, in nanoseconds.
+    /// The interval between calls, in nanoseconds: `1/qps` in fixed mode,
+    /// the adaptive rate's in adaptive mode.
     interval_ns: AtomicU64,
-    /// Fixed mode: `1/qps`, and how many send times the guard keeps.
-    fixed_interval: Duration,
+    /// Fixed mode: how many send times the guard keeps.
     guard_len: usize,
 }
 
@@ -188,7 +188,6 @@ impl RateControl {
             adaptive: (mode == RateMode::Adaptive).then(|| Mutex::new(Adaptive::new(rate, Instant::now()))),
             pacer: tokio::sync::Mutex::new(Pacer::default()),
             interval_ns: AtomicU64::new(Duration::from_secs_f64(1.0 / rate).as_nanos() as u64),
-            fixed_interval: Duration::from_secs_f64(1.0 / rate),
             guard_len: if qps.get() <= GUARD_MAX_QPS { qps.get() as usize } else { 0 },
         }
     }
@@ -219,12 +218,13 @@ impl RateControl {
             self.limiter.until_ready().await;
             return;
         }
+        let interval = Duration::from_nanos(self.interval_ns.load(Ordering::Relaxed));
         loop {
             let now = Instant::now();
             // Up to one interval behind, the schedule is kept (the late call
             // is made up); further behind, it restarts from now.
             let mut at = match p.next_slot {
-                Some(slot) if slot + self.fixed_interval >= now => slot,
+                Some(slot) if slot + interval >= now => slot,
                 _ => now,
             };
             if self.guard_len > 0 && p.sent.len() >= self.guard_len {
@@ -234,7 +234,7 @@ impl RateControl {
                 at = at.max(until);
             }
             if at <= now {
-                p.next_slot = Some(at + self.fixed_interval);
+                p.next_slot = Some(at + interval);
                 break;
             }
             tokio::time::sleep_until(at.into()).await;

@@ -395,12 +395,8 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         progress.record(&o);
         let cut_short = o.cut_short;
         let record = o.record();
-        let mut spill = |r: &ImageRecord| {
-            serde_json::to_writer(&mut unsettled, r)
-                .map_err(std::io::Error::from)
-                .and_then(|_| unsettled.write_all(b"\n"))
-                .map_err(|e| format!("{}: {e}", unsettled_path.display()))
-        };
+        let mut spill =
+            |r: &ImageRecord| r.write_line(&mut unsettled).map_err(|e| format!("{}: {e}", unsettled_path.display()));
         if cut_short {
             return spill(&record);
         }

@@ -113,8 +113,7 @@ impl Journal {
     /// last sync is older than [`SYNC_EVERY`].
     pub fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record)?;
-        self.line.push(b'\n');
+        record.write_line(&mut self.line)?;
         if let Err(e) = self.file.write_all(&self.line) {
             // Leave no torn line behind (a full disk, a file size limit).
             let _ = self.file.set_len(self.len);

@@ -194,3 +194,12 @@ pub struct ImageRecord {
     pub http_status: Option<u16>,
     pub request_id: Option<String>,
 }
+
+impl ImageRecord {
+    /// Writes the record as one JSON line: the journal's line and the
+    /// `images.jsonl` line, which is copied from it.
+    pub fn write_line<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, self)?;
+        w.write_all(b"\n")
+    }
+}

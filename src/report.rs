@@ -362,8 +362,7 @@ pub fn write_images_csv<'a>(w: &mut dyn Write, records: impl IntoIterator<Item =
 /// `images.jsonl`: one JSON object per record, in the order given.
 pub fn write_images_jsonl<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
     for r in records {
-        serde_json::to_writer(&mut *w, r)?;
-        w.write_all(b"\n")?;
+        r.write_line(&mut *w)?;
     }
     Ok(())
 }

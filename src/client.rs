@@ -146,6 +146,12 @@ impl VodClient {
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
+            // HTTP/1.1 only (the crate is built without reqwest's http2):
+            // one connection per call in flight, the protocol the simulator
+            // serves and the tests and bench exercise. Over HTTP/2 one
+            // dropped connection would fail every call in flight at once, and
+            // that many failures in a row end a run (`audit`).
+            .http1_only()
             // Every attempt is ours to make, with a fresh nonce: a transparent
             // re-send would repeat one (SignatureNonceUsed). The RPC API does
             // not redirect; a redirect would be an answer to report, not follow.

@@ -115,6 +115,7 @@ struct ManifestSettings {
     concurrency: usize,
     max_attempts: u32,
     max_failures: Option<String>,
+    down_after_ms: u128,
     timeout_ms: u128,
     output_type: &'static str,
     auth_timeout: Option<u64>,
@@ -138,6 +139,11 @@ impl RunSettings {
             Some(t) => Some(FailureLimit::parse(t).map_err(|e| usage(format!("--max-failures {e}")))?),
             None => None,
         };
+        let down_after = match &a.down_after {
+            Some(t) => humantime::parse_duration(t)
+                .map_err(|e| usage(format!("--down-after {t:?}: {e} (write e.g. 60s or 5m)")))?,
+            None => audit::DEFAULT_DOWN_AFTER,
+        };
         if a.format.is_empty() {
             return Err(usage("--format needs csv, json or csv,json"));
         }
@@ -158,6 +164,7 @@ impl RunSettings {
                 concurrency,
                 retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
                 max_failures,
+                down_after,
             },
             formats: a.format.clone(),
             progress: a.progress,
@@ -445,7 +452,7 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
         Some(
             StopReason::Fatal(_)
             | StopReason::RetryBudget(_)
-            | StopReason::ServiceDown(_)
+            | StopReason::ServiceDown { .. }
             | StopReason::TooManyFailures { .. },
         ) => EXIT_FATAL,
         Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
@@ -486,6 +493,7 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
                 FailureLimit::Count(n) => n.to_string(),
                 FailureLimit::Percent(p) => format!("{p}%"),
             }),
+            down_after_ms: settings.audit.down_after.as_millis(),
             timeout_ms: target.client.request_timeout.as_millis(),
             output_type: target.client.output_type.as_str(),
             auth_timeout: target.client.auth_timeout,
@@ -877,6 +885,13 @@ fn sim_config(a: &SimulateArgs) -> anyhow::Result<SimConfig> {
         slow: a.slow_rate,
         slow_delay: humantime::parse_duration(&a.slow_time).map_err(|e| usage(format!("--slow-time: {e}")))?,
         latency: humantime::parse_duration(&a.latency).map_err(|e| usage(format!("--latency: {e}")))?,
+        outage: match a.outage_after {
+            Some(after_calls) => Some(crate::sim::OutageFault {
+                after_calls,
+                lasting: humantime::parse_duration(&a.outage_for).map_err(|e| usage(format!("--outage-for: {e}")))?,
+            }),
+            None => None,
+        },
     };
     Ok(config)
 }
@@ -982,6 +997,7 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
             concurrency: 32,
             retry: RetryPolicy::default(),
             max_failures: None,
+            down_after: audit::DEFAULT_DOWN_AFTER,
         },
         formats: vec![ReportFormat::Csv, ReportFormat::Json, ReportFormat::Html],
         progress: a.progress,

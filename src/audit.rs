@@ -49,11 +49,24 @@ pub const TIMEOUT_RETRY_COST: i64 = 2;
 pub const SUCCESS_REFUND: i64 = 1;
 
 /// Transient failures in a row, across the whole run, with no success in
-/// between, after which the service is taken to be down and the run stops:
-/// with the backoff growing to 20 s per id, draining the budget alone can
-/// take minutes against a dead endpoint. At a 50 % failure rate 50 in a row
-/// happen once in 10^15 calls.
+/// between, after which the service is taken to be failing as a whole (an
+/// outage), not one id at a time. At a 50 % failure rate 50 in a row happen
+/// once in 10^15 calls.
 pub const FAILURES_IN_A_ROW: u64 = 50;
+
+/// How long an outage may last before the run stops (exit 4, resumable),
+/// when `--down-after` is not given. During an outage the whole run pauses
+/// and probes, and its failures count neither against an id's attempts nor
+/// against the retry budget, so a load balancer's failover or a restart of
+/// the endpoint (seconds) costs no id; a minute of nothing but failures is
+/// a real outage, better resumed later than waited out by a nightly job.
+pub const DEFAULT_DOWN_AFTER: Duration = Duration::from_secs(60);
+
+/// The shortest and longest pause between probes during an outage: the
+/// pause grows with the outage (1 s, then as long as it has lasted), so a
+/// down service sees a few calls a second at first and fewer later.
+pub const OUTAGE_PAUSE_MIN: Duration = Duration::from_secs(1);
+pub const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(10);
 
 /// Ids settled before `--max-failures P%` is judged: S3 Batch Operations
 /// waits for 1,000 tasks before applying its failure threshold.
@@ -107,6 +120,10 @@ pub struct AuditSettings {
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub max_failures: Option<FailureLimit>,
+    /// `--down-after`: how long an outage ([`FAILURES_IN_A_ROW`] transient
+    /// failures in a row, no success since) may last before the run stops.
+    /// Zero stops at once.
+    pub down_after: Duration,
 }
 
 /// The run-wide retry budget, in the style of AWS's standard retry mode.
@@ -165,8 +182,8 @@ pub enum StopReason {
     /// The retry budget ran out, or every recent call failed: the service
     /// keeps failing.
     RetryBudget(ApiError),
-    /// [`FAILURES_IN_A_ROW`] calls failed one after another.
-    ServiceDown(ApiError),
+    /// Every call failed for `--down-after`: an outage that did not end.
+    ServiceDown { last: ApiError, lasted: Duration },
     /// `--max-failures` was passed.
     TooManyFailures { failed: u64, settled: u64 },
     /// The journal could not be written.
@@ -182,8 +199,12 @@ impl StopReason {
             StopReason::RetryBudget(e) => format!(
                 "the retry budget ran out ({RETRY_BUDGET} retries' worth, last error {e}): the service keeps failing; run the same command later to resume"
             ),
-            StopReason::ServiceDown(e) => format!(
-                "the service looks down: the last {FAILURES_IN_A_ROW} calls all failed (last error {e}); stopped before spending the rest of the retry budget; run the same command later to resume"
+            StopReason::ServiceDown { last, lasted } if lasted.as_secs() == 0 => format!(
+                "the service looks down: {FAILURES_IN_A_ROW} calls in a row failed (last error {last}); run the same command later to resume"
+            ),
+            StopReason::ServiceDown { last, lasted } => format!(
+                "the service looks down: every call failed for {} ({FAILURES_IN_A_ROW} or more in a row, last error {last}); run the same command later to resume",
+                humantime::format_duration(Duration::from_secs(lasted.as_secs()))
             ),
             StopReason::TooManyFailures { failed, settled } => {
                 format!("--max-failures passed: {failed} of {settled} settled ids failed")
@@ -237,6 +258,55 @@ impl Pause {
     }
 }
 
+/// What a transient failure means during an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageStep {
+    /// Pause the whole run until then, and call again.
+    PauseUntil(Instant),
+    /// The outage has lasted this long, `--down-after` or more: stop.
+    Down(Duration),
+}
+
+/// The outage clock: when the current run of failures in a row reached
+/// [`FAILURES_IN_A_ROW`]. A success ends the outage.
+#[derive(Default)]
+struct Outage(Mutex<Option<Instant>>);
+
+impl Outage {
+    /// Notes a failure at `now`, with [`FAILURES_IN_A_ROW`] or more in a row.
+    fn failure(&self, now: Instant, down_after: Duration) -> OutageStep {
+        let since = *self.0.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| {
+            tracing::warn!(
+                "every call is failing ({FAILURES_IN_A_ROW} in a row): pausing the run and calling again now and then; it stops if this lasts {}",
+                humantime::format_duration(down_after)
+            );
+            now
+        });
+        outage_step(since, now, down_after)
+    }
+
+    /// A call succeeded (or found a miss): the service answers again.
+    fn answered(&self) {
+        let mut o = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = o.take() {
+            tracing::warn!("the service answers again after {:.1} s of failures", since.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// During an outage that started at `since`: stop once it has lasted
+/// `down_after`, else pause for as long as it has lasted (within
+/// [`OUTAGE_PAUSE_MIN`]..[`OUTAGE_PAUSE_MAX`]), but not past the moment it
+/// would have lasted `down_after`, so that the last probe is made then.
+pub fn outage_step(since: Instant, now: Instant, down_after: Duration) -> OutageStep {
+    let lasted = now.saturating_duration_since(since);
+    if lasted >= down_after {
+        return OutageStep::Down(lasted);
+    }
+    let pause = lasted.clamp(OUTAGE_PAUSE_MIN, OUTAGE_PAUSE_MAX);
+    OutageStep::PauseUntil((now + pause).min(since + down_after))
+}
+
 struct Shared<'a> {
     client: &'a VodClient,
     rate: RateControl,
@@ -246,6 +316,18 @@ struct Shared<'a> {
     pause: Pause,
     budget: RetryBudget,
     failures_in_a_row: AtomicU64,
+    outage: Outage,
+    down_after: Duration,
+}
+
+impl Shared<'_> {
+    /// The service answered: the budget gets a token back and any outage ends.
+    fn answered(&self) {
+        self.budget.refund(SUCCESS_REFUND);
+        if self.failures_in_a_row.swap(0, Ordering::Relaxed) >= FAILURES_IN_A_ROW {
+            self.outage.answered();
+        }
+    }
 }
 
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
@@ -270,6 +352,8 @@ pub async fn audit(
         pause: Pause::default(),
         budget: RetryBudget::default(),
         failures_in_a_row: AtomicU64::new(0),
+        outage: Outage::default(),
+        down_after: settings.down_after,
     };
     let shared = &shared;
     let per_call = match settings.api {
@@ -356,13 +440,11 @@ where
         }
         let err = match answer {
             Ok(v) => {
-                s.budget.refund(SUCCESS_REFUND);
-                s.failures_in_a_row.store(0, Ordering::Relaxed);
+                s.answered();
                 return (Settled::Ok(v), attempts);
             }
             Err(e) if e.class == ErrorClass::Missing => {
-                s.budget.refund(SUCCESS_REFUND);
-                s.failures_in_a_row.store(0, Ordering::Relaxed);
+                s.answered();
                 return (Settled::Final(e), attempts);
             }
             Err(e) => e,
@@ -370,8 +452,21 @@ where
         if err.class == ErrorClass::Transient
             && s.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_IN_A_ROW
         {
-            s.stop.stop(StopReason::ServiceDown(err.clone()));
-            return (Settled::Stopped(Some(err)), attempts);
+            // An outage: the service, not this id, is failing. Its failures
+            // spend neither this id's attempts nor the retry budget.
+            match s.outage.failure(Instant::now(), s.down_after) {
+                OutageStep::Down(lasted) => {
+                    s.stop.stop(StopReason::ServiceDown { last: err.clone(), lasted });
+                    return (Settled::Stopped(Some(err)), attempts);
+                }
+                OutageStep::PauseUntil(until) => {
+                    tracing::debug!(call = label, pause = ?until.saturating_duration_since(Instant::now()), "outage: {err}");
+                    s.pause.extend(until);
+                    s.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    last = Some(err);
+                    continue;
+                }
+            }
         }
         let failures = match err.class {
             ErrorClass::Throttled => {
@@ -560,6 +655,35 @@ mod tests {
         assert!(!p.exceeded(500, 999), "not judged before the minimum");
         assert!(p.exceeded(101, 1000));
         assert!(!p.exceeded(100, 1000));
+    }
+
+    #[test]
+    fn an_outage_pauses_longer_as_it_lasts_and_stops_at_down_after() {
+        let since = Instant::now();
+        let at = |secs: u64| since + Duration::from_secs(secs);
+        let minute = Duration::from_secs(60);
+        // The pause is as long as the outage has lasted, within 1..10 s.
+        assert_eq!(outage_step(since, at(0), minute), OutageStep::PauseUntil(at(1)));
+        assert_eq!(outage_step(since, at(3), minute), OutageStep::PauseUntil(at(6)));
+        assert_eq!(outage_step(since, at(30), minute), OutageStep::PauseUntil(at(40)));
+        // The last probe is made when the outage would reach --down-after.
+        assert_eq!(outage_step(since, at(55), minute), OutageStep::PauseUntil(at(60)));
+        assert_eq!(outage_step(since, at(60), minute), OutageStep::Down(minute));
+        assert_eq!(outage_step(since, at(75), minute), OutageStep::Down(Duration::from_secs(75)));
+        // --down-after 0s: the first failure of an outage stops the run.
+        assert_eq!(outage_step(since, since, Duration::ZERO), OutageStep::Down(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_outage_clock_starts_once_and_ends_with_an_answer() {
+        let o = Outage::default();
+        let since = Instant::now();
+        let minute = Duration::from_secs(60);
+        assert_eq!(o.failure(since, minute), OutageStep::PauseUntil(since + Duration::from_secs(1)));
+        let later = since + Duration::from_secs(61);
+        assert_eq!(o.failure(later, minute), OutageStep::Down(Duration::from_secs(61)), "timed from the first failure");
+        o.answered();
+        assert_eq!(o.failure(later, minute), OutageStep::PauseUntil(later + Duration::from_secs(1)), "a new outage");
     }
 
     #[test]

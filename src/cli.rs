@@ -18,8 +18,9 @@ Exit codes:
   2    usage, input or configuration error; no call was made
   3    finished, but some ids failed (see images.csv, failures_by_code)
   4    stopped early: a fatal API error (key, signature, permission, clock),
-       the retry budget ran out (the service keeps failing), or --max-failures;
-       the report so far is written and marked incomplete; run again to resume
+       the retry budget ran out (the service keeps failing), an outage lasted
+       --down-after, or --max-failures; the report so far is written and
+       marked incomplete; run again to resume
   5    another run holds the lock on the output directory
   6    (verify) a report file changed or the ledger does not balance
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
@@ -140,6 +141,10 @@ pub struct RunArgs {
     /// Stop the run when more than N ids, or more than P% of settled ids (judged after 1,000), have failed.
     #[arg(long, value_name = "N|P%")]
     pub max_failures: Option<String>,
+    /// How long an outage (50 failed calls in a row, no success since: the run pauses and probes,
+    /// spending no id's attempts) may last before the run stops, resumable (default 60s; 0s: at once).
+    #[arg(long, value_name = "DURATION")]
+    pub down_after: Option<String>,
     /// Compare with an earlier run: a run directory, or auto for the latest complete run beside --out.
     #[arg(long, value_name = "auto|DIR")]
     pub compare_with: Option<String>,
@@ -215,6 +220,12 @@ pub struct SimulateArgs {
     /// Latency added to every call.
     #[arg(long, default_value = "0ms", value_name = "DURATION")]
     pub latency: String,
+    /// Open an outage after N authenticated calls: every call is answered 503 for --outage-for.
+    #[arg(long, value_name = "N")]
+    pub outage_after: Option<u64>,
+    /// How long the outage of --outage-after lasts.
+    #[arg(long, default_value = "10s", value_name = "DURATION", requires = "outage_after")]
+    pub outage_for: String,
     /// Region the simulator answers for.
     #[arg(long, default_value = "cn-shanghai")]
     pub region: String,

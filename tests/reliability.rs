@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{csv_rows, poll_until, sim_env, unknown_ids, Output, SimServer, TestCatalog, Workdir};
 use serde_json::Value;
-use vod_image_audit::sim::{Faults, SimConfig, SimKey, Stats};
+use vod_image_audit::sim::{Faults, OutageFault, SimConfig, SimKey, Stats};
 
 /// Longest any single run may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -598,10 +598,13 @@ fn a_complete_run_is_refused_without_force_and_replaced_with_it() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn a_dead_service_drains_the_retry_budget_and_stops_the_run() {
+fn a_failing_service_drains_the_retry_budget_and_stops_the_run() {
+    // 70 % of calls fail: never 50 in a row (0.7^50 = 2e-8), so no outage,
+    // but each id needs ~2.3 retries for its one refund, and the budget runs out.
     let cat = TestCatalog::generate(1500, 71);
     let mut config = cat.config();
-    config.faults = Faults { internal_error: 1.0, ..Faults::default() };
+    config.seed = 71;
+    config.faults = Faults { internal_error: 0.7, ..Faults::default() };
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
@@ -629,15 +632,77 @@ fn a_dead_service_drains_the_retry_budget_and_stops_the_run() {
     );
     eprintln!("retry budget run: {:?}", started.elapsed());
     out.expect_code(4);
-    assert!(out.stderr.contains("retry budget"), "{}", out.describe());
-    let calls = server.stats().requests;
-    assert!(calls < 1000, "{calls} calls for 1500 ids against a dead service");
+    assert!(out.stderr.contains("the retry budget ran out"), "{}", out.describe());
     let summary = wd.json("out/summary.json");
     assert_eq!(summary["complete"], false);
-    assert!(summary["stop_reason"].as_str().unwrap().contains("retry budget"), "{summary}");
+    assert!(summary["stop_reason"].as_str().unwrap().contains("the retry budget ran out"), "{summary}");
     assert_eq!(summary["totals"]["unique_ids"], 1500);
-    assert_eq!(summary["totals"]["failed"], 1500);
-    assert_eq!(wd.json("out/manifest.json")["exit_code"], 4);
+    let found = summary["totals"]["found"].as_u64().unwrap();
+    assert!(found > 0 && found < 1500, "{summary}");
+    // Every retry spent a token; only the 500 and one per answer were there.
+    let manifest = wd.json("out/manifest.json");
+    let retries = manifest["calls"]["retries"].as_u64().unwrap();
+    assert!(retries <= 500 + found, "{retries} retries with {found} answers");
+    assert!(server.stats().requests < 1500 * 10, "the budget stopped the run before every id used its attempts");
+    assert_eq!(manifest["exit_code"], 4);
+}
+
+// ---------------------------------------------------------------------------
+// 7b. Outages
+// ---------------------------------------------------------------------------
+
+/// 600 catalog ids through a simulator whose every call fails with 503 for
+/// `outage` after its 100th call; default attempts and `--down-after`.
+fn through_an_outage(seed: u64, outage: Duration, client: &[&str]) -> (Workdir, Output, Stats) {
+    let cat = TestCatalog::generate(600, seed);
+    let mut config = cat.config();
+    config.seed = seed;
+    config.faults = Faults { outage: Some(OutageFault { after_calls: 100, lasting: outage }), ..Faults::default() };
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let mut args = vec!["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url];
+    args.extend_from_slice(client);
+    let out = wd.run(&args, &sim_env(), None);
+    (wd, out, server.stats())
+}
+
+#[test]
+fn an_outage_of_a_few_seconds_is_waited_out_and_costs_no_id() {
+    // A load balancer's failover: 4 s of nothing but 503s, longer than the
+    // 1.5 s (at most 3 s) of backoff in which an id spends its five attempts.
+    let (wd, out, stats) = through_an_outage(72, Duration::from_secs(4), &["--concurrency", "64", "--qps", "5000"]);
+    out.expect_code(0);
+    assert!(code_seen(&stats, "ServiceUnavailable") >= 50, "the outage was not reached: {:?}", stats.by_code);
+    assert!(out.stderr.contains("every call is failing"), "{}", out.describe());
+    assert!(out.stderr.contains("the service answers again"), "{}", out.describe());
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["totals"]["failed"], 0, "{}", out.describe());
+    assert_eq!(summary["totals"]["found"], 600);
+    assert_eq!(answered_twice(&stats), vec![]);
+    // Paused, with one call at a time probing (the limiter lets the next one
+    // go only after the pause the last failure set): at most the 64 calls in
+    // flight, their retries before the 50th failure, and a few probes. 64
+    // slots retrying on their own for 4 s would make some 350 calls into it.
+    assert!(code_seen(&stats, "ServiceUnavailable") < 2 * 64 + 10, "{:?}", stats.by_code);
+}
+
+#[test]
+fn an_outage_longer_than_down_after_stops_the_run_for_a_resume() {
+    let started = Instant::now();
+    let (wd, out, stats) = through_an_outage(
+        73,
+        Duration::from_secs(3600),
+        &["--concurrency", "16", "--qps", "1000", "--down-after", "2s"],
+    );
+    out.expect_code(4);
+    assert!(started.elapsed() >= Duration::from_secs(2), "stopped before --down-after");
+    assert!(out.stderr.contains("the service looks down: every call failed for 2s"), "{}", out.describe());
+    let summary = wd.json("out/summary.json");
+    assert_eq!(summary["complete"], false);
+    assert_eq!(summary["totals"]["found"], 100, "the 100 answered before the outage are kept");
+    assert!(code_seen(&stats, "ServiceUnavailable") >= 50);
 }
 
 // ---------------------------------------------------------------------------

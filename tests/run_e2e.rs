@@ -473,7 +473,7 @@ fn help_documents_exit_codes_and_takes_no_secret() {
 }
 
 #[test]
-fn a_dead_service_stops_the_run_after_fifty_failures_in_a_row() {
+fn with_down_after_zero_a_dead_service_stops_the_run_at_fifty_failures_in_a_row() {
     let cat = TestCatalog::generate(300, 41);
     let mut config = cat.config();
     config.faults = Faults { internal_error: 1.0, ..Faults::default() };
@@ -481,12 +481,26 @@ fn a_dead_service_stops_the_run_after_fifty_failures_in_a_row() {
     let wd = Workdir::new();
     wd.write("ids.csv", cat.ids().join("\n"));
     let out = wd.run(
-        &["run", "--input", "ids.csv", "--out", "o", "--endpoint", &server.url, "--qps", "500", "--concurrency", "8"],
+        &[
+            "run",
+            "--input",
+            "ids.csv",
+            "--out",
+            "o",
+            "--endpoint",
+            &server.url,
+            "--qps",
+            "500",
+            "--concurrency",
+            "8",
+            "--down-after",
+            "0s",
+        ],
         &sim_env(),
         None,
     );
     out.expect_code(4);
-    assert!(out.stderr.contains("the service looks down: the last 50 calls all failed"), "{}", out.describe());
+    assert!(out.stderr.contains("the service looks down: 50 calls in a row failed"), "{}", out.describe());
     let calls = server.stats().requests;
     assert!((50..=50 + 8).contains(&calls), "{calls} calls to a dead service");
     let summary = wd.json("o/summary.json");

@@ -65,6 +65,18 @@ pub struct Faults {
     pub slow_delay: Duration,
     /// Added to every call.
     pub latency: Duration,
+    /// A window in which every call fails.
+    pub outage: Option<OutageFault>,
+}
+
+/// A window in which every authenticated call is answered `503
+/// ServiceUnavailable`, as during a load balancer's failover or a restart of
+/// the endpoint: it opens after `after_calls` authenticated calls and lasts
+/// `lasting`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutageFault {
+    pub after_calls: u64,
+    pub lasting: Duration,
 }
 
 /// Everything the simulator is.
@@ -153,6 +165,8 @@ pub struct Simulator {
     request_seq: AtomicU64,
     quota: Mutex<(u64, u32)>,
     started: Instant,
+    /// When the outage fault opened.
+    outage_opened: std::sync::OnceLock<Instant>,
 }
 
 /// Nonces seen recently, in two generations: a nonce older than two skew
@@ -197,6 +211,7 @@ impl Simulator {
             request_seq: AtomicU64::new(0),
             quota: Mutex::new((0, 0)),
             started: Instant::now(),
+            outage_opened: std::sync::OnceLock::new(),
             config,
         })
     }
@@ -222,6 +237,12 @@ impl Simulator {
             }
         }
         s
+    }
+
+    /// Whether a call that is the `n`-th authenticated one (1-based) falls
+    /// in the outage window.
+    fn in_outage(&self, o: &OutageFault, n: u64) -> bool {
+        n > o.after_calls && self.outage_opened.get_or_init(Instant::now).elapsed() < o.lasting
     }
 
     fn count_code(&self, code: &str) {
@@ -492,7 +513,7 @@ async fn process(
             Some(_) => {}
         }
     }
-    sim.authenticated.fetch_add(1, Ordering::Relaxed);
+    let authenticated = sim.authenticated.fetch_add(1, Ordering::Relaxed) + 1;
     if !sim.fresh_nonce(p("SignatureNonce")) {
         return Ok(Answer::error(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
     }
@@ -542,6 +563,13 @@ async fn process(
         if !t.parse::<i64>().is_ok_and(|t| (1..=max).contains(&t)) {
             return Ok(Answer::error(400, "InvalidParameter", "The specified parameter AuthTimeout is not valid."));
         }
+    }
+    if cfg.faults.outage.is_some_and(|o| sim.in_outage(&o, authenticated)) {
+        return Ok(Answer::error(
+            503,
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        ));
     }
     if let Err(time_left_ms) = sim.take_quota() {
         let mut a = Answer::error(400, "Throttling.User", "Request was denied due to user flow control.");

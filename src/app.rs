@@ -140,8 +140,7 @@ impl RunSettings {
             None => None,
         };
         let down_after = match &a.down_after {
-            Some(t) => humantime::parse_duration(t)
-                .map_err(|e| usage(format!("--down-after {t:?}: {e} (write e.g. 60s or 5m)")))?,
+            Some(t) => parse_duration_or_zero("--down-after", t)?,
             None => audit::DEFAULT_DOWN_AFTER,
         };
         if a.format.is_empty() {
@@ -213,12 +212,15 @@ impl ApiTarget {
 }
 
 fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let d = humantime::parse_duration(text)
-        .map_err(|e| usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))?;
+    let d = parse_duration_or_zero(flag, text)?;
     if d.is_zero() {
         return Err(usage(format!("{flag} must be more than zero")));
     }
     Ok(d)
+}
+
+fn parse_duration_or_zero(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text).map_err(|e| usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))
 }
 
 /// `20261128T035600Z`: sorts by time and is safe in any file system.

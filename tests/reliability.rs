@@ -211,6 +211,22 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// The start of the resume tests: a paced run of the crash input against a
+/// slow simulator seeded `seed`, stopped by SIGINT once 10 ids are
+/// journaled. Returns the ids, the simulator, the directory and the args.
+fn interrupted_run(seed: u64) -> (Vec<String>, SimServer, Workdir, Vec<String>) {
+    let (cat, ids) = crash_input();
+    let server = slow_sim(&cat, seed);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let args = paced_args(&server.url);
+    let child = wd.spawn("first", &strs(&args), &sim_env());
+    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
+    child.interrupt();
+    child.wait(RUN_LIMIT).expect_code(130);
+    (ids, server, wd, args)
+}
+
 /// images.csv without the `request_id` column (a RequestId is per call),
 /// and summary.json.
 fn comparable_reports(wd: &Workdir) -> (Vec<BTreeMap<String, String>>, Value) {
@@ -436,15 +452,7 @@ fn a_second_sigint_quits_without_waiting_for_the_calls_in_flight() {
 
 #[test]
 fn a_torn_last_journal_line_is_cut_off_and_the_run_resumes() {
-    let (cat, ids) = crash_input();
-    let server = slow_sim(&cat, 34);
-    let wd = Workdir::new();
-    wd.write("ids.csv", id_file(&ids));
-    let args = paced_args(&server.url);
-    let child = wd.spawn("first", &strs(&args), &sim_env());
-    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
-    child.interrupt();
-    child.wait(RUN_LIMIT).expect_code(130);
+    let (ids, _server, wd, args) = interrupted_run(34);
     let kept = journaled(&wd);
     // A write cut short by a power loss.
     let mut journal = wd.read("out/journal.jsonl");
@@ -502,15 +510,7 @@ fn a_second_run_into_a_busy_directory_exits_5_and_the_first_finishes() {
 
 #[test]
 fn resume_refuses_a_changed_input_before_any_call() {
-    let (cat, ids) = crash_input();
-    let server = slow_sim(&cat, 51);
-    let wd = Workdir::new();
-    wd.write("ids.csv", id_file(&ids));
-    let args = paced_args(&server.url);
-    let child = wd.spawn("first", &strs(&args), &sim_env());
-    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
-    child.interrupt();
-    child.wait(RUN_LIMIT).expect_code(130);
+    let (ids, server, wd, args) = interrupted_run(51);
     let journal = wd.read("out/journal.jsonl");
 
     wd.write("ids.csv", id_file(&ids[..ids.len() - 1]));
@@ -527,15 +527,7 @@ fn resume_refuses_a_changed_input_before_any_call() {
 /// outcome) is refused before any call, and left as it was.
 #[test]
 fn resume_refuses_a_journal_of_another_format_untouched() {
-    let (cat, ids) = crash_input();
-    let server = slow_sim(&cat, 52);
-    let wd = Workdir::new();
-    wd.write("ids.csv", id_file(&ids));
-    let args = paced_args(&server.url);
-    let child = wd.spawn("first", &strs(&args), &sim_env());
-    poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
-    child.interrupt();
-    child.wait(RUN_LIMIT).expect_code(130);
+    let (_ids, server, wd, args) = interrupted_run(52);
     let journal = wd.read("out/journal.jsonl");
     let (header, rest) = journal.split_once('\n').unwrap();
     assert!(header.contains("\"vod_image_audit_journal\":2"), "{header}");

@@ -565,11 +565,7 @@ async fn process(
         }
     }
     if cfg.faults.outage.is_some_and(|o| sim.in_outage(&o, authenticated)) {
-        return Ok(Answer::error(
-            503,
-            "ServiceUnavailable",
-            "The request has failed due to a temporary failure of the server.",
-        ));
+        return Ok(unavailable());
     }
     if let Err(time_left_ms) = sim.take_quota() {
         let mut a = Answer::error(400, "Throttling.User", "Request was denied due to user flow control.");
@@ -600,11 +596,7 @@ async fn process(
         return Ok(Answer::error(500, "InternalError", "The request processing has failed due to some unknown error."));
     }
     if fault < f.internal_error + f.unavailable {
-        return Ok(Answer::error(
-            503,
-            "ServiceUnavailable",
-            "The request has failed due to a temporary failure of the server.",
-        ));
+        return Ok(unavailable());
     }
     if action == "GetImageInfo" {
         let id = ids[0];
@@ -634,6 +626,11 @@ async fn process(
         }
     }
     Ok(Answer::Images(found, missing))
+}
+
+/// The real service's `503 ServiceUnavailable`.
+fn unavailable() -> Answer {
+    Answer::error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
 }
 
 /// An HTTP `Date` header value (IMF-fixdate) for a time.

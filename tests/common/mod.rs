@@ -155,7 +155,11 @@ impl Workdir {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input).unwrap();
+            // A run refused before it reads stdin (a usage error) may have
+            // exited and closed the pipe already: that is not the test's failure.
+            if let Err(e) = child.stdin.take().unwrap().write_all(input) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing the child's stdin: {e}");
+            }
         }
         let out = child.wait_with_output().unwrap();
         Output {

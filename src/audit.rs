@@ -62,9 +62,10 @@ pub const FAILURES_IN_A_ROW: u64 = 50;
 /// a real outage, better resumed later than waited out by a nightly job.
 pub const DEFAULT_DOWN_AFTER: Duration = Duration::from_secs(60);
 
-/// The shortest and longest pause between probes during an outage: the
-/// pause grows with the outage (1 s, then as long as it has lasted), so a
-/// down service sees a few calls a second at first and fewer later.
+/// The shortest and longest pause during an outage: the pause grows with
+/// the outage (1 s, then as long as it has lasted), and a call that fails in
+/// it waits for the next, so a down service sees each call in flight at most
+/// once a pause: about once a second at first, fewer later.
 pub const OUTAGE_PAUSE_MIN: Duration = Duration::from_secs(1);
 pub const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(10);
 

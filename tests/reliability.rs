@@ -673,11 +673,12 @@ fn an_outage_of_a_few_seconds_is_waited_out_and_costs_no_id() {
     assert_eq!(summary["totals"]["failed"], 0, "{}", out.describe());
     assert_eq!(summary["totals"]["found"], 600);
     assert_eq!(answered_twice(&stats), vec![]);
-    // Paused, with one call at a time probing (the limiter lets the next one
-    // go only after the pause the last failure set): at most the 64 calls in
-    // flight, their retries before the 50th failure, and a few probes. 64
-    // slots retrying on their own for 4 s would make some 350 calls into it.
-    assert!(code_seen(&stats, "ServiceUnavailable") < 2 * 64 + 10, "{:?}", stats.by_code);
+    // Paused, not hammered: a call that fails in the outage waits for the
+    // next pause to end, so each of the 64 slots fails at most once per pause
+    // (they end at about 1, 2 and 4 s), besides its first failures before
+    // the outage was recognised. 52 here on a quiet machine, 194 in a debug
+    // build under CI load; without the pause, thousands.
+    assert!(code_seen(&stats, "ServiceUnavailable") < 64 * 6, "{:?}", stats.by_code);
 }
 
 #[test]

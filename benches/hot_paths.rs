@@ -13,8 +13,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vod_image_audit::model::GetImageInfoResponse;
-use vod_image_audit::signing;
+use vod_image_audit::api::model::GetImageInfoResponse;
+use vod_image_audit::api::signing;
 
 /// The documented JSON example of a `GetImageInfo` answer, verbatim
 /// (shared/reference/GetImageInfo.md, "Sample success responses").

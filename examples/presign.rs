@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use vod_image_audit::signing;
+use vod_image_audit::api::signing;
 use vod_image_audit::sim;
 
 #[derive(Debug, Parser)]

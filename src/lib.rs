@@ -7,51 +7,26 @@
 //! results come out as CSV and JSON reports grouped by `AuditStatus`,
 //! `Status` and category.
 //!
-//! Layout, one module per concern:
+//! The folders are the architecture; each depends only on those above it:
 //!
-//! - [`signing`]: RPC signature V1 (HMAC-SHA1), pure.
-//! - [`secret`]: the type that never prints a secret.
-//! - [`credentials`]: the Alibaba Cloud credential chain and region.
-//! - [`model`]: the wire model (`ImageInfo` and the envelopes).
-//! - [`api_error`]: a failed call and its class (missing, throttled, ...).
-//! - [`client`]: one signed call and the decoding of its answer.
-//! - [`retry`]: the retry decision and backoff, pure.
-//! - [`rate`]: the rate limiter, fixed or adaptive.
-//! - [`input`]: reading and validating the ids.
-//! - [`outcome`]: what became of one id, and its report record.
-//! - [`audit`]: the rate-limited, concurrent engine.
-//! - [`journal`]: the crash-safe record of settled ids, for resuming.
-//! - [`digest`]: SHA-256 of inputs and reports.
-//! - [`sort`]: sorting outcomes by id in bounded memory (external merge sort).
-//! - [`lock`]: one run per output directory.
-//! - [`report`]: aggregation and the report files.
-//! - [`changes`]: what changed since an earlier run (a merge-join).
-//! - [`html`]: the one-page `summary.html`.
-//! - [`verify`]: re-checking a finished run directory.
-//! - [`progress`]: the progress display.
-//! - [`sim`]: the strict local simulator of the VOD endpoint.
-//! - [`cli`] and [`app`]: the command line and the commands.
+//! - [`api`]: everything that speaks to the VOD OpenAPI: signing, secrets,
+//!   credentials, the client, the wire model and the error classes.
+//! - [`rundir`]: the run directory on disk: every file name, opening `--out`
+//!   (lock, refusal, write probe), safe file creation, the typed manifest.
+//! - [`report`]: the report model (records, summary, ledger) and one writer
+//!   per file; changes since an earlier run; the HTML page; `verify`; the
+//!   report pass that turns the settled outcomes into the files.
+//! - [`run`]: one audit: reading the ids, the rate limiter, the retry
+//!   policy, the engine, the journal that makes it resumable.
+//! - [`sim`] (feature `simulator`): the strict local simulator of the VOD
+//!   endpoint that the tests, the demo and the benchmarks talk to.
+//! - [`cmd`]: the command line and the commands, the progress display and
+//!   the mapping of results to exit codes.
 
-pub mod api_error;
-pub mod app;
-pub mod audit;
-pub mod changes;
-pub mod cli;
-pub mod client;
-pub mod credentials;
-pub mod digest;
-pub mod html;
-pub mod input;
-pub mod journal;
-pub mod lock;
-pub mod model;
-pub mod outcome;
-pub mod progress;
-pub mod rate;
+pub mod api;
+pub mod cmd;
 pub mod report;
-pub mod retry;
-pub mod secret;
-pub mod signing;
+pub mod run;
+pub mod rundir;
+#[cfg(feature = "simulator")]
 pub mod sim;
-pub mod sort;
-pub mod verify;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vod_image_audit::app;
-use vod_image_audit::cli::{Cli, Command};
+use vod_image_audit::cmd;
+use vod_image_audit::cmd::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -28,14 +28,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vod-image-audit: cannot start the async runtime: {e}");
-            return ExitCode::from(app::EXIT_INTERNAL);
+            return ExitCode::from(cmd::EXIT_INTERNAL);
         }
     };
-    match runtime.block_on(app::run(cli, argv)) {
+    match runtime.block_on(cmd::run(cli, argv)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("vod-image-audit: error: {e:#}");
-            ExitCode::from(app::exit_code_for(&e))
+            ExitCode::from(cmd::exit_code_for(&e))
         }
     }
 }

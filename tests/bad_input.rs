@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{csv_rows, sim_env, Output, SimServer, TestCatalog, Workdir};
-use vod_image_audit::input::validate_id;
+use vod_image_audit::run::input::validate_id;
 use vod_image_audit::sim::catalog::SplitMix;
 
 /// A simulator with a small catalog and a work directory.

@@ -1120,7 +1120,7 @@ fn no_help_text_shows_the_secret_or_the_token() {
     let wd = Workdir::new();
     let env = leak_env();
     let subcommands: Vec<String> =
-        vod_image_audit::cli::Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+        vod_image_audit::cmd::cli::Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
     assert!(subcommands.len() >= 4, "{subcommands:?}");
     let mut invocations: Vec<Vec<String>> = vec![vec!["--help".into()], vec!["help".into()], vec!["--version".into()]];
     for sub in &subcommands {

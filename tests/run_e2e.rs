@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::{csv_rows, sim_env, SimServer, TestCatalog, Workdir};
 use serde_json::Value;
-use vod_image_audit::model::ImageInfo;
+use vod_image_audit::api::model::ImageInfo;
 use vod_image_audit::sim::{self, Faults, SimKey};
 
 /// Builds an input CSV: the given ids, `dups` of them repeated, and a few

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vod_image_audit::signing;
+use vod_image_audit::api::signing;
 use vod_image_audit::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator, Stats};
 
 const KEY_ID: &str = sim::DEFAULT_KEY_ID;

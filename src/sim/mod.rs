@@ -5,7 +5,7 @@
 //! (parameters, key, signature, timestamp, nonce, STS token, version,
 //! action), the per-second account quota, seeded fault injection and the
 //! `/__sim/stats` counters. Its images come from [`catalog`]; its signature
-//! check reuses the client's [`crate::signing`], fed with the parameters as
+//! check reuses the client's [`crate::api::signing`], fed with the parameters as
 //! the server decoded them. It never talks to anything but its listener.
 
 pub mod catalog;
@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::signing;
+use crate::api::signing;
 pub use catalog::Catalog;
 use catalog::{mix64, CatalogImage};
 use wire::{Answer, Format};
@@ -517,7 +517,7 @@ async fn process(
     if !sim.fresh_nonce(p("SignatureNonce")) {
         return Ok(Answer::error(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
     }
-    if p("Version") != crate::client::API_VERSION {
+    if p("Version") != crate::api::client::API_VERSION {
         return Ok(Answer::error(400, "InvalidVersion", "Specified parameter Version is not valid."));
     }
     let action = p("Action");
@@ -534,7 +534,7 @@ async fn process(
             }
             Some(list) => {
                 let ids: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-                if ids.is_empty() || ids.len() > crate::client::MAX_BATCH_IDS {
+                if ids.is_empty() || ids.len() > crate::api::client::MAX_BATCH_IDS {
                     return Ok(Answer::error(
                         400,
                         "InvalidParameter",

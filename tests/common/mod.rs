@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use vod_image_audit::model::ImageInfo;
+use vod_image_audit::api::model::ImageInfo;
 use vod_image_audit::sim::{self, Catalog, SimConfig, Simulator, Stats};
 
 /// A simulator serving on a loopback port for the life of the value.

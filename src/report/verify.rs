@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::outcome::{ImageRecord, OutcomeKind};
 use crate::report::{self, FileDigest, Summary};
+use crate::run::outcome::{ImageRecord, OutcomeKind};
 
 #[derive(Deserialize)]
 struct ManifestView {

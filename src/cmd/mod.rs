@@ -6,6 +6,9 @@
 //! audit, reports, manifest) and the mapping of results to exit codes. It
 //! holds no protocol or report logic of its own.
 
+pub mod cli;
+pub mod progress;
+
 use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -15,25 +18,25 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, Context};
 use serde::Serialize;
 
-use crate::api_error::ErrorClass;
-use crate::audit::{self, AuditSettings, Counters, FailureLimit, StopHandle, StopReason};
-use crate::changes::{self, Change, ChangesWriter};
-use crate::cli::{
+use crate::api::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT};
+use crate::api::credentials::{self, CredentialRequest, Credentials};
+use crate::api::error::ErrorClass;
+use crate::cmd::cli::{
     ApiArgs, CheckArgs, Cli, Command, DemoArgs, DiffArgs, ProgressMode, ReportFormat, RunArgs, SimulateArgs, VerifyArgs,
 };
-use crate::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT};
-use crate::credentials::{self, CredentialRequest, Credentials};
-use crate::html;
-use crate::input::{self, IdList, InputSource};
-use crate::journal::{Journal, JournalError, JOURNAL_FILE};
-use crate::lock::{LockError, RunLock};
-use crate::outcome::{ImageRecord, OutcomeKind};
-use crate::progress::Progress;
+use crate::cmd::progress::Progress;
+use crate::report::changes::{self, Change, ChangesWriter};
+use crate::report::html;
+use crate::report::sort;
 use crate::report::{self, Summary};
 use crate::report::{FileDigest, Ledger};
-use crate::retry::RetryPolicy;
+use crate::run::engine::{self, AuditSettings, Counters, FailureLimit, StopHandle, StopReason};
+use crate::run::input::{self, IdList, InputSource};
+use crate::run::journal::{Journal, JournalError, JOURNAL_FILE};
+use crate::run::outcome::{ImageRecord, OutcomeKind};
+use crate::run::retry::RetryPolicy;
+use crate::rundir::lock::{LockError, RunLock};
 use crate::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator};
-use crate::sort;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
@@ -59,7 +62,7 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
             || cause.is::<JournalError>()
             || cause.is::<input::InputError>()
             || cause.is::<credentials::CredentialError>()
-            || cause.is::<crate::client::EndpointError>()
+            || cause.is::<crate::api::client::EndpointError>()
         {
             return EXIT_USAGE;
         }
@@ -108,9 +111,9 @@ pub struct RunSettings {
 /// The validated settings of a run, as recorded in the manifest.
 #[derive(Debug, Serialize)]
 struct ManifestSettings {
-    api: audit::ApiMode,
+    api: engine::ApiMode,
     qps: u32,
-    rate: crate::rate::RateMode,
+    rate: crate::run::rate::RateMode,
     burst: u32,
     concurrency: usize,
     max_attempts: u32,
@@ -125,13 +128,13 @@ struct ManifestSettings {
 impl RunSettings {
     /// Checks the flags of `run`.
     pub fn from_args(a: &RunArgs, argv: Vec<String>) -> anyhow::Result<Self> {
-        let qps = a.qps.unwrap_or(audit::DEFAULT_QPS);
+        let qps = a.qps.unwrap_or(engine::DEFAULT_QPS);
         let qps = NonZeroU32::new(qps).ok_or_else(|| usage("--qps must be at least 1"))?;
-        let concurrency = a.concurrency.unwrap_or(audit::DEFAULT_CONCURRENCY);
+        let concurrency = a.concurrency.unwrap_or(engine::DEFAULT_CONCURRENCY);
         if concurrency == 0 || concurrency > 1024 {
             return Err(usage("--concurrency must be between 1 and 1024"));
         }
-        let max_attempts = a.max_attempts.unwrap_or(crate::retry::DEFAULT_MAX_ATTEMPTS);
+        let max_attempts = a.max_attempts.unwrap_or(crate::run::retry::DEFAULT_MAX_ATTEMPTS);
         if max_attempts == 0 || max_attempts > 100 {
             return Err(usage("--max-attempts must be between 1 and 100"));
         }
@@ -141,7 +144,7 @@ impl RunSettings {
         };
         let down_after = match &a.down_after {
             Some(t) => parse_duration_or_zero("--down-after", t)?,
-            None => audit::DEFAULT_DOWN_AFTER,
+            None => engine::DEFAULT_DOWN_AFTER,
         };
         if a.format.is_empty() {
             return Err(usage("--format needs csv, json or csv,json"));
@@ -159,7 +162,7 @@ impl RunSettings {
                 api: a.operation,
                 qps,
                 rate_mode: a.rate,
-                burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("constant is non-zero"),
+                burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("constant is non-zero"),
                 concurrency,
                 retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
                 max_failures,
@@ -400,7 +403,7 @@ pub async fn run_audit(settings: &RunSettings, ids: IdList, target: ApiTarget, s
     );
     let journal_path = journal.path().display().to_string();
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
-    audit::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
+    engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), |o| {
         progress.record(&o);
         let cut_short = o.cut_short;
         let record = o.record();
@@ -748,7 +751,7 @@ fn build_reports(
 
 /// `verify DIR`.
 fn verify(a: &VerifyArgs) -> anyhow::Result<u8> {
-    let v = crate::verify::verify(&a.dir).map_err(usage)?;
+    let v = crate::report::verify::verify(&a.dir).map_err(usage)?;
     for line in &v.checked {
         println!("ok: {line}");
     }
@@ -942,9 +945,9 @@ async fn simulate(a: &SimulateArgs) -> anyhow::Result<u8> {
 }
 
 /// The bundled demo catalog.
-pub const DEMO_CATALOG: &str = include_str!("../inputs/demo-catalog.json");
+pub const DEMO_CATALOG: &str = include_str!("../../inputs/demo-catalog.json");
 /// The bundled demo input.
-pub const DEMO_IDS: &[u8] = include_bytes!("../inputs/demo-image-ids.csv");
+pub const DEMO_IDS: &[u8] = include_bytes!("../../inputs/demo-image-ids.csv");
 
 /// `demo`: the simulator in-process with a quota and some faults, an audit
 /// of the bundled sample against it, and the summary.
@@ -976,12 +979,12 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         endpoint: Some(format!("http://{addr}/")),
         profile: None,
         timeout: "5s".into(),
-        output_type: crate::client::OutputType::Cdn,
+        output_type: crate::api::client::OutputType::Cdn,
         auth_timeout: None,
     };
     let credentials = Credentials {
         access_key_id: sim::DEFAULT_KEY_ID.into(),
-        access_key_secret: crate::secret::Secret::new(sim::DEFAULT_KEY_SECRET),
+        access_key_secret: crate::api::secret::Secret::new(sim::DEFAULT_KEY_SECRET),
         security_token: None,
         source: "the demo simulator's built-in key".into(),
     };
@@ -992,14 +995,14 @@ async fn demo(a: &DemoArgs, argv: Vec<String>) -> anyhow::Result<u8> {
         out: a.out.clone(),
         force: true,
         audit: AuditSettings {
-            api: audit::ApiMode::Single,
+            api: engine::ApiMode::Single,
             qps: NonZeroU32::new(240).expect("non-zero"),
-            rate_mode: crate::rate::RateMode::Fixed,
-            burst: NonZeroU32::new(audit::DEFAULT_BURST).expect("non-zero"),
+            rate_mode: crate::run::rate::RateMode::Fixed,
+            burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("non-zero"),
             concurrency: 32,
             retry: RetryPolicy::default(),
             max_failures: None,
-            down_after: audit::DEFAULT_DOWN_AFTER,
+            down_after: engine::DEFAULT_DOWN_AFTER,
         },
         formats: vec![ReportFormat::Csv, ReportFormat::Json, ReportFormat::Html],
         progress: a.progress,

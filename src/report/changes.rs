@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{ImageRecord, OutcomeKind};
+use crate::run::outcome::{ImageRecord, OutcomeKind};
 
 /// The file name of the changes in a run directory.
 pub const CHANGES_CSV: &str = "changes.csv";
@@ -231,8 +231,8 @@ impl<W: Write> ChangesWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ImageInfo;
-    use crate::outcome::Outcome;
+    use crate::api::model::ImageInfo;
+    use crate::run::outcome::Outcome;
 
     fn found(id: &str, audit: Option<&str>, status: &str, cate: Option<i64>) -> ImageRecord {
         let info = ImageInfo {

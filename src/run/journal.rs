@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::ImageRecord;
+use crate::run::outcome::ImageRecord;
 
 /// The journal's file name in the run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -213,8 +213,8 @@ fn read_back(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ImageInfo;
-    use crate::outcome::{FailureInfo, Outcome};
+    use crate::api::model::ImageInfo;
+    use crate::run::outcome::{FailureInfo, Outcome};
 
     fn outcomes() -> Vec<ImageRecord> {
         let info = ImageInfo { title: Some("a,\"b\"\n封".into()), cate_id: Some(3), ..Default::default() };

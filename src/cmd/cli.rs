@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::client::OutputType;
+use crate::api::client::OutputType;
 
 /// The exit codes, as documented in `--help` and the README.
 pub const EXIT_CODES_HELP: &str = "\
@@ -126,11 +126,11 @@ pub struct RunArgs {
     /// Operation: single (GetImageInfo per id) or batch (GetImageInfos, 20 ids per call,
     /// GetImageInfo again for answers without AuditStatus). Single stays the default until a real
     /// account confirms the batch answer carries AuditStatus.
-    #[arg(long = "api", value_enum, default_value_t = crate::audit::ApiMode::Single)]
-    pub operation: crate::audit::ApiMode,
+    #[arg(long = "api", value_enum, default_value_t = crate::run::engine::ApiMode::Single)]
+    pub operation: crate::run::engine::ApiMode,
     /// Send rate: fixed at --qps, or adaptive (start at --qps, slow down when throttled, speed up again).
-    #[arg(long, value_enum, default_value_t = crate::rate::RateMode::Fixed)]
-    pub rate: crate::rate::RateMode,
+    #[arg(long, value_enum, default_value_t = crate::run::rate::RateMode::Fixed)]
+    pub rate: crate::run::rate::RateMode,
     /// Calls in flight at most.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,

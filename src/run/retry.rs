@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::api_error::ErrorClass;
+use crate::api::error::ErrorClass;
 
 /// Attempts per id, first call included. Five gives four retries, which at
 /// the backoff below spans several seconds: enough to ride out a throttling

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::audit::{rate, Counters};
-use crate::cli::ProgressMode;
-use crate::outcome::{Outcome, OutcomeKind};
+use crate::cmd::cli::ProgressMode;
+use crate::run::engine::{rate, Counters};
+use crate::run::outcome::{Outcome, OutcomeKind};
 
 /// How often the plain status line is printed off a terminal.
 pub const STATUS_EVERY: Duration = Duration::from_secs(10);

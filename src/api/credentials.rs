@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
+use crate::api::secret::Secret;
 
 /// The region used when nothing names one: the profile default of the
 /// aliyun CLI's own `configure` prompt.

@@ -195,7 +195,7 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        let text = include_str!("../tests/data/signing-vectors.json");
+        let text = include_str!("../../tests/data/signing-vectors.json");
         serde_json::from_str(text).expect("signing-vectors.json parses")
     }
 

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api_error::ApiError;
-use crate::model::ImageInfo;
+use crate::api::error::ApiError;
+use crate::api::model::ImageInfo;
 
 /// The three ends of an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::rate::{RateControl, RateMode};
+use crate::run::rate::{RateControl, RateMode};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::api_error::{ApiError, ErrorClass};
-use crate::client::VodClient;
-use crate::outcome::{FailureInfo, Outcome};
-use crate::retry::{Decision, RetryPolicy};
+use crate::api::client::VodClient;
+use crate::api::error::{ApiError, ErrorClass};
+use crate::run::outcome::{FailureInfo, Outcome};
+use crate::run::retry::{Decision, RetryPolicy};
 
 /// Calls per second when `--qps` is not given: a fifth of GetImageInfo's
 /// ~100 calls/s per-account quota, which production traffic shares.
@@ -359,7 +359,7 @@ pub async fn audit(
     let shared = &shared;
     let per_call = match settings.api {
         ApiMode::Single => 1,
-        ApiMode::Batch => crate::client::MAX_BATCH_IDS,
+        ApiMode::Batch => crate::api::client::MAX_BATCH_IDS,
     };
     let mut stream = futures::stream::iter(ids)
         .chunks(per_call)
@@ -381,7 +381,7 @@ pub async fn audit(
     while let Some(outcome) = stream.next().await {
         if !outcome.cut_short {
             settled += 1;
-            failed += u64::from(outcome.kind == crate::outcome::OutcomeKind::Failed);
+            failed += u64::from(outcome.kind == crate::run::outcome::OutcomeKind::Failed);
             if let Some(limit) = settings.max_failures {
                 if limit.exceeded(failed, settled) {
                     shared.stop.stop(StopReason::TooManyFailures { failed, settled });
@@ -473,7 +473,7 @@ where
             ErrorClass::Throttled => {
                 s.counters.throttled.fetch_add(1, Ordering::Relaxed);
                 if let Some(hint) = err.retry_after {
-                    s.pause.extend(Instant::now() + hint.min(crate::retry::MAX_HINT));
+                    s.pause.extend(Instant::now() + hint.min(crate::run::retry::MAX_HINT));
                 }
                 throttles += 1;
                 throttles
@@ -570,7 +570,7 @@ async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
             }
         };
         let request_id = answer.request_id.clone();
-        let mut found: std::collections::HashMap<String, crate::model::ImageInfo> =
+        let mut found: std::collections::HashMap<String, crate::api::model::ImageInfo> =
             answer.image_info.into_iter().filter_map(|info| info.image_id.clone().map(|id| (id, info))).collect();
         let missing: std::collections::HashSet<String> = answer.non_exist_image_ids.into_iter().collect();
         let mut again = Vec::new();

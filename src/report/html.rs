@@ -10,9 +10,9 @@
 
 use std::io::{self, Write};
 
-use crate::changes::{Change, CHANGE_KINDS};
-use crate::outcome::ImageRecord;
+use crate::report::changes::{Change, CHANGE_KINDS};
 use crate::report::Summary;
+use crate::run::outcome::ImageRecord;
 
 /// The page's file name.
 pub const SUMMARY_HTML: &str = "summary.html";
@@ -267,8 +267,8 @@ pub fn write_summary_html(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ImageInfo;
-    use crate::outcome::Outcome;
+    use crate::api::model::ImageInfo;
+    use crate::run::outcome::Outcome;
 
     #[test]
     fn hostile_text_is_escaped_and_no_script_is_emitted() {

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use crate::digest::Sha256;
+use crate::rundir::digest::Sha256;
 
 /// The longest id accepted. VOD ids are 32 hex characters; 64 leaves room
 /// for other id schemes without letting a stray blob through.

@@ -169,7 +169,7 @@ impl Iterator for Sorted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{ImageRecord, Outcome};
+    use crate::run::outcome::{ImageRecord, Outcome};
 
     fn write_lines(path: &Path, header: bool, ids: &[&str]) {
         let mut text = String::new();

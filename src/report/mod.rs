@@ -5,6 +5,11 @@
 //! the JSON shapes and the write-to-temp-fsync-rename discipline. It knows
 //! nothing about HTTP or the API; it is handed outcomes and input counts.
 
+pub mod changes;
+pub mod html;
+pub mod sort;
+pub mod verify;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -12,8 +17,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::Rejected;
-use crate::outcome::{ImageRecord, OutcomeKind};
+use crate::run::input::Rejected;
+use crate::run::outcome::{ImageRecord, OutcomeKind};
 
 pub const IMAGES_CSV: &str = "images.csv";
 pub const IMAGES_JSONL: &str = "images.jsonl";
@@ -131,7 +136,7 @@ pub struct Summary {
     pub failures_by_code: BTreeMap<String, u64>,
     /// Changes since an earlier run, when one was compared.
     #[serde(default)]
-    pub changes: Option<crate::changes::ChangeCounts>,
+    pub changes: Option<crate::report::changes::ChangeCounts>,
 }
 
 /// Builds the summary from the input counts and the records (a fold).
@@ -220,7 +225,7 @@ pub struct FileDigest {
 
 struct HashingWriter<W> {
     inner: W,
-    hash: crate::digest::Sha256,
+    hash: crate::rundir::digest::Sha256,
     bytes: u64,
 }
 
@@ -314,7 +319,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// The SHA-256 and size of a file on disk.
 pub fn digest_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut w = HashingWriter { inner: io::sink(), hash: crate::digest::Sha256::default(), bytes: 0 };
+    let mut w = HashingWriter { inner: io::sink(), hash: crate::rundir::digest::Sha256::default(), bytes: 0 };
     io::copy(&mut File::open(path)?, &mut w)?;
     Ok((w.bytes, w.hash.finish_hex()))
 }
@@ -412,8 +417,8 @@ pub fn write_rejected_csv(w: &mut dyn Write, rejected: &[Rejected]) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ImageInfo, Mezzanine};
-    use crate::outcome::{FailureInfo, Outcome};
+    use crate::api::model::{ImageInfo, Mezzanine};
+    use crate::run::outcome::{FailureInfo, Outcome};
 
     fn found(id: &str, audit: Option<&str>, status: Option<&str>, cate: Option<(i64, &str)>) -> ImageRecord {
         let info = ImageInfo {

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
-use crate::api_error::{classify, ApiError, ErrorClass};
-use crate::credentials::Credentials;
-use crate::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
-use crate::signing;
+use crate::api::credentials::Credentials;
+use crate::api::error::{classify, ApiError, ErrorClass};
+use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
+use crate::api::signing;
 
 /// The API version of every VOD call.
 pub const API_VERSION: &str = "2017-03-21";
@@ -388,7 +388,7 @@ fn httpdate_parse(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::api::secret::Secret;
 
     fn client(token: Option<&str>) -> VodClient {
         client_at(token, Endpoint::for_region("cn-shanghai"))

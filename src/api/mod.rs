@@ -1,0 +1,16 @@
+//! Everything that speaks to the ApsaraVideo VOD OpenAPI, and nothing that
+//! knows about runs or reports.
+//!
+//! - [`signing`]: RPC signature V1 (HMAC-SHA1), pure.
+//! - [`secret`]: the type that never prints a secret.
+//! - [`credentials`]: the Alibaba Cloud credential chain and region.
+//! - [`model`]: the wire model (`ImageInfo` and the envelopes).
+//! - [`error`]: a failed call and its class (missing, throttled, fatal, ...).
+//! - [`client`]: one signed call and the decoding of its answer.
+
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod model;
+pub mod secret;
+pub mod signing;

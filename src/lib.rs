@@ -23,6 +23,38 @@
 //! - [`cmd`]: the command line and the commands, the progress display and
 //!   the mapping of results to exit codes.
 
+/// An enum whose variants have one name each, on the command line, in the
+/// manifest and on the wire: `NAMES`, `as_str` and `FromStr`, so that the
+/// library's settings need no command-line crate.
+macro_rules! named_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            /// Every variant's name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The variant's name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("{other:?} is not one of {}", Self::NAMES.join(", "))),
+                }
+            }
+        }
+    };
+}
+
 pub mod api;
 pub mod cmd;
 pub mod report;

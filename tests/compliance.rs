@@ -173,7 +173,7 @@ fn ledger_and_verify_catch_a_tampered_report() {
 }
 
 fn fix_manifest_digest(dir: &Path, name: &str) {
-    let (bytes, sha) = vod_image_audit::report::digest_file(&dir.join(name)).unwrap();
+    let (bytes, sha) = vod_image_audit::rundir::files::digest_file(&dir.join(name)).unwrap();
     let mpath = dir.join("manifest.json");
     let mut m: Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
     for f in m["files"].as_array_mut().unwrap() {

@@ -924,12 +924,13 @@ fn run_until_the_journal_is_full() -> JournalLimited {
     JournalLimited { server, wd, args, out }
 }
 
-/// The calls stop at once (no answer goes unrecorded), the exit code is 1,
+/// The calls stop at once (no answer goes unrecorded), the exit code is 4
+/// (stopped, resumable: a disk error is not a bug),
 /// and the rerun, without the limit, resumes from what was journaled.
 #[test]
 fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
     let JournalLimited { server, wd, args, out } = run_until_the_journal_is_full();
-    out.expect_code(1);
+    out.expect_code(4);
     let kept = journaled(&wd);
     assert!(kept > 50 && kept < 300, "{kept} lines journaled");
     let calls = server.stats().requests;
@@ -953,7 +954,7 @@ fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
 
 fn a_journal_that_cannot_be_written_gives_an_incomplete_report_saying_why() {
     let JournalLimited { wd, out, .. } = run_until_the_journal_is_full();
-    out.expect_code(1);
+    out.expect_code(4);
     assert!(
         out.stderr.contains("the journal could not be written") && out.stderr.contains("journal.jsonl"),
         "{}",
@@ -961,7 +962,7 @@ fn a_journal_that_cannot_be_written_gives_an_incomplete_report_saying_why() {
     );
     let manifest = wd.json("out/manifest.json");
     assert_eq!(manifest["complete"], false);
-    assert_eq!(manifest["exit_code"], 1);
+    assert_eq!(manifest["exit_code"], 4);
     assert!(manifest["stop_reason"].as_str().unwrap_or_default().contains("journal could not be written"));
     let summary = csv_rows(&wd.read("out/summary.csv"));
     assert!(!summary.is_empty());

@@ -30,24 +30,14 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
 pub const MAX_BATCH_IDS: usize = 20;
 
-/// `OutputType`: which kind of URL the answer carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputType {
-    /// A CDN URL (the API's default).
-    #[default]
-    Cdn,
-    /// An OSS URL.
-    Oss,
-}
-
-impl OutputType {
-    /// The value on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputType::Cdn => "cdn",
-            OutputType::Oss => "oss",
-        }
+named_enum! {
+    /// `OutputType`: which kind of URL the answer carries; `as_str` is the
+    /// value on the wire.
+    pub enum OutputType {
+        /// A CDN URL (the API's default).
+        Cdn => "cdn",
+        /// An OSS URL.
+        Oss => "oss",
     }
 }
 

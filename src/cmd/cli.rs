@@ -1,26 +1,41 @@
 //! The command line as typed ([`Cli`]), before any checking.
 //!
 //! Owns flag names, help text and the exit-code table. Turning these raw
-//! flags into validated settings is `app`'s first step; nothing past that
+//! flags into validated settings is [`super::settings`]' job; nothing past that
 //! step sees a raw flag.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 
+use super::progress::ProgressMode;
 use crate::api::client::OutputType;
+use crate::report::pass::Format;
+use crate::run::engine::ApiMode;
+use crate::run::rate::RateMode;
+
+/// A flag whose value is one of a library enum's names.
+fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    PossibleValuesParser::new(names).map(|name| name.parse::<T>().expect("every listed name parses"))
+}
 
 /// The exit codes, as documented in `--help` and the README.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    every unique id is found or missing
-  1    internal error (a bug, or the report could not be written)
+  1    internal error (a bug)
   2    usage, input or configuration error; no call was made
   3    finished, but some ids failed (see images.csv, failures_by_code)
   4    stopped early: a fatal API error (key, signature, permission, clock),
        the retry budget ran out (the service keeps failing), an outage lasted
-       --down-after, or --max-failures; the report so far is written and
-       marked incomplete; run again to resume
+       --down-after, --max-failures, or a disk error (the journal or the
+       reports could not be written); what could be written is marked
+       incomplete; run again to resume
   5    another run holds the lock on the output directory
   6    (verify) a report file changed or the ledger does not balance
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
@@ -47,8 +62,10 @@ pub enum Command {
     /// One signed GetImageInfo call, printed as JSON: checks credentials, region and endpoint.
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
+    #[cfg(feature = "simulator")]
     /// Serve the built-in VOD simulator (for trying a configuration without production).
     Simulate(SimulateArgs),
+    #[cfg(feature = "simulator")]
     /// Run an audit of the bundled sample against the in-process simulator.
     Demo(DemoArgs),
     /// Re-check a finished run directory: file digests against the manifest, the ledger's sums.
@@ -58,6 +75,18 @@ pub enum Command {
     Verify(VerifyArgs),
     /// What changed between two runs (newly blocked, missing, ...), as changes.csv.
     Diff(DiffArgs),
+}
+
+impl Command {
+    /// Whether the command serves connections (the simulator, the demo),
+    /// and so wants a thread per core.
+    pub fn serves(&self) -> bool {
+        #[cfg(feature = "simulator")]
+        if matches!(self, Command::Simulate(_) | Command::Demo(_)) {
+            return true;
+        }
+        false
+    }
 }
 
 /// `verify`.
@@ -96,7 +125,7 @@ pub struct ApiArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub timeout: String,
     /// OutputType: the kind of URL the answers carry.
-    #[arg(long, value_enum, default_value_t = OutputType::Cdn)]
+    #[arg(long, value_parser = choice::<OutputType>(OutputType::NAMES), default_value = "cdn")]
     pub output_type: OutputType,
     /// AuthTimeout: validity of the returned URLs, in seconds.
     #[arg(long, value_name = "SECONDS")]
@@ -126,11 +155,11 @@ pub struct RunArgs {
     /// Operation: single (GetImageInfo per id) or batch (GetImageInfos, 20 ids per call,
     /// GetImageInfo again for answers without AuditStatus). Single stays the default until a real
     /// account confirms the batch answer carries AuditStatus.
-    #[arg(long = "api", value_enum, default_value_t = crate::run::engine::ApiMode::Single)]
-    pub operation: crate::run::engine::ApiMode,
+    #[arg(long = "api", value_parser = choice::<ApiMode>(ApiMode::NAMES), default_value = "single")]
+    pub operation: ApiMode,
     /// Send rate: fixed at --qps, or adaptive (start at --qps, slow down when throttled, speed up again).
-    #[arg(long, value_enum, default_value_t = crate::run::rate::RateMode::Fixed)]
-    pub rate: crate::run::rate::RateMode,
+    #[arg(long, value_parser = choice::<RateMode>(RateMode::NAMES), default_value = "fixed")]
+    pub rate: RateMode,
     /// Calls in flight at most.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -149,8 +178,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "auto|DIR")]
     pub compare_with: Option<String>,
     /// Report formats, comma-separated: csv, json, html.
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = [ReportFormat::Csv, ReportFormat::Json, ReportFormat::Html])]
-    pub format: Vec<ReportFormat>,
+    #[arg(long, value_delimiter = ',', value_parser = choice::<Format>(Format::NAMES), default_value = "csv,json,html")]
+    pub format: Vec<Format>,
     /// Progress display on stderr: a bar on a terminal (auto), always, or never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
@@ -170,6 +199,7 @@ pub struct CheckArgs {
 }
 
 /// `simulate`.
+#[cfg(feature = "simulator")]
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
     /// Address to listen on.
@@ -247,6 +277,7 @@ pub struct SimulateArgs {
 }
 
 /// `demo`.
+#[cfg(feature = "simulator")]
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Report directory.
@@ -255,22 +286,4 @@ pub struct DemoArgs {
     /// Progress display on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-}
-
-/// A report format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    Csv,
-    Json,
-    Html,
-}
-
-/// When to draw progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProgressMode {
-    Auto,
-    Always,
-    Never,
 }

@@ -11,12 +11,23 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cmd::cli::ProgressMode;
+use crate::report::record::OutcomeKind;
 use crate::run::engine::{rate, Counters};
-use crate::run::outcome::{Outcome, OutcomeKind};
+use crate::run::outcome::Outcome;
 
 /// How often the plain status line is printed off a terminal.
 pub const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// When to draw progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on a terminal, status lines elsewhere.
+    Auto,
+    /// A bar, terminal or not.
+    Always,
+    /// Nothing.
+    Never,
+}
 
 /// Tallies of settled ids.
 #[derive(Debug, Default, Clone, Copy)]

@@ -4,18 +4,15 @@
 //!
 //! Owns the change rules (a pure function of two records) and the merge-join
 //! of two `images.csv` files, which are sorted by `image_id`: memory stays
-//! flat however many ids there are. Finding the previous run and writing
-//! the result into a run directory is `app`'s job.
+//! flat however many ids there are. Finding the previous run is
+//! [`crate::rundir::find_previous`]'s job.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::outcome::{ImageRecord, OutcomeKind};
-
-/// The file name of the changes in a run directory.
-pub const CHANGES_CSV: &str = "changes.csv";
+use super::record::{IdOrder, ImageRecord, OutcomeKind, BLOCKED, UNKNOWN};
 
 /// The kinds of change, in report order.
 pub const CHANGE_KINDS: &[&str] = &[
@@ -61,21 +58,9 @@ impl ChangeCounts {
     }
 }
 
-fn blocked(r: &ImageRecord) -> bool {
-    r.outcome == OutcomeKind::Found && r.audit_status.as_deref() == Some("Blocked")
-}
-
-fn category(r: &ImageRecord) -> String {
-    match (&r.cate_id, &r.cate_name) {
-        (None, _) => String::new(),
-        (Some(id), Some(name)) => format!("{id} {name}"),
-        (Some(id), None) => id.to_string(),
-    }
-}
-
 fn audit_text(r: &ImageRecord) -> String {
     match r.outcome {
-        OutcomeKind::Found => r.audit_status.clone().unwrap_or_else(|| crate::report::UNKNOWN.to_owned()),
+        OutcomeKind::Found => r.audit_status.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
         other => other.as_str().to_owned(),
     }
 }
@@ -91,15 +76,15 @@ pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
         (Found, Missing) => push("newly_missing", audit_text(before), "missing".into()),
         (Missing, Found) => {
             push("reappeared", "missing".into(), audit_text(after));
-            if blocked(after) {
-                push("newly_blocked", "missing".into(), "Blocked".into());
+            if after.is_blocked() {
+                push("newly_blocked", "missing".into(), BLOCKED.into());
             }
         }
         (Found, Found) => {
-            if !blocked(before) && blocked(after) {
+            if !before.is_blocked() && after.is_blocked() {
                 push("newly_blocked", audit_text(before), audit_text(after));
             }
-            if blocked(before) && !blocked(after) {
+            if before.is_blocked() && !after.is_blocked() {
                 push("unblocked", audit_text(before), audit_text(after));
             }
             if before.audit_status.is_none() && after.audit_status.is_some() {
@@ -113,7 +98,7 @@ pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
                 );
             }
             if before.cate_id != after.cate_id {
-                push("category_changed", category(before), category(after));
+                push("category_changed", before.category_label(), after.category_label());
             }
         }
         _ => {}
@@ -135,21 +120,19 @@ pub fn records_from_csv<R: Read>(r: R, what: &'static str) -> impl Iterator<Item
 /// Pulls records, refusing any out of `image_id` order.
 struct Sorted<I> {
     rows: I,
-    last: Option<String>,
+    order: IdOrder,
     what: &'static str,
 }
 
 impl<I: Iterator<Item = io::Result<ImageRecord>>> Sorted<I> {
+    fn new(rows: I, what: &'static str) -> Self {
+        Sorted { rows, order: IdOrder::default(), what }
+    }
+
     fn next(&mut self) -> io::Result<Option<ImageRecord>> {
         let Some(row) = self.rows.next() else { return Ok(None) };
         let row = row?;
-        if self.last.as_ref().is_some_and(|l| *l >= row.image_id) {
-            return Err(io::Error::other(format!(
-                "{} is not sorted by image_id (or has a duplicate) at {:?}",
-                self.what, row.image_id
-            )));
-        }
-        self.last = Some(row.image_id.clone());
+        self.order.next(&row.image_id).map_err(|e| io::Error::other(format!("{}: {e}", self.what)))?;
         Ok(Some(row))
     }
 }
@@ -164,8 +147,8 @@ pub fn compare(
     mut emit: impl FnMut(&Change) -> io::Result<()>,
 ) -> io::Result<ChangeCounts> {
     let mut counts = ChangeCounts::new(compared_with);
-    let mut old = Sorted { rows: old, last: None, what: "the older run's images" };
-    let mut new = Sorted { rows: new, last: None, what: "the newer run's images" };
+    let mut old = Sorted::new(old, "the older run's images");
+    let mut new = Sorted::new(new, "the newer run's images");
     let (mut a, mut b) = (old.next()?, new.next()?);
     loop {
         let order = match (&a, &b) {
@@ -277,7 +260,7 @@ mod tests {
 
     fn csv_of(records: &[ImageRecord]) -> Vec<u8> {
         let mut buf = Vec::new();
-        crate::report::write_images_csv(&mut buf, records).unwrap();
+        crate::report::write::write_images_csv(&mut buf, records).unwrap();
         buf
     }
 

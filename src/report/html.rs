@@ -10,12 +10,9 @@
 
 use std::io::{self, Write};
 
-use crate::report::changes::{Change, CHANGE_KINDS};
-use crate::report::Summary;
-use crate::run::outcome::ImageRecord;
-
-/// The page's file name.
-pub const SUMMARY_HTML: &str = "summary.html";
+use super::changes::{Change, CHANGE_KINDS};
+use super::record::ImageRecord;
+use super::summary::Summary;
 
 /// Blocked images listed on the page; the rest are in `images.csv`.
 pub const MAX_BLOCKED_ROWS: usize = 1000;
@@ -225,7 +222,7 @@ pub fn write_summary_html(
         }
     }
 
-    let blocked_total = s.by_audit_status.get("Blocked").copied().unwrap_or(0);
+    let blocked_total = s.blocked();
     writeln!(w, "<h2>Blocked images (<span data-k=\"blocked\">{blocked_total}</span>)</h2>")?;
     writeln!(w, "<table><tr><th>image id</th><th>title</th><th>category</th><th>created</th><th>link</th></tr>")?;
     let mut shown = 0usize;
@@ -281,7 +278,7 @@ mod tests {
             ..Default::default()
         };
         let rec = Outcome::found("a".into(), info, 1, None).record();
-        let mut s = crate::report::summarize(1, 0, 0, [&rec]);
+        let mut s = crate::report::summary::summarize(1, 0, 0, [&rec]);
         s.ledger.found = 1;
         let page = PageInfo {
             started: "s",

@@ -5,8 +5,8 @@
 //! Owns chunking, the temporary sorted runs and the k-way merge. Memory is
 //! about [`CHUNK_BYTES`] whatever the number of ids, so a run of a million
 //! images writes its sorted `images.csv` in the same memory as a run of a
-//! thousand. What is done with the sorted outcomes is `app`'s and
-//! `report`'s business.
+//! thousand. What is done with the sorted outcomes is [`super::pass`]'s
+//! business.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -169,7 +169,8 @@ impl Iterator for Sorted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::outcome::{ImageRecord, Outcome};
+    use crate::report::record::ImageRecord;
+    use crate::run::outcome::Outcome;
 
     fn write_lines(path: &Path, header: bool, ids: &[&str]) {
         let mut text = String::new();

@@ -1,6 +1,7 @@
 //! `verify DIR`: re-checks a finished run directory, so a later reader can
 //! trust it: every file's size and SHA-256 against the manifest, the
-//! ledger's sums, and the reports against the ledger.
+//! manifest's ledger (for every format), and each report that carries
+//! counts against that ledger.
 //!
 //! Owns only checking; it writes nothing. The manifest is not a signature:
 //! this proves a report was not edited or truncated since the run, not who
@@ -9,17 +10,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
-
-use crate::report::{self, FileDigest, Summary};
-use crate::run::outcome::{ImageRecord, OutcomeKind};
-
-#[derive(Deserialize)]
-struct ManifestView {
-    complete: bool,
-    #[serde(default)]
-    files: Vec<FileDigest>,
-}
+use super::record::{IdOrder, ImageRecord, OutcomeKind};
+use super::summary::Summary;
+use crate::rundir::files::digest_file;
+use crate::rundir::manifest::{Ledger, Manifest, ManifestError};
+use crate::rundir::{IMAGES_CSV, REJECTED_CSV, SUMMARY_JSON};
 
 /// The result of a verification: what was checked and what failed.
 #[derive(Debug, Default)]
@@ -29,11 +24,8 @@ pub struct Verdict {
 }
 
 /// Checks a run directory. `Err` only when it is not a run directory at all.
-pub fn verify(dir: &Path) -> Result<Verdict, String> {
-    let manifest_path = dir.join(report::MANIFEST_JSON);
-    let text = std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let manifest: ManifestView = serde_json::from_slice(&text)
-        .map_err(|e| format!("{}: not a vod-image-audit manifest: {e}", manifest_path.display()))?;
+pub fn verify(dir: &Path) -> Result<Verdict, ManifestError> {
+    let manifest = Manifest::read(dir)?;
     let mut v = Verdict::default();
     if !manifest.complete {
         v.problems.push("the manifest marks the run incomplete: it does not account for every id".into());
@@ -44,7 +36,7 @@ pub fn verify(dir: &Path) -> Result<Verdict, String> {
             v.problems.push(format!("{}: a file name with a path in the manifest", f.name));
             continue;
         }
-        match report::digest_file(&path) {
+        match digest_file(&path) {
             Err(e) => v.problems.push(format!("{}: {e}", f.name)),
             Ok((bytes, sha)) if bytes != f.bytes || sha != f.sha256 => v.problems.push(format!(
                 "{}: changed since the run (size {bytes}, SHA-256 {sha}; the manifest says {} and {})",
@@ -53,24 +45,10 @@ pub fn verify(dir: &Path) -> Result<Verdict, String> {
             Ok(_) => v.checked.push(format!("{}: SHA-256 matches", f.name)),
         }
     }
-    let listed = |name: &str| manifest.files.iter().any(|f| f.name == name);
-    if !listed(report::SUMMARY_JSON) && !listed(report::IMAGES_CSV) {
+    if !manifest.lists(SUMMARY_JSON) && !manifest.lists(IMAGES_CSV) {
         v.problems.push("the manifest lists neither summary.json nor images.csv".into());
     }
-    if listed(report::SUMMARY_JSON) {
-        match std::fs::read(dir.join(report::SUMMARY_JSON))
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Summary>(&b).map_err(|e| e.to_string()))
-        {
-            Err(e) => v.problems.push(format!("summary.json: {e}")),
-            Ok(s) => check_summary(&s, dir, listed(report::IMAGES_CSV), listed(report::REJECTED_CSV), &mut v),
-        }
-    }
-    Ok(v)
-}
-
-fn check_summary(s: &Summary, dir: &Path, images: bool, rejected: bool, v: &mut Verdict) {
-    let l = &s.ledger;
+    let l = &manifest.ledger;
     let problems = l.problems();
     if problems.is_empty() {
         v.checked.push(format!(
@@ -79,22 +57,16 @@ fn check_summary(s: &Summary, dir: &Path, images: bool, rejected: bool, v: &mut 
         ));
     }
     v.problems.extend(problems.into_iter().map(|p| format!("ledger: {p}")));
-    let t = &s.totals;
-    let pairs = [
-        ("input_rows", t.input_rows, l.input_rows),
-        ("unique_ids", t.unique_ids, l.unique_ids),
-        ("duplicates", t.duplicates, l.duplicates),
-        ("invalid", t.invalid, l.rejected),
-        ("found", t.found, l.found),
-        ("missing", t.missing, l.missing),
-        ("failed", t.failed, l.failed),
-    ];
-    for (name, total, ledger) in pairs {
-        if total != ledger {
-            v.problems.push(format!("summary.json: totals.{name} {total} but the ledger says {ledger}"));
+    if manifest.lists(SUMMARY_JSON) {
+        match std::fs::read(dir.join(SUMMARY_JSON))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Summary>(&b).map_err(|e| e.to_string()))
+        {
+            Err(e) => v.problems.push(format!("summary.json: {e}")),
+            Ok(s) => check_summary(&s, l, &mut v),
         }
     }
-    if images {
+    if manifest.lists(IMAGES_CSV) {
         match count_images(dir) {
             Err(e) => v.problems.push(format!("images.csv: {e}")),
             Ok(c) => {
@@ -111,8 +83,8 @@ fn check_summary(s: &Summary, dir: &Path, images: bool, rejected: bool, v: &mut 
             }
         }
     }
-    if rejected {
-        match csv::Reader::from_path(dir.join(report::REJECTED_CSV)).map(|mut r| r.records().count() as u64) {
+    if manifest.lists(REJECTED_CSV) {
+        match csv::Reader::from_path(dir.join(REJECTED_CSV)).map(|mut r| r.records().count() as u64) {
             Err(e) => v.problems.push(format!("rejected.csv: {e}")),
             Ok(n) if n != l.rejected => {
                 v.problems.push(format!("rejected.csv has {n} rows; the ledger says {}", l.rejected))
@@ -120,19 +92,40 @@ fn check_summary(s: &Summary, dir: &Path, images: bool, rejected: bool, v: &mut 
             Ok(_) => v.checked.push("rejected.csv rows match the ledger".into()),
         }
     }
+    Ok(v)
+}
+
+/// summary.json's own ledger and totals against the manifest's ledger.
+fn check_summary(s: &Summary, l: &Ledger, v: &mut Verdict) {
+    v.problems.extend(s.ledger.problems().into_iter().map(|p| format!("summary.json ledger: {p}")));
+    if s.ledger != *l {
+        v.problems.push("summary.json: its ledger differs from the manifest's".into());
+    }
+    let t = &s.totals;
+    let pairs = [
+        ("input_rows", t.input_rows, l.input_rows),
+        ("unique_ids", t.unique_ids, l.unique_ids),
+        ("duplicates", t.duplicates, l.duplicates),
+        ("invalid", t.invalid, l.rejected),
+        ("found", t.found, l.found),
+        ("missing", t.missing, l.missing),
+        ("failed", t.failed, l.failed),
+    ];
+    for (name, total, ledger) in pairs {
+        if total != ledger {
+            v.problems.push(format!("summary.json: totals.{name} {total} but the ledger says {ledger}"));
+        }
+    }
 }
 
 fn count_images(dir: &Path) -> Result<BTreeMap<OutcomeKind, u64>, String> {
-    let mut r = csv::Reader::from_path(dir.join(report::IMAGES_CSV)).map_err(|e| e.to_string())?;
+    let mut r = csv::Reader::from_path(dir.join(IMAGES_CSV)).map_err(|e| e.to_string())?;
     let mut counts = BTreeMap::from([(OutcomeKind::Found, 0), (OutcomeKind::Missing, 0), (OutcomeKind::Failed, 0)]);
-    let mut last: Option<String> = None;
+    let mut order = IdOrder::default();
     for row in r.deserialize::<ImageRecord>() {
         let row = row.map_err(|e| e.to_string())?;
-        if last.as_ref().is_some_and(|l| *l >= row.image_id) {
-            return Err(format!("not sorted by image_id, or a duplicate, at {:?}", row.image_id));
-        }
+        order.next(&row.image_id).map_err(|e| e.to_string())?;
         *counts.entry(row.outcome).or_default() += 1;
-        last = Some(row.image_id);
     }
     Ok(counts)
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::client::VodClient;
 use crate::api::error::{ApiError, ErrorClass};
+use crate::report::record::OutcomeKind;
 use crate::run::outcome::{FailureInfo, Outcome};
 use crate::run::retry::{Decision, RetryPolicy};
 
@@ -162,15 +163,15 @@ pub struct Counters {
     pub batch_fallbacks: AtomicU64,
 }
 
-/// Which operation looks the ids up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiMode {
-    /// `GetImageInfo`, one id per call.
-    Single,
-    /// `GetImageInfos`, up to 20 ids per call, with `GetImageInfo` for
-    /// images whose batch answer lacks `AuditStatus`.
-    Batch,
+named_enum! {
+    /// Which operation looks the ids up.
+    pub enum ApiMode {
+        /// `GetImageInfo`, one id per call.
+        Single => "single",
+        /// `GetImageInfos`, up to 20 ids per call, with `GetImageInfo` for
+        /// images whose batch answer lacks `AuditStatus`.
+        Batch => "batch",
+    }
 }
 
 /// Why a run stopped before settling every id.
@@ -331,6 +332,15 @@ impl Shared<'_> {
     }
 }
 
+/// Where settled outcomes go (the progress display, the journal). Awaited
+/// by the one consumer of the calls, so a sink that waits (a full queue to
+/// a slow disk) holds back new calls instead of letting memory grow.
+pub trait Sink {
+    /// Takes one outcome. An error (the journal cannot be written) stops
+    /// the run.
+    fn settle(&mut self, outcome: Outcome) -> impl std::future::Future<Output = Result<(), String>>;
+}
+
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
 /// order); nothing is kept here, so memory does not grow with the number of
 /// ids. Ids left when the run stops are handed over as not attempted, so
@@ -342,7 +352,7 @@ pub async fn audit(
     settings: &AuditSettings,
     counters: Arc<Counters>,
     stop: StopHandle,
-    mut sink: impl FnMut(Outcome) -> Result<(), String>,
+    sink: &mut impl Sink,
 ) {
     let shared = Shared {
         client,
@@ -381,14 +391,14 @@ pub async fn audit(
     while let Some(outcome) = stream.next().await {
         if !outcome.cut_short {
             settled += 1;
-            failed += u64::from(outcome.kind == crate::run::outcome::OutcomeKind::Failed);
+            failed += u64::from(outcome.kind == OutcomeKind::Failed);
             if let Some(limit) = settings.max_failures {
                 if limit.exceeded(failed, settled) {
                     shared.stop.stop(StopReason::TooManyFailures { failed, settled });
                 }
             }
         }
-        if let Err(e) = sink(outcome) {
+        if let Err(e) = sink.settle(outcome).await {
             shared.stop.stop(StopReason::Storage(e));
         }
     }

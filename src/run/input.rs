@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
+pub use crate::report::record::Rejected;
 use crate::rundir::digest::Sha256;
 
 /// The longest id accepted. VOD ids are 32 hex characters; 64 leaves room
@@ -79,17 +80,6 @@ pub enum InputError {
     UnknownColumn { file: String, line: u64, name: String, header: String },
     #[error("{file}: line {line}: a quoted field opened on or after this line is never closed, so the rest of the file would be read as one value; close the quote (or remove the stray '\"') and run again")]
     UnclosedQuote { file: String, line: u64 },
-}
-
-/// A row that was not used, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Rejected {
-    /// 1-based line number where the row starts.
-    pub line: u64,
-    /// The value as found (shortened if very long).
-    pub value: String,
-    /// Why it was rejected.
-    pub reason: String,
 }
 
 /// Unique ids in one buffer: a million 32-character ids take ~40 MB, not

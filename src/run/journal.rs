@@ -8,7 +8,12 @@
 //! is written with one `write` call as it settles (so it survives the process
 //! being killed) and the file is fsynced at least every [`SYNC_EVERY`] (so a
 //! power loss costs at most that much re-done work). Deciding what to resume
-//! is `app`'s business.
+//! is the `run` command's business.
+//!
+//! The writes happen on a thread of their own ([`Recorder`]), fed by a
+//! bounded queue: a disk that stalls holds back at most
+//! [`RECORDER_QUEUE`] outcomes, while the calls, the pacer and the timers on
+//! the async runtime go on.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
@@ -17,10 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::outcome::ImageRecord;
+use crate::report::record::ImageRecord;
 
-/// The journal's file name in the run directory.
-pub const JOURNAL_FILE: &str = "journal.jsonl";
+pub use crate::rundir::JOURNAL as JOURNAL_FILE;
 
 /// The format of the lines, in the header. 1 held the internal outcome;
 /// 2 holds the report record.
@@ -29,6 +33,11 @@ pub const JOURNAL_FORMAT: u32 = 2;
 /// Longest time a settled outcome may sit in the page cache before an
 /// fsync: what a power loss can cost, in calls to redo.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Outcomes that may wait for the recorder thread: about 1.5 MB of records,
+/// a minute of calls at 100 calls/s. When it is full the audit's consumer
+/// waits, so new calls wait too and memory stays flat.
+pub const RECORDER_QUEUE: usize = 4096;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -140,6 +149,86 @@ impl Journal {
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// One outcome for the recorder.
+enum Entry {
+    /// Settled: journaled (and spilled if the journal cannot take it).
+    Settled(ImageRecord),
+    /// Cut short by a stop: reported but not journaled, so that a resumed
+    /// run calls the id again.
+    CutShort(ImageRecord),
+}
+
+/// The journal and the spill file of outcomes cut short, written on a
+/// thread of their own. Outcomes are handed over with
+/// [`Recorder::record`]; the first write error is kept and handed back to
+/// every later caller, which stops the run.
+pub struct Recorder {
+    tx: Option<tokio::sync::mpsc::Sender<Entry>>,
+    thread: Option<std::thread::JoinHandle<io::Result<Journal>>>,
+    failed: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+impl Recorder {
+    /// Starts the thread; `spill` is the already created spill file, shown
+    /// in messages as `spill_path`.
+    pub fn start(mut journal: Journal, spill: File, spill_path: PathBuf) -> io::Result<Recorder> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Entry>(RECORDER_QUEUE);
+        let failed = std::sync::Arc::new(std::sync::OnceLock::new());
+        let fail = failed.clone();
+        let thread = std::thread::Builder::new().name("journal".into()).spawn(move || {
+            let mut spill = io::BufWriter::new(spill);
+            let spill_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", spill_path.display()));
+            while let Some(entry) = rx.blocking_recv() {
+                let record = match entry {
+                    Entry::CutShort(r) => r,
+                    Entry::Settled(r) => match journal.append(&r) {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            // Still reported (and called again on a resume); the run stops.
+                            let _ = fail.set(format!("{}: {e}", journal.path().display()));
+                            r
+                        }
+                    },
+                };
+                if let Err(e) = record.write_line(&mut spill) {
+                    let e = spill_err(e);
+                    let _ = fail.set(e.to_string());
+                    return Err(e);
+                }
+            }
+            spill.flush().map_err(spill_err)?;
+            journal.sync().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", journal.path().display())))?;
+            Ok(journal)
+        })?;
+        Ok(Recorder { tx: Some(tx), thread: Some(thread), failed })
+    }
+
+    /// Hands one outcome to the thread, waiting while its queue is full.
+    /// `Err` once any write has failed.
+    pub async fn record(&self, record: ImageRecord, cut_short: bool) -> Result<(), String> {
+        let entry = if cut_short { Entry::CutShort(record) } else { Entry::Settled(record) };
+        let tx = self.tx.as_ref().expect("recording before finish");
+        if tx.send(entry).await.is_err() {
+            return Err(self.failed.get().cloned().unwrap_or_else(|| "the journal thread ended".into()));
+        }
+        match self.failed.get() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every outcome to be written and synced (on a blocking
+    /// thread, so the runtime keeps running); returns the journal.
+    pub async fn finish(mut self) -> io::Result<Journal> {
+        drop(self.tx.take());
+        let thread = self.thread.take().expect("finished once");
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|_| io::Error::other("the journal thread panicked"))?
     }
 }
 

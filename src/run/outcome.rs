@@ -1,36 +1,14 @@
 //! What became of one image id: the unit every other stage passes along.
 //!
-//! Owns [`Outcome`] and its flat, serializable form [`ImageRecord`], which is
-//! both a row of `images.csv` and a line of `images.jsonl`. Deciding the
-//! outcome is `run`'s job; adding outcomes up is `report`'s.
+//! Owns [`Outcome`] and its conversion to the report's flat record
+//! ([`ImageRecord`]). Deciding the outcome is the engine's job; adding the
+//! records up is `report`'s.
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::api::model::ImageInfo;
-
-/// The three ends of an id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutcomeKind {
-    /// The API described the image.
-    Found,
-    /// The API said `NoSuchResource`.
-    Missing,
-    /// No answer could be had (the error says why).
-    Failed,
-}
-
-impl OutcomeKind {
-    /// The word used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Found => "found",
-            OutcomeKind::Missing => "missing",
-            OutcomeKind::Failed => "failed",
-        }
-    }
-}
+use crate::report::record::{ImageRecord, OutcomeKind};
 
 /// The error of a failed id, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,45 +139,5 @@ impl Outcome {
             http_status,
             request_id: failure_request_id.or(self.request_id),
         }
-    }
-}
-
-/// One row of `images.csv` / one line of `images.jsonl`. The field order is
-/// the CSV column order, pinned by a test in `report`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRecord {
-    pub image_id: String,
-    pub outcome: OutcomeKind,
-    pub audit_status: Option<String>,
-    pub status: Option<String>,
-    pub cate_id: Option<i64>,
-    pub cate_name: Option<String>,
-    pub title: Option<String>,
-    pub image_type: Option<String>,
-    pub creation_time: Option<String>,
-    pub tags: Option<String>,
-    pub description: Option<String>,
-    pub storage_location: Option<String>,
-    pub url: Option<String>,
-    pub app_id: Option<String>,
-    pub region_id: Option<String>,
-    pub file_size: Option<String>,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    pub original_file_name: Option<String>,
-    pub file_url: Option<String>,
-    pub attempts: u32,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub http_status: Option<u16>,
-    pub request_id: Option<String>,
-}
-
-impl ImageRecord {
-    /// Writes the record as one JSON line: the journal's line and the
-    /// `images.jsonl` line, which is copied from it.
-    pub fn write_line<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *w, self)?;
-        w.write_all(b"\n")
     }
 }

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-/// How the send rate is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RateMode {
-    /// Exactly `--qps`.
-    Fixed,
-    /// Start at `--qps`, slow down on throttling, speed up on success.
-    Adaptive,
+named_enum! {
+    /// How the send rate is chosen.
+    pub enum RateMode {
+        /// Exactly `--qps`.
+        Fixed => "fixed",
+        /// Start at `--qps`, slow down on throttling, speed up on success.
+        Adaptive => "adaptive",
+    }
 }
 
 /// Lowest adaptive rate, calls per second.

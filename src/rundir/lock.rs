@@ -9,8 +9,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// The lock file's name in the run directory.
-pub const LOCK_FILE: &str = ".vod-image-audit.lock";
+use super::LOCK as LOCK_FILE;
 
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,173 @@
 //! The run directory (`--out`): the name of every file a run writes there,
-//! taking it (lock, refusal of a finished run, write probe), and the file
-//! digests the manifest lists.
+//! taking the directory for a run (lock, refusal of a finished run or its
+//! removal under `--force`, write probe), finding an earlier run to compare
+//! with, writing files so that a crash never leaves half of one, and the
+//! typed [`manifest::Manifest`].
 //!
 //! - [`lock`]: one run per directory.
-//! - [`digest`]: SHA-256 of the input and of the reports.
+//! - [`files`]: atomic writes and file digests.
+//! - [`manifest`]: `manifest.json` and its ledger.
+//! - [`digest`]: SHA-256 in hex.
+//!
+//! It knows nothing of the API or of what the reports say.
 
 pub mod digest;
+pub mod files;
 pub mod lock;
+pub mod manifest;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use lock::{LockError, RunLock};
+use manifest::{Manifest, ManifestError};
+
+/// `images.csv`: one row per unique id.
+pub const IMAGES_CSV: &str = "images.csv";
+/// `images.jsonl`: one JSON line per unique id.
+pub const IMAGES_JSONL: &str = "images.jsonl";
+/// `summary.json`: the totals and counts.
+pub const SUMMARY_JSON: &str = "summary.json";
+/// `summary.csv`: the counts as one long table.
+pub const SUMMARY_CSV: &str = "summary.csv";
+/// `rejected.csv`: input rows that were not used.
+pub const REJECTED_CSV: &str = "rejected.csv";
+/// `changes.csv`: what changed since an earlier run.
+pub const CHANGES_CSV: &str = "changes.csv";
+/// `summary.html`: the one-page summary.
+pub const SUMMARY_HTML: &str = "summary.html";
+/// `manifest.json`: written last; lists every other report file.
+pub const MANIFEST_JSON: &str = "manifest.json";
+/// The journal of settled ids, while a run is unfinished.
+pub const JOURNAL: &str = "journal.jsonl";
+/// The lock file (held while a run writes here).
+pub const LOCK: &str = ".vod-image-audit.lock";
+/// Outcomes cut short by a stop, waiting for the reports.
+pub const UNSETTLED: &str = ".unsettled.jsonl.tmp";
+/// Written and removed once to check the directory can be written.
+pub const WRITE_PROBE: &str = ".write-probe";
+
+/// Every report file a run may write; `manifest.json` last.
+pub const REPORT_FILES: &[&str] =
+    &[IMAGES_CSV, CHANGES_CSV, SUMMARY_HTML, SUMMARY_CSV, REJECTED_CSV, IMAGES_JSONL, SUMMARY_JSON, MANIFEST_JSON];
+
+/// The temporary name a file is written under before it is renamed into
+/// place (see [`files::AtomicFile`]).
+pub fn temp_name(name: &str) -> String {
+    format!(".{name}.tmp")
+}
+
+/// Why a directory cannot be used for a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{dir} already holds a complete run: choose another --out, or pass --force to replace it")]
+    Finished { dir: String },
+    #[error("{dir} holds a manifest that cannot be read ({why}): choose another --out, or pass --force to replace it")]
+    BadManifest { dir: String, why: String },
+    #[error("cannot create the output directory {dir}: {reason}")]
+    Create { dir: String, reason: String },
+    #[error("--force: cannot remove {path}: {reason}")]
+    Remove { path: String, reason: String },
+    #[error("cannot write in the output directory {dir}: {reason}")]
+    NotWritable { dir: String, reason: String },
+}
+
+/// A run directory taken for a run: held locked until dropped.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    _lock: RunLock,
+}
+
+impl RunDir {
+    /// Creates the directory, takes its lock, refuses a complete run (unless
+    /// `force`, when that run's files are removed), and makes sure the
+    /// directory can be written: all before any call is made. A manifest that
+    /// cannot be read counts as a complete run: it is never replaced unasked.
+    pub fn open(out: &Path, force: bool) -> Result<RunDir, RunDirError> {
+        let dir = out.display().to_string();
+        std::fs::create_dir_all(out).map_err(|e| RunDirError::Create { dir: dir.clone(), reason: e.to_string() })?;
+        let lock = RunLock::acquire(out)?;
+        let finished = match Manifest::read(out) {
+            Ok(m) => m.complete,
+            Err(ManifestError::Absent { .. }) => false,
+            Err(e) if force => {
+                tracing::debug!("--force replaces an unreadable manifest: {e}");
+                true
+            }
+            Err(e) => return Err(RunDirError::BadManifest { dir, why: e.to_string() }),
+        };
+        if finished && !force {
+            return Err(RunDirError::Finished { dir });
+        }
+        if finished {
+            for name in REPORT_FILES.iter().chain([&JOURNAL]) {
+                let path = out.join(name);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(RunDirError::Remove { path: path.display().to_string(), reason: e.to_string() })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let probe = out.join(WRITE_PROBE);
+        std::fs::write(&probe, b"probe")
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|e| RunDirError::NotWritable { dir, reason: e.to_string() })?;
+        Ok(RunDir { path: out.to_owned(), _lock: lock })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file in it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+/// `--compare-with`: `auto` is the latest complete run in the same parent
+/// directory as `out` (by its manifest's `finished`); a path must be a
+/// complete run whose manifest lists an `images.csv`. `Err` says why a named
+/// directory cannot be compared with.
+pub fn find_previous(arg: &str, out: &Path) -> Result<Option<PathBuf>, String> {
+    let comparable = |dir: &Path| -> Result<Manifest, String> {
+        let m = Manifest::read(dir).map_err(|e| e.to_string())?;
+        if !m.complete {
+            return Err("the run is incomplete".into());
+        }
+        if !m.lists(IMAGES_CSV) || !dir.join(IMAGES_CSV).exists() {
+            return Err("the run has no images.csv".into());
+        }
+        Ok(m)
+    };
+    if arg != "auto" {
+        let dir = PathBuf::from(arg);
+        return match comparable(&dir) {
+            Ok(_) => Ok(Some(dir)),
+            Err(why) => Err(format!(
+                "--compare-with {arg}: not a complete run with an images.csv ({why}; run `vod-image-audit verify {arg}`)"
+            )),
+        };
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let me = std::fs::canonicalize(out).ok();
+    let mut best: Option<(String, PathBuf)> = None;
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let dir = entry.path();
+        if std::fs::canonicalize(&dir).ok() == me {
+            continue;
+        }
+        if let Ok(m) = comparable(&dir) {
+            if best.as_ref().is_none_or(|(f, _)| m.finished > *f) {
+                best = Some((m.finished, dir));
+            }
+        }
+    }
+    Ok(best.map(|(_, d)| d))
+}

@@ -1,0 +1,298 @@
+//! The `run` command, start to finish: take the run directory, read back
+//! the journal, call every id that is not settled yet, then the report pass
+//! and the manifest, and the exit code that says how it went.
+//!
+//! It owns the order of these steps and what is printed about them; each
+//! step's logic lives in `rundir`, `run` and `report`. The journal writes
+//! and the report pass run off the async runtime, so a slow disk never
+//! stalls the calls and a signal is always heard.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::error::{CmdError, Exit};
+use super::progress::Progress;
+use super::settings::{ApiTarget, RunSettings};
+use crate::api::client::VodClient;
+use crate::report::pass::{self, Expected, RunFacts};
+use crate::report::sort;
+use crate::report::summary::Summary;
+use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
+use crate::run::input::{Fingerprint, IdList};
+use crate::run::journal::{Journal, Recorder};
+use crate::run::outcome::Outcome;
+use crate::rundir::files::{sync_dir, FileDigest};
+use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput};
+use crate::rundir::{self, RunDir};
+
+/// Where a run is, for the signal handler: while the reports are written a
+/// signal quits at once (the journal still holds everything, so the run
+/// resumes); before, the first signal lets the calls in flight finish.
+#[derive(Clone, Default)]
+pub struct Phase(Arc<AtomicBool>);
+
+impl Phase {
+    fn reporting(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn is_reporting(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Listens for SIGINT and SIGTERM for the life of the process.
+pub fn spawn_signal_listener(stop: StopHandle, phase: Phase) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        // SIGINT or SIGTERM.
+        macro_rules! next_signal {
+            () => {{
+                #[cfg(unix)]
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            }};
+        }
+        next_signal!();
+        if !phase.is_reporting() {
+            eprintln!(
+                "vod-image-audit: stopping: waiting for the calls in flight, then writing the report (run again to resume; a second signal quits at once)"
+            );
+            stop.stop(StopReason::Interrupted);
+            next_signal!();
+        }
+        // Every settled id is already in the journal: quitting now loses nothing.
+        eprintln!("vod-image-audit: quitting at once; run the same command again to resume");
+        std::process::exit(i32::from(Exit::Interrupted.code()));
+    });
+}
+
+/// The audit's sink: the progress display, then the recorder thread.
+struct Settle<'a> {
+    progress: &'a mut Progress,
+    recorder: &'a Recorder,
+}
+
+impl Sink for Settle<'_> {
+    async fn settle(&mut self, o: Outcome) -> Result<(), String> {
+        self.progress.record(&o);
+        let cut_short = o.cut_short;
+        self.recorder.record(o.record(), cut_short).await
+    }
+}
+
+/// The audit, from validated settings and input to reports and exit code.
+pub async fn run_audit(
+    settings: &RunSettings,
+    ids: IdList,
+    target: ApiTarget,
+    stop: StopHandle,
+    phase: Phase,
+) -> Result<Exit, CmdError> {
+    let dir = RunDir::open(&settings.out, settings.force)?;
+    let previous = match &settings.compare_with {
+        Some(arg) => rundir::find_previous(arg, &settings.out).map_err(CmdError::usage)?,
+        None => None,
+    };
+    let started = SystemTime::now();
+    let client = VodClient::new(target.credentials.clone(), target.client.clone())
+        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let fingerprint = Fingerprint::default();
+    let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
+    let (journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
+        done.insert(fingerprint.of(&o.image_id));
+    })?;
+    let resumed = recovered.count;
+    let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count();
+    let counters = Arc::new(Counters::default());
+    let mut progress = Progress::new(todo_count as u64, settings.progress, settings.quiet, counters.clone());
+    if !progress.is_silent() {
+        eprintln!(
+            "vod-image-audit: {} unique ids ({} rows, {} duplicates, {} rejected) from {} -> {} at {} calls/s via {}",
+            ids.ids.len(),
+            ids.input_rows,
+            ids.duplicates,
+            ids.rejected.len(),
+            settings.input.display(),
+            settings.out.display(),
+            settings.audit.qps,
+            client.endpoint().as_str()
+        );
+        if resumed > 0 {
+            eprintln!(
+                "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {todo_count} to go",
+                journal.path().display(),
+                if recovered.torn { " (a torn last line was cut off)" } else { "" },
+            );
+        }
+    }
+    // Outcomes cut short by a stop are reported but not journaled (a resumed
+    // run calls those ids again); they wait in this file for the reports.
+    let unsettled_path = dir.join(rundir::UNSETTLED);
+    let spill = std::fs::File::create(&unsettled_path)
+        .map_err(|e| CmdError::disk(format!("creating {}", unsettled_path.display()), e))?;
+    let recorder = Recorder::start(journal, spill, unsettled_path.clone())
+        .map_err(|e| CmdError::internal(anyhow::anyhow!("starting the journal thread: {e}")))?;
+    let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
+    let mut sink = Settle { progress: &mut progress, recorder: &recorder };
+    engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
+    progress.finish();
+    drop(done);
+    let journal = recorder.finish().await.map_err(|e| CmdError::disk("finishing the journal", e))?;
+    // Its connections and their buffers (some 35 KB per call that was in
+    // flight) go before the reports' sort needs memory, which then reuses
+    // theirs: peak memory does not grow with --concurrency.
+    let endpoint = client.endpoint().as_str().to_owned();
+    drop(client);
+    // The connection tasks notice the pool is gone when next polled; let
+    // them run and free their buffers.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+
+    phase.reporting();
+    let reason = stop.reason();
+    let facts = RunFacts {
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        finished: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        input: settings.input.display(),
+        input_sha256: ids.sha256.clone(),
+        endpoint,
+        region: target.region.clone(),
+    };
+    let stop_reason = reason.as_ref().map(StopReason::describe);
+    let formats = settings.formats.clone();
+    let journal_path = journal.path().to_owned();
+    let out = dir.path().to_owned();
+    let prev = previous.clone();
+    let facts_for_pass = facts.clone();
+    let (summary, files, ids) = tokio::task::spawn_blocking(move || {
+        let sources = [
+            sort::Source { path: &journal_path, skip_lines: 1 },
+            sort::Source { path: &unsettled_path, skip_lines: 0 },
+        ];
+        let expected = Expected {
+            input_rows: ids.input_rows,
+            blank_rows: ids.blank_rows,
+            duplicates: ids.duplicates,
+            unique_ids: ids.ids.len() as u64,
+            rejected: &ids.rejected,
+            sorted_ids: ids.ids.sorted(),
+        };
+        let written =
+            pass::write_reports(&out, &formats, expected, &sources, prev.as_deref(), &facts_for_pass, stop_reason);
+        if written.is_ok() {
+            let _ = std::fs::remove_file(&unsettled_path);
+        }
+        written.map(|(summary, files)| (summary, files, ids))
+    })
+    .await
+    .map_err(CmdError::internal)?
+    .map_err(|e| CmdError::disk(format!("writing the reports in {}", settings.out.display()), e))?;
+    if summary.ledger.unaccounted > 0 {
+        // Never expected: every id yields an outcome. If it happens, say so loudly.
+        eprintln!("vod-image-audit: error: ids unaccounted for: {:?}", summary.ledger.unaccounted_ids);
+    }
+
+    let exit = match &reason {
+        _ if summary.ledger.unaccounted > 0 => Exit::Internal,
+        Some(
+            StopReason::Fatal(_)
+            | StopReason::RetryBudget(_)
+            | StopReason::ServiceDown { .. }
+            | StopReason::TooManyFailures { .. }
+            | StopReason::Storage(_),
+        ) => Exit::Stopped,
+        Some(StopReason::Interrupted) => Exit::Interrupted,
+        None if summary.totals.failed > 0 => Exit::Failures,
+        None => Exit::Ok,
+    };
+    let calls = ManifestCalls {
+        total: counters.calls.load(Ordering::Relaxed),
+        throttled: counters.throttled.load(Ordering::Relaxed),
+        retries: counters.retries.load(Ordering::Relaxed),
+        batch_fallbacks: counters.batch_fallbacks.load(Ordering::Relaxed),
+    };
+    let manifest = manifest(settings, &target, &facts, &ids, &summary, previous, resumed, calls, files, exit);
+    manifest
+        .write(dir.path())
+        .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
+    if summary.complete {
+        // The reports now hold everything the journal did.
+        drop(journal);
+        let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
+        let _ = sync_dir(dir.path());
+    }
+
+    if let Some(r) = &reason {
+        eprintln!("vod-image-audit: {}", r.describe());
+        eprintln!("vod-image-audit: the report in {} is marked incomplete", settings.out.display());
+    }
+    if !settings.quiet {
+        let t = &summary.totals;
+        eprintln!(
+            "vod-image-audit: {}: {} ids: {} found ({} blocked), {} missing, {} failed; {} rejected rows; {} calls, {} throttled",
+            if summary.complete { "done" } else { "stopped" },
+            t.unique_ids,
+            t.found,
+            summary.blocked(),
+            t.missing,
+            t.failed,
+            t.invalid,
+            manifest.calls.total,
+            manifest.calls.throttled,
+        );
+    }
+    Ok(exit)
+}
+
+/// The manifest of a finished (or stopped) run.
+#[allow(clippy::too_many_arguments)]
+fn manifest(
+    settings: &RunSettings,
+    target: &ApiTarget,
+    facts: &RunFacts,
+    ids: &IdList,
+    summary: &Summary,
+    previous: Option<PathBuf>,
+    resumed_ids: usize,
+    calls: ManifestCalls,
+    files: Vec<FileDigest>,
+    exit: Exit,
+) -> Manifest {
+    Manifest {
+        tool: env!("CARGO_PKG_NAME").to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        complete: summary.complete,
+        stop_reason: summary.stop_reason.clone(),
+        exit_code: exit.code(),
+        command_line: settings.argv.clone(),
+        region: target.region.clone(),
+        endpoint: facts.endpoint.clone(),
+        credentials_source: target.credentials.source.clone(),
+        started: facts.started.clone(),
+        finished: facts.finished.clone(),
+        ledger: summary.ledger.clone(),
+        compared_with: previous.map(|p| p.display().to_string()),
+        input: ManifestInput {
+            path: settings.input.display(),
+            bytes: ids.bytes,
+            sha256: ids.sha256.clone(),
+            id_column: ids.id_column.clone(),
+            blank_rows: ids.blank_rows,
+        },
+        resumed_ids,
+        settings: settings.for_manifest(&target.client),
+        calls,
+        files,
+    }
+}

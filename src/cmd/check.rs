@@ -1,0 +1,53 @@
+//! `check`: one signed `GetImageInfo` call, printed as JSON on stdout, to
+//! see that the credentials, the region and the endpoint work.
+
+use super::cli::CheckArgs;
+use super::error::{CmdError, CmdResult, Exit};
+use super::settings::ApiTarget;
+use crate::api::client::VodClient;
+use crate::api::error::ErrorClass;
+use crate::report::record::OutcomeKind;
+use crate::run::input;
+
+/// `check --image-id ID`.
+pub async fn check(a: &CheckArgs) -> CmdResult {
+    let id = a.image_id.trim();
+    input::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {:?}: {why}", a.image_id)))?;
+    let target = ApiTarget::resolve(&a.api)?;
+    let client = VodClient::new(target.credentials.clone(), target.client.clone())
+        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let (value, exit) = match client.get_image_info(id).await {
+        Ok(found) => (
+            serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info}),
+            Exit::Ok,
+        ),
+        Err(e) if e.class == ErrorClass::Missing => {
+            (serde_json::json!({"outcome": OutcomeKind::Missing, "image_id": id, "request_id": e.request_id}), Exit::Ok)
+        }
+        Err(e) => {
+            let fatal = e.class == ErrorClass::Fatal;
+            if fatal {
+                eprintln!("vod-image-audit: {e}\nvod-image-audit: {}", e.advice());
+            } else {
+                eprintln!("vod-image-audit: {e}");
+            }
+            (
+                serde_json::json!({"outcome": OutcomeKind::Failed, "image_id": id, "error": {
+                    "code": e.code, "message": e.message, "http_status": e.http_status, "request_id": e.request_id,
+                    "fatal": fatal}}),
+                if fatal { Exit::Stopped } else { Exit::Failures },
+            )
+        }
+    };
+    let text = serde_json::to_string_pretty(&value).map_err(CmdError::internal)?;
+    println!("{text}");
+    if exit == Exit::Ok {
+        eprintln!(
+            "vod-image-audit: credentials ({}) and endpoint {} work (region {})",
+            target.credentials.source,
+            client.endpoint().as_str(),
+            target.region
+        );
+    }
+    Ok(exit)
+}

@@ -1,0 +1,75 @@
+//! The commands on finished runs: `verify DIR` and `diff OLD NEW`.
+
+use std::path::Path;
+
+use super::cli::{DiffArgs, VerifyArgs};
+use super::error::{verdict_exit, CmdError, CmdResult, Exit};
+use crate::report::changes::{self, ChangesWriter, CHANGE_KINDS};
+use crate::report::verify;
+use crate::rundir::files::write_atomic;
+use crate::rundir::IMAGES_CSV;
+
+/// `verify DIR`: what was checked on stdout, exit 6 on any problem.
+pub fn verify(a: &VerifyArgs) -> CmdResult {
+    let v = verify::verify(&a.dir)?;
+    for line in &v.checked {
+        println!("ok: {line}");
+    }
+    for p in &v.problems {
+        println!("FAILED: {p}");
+    }
+    let exit = verdict_exit(&v);
+    if exit == Exit::Ok {
+        println!("verified: {} is intact and complete", a.dir.display());
+    } else {
+        eprintln!("vod-image-audit: {}: {} problem(s) found", a.dir.display(), v.problems.len());
+    }
+    Ok(exit)
+}
+
+/// `diff OLD NEW`: changes.csv to stdout or `--out`, counts to stderr.
+pub fn diff(a: &DiffArgs) -> CmdResult {
+    let open = |dir: &Path| -> Result<std::io::BufReader<std::fs::File>, CmdError> {
+        let p = dir.join(IMAGES_CSV);
+        let f = std::fs::File::open(&p)
+            .map_err(|e| CmdError::usage(format!("{}: {e} (diff needs runs with images.csv)", p.display())))?;
+        Ok(std::io::BufReader::new(f))
+    };
+    let (old, new) = (open(&a.old)?, open(&a.new)?);
+    let old = changes::records_from_csv(old, "the older images.csv");
+    let new = changes::records_from_csv(new, "the newer images.csv");
+    let compared_with = Some(a.old.display().to_string());
+    let counts = match &a.out {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let name =
+                path.file_name().and_then(|n| n.to_str()).ok_or_else(|| CmdError::usage("--out needs a file name"))?;
+            let mut counts = None;
+            write_atomic(dir, name, |w| {
+                let mut writer = ChangesWriter::new(w)?;
+                counts = Some(changes::compare(old, new, compared_with, |c| writer.write(c))?);
+                writer.finish()
+            })
+            .map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+            counts.expect("set by the writer")
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let compared = (|| {
+                let mut writer = ChangesWriter::new(stdout.lock())?;
+                let counts = changes::compare(old, new, compared_with, |c| writer.write(c))?;
+                writer.finish()?;
+                Ok::<_, std::io::Error>(counts)
+            })();
+            compared.map_err(|e| CmdError::usage(format!("diff: {e}")))?
+        }
+    };
+    let parts: Vec<String> = CHANGE_KINDS.iter().map(|k| format!("{k} {}", counts.counts[*k])).collect();
+    eprintln!(
+        "vod-image-audit: {} ids compared ({} not in both or failed): {}",
+        counts.compared,
+        counts.not_compared,
+        parts.join(", ")
+    );
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,167 @@
+//! Raw flags become validated settings in one step: [`RunSettings`] for
+//! `run`, [`ApiTarget`] for every command that calls the API. Nothing after
+//! this step sees a raw flag.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::cli::{ApiArgs, RunArgs};
+use super::error::CmdError;
+use super::progress::ProgressMode;
+use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT};
+use crate::api::credentials::{self, CredentialRequest, Credentials};
+use crate::report::pass::Format;
+use crate::run::engine::{self, AuditSettings, FailureLimit};
+use crate::run::input::InputSource;
+use crate::run::retry::{self, RetryPolicy};
+use crate::rundir::manifest::ManifestSettings;
+
+/// Validated settings of `run`.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub input: InputSource,
+    pub id_column: Option<String>,
+    /// `--compare-with`: `auto` or a run directory.
+    pub compare_with: Option<String>,
+    pub out: PathBuf,
+    pub force: bool,
+    pub audit: AuditSettings,
+    pub formats: Vec<Format>,
+    pub progress: ProgressMode,
+    pub quiet: bool,
+    /// The command line, recorded in the manifest.
+    pub argv: Vec<String>,
+}
+
+impl RunSettings {
+    /// Checks the flags of `run`.
+    pub fn from_args(a: &RunArgs, argv: Vec<String>) -> Result<Self, CmdError> {
+        let qps = a.qps.unwrap_or(engine::DEFAULT_QPS);
+        let qps = NonZeroU32::new(qps).ok_or_else(|| CmdError::usage("--qps must be at least 1"))?;
+        let concurrency = a.concurrency.unwrap_or(engine::DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 1024 {
+            return Err(CmdError::usage("--concurrency must be between 1 and 1024"));
+        }
+        let max_attempts = a.max_attempts.unwrap_or(retry::DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 || max_attempts > 100 {
+            return Err(CmdError::usage("--max-attempts must be between 1 and 100"));
+        }
+        let max_failures = match &a.max_failures {
+            Some(t) => Some(FailureLimit::parse(t).map_err(|e| CmdError::usage(format!("--max-failures {e}")))?),
+            None => None,
+        };
+        let down_after = match &a.down_after {
+            Some(t) => parse_duration_or_zero("--down-after", t)?,
+            None => engine::DEFAULT_DOWN_AFTER,
+        };
+        if a.format.is_empty() {
+            return Err(CmdError::usage("--format needs csv, json or html, comma-separated"));
+        }
+        let out = match &a.out {
+            Some(p) => p.clone(),
+            None => PathBuf::from("reports").join(utc_stamp(SystemTime::now())),
+        };
+        Ok(RunSettings {
+            input: InputSource::from_arg(&a.input),
+            id_column: a.id_column.clone(),
+            compare_with: a.compare_with.clone(),
+            out,
+            force: a.force,
+            audit: AuditSettings {
+                api: a.operation,
+                qps,
+                rate_mode: a.rate,
+                burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("constant is non-zero"),
+                concurrency,
+                retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
+                max_failures,
+                down_after,
+            },
+            formats: a.format.clone(),
+            progress: a.progress,
+            quiet: a.quiet,
+            argv,
+        })
+    }
+
+    /// The settings as the manifest records them.
+    pub fn for_manifest(&self, client: &ClientConfig) -> ManifestSettings {
+        let a = &self.audit;
+        ManifestSettings {
+            api: a.api.as_str().to_owned(),
+            qps: a.qps.get(),
+            rate: a.rate_mode.as_str().to_owned(),
+            burst: a.burst.get(),
+            concurrency: a.concurrency,
+            max_attempts: a.retry.max_attempts,
+            max_failures: a.max_failures.map(|l| match l {
+                FailureLimit::Count(n) => n.to_string(),
+                FailureLimit::Percent(p) => format!("{p}%"),
+            }),
+            down_after_ms: a.down_after.as_millis(),
+            timeout_ms: client.request_timeout.as_millis(),
+            output_type: client.output_type.as_str().to_owned(),
+            auth_timeout: client.auth_timeout,
+            formats: self.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// Where calls go and with which key: resolved before any call.
+pub struct ApiTarget {
+    pub credentials: Credentials,
+    pub region: String,
+    pub client: ClientConfig,
+}
+
+impl ApiTarget {
+    /// Resolves credentials, region, endpoint and client settings.
+    pub fn resolve(a: &ApiArgs) -> Result<Self, CmdError> {
+        let resolved = credentials::resolve_from_process(&CredentialRequest {
+            profile: a.profile.clone(),
+            region: a.region.clone(),
+        })?;
+        Self::with_credentials(a, resolved.credentials, resolved.region)
+    }
+
+    /// Builds the target with credentials already at hand.
+    pub fn with_credentials(a: &ApiArgs, credentials: Credentials, region: String) -> Result<Self, CmdError> {
+        let endpoint = match &a.endpoint {
+            Some(e) => Endpoint::parse(e)?,
+            None => Endpoint::for_region(&region),
+        };
+        let timeout = parse_duration("--timeout", &a.timeout)?;
+        if let Some(0) = a.auth_timeout {
+            return Err(CmdError::usage("--auth-timeout must be at least 1 second"));
+        }
+        let client = ClientConfig {
+            endpoint,
+            request_timeout: timeout,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(timeout),
+            output_type: a.output_type,
+            auth_timeout: a.auth_timeout,
+        };
+        Ok(ApiTarget { credentials, region, client })
+    }
+}
+
+/// A duration flag that must be more than zero (`10s`, `1500ms`).
+pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
+    let d = parse_duration_or_zero(flag, text)?;
+    if d.is_zero() {
+        return Err(CmdError::usage(format!("{flag} must be more than zero")));
+    }
+    Ok(d)
+}
+
+/// A duration flag that may be zero.
+pub fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdError> {
+    humantime::parse_duration(text)
+        .map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))
+}
+
+/// `20261128T035600Z`: sorts by time and is safe in any file system.
+pub fn utc_stamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string().replace(['-', ':'], "")
+}

@@ -1,0 +1,246 @@
+//! The simulator's commands: `simulate` serves the strict local VOD
+//! endpoint; `demo` runs one in-process with a quota and some faults and
+//! audits the bundled sample against it. Built with the `simulator` feature.
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use super::audit::{run_audit, spawn_signal_listener, Phase};
+use super::cli::{ApiArgs, DemoArgs, SimulateArgs};
+use super::error::{CmdError, CmdResult, Exit};
+use super::settings::{ApiTarget, RunSettings};
+use crate::api::client::OutputType;
+use crate::api::credentials::Credentials;
+use crate::api::secret::Secret;
+use crate::report::pass::Format;
+use crate::report::summary::Summary;
+use crate::run::engine::{self, ApiMode, AuditSettings, StopHandle};
+use crate::run::input::{self, InputSource};
+use crate::run::rate::RateMode;
+use crate::run::retry::RetryPolicy;
+use crate::rundir::SUMMARY_JSON;
+use crate::sim::{self, Catalog, Faults, OutageFault, SimConfig, SimKey, Simulator};
+
+fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
+    let catalog = match (&a.catalog, a.generate) {
+        (Some(path), _) => Catalog::load(path).map_err(CmdError::usage)?,
+        (None, Some(n)) => {
+            Catalog::from_values(sim::catalog::generate_iter(n, a.seed, &a.region)).map_err(CmdError::usage)?
+        }
+        (None, None) => return Err(CmdError::usage("give --catalog FILE or --generate N")),
+    };
+    for (flag, rate) in [
+        ("--error-rate", a.error_rate),
+        ("--unavailable-rate", a.unavailable_rate),
+        ("--drop-rate", a.drop_rate),
+        ("--slow-rate", a.slow_rate),
+        ("--batch-forgets", a.batch_forgets),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(CmdError::usage(format!("{flag} must be between 0 and 1")));
+        }
+    }
+    let mut config = SimConfig::new(catalog);
+    config.region = a.region.clone();
+    config.keys = vec![SimKey {
+        id: a.access_key_id.clone(),
+        secret: a.access_key_secret.clone(),
+        sts_token: a.sts_token.clone(),
+    }];
+    config.qps = a.qps.filter(|q| *q > 0);
+    config.ratelimit_hints = a.ratelimit_hints;
+    config.seed = a.seed;
+    config.clock_offset_secs = a.clock_offset;
+    config.revoke_key_after = a.revoke_key_after;
+    config.batch_omits_audit_status = a.batch_omits_audit_status;
+    config.batch_forgets = a.batch_forgets;
+    config.faults = Faults {
+        internal_error: a.error_rate,
+        unavailable: a.unavailable_rate,
+        drop: a.drop_rate,
+        slow: a.slow_rate,
+        slow_delay: humantime::parse_duration(&a.slow_time)
+            .map_err(|e| CmdError::usage(format!("--slow-time: {e}")))?,
+        latency: humantime::parse_duration(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
+        outage: match a.outage_after {
+            Some(after_calls) => Some(OutageFault {
+                after_calls,
+                lasting: humantime::parse_duration(&a.outage_for)
+                    .map_err(|e| CmdError::usage(format!("--outage-for: {e}")))?,
+            }),
+            None => None,
+        },
+    };
+    Ok(config)
+}
+
+/// `simulate`: serves until interrupted.
+pub async fn simulate(a: &SimulateArgs) -> CmdResult {
+    let config = sim_config(a)?;
+    if let Some(path) = &a.write_catalog {
+        let text = serde_json::to_string_pretty(&config.catalog.to_file_value()).map_err(CmdError::internal)?;
+        std::fs::write(path, text + "\n").map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+        eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
+        return Ok(Exit::Ok);
+    }
+    if let Some(path) = &a.write_ids {
+        let mut text = String::from("ImageId\n");
+        for id in config.catalog.ids() {
+            text.push_str(id);
+            text.push('\n');
+        }
+        std::fs::write(path, text).map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+    }
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .map_err(|e| CmdError::usage(format!("cannot listen on {}: {e}", a.listen)))?;
+    let addr = listener.local_addr().map_err(CmdError::internal)?;
+    let sim = Simulator::new(config);
+    let c = sim.config();
+    println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
+    println!("quota: {}", c.qps.map_or("none".to_owned(), |q| format!("{q} calls/s")));
+    println!("stats: http://{addr}/__sim/stats");
+    println!("Point the tool at it (simulator-only credentials, not a real key):");
+    println!("  export ALIBABA_CLOUD_ACCESS_KEY_ID={}", a.access_key_id);
+    println!("  export ALIBABA_CLOUD_ACCESS_KEY_SECRET={}", a.access_key_secret);
+    if let Some(t) = &a.sts_token {
+        println!("  export ALIBABA_CLOUD_SECURITY_TOKEN={t}");
+    }
+    if let Some(id) = c.catalog.ids().first() {
+        println!("  vod-image-audit check --endpoint http://{addr}/ --image-id {id}");
+    }
+    println!("  vod-image-audit run --endpoint http://{addr}/ --input ids.csv");
+    sim::serve(listener, sim.clone(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(Exit::Ok)
+}
+
+/// The bundled demo catalog.
+pub const DEMO_CATALOG: &str = include_str!("../../inputs/demo-catalog.json");
+/// The bundled demo input.
+pub const DEMO_IDS: &[u8] = include_bytes!("../../inputs/demo-image-ids.csv");
+
+/// `demo`: the simulator in-process with a quota and some faults, an audit
+/// of the bundled sample against it, and the summary.
+pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
+    let values: serde_json::Value = serde_json::from_str(DEMO_CATALOG).map_err(CmdError::internal)?;
+    let images = values.get("images").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let mut config = SimConfig::new(Catalog::from_values(images).map_err(|e| CmdError::internal(anyhow::anyhow!(e)))?);
+    // The quota sits below the client's rate so that throttling shows, and a
+    // few faults show the retries.
+    config.qps = Some(200);
+    config.ratelimit_hints = true;
+    config.seed = 2026;
+    config.faults = Faults {
+        internal_error: 0.02,
+        unavailable: 0.01,
+        drop: 0.005,
+        latency: Duration::from_millis(5),
+        ..Faults::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(CmdError::internal)?;
+    let addr = listener.local_addr().map_err(CmdError::internal)?;
+    let sim = Simulator::new(config);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
+
+    let ids = input::read_ids(DEMO_IDS, "inputs/demo-image-ids.csv", None)?;
+    let api = ApiArgs {
+        region: None,
+        endpoint: Some(format!("http://{addr}/")),
+        profile: None,
+        timeout: "5s".into(),
+        output_type: OutputType::Cdn,
+        auth_timeout: None,
+    };
+    let credentials = Credentials {
+        access_key_id: sim::DEFAULT_KEY_ID.into(),
+        access_key_secret: Secret::new(sim::DEFAULT_KEY_SECRET),
+        security_token: None,
+        source: "the demo simulator's built-in key".into(),
+    };
+    let target = ApiTarget::with_credentials(&api, credentials, "cn-shanghai".into())?;
+    let settings = RunSettings {
+        input: InputSource::Path("inputs/demo-image-ids.csv".into()),
+        id_column: None,
+        compare_with: None,
+        out: a.out.clone(),
+        force: true,
+        audit: AuditSettings {
+            api: ApiMode::Single,
+            qps: NonZeroU32::new(240).expect("non-zero"),
+            rate_mode: RateMode::Fixed,
+            burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("non-zero"),
+            concurrency: 32,
+            retry: RetryPolicy::default(),
+            max_failures: None,
+            down_after: engine::DEFAULT_DOWN_AFTER,
+        },
+        formats: vec![Format::Csv, Format::Json, Format::Html],
+        progress: a.progress,
+        quiet: false,
+        argv,
+    };
+    println!(
+        "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s, 2% 500s, 1% 503s, 0.5% dropped connections",
+        sim.config().catalog.len()
+    );
+    println!("demo: auditing inputs/demo-image-ids.csv at 240 calls/s (above the quota, so throttling shows)");
+    let stop = StopHandle::default();
+    let phase = Phase::default();
+    spawn_signal_listener(stop.clone(), phase.clone());
+    let code = run_audit(&settings, ids, target, stop.clone(), phase).await?;
+    shutdown.cancel();
+    let _ = server.await;
+    let stats = sim.stats();
+    print_demo_summary(&settings.out, &stats).map_err(|e| CmdError::disk("reading the demo's summary.json", e))?;
+    Ok(code)
+}
+
+fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
+    let summary: Summary = serde_json::from_slice(&std::fs::read(out.join(SUMMARY_JSON))?)?;
+    let t = &summary.totals;
+    println!();
+    println!(
+        "reports in {}/: summary.html images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json",
+        out.display()
+    );
+    println!(
+        "open {}/summary.html in a browser; check the files with: vod-image-audit verify {}",
+        out.display(),
+        out.display()
+    );
+    println!();
+    println!("{:<28}{:>8}", "input rows", t.input_rows);
+    println!("{:<28}{:>8}", "  unique ids", t.unique_ids);
+    println!("{:<28}{:>8}", "  duplicates", t.duplicates);
+    println!("{:<28}{:>8}", "  rejected (rejected.csv)", t.invalid);
+    println!("{:<28}{:>8}", "found", t.found);
+    println!("{:<28}{:>8}", "missing (NoSuchResource)", t.missing);
+    println!("{:<28}{:>8}", "failed", t.failed);
+    println!();
+    println!("AuditStatus of found images:");
+    for (k, v) in &summary.by_audit_status {
+        println!("  {k:<26}{v:>8}");
+    }
+    println!("Status of found images:");
+    for (k, v) in &summary.by_status {
+        println!("  {k:<26}{v:>8}");
+    }
+    println!("Categories (images / blocked):");
+    for c in &summary.by_category {
+        let name = c.cate_name.as_deref().unwrap_or("(uncategorized)").replace('\n', "\\n");
+        println!("  {:<26}{:>8}{:>8}", name, c.images, c.blocked);
+    }
+    println!();
+    println!("simulator answers by code:");
+    for (k, v) in &stats.by_code {
+        println!("  {k:<26}{v:>8}");
+    }
+    let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
+    println!("ids answered more than once: {twice}");
+    Ok(())
+}

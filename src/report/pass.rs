@@ -1,0 +1,203 @@
+//! The report pass: from the settled outcomes (the journal and the spill of
+//! outcomes cut short, in any order) and the ids the input asked for, to
+//! every report file and the [`Summary`], in one sorted pass and bounded
+//! memory.
+//!
+//! `images.csv`, `images.jsonl` and `changes.csv` are streamed; the summary
+//! is a fold; the ledger matches the sorted outcomes against the sorted
+//! input ids, so an id that got no outcome is named, never lost. It is
+//! synchronous and may take long (hashing gigabytes at 10^6 ids): callers on
+//! an async runtime run it on a blocking thread.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::changes::{self, Change, ChangesWriter};
+use super::html::{self, PageInfo};
+use super::record::{IdOrder, ImageRecord, OutOfOrder, Rejected};
+use super::sort;
+use super::summary::{Fold, Summary};
+use super::write::{self as w, ImagesCsv};
+use crate::rundir::files::{write_atomic, AtomicFile, FileDigest};
+use crate::rundir::manifest::Ledger;
+use crate::rundir::{CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, REJECTED_CSV, SUMMARY_CSV, SUMMARY_HTML, SUMMARY_JSON};
+
+named_enum! {
+    /// A report format (`--format`).
+    pub enum Format {
+        /// `images.csv`, `summary.csv`, `rejected.csv` (and `changes.csv`).
+        Csv => "csv",
+        /// `images.jsonl`, `summary.json`.
+        Json => "json",
+        /// `summary.html`.
+        Html => "html",
+    }
+}
+
+/// What the input asked for: its counts and its unique ids in sorted order.
+pub struct Expected<'a, I: Iterator<Item = &'a str>> {
+    pub input_rows: u64,
+    pub blank_rows: u64,
+    pub duplicates: u64,
+    pub unique_ids: u64,
+    pub rejected: &'a [Rejected],
+    /// The unique ids, sorted.
+    pub sorted_ids: I,
+}
+
+/// What the page says about the run.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub started: String,
+    pub finished: String,
+    pub input: String,
+    pub input_sha256: String,
+    pub endpoint: String,
+    pub region: String,
+}
+
+/// Writes every report of `formats` into `dir` from the outcome files
+/// `sources`, comparing with the run in `previous` if given. Returns the
+/// summary and the digests of the files written (not yet the manifest).
+pub fn write_reports<'a>(
+    dir: &Path,
+    formats: &[Format],
+    expected: Expected<'a, impl Iterator<Item = &'a str>>,
+    sources: &[sort::Source<'_>],
+    previous: Option<&Path>,
+    facts: &RunFacts,
+    stop_reason: Option<String>,
+) -> anyhow::Result<(Summary, Vec<FileDigest>)> {
+    let sorted = sort::sort_outcomes(sources, dir, sort::CHUNK_BYTES).context("sorting the outcomes")?;
+    let mut images_csv = match formats.contains(&Format::Csv) {
+        true => Some(ImagesCsv::new(AtomicFile::create(dir, IMAGES_CSV)?)?),
+        false => None,
+    };
+    let mut jsonl = match formats.contains(&Format::Json) {
+        true => Some(AtomicFile::create(dir, IMAGES_JSONL)?),
+        false => None,
+    };
+    let mut fold = Fold::new(expected.input_rows, expected.duplicates, expected.rejected.len() as u64);
+    let mut blocked: Vec<ImageRecord> = Vec::new();
+    let mut want = expected.sorted_ids.peekable();
+    let mut unaccounted_ids: Vec<String> = Vec::new();
+    let mut order = IdOrder::default();
+    let mut records = sorted.filter_map(|line| {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => return Some(Err(e)),
+        };
+        let r: ImageRecord = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => return Some(Err(std::io::Error::other(format!("an outcome line that is not a record: {e}")))),
+        };
+        match order.next(&r.image_id) {
+            Ok(()) => {}
+            Err(OutOfOrder::Duplicate(id)) => {
+                tracing::warn!("a second outcome for {id} was ignored");
+                return None;
+            }
+            Err(e) => return Some(Err(std::io::Error::other(format!("the sorted outcomes: {e}")))),
+        }
+        while let Some(id) = want.next_if(|id| *id < r.image_id.as_str()) {
+            unaccounted_ids.push(id.to_owned());
+        }
+        if want.next_if_eq(&r.image_id.as_str()).is_none() {
+            tracing::warn!("an outcome for {}, which is not in the input, was ignored", r.image_id);
+            return None;
+        }
+        fold.add(&r);
+        if r.is_blocked() && blocked.len() < html::MAX_BLOCKED_ROWS {
+            blocked.push(r.clone());
+        }
+        let written = (|| {
+            if let Some(w) = images_csv.as_mut() {
+                w.write(&r)?;
+            }
+            if let Some(w) = jsonl.as_mut() {
+                // The line is the record as serialized when it settled.
+                w.write_all(&line)?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        Some(written.map(|_| r))
+    });
+    let mut newly_blocked: Vec<Change> = Vec::new();
+    let mut changes_file = None;
+    let mut change_counts = None;
+    if let Some(prev) = previous {
+        let old_path = prev.join(IMAGES_CSV);
+        let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
+        let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
+        let mut writer = ChangesWriter::new(AtomicFile::create(dir, CHANGES_CSV)?)?;
+        let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), |c| {
+            if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
+                newly_blocked.push(c.clone());
+            }
+            writer.write(c)
+        })
+        .with_context(|| format!("comparing with {}", prev.display()))?;
+        changes_file = Some(writer.into_inner()?);
+        change_counts = Some(counts);
+    }
+    for r in records.by_ref() {
+        r?;
+    }
+    drop(records);
+    unaccounted_ids.extend(want.map(str::to_owned));
+
+    let mut files = Vec::new();
+    if let Some(w) = images_csv {
+        files.push(w.finish()?.commit()?);
+    }
+    if let Some(f) = changes_file {
+        files.push(f.commit()?);
+    }
+    let mut summary = fold.finish();
+    summary.changes = change_counts;
+    let t = &summary.totals;
+    summary.ledger = Ledger {
+        input_rows: expected.input_rows,
+        blank_rows: expected.blank_rows,
+        rejected: expected.rejected.len() as u64,
+        duplicates: expected.duplicates,
+        unique_ids: expected.unique_ids,
+        found: t.found,
+        missing: t.missing,
+        failed: t.failed,
+        unaccounted: unaccounted_ids.len() as u64,
+        unaccounted_ids,
+    };
+    summary.complete = stop_reason.is_none() && summary.ledger.unaccounted == 0;
+    summary.stop_reason = stop_reason;
+    if summary.ledger.unaccounted > 0 {
+        // Never expected: every id yields an outcome. The caller says so loudly.
+        let why = format!("{} ids unaccounted for", summary.ledger.unaccounted);
+        summary.stop_reason = Some(summary.stop_reason.map_or(why.clone(), |r| format!("{r}; {why}")));
+    }
+    if formats.contains(&Format::Csv) {
+        files.push(write_atomic(dir, SUMMARY_CSV, |out| w::write_summary_csv(out, &summary))?);
+        files.push(write_atomic(dir, REJECTED_CSV, |out| w::write_rejected_csv(out, expected.rejected))?);
+    }
+    if let Some(f) = jsonl {
+        files.push(f.commit()?);
+        files.push(write_atomic(dir, SUMMARY_JSON, |out| w::write_summary_json(out, &summary))?);
+    }
+    if formats.contains(&Format::Html) {
+        let info = PageInfo {
+            started: &facts.started,
+            finished: &facts.finished,
+            input: &facts.input,
+            input_sha256: &facts.input_sha256,
+            endpoint: &facts.endpoint,
+            region: &facts.region,
+            newly_blocked: &newly_blocked,
+        };
+        files.push(write_atomic(dir, SUMMARY_HTML, |out| {
+            html::write_summary_html(out, &summary, &info, &mut blocked.iter())
+        })?);
+    }
+    Ok((summary, files))
+}

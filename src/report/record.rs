@@ -1,0 +1,164 @@
+//! The report's unit: one flat record per image id ([`ImageRecord`], a row of
+//! `images.csv` and a line of `images.jsonl` and of the journal), the three
+//! outcomes, a rejected input row, and the words the reports use for them.
+
+use serde::{Deserialize, Serialize};
+
+/// The `AuditStatus` of an image that moderation blocked.
+pub const BLOCKED: &str = "Blocked";
+
+/// The bucket for an absent `AuditStatus` or `Status`.
+pub const UNKNOWN: &str = "Unknown";
+
+/// The three ends of an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeKind {
+    /// The API described the image.
+    Found,
+    /// The API said `NoSuchResource`.
+    Missing,
+    /// No answer could be had (the error says why).
+    Failed,
+}
+
+impl OutcomeKind {
+    /// The word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Found => "found",
+            OutcomeKind::Missing => "missing",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
+/// One row of `images.csv` / one line of `images.jsonl`. The field order is
+/// the CSV column order, pinned by a test in `report::write`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub image_id: String,
+    pub outcome: OutcomeKind,
+    pub audit_status: Option<String>,
+    pub status: Option<String>,
+    pub cate_id: Option<i64>,
+    pub cate_name: Option<String>,
+    pub title: Option<String>,
+    pub image_type: Option<String>,
+    pub creation_time: Option<String>,
+    pub tags: Option<String>,
+    pub description: Option<String>,
+    pub storage_location: Option<String>,
+    pub url: Option<String>,
+    pub app_id: Option<String>,
+    pub region_id: Option<String>,
+    pub file_size: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub original_file_name: Option<String>,
+    pub file_url: Option<String>,
+    pub attempts: u32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub http_status: Option<u16>,
+    pub request_id: Option<String>,
+}
+
+impl ImageRecord {
+    /// Writes the record as one JSON line: the journal's line and the
+    /// `images.jsonl` line, which is copied from it.
+    pub fn write_line<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, self)?;
+        w.write_all(b"\n")
+    }
+}
+
+impl ImageRecord {
+    /// Found, with `AuditStatus` `Blocked`.
+    pub fn is_blocked(&self) -> bool {
+        self.outcome == OutcomeKind::Found && self.audit_status.as_deref() == Some(BLOCKED)
+    }
+
+    /// The category as one label: `"<id> <name>"`, the id alone, or empty.
+    pub fn category_label(&self) -> String {
+        category_label(self.cate_id, self.cate_name.as_deref())
+    }
+}
+
+/// A category as one label: `"<id> <name>"`, the id alone, or empty when
+/// the image has no category.
+pub fn category_label(cate_id: Option<i64>, cate_name: Option<&str>) -> String {
+    match (cate_id, cate_name) {
+        (None, _) => String::new(),
+        (Some(id), Some(name)) => format!("{id} {name}"),
+        (Some(id), None) => id.to_string(),
+    }
+}
+
+/// Checks that ids come in strictly increasing order: sorted by `image_id`,
+/// no duplicate. The reports, the journal's sort and the merge-join with an
+/// earlier run all rely on it.
+#[derive(Debug, Default)]
+pub struct IdOrder {
+    last: String,
+    started: bool,
+}
+
+/// An id out of [`IdOrder`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutOfOrder {
+    #[error("a duplicate of {0:?}")]
+    Duplicate(String),
+    #[error("not sorted by image_id at {0:?}")]
+    Unsorted(String),
+}
+
+impl IdOrder {
+    /// Accepts `id` if it comes after every id seen so far.
+    pub fn next(&mut self, id: &str) -> Result<(), OutOfOrder> {
+        if self.started {
+            match self.last.as_str().cmp(id) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Err(OutOfOrder::Duplicate(id.to_owned())),
+                std::cmp::Ordering::Greater => return Err(OutOfOrder::Unsorted(id.to_owned())),
+            }
+        }
+        self.started = true;
+        self.last.clear();
+        self.last.push_str(id);
+        Ok(())
+    }
+}
+
+/// A row that was not used, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// 1-based line number where the row starts.
+    pub line: u64,
+    /// The value as found (shortened if very long).
+    pub value: String,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_order_refuses_duplicates_and_going_back() {
+        let mut o = IdOrder::default();
+        assert_eq!(o.next("b"), Ok(()));
+        assert_eq!(o.next("c"), Ok(()));
+        assert_eq!(o.next("c"), Err(OutOfOrder::Duplicate("c".into())));
+        assert_eq!(o.next("a"), Err(OutOfOrder::Unsorted("a".into())));
+        assert_eq!(o.next("d"), Ok(()));
+    }
+
+    #[test]
+    fn category_label_forms() {
+        assert_eq!(category_label(None, Some("x")), "");
+        assert_eq!(category_label(Some(7), Some("News")), "7 News");
+        assert_eq!(category_label(Some(7), None), "7");
+    }
+}

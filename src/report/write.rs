@@ -1,0 +1,220 @@
+//! One writer per report file: `images.csv`, `images.jsonl`,
+//! `summary.json`, `summary.csv`, `rejected.csv`. `changes.csv` has its own
+//! in [`super::changes`], the page in [`super::html`].
+//!
+//! Owns the CSV headers and the JSON shapes, which the tests pin. Where a
+//! file goes and how it is made durable is [`crate::rundir`]'s business.
+
+use std::io::{self, Write};
+
+use super::record::{ImageRecord, Rejected, BLOCKED};
+use super::summary::Summary;
+
+/// The `images.csv` header, in order.
+pub const IMAGES_COLUMNS: &[&str] = &[
+    "image_id",
+    "outcome",
+    "audit_status",
+    "status",
+    "cate_id",
+    "cate_name",
+    "title",
+    "image_type",
+    "creation_time",
+    "tags",
+    "description",
+    "storage_location",
+    "url",
+    "app_id",
+    "region_id",
+    "file_size",
+    "width",
+    "height",
+    "original_file_name",
+    "file_url",
+    "attempts",
+    "error_code",
+    "error_message",
+    "http_status",
+    "request_id",
+];
+
+fn csv_err(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// `images.csv` written one record at a time.
+pub struct ImagesCsv<W: Write> {
+    csv: csv::Writer<W>,
+}
+
+impl<W: Write> ImagesCsv<W> {
+    /// Writes the header.
+    pub fn new(w: W) -> io::Result<Self> {
+        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+        csv.write_record(IMAGES_COLUMNS).map_err(csv_err)?;
+        Ok(ImagesCsv { csv })
+    }
+
+    /// Writes one row.
+    pub fn write(&mut self, r: &ImageRecord) -> io::Result<()> {
+        self.csv.serialize(r).map_err(csv_err)
+    }
+
+    /// Flushes and hands back the writer.
+    pub fn finish(self) -> io::Result<W> {
+        self.csv.into_inner().map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// `images.csv`: one row per record, in the order given.
+pub fn write_images_csv<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
+    let mut csv = ImagesCsv::new(w)?;
+    for r in records {
+        csv.write(r)?;
+    }
+    csv.finish().map(drop)
+}
+
+/// `images.jsonl`: one JSON object per record, in the order given.
+pub fn write_images_jsonl<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
+    for r in records {
+        r.write_line(&mut *w)?;
+    }
+    Ok(())
+}
+
+/// `summary.json`, pretty-printed for people.
+pub fn write_summary_json(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, s)?;
+    w.write_all(b"\n")
+}
+
+/// `summary.csv`: the summary as one long table,
+/// `dimension,value,label,images,blocked`.
+pub fn write_summary_csv(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    let blocked_found = s.blocked();
+    csv.write_record(["dimension", "value", "label", "images", "blocked"]).map_err(csv_err)?;
+    let t = &s.totals;
+    for (value, n) in [("found", t.found), ("missing", t.missing), ("failed", t.failed)] {
+        let blocked = if value == "found" { blocked_found.to_string() } else { String::new() };
+        csv.write_record(["outcome", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
+    }
+    for (value, n) in &s.by_audit_status {
+        let blocked = if value == BLOCKED { n.to_string() } else { "0".to_owned() };
+        csv.write_record(["audit_status", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
+    }
+    for (value, n) in &s.by_status {
+        csv.write_record(["status", value, "", &n.to_string(), ""]).map_err(csv_err)?;
+    }
+    for c in &s.by_category {
+        let id = c.cate_id.map(|i| i.to_string()).unwrap_or_default();
+        let name = c.cate_name.clone().unwrap_or_default();
+        csv.write_record(["category", &id, &name, &c.images.to_string(), &c.blocked.to_string()]).map_err(csv_err)?;
+    }
+    csv.flush()
+}
+
+/// `rejected.csv`: `line,value,reason`.
+pub fn write_rejected_csv(w: &mut dyn Write, rejected: &[Rejected]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    csv.write_record(["line", "value", "reason"]).map_err(csv_err)?;
+    for r in rejected {
+        csv.write_record([r.line.to_string().as_str(), &r.value, &r.reason]).map_err(csv_err)?;
+    }
+    csv.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::{ImageInfo, Mezzanine};
+    use crate::report::summary::summarize;
+    use crate::report::testing::{failed, found};
+    use crate::run::outcome::Outcome;
+
+    #[test]
+    fn images_csv_header_is_pinned_and_text_round_trips() {
+        let mut info = ImageInfo {
+            title: Some("a, \"quoted\"\nnew line 封面 =1+2".into()),
+            cate_name: Some("新闻".into()),
+            ..Default::default()
+        };
+        info.mezzanine = Some(Mezzanine { file_size: Some("8932".into()), width: Some(200), ..Default::default() });
+        let rec = Outcome::found("id1".into(), info, 2, Some("REQ".into())).record();
+        let mut buf = Vec::new();
+        write_images_csv(&mut buf, [&rec]).unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "image_id,outcome,audit_status,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id"
+        );
+        let mut rdr = csv::Reader::from_reader(&buf[..]);
+        let back: Vec<ImageRecord> = rdr.deserialize().collect::<Result<_, _>>().unwrap();
+        assert_eq!(back, vec![rec]);
+    }
+
+    #[test]
+    fn jsonl_round_trips() {
+        let rec = failed("x", "Throttling.User");
+        let mut buf = Vec::new();
+        write_images_jsonl(&mut buf, [&rec, &rec]).unwrap();
+        let lines: Vec<ImageRecord> =
+            buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        assert_eq!(lines, vec![rec.clone(), rec]);
+    }
+
+    #[test]
+    fn summary_json_shape_is_pinned() {
+        let s = summarize(1, 0, 0, &[found("a", Some("Blocked"), Some("Normal"), None)]);
+        let mut buf = Vec::new();
+        write_summary_json(&mut buf, &s).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "by_audit_status",
+                "by_category",
+                "by_status",
+                "changes",
+                "complete",
+                "failures_by_code",
+                "ledger",
+                "stop_reason",
+                "totals"
+            ]
+        );
+        let totals: Vec<&str> = v["totals"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(totals, vec!["duplicates", "failed", "found", "input_rows", "invalid", "missing", "unique_ids"]);
+        assert_eq!(
+            v["by_category"][0],
+            serde_json::json!({"cate_id": null, "cate_name": null, "images": 1, "blocked": 1})
+        );
+    }
+
+    #[test]
+    fn summary_csv_rows() {
+        let s = summarize(
+            3,
+            0,
+            0,
+            &[
+                found("a", Some("Blocked"), Some("Normal"), Some((7, "A,B"))),
+                Outcome::missing("b".into(), 1, None).record(),
+                failed("c", "X"),
+            ],
+        );
+        let mut buf = Vec::new();
+        write_summary_csv(&mut buf, &s).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert_eq!(
+            text,
+            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\naudit_status,Blocked,,1,1\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! `manifest.json`: what a run directory holds, written last. One typed
+//! [`Manifest`] that `run` writes and `run` (refusing or resuming), `verify`,
+//! `diff` and `--compare-with` read.
+//!
+//! Owns the manifest's shape and the completeness [`Ledger`] it carries. The
+//! manifest is not a signature: it proves a report was not edited or cut
+//! since the run (with `verify`), not who ran it.
+
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::files::{write_atomic, FileDigest};
+use super::MANIFEST_JSON;
+
+/// The manifest of a run directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub tool: String,
+    pub version: String,
+    /// Every id accounted for and the run not stopped early.
+    pub complete: bool,
+    pub stop_reason: Option<String>,
+    pub exit_code: u8,
+    pub command_line: Vec<String>,
+    pub region: String,
+    pub endpoint: String,
+    /// Where the credentials came from (never the secret).
+    pub credentials_source: String,
+    /// RFC 3339, UTC.
+    pub started: String,
+    /// RFC 3339, UTC.
+    pub finished: String,
+    pub ledger: Ledger,
+    /// The run directory compared with, if any.
+    pub compared_with: Option<String>,
+    pub input: ManifestInput,
+    /// Ids settled by earlier attempts of this run, read from the journal.
+    pub resumed_ids: usize,
+    pub settings: ManifestSettings,
+    pub calls: ManifestCalls,
+    /// Every report file with its size and SHA-256 (`verify` checks them).
+    pub files: Vec<FileDigest>,
+}
+
+/// The input a run read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInput {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub id_column: String,
+    pub blank_rows: u64,
+}
+
+/// The validated settings of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSettings {
+    pub api: String,
+    pub qps: u32,
+    pub rate: String,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub max_failures: Option<String>,
+    pub down_after_ms: u128,
+    pub timeout_ms: u128,
+    pub output_type: String,
+    pub auth_timeout: Option<u64>,
+    pub formats: Vec<String>,
+}
+
+/// What the calls of a run came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestCalls {
+    pub total: u64,
+    pub throttled: u64,
+    pub retries: u64,
+    /// With `--api batch`: images whose batch answer lacked `AuditStatus`
+    /// and were asked again with `GetImageInfo`.
+    pub batch_fallbacks: u64,
+}
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: no manifest (not a finished vod-image-audit run)")]
+    Absent { path: String },
+    #[error("{path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path}: not a vod-image-audit manifest: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+impl Manifest {
+    /// Reads the manifest of the run directory `dir`.
+    pub fn read(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST_JSON);
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ManifestError::Absent { path: shown.clone() },
+            _ => ManifestError::Unreadable { path: shown.clone(), reason: e.to_string() },
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ManifestError::Invalid { path: shown, reason: e.to_string() })
+    }
+
+    /// Writes it into `dir`, atomically; returns its digest.
+    pub fn write(&self, dir: &Path) -> io::Result<FileDigest> {
+        write_atomic(dir, MANIFEST_JSON, |w| {
+            serde_json::to_writer_pretty(&mut *w, self)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// Whether the manifest lists a file of this name.
+    pub fn lists(&self, name: &str) -> bool {
+        self.files.iter().any(|f| f.name == name)
+    }
+}
+
+/// The completeness ledger: where every input row went. `unaccounted` must
+/// be zero; when it is not, `unaccounted_ids` says which ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub input_rows: u64,
+    pub blank_rows: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub unique_ids: u64,
+    pub found: u64,
+    pub missing: u64,
+    pub failed: u64,
+    pub unaccounted: u64,
+    #[serde(default)]
+    pub unaccounted_ids: Vec<String>,
+}
+
+impl Ledger {
+    /// The sums that must hold; each broken one, described.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.input_rows != self.unique_ids + self.duplicates + self.rejected {
+            p.push(format!(
+                "input_rows {} != unique_ids {} + duplicates {} + rejected {}",
+                self.input_rows, self.unique_ids, self.duplicates, self.rejected
+            ));
+        }
+        if self.unique_ids != self.found + self.missing + self.failed + self.unaccounted {
+            p.push(format!(
+                "unique_ids {} != found {} + missing {} + failed {} + unaccounted {}",
+                self.unique_ids, self.found, self.missing, self.failed, self.unaccounted
+            ));
+        }
+        if self.unaccounted > 0 {
+            p.push(format!("{} ids unaccounted for: {:?}", self.unaccounted, self.unaccounted_ids));
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reports_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(Manifest::read(dir.path()), Err(ManifestError::Absent { .. })));
+        let m = Manifest {
+            tool: "vod-image-audit".into(),
+            complete: true,
+            ledger: Ledger { input_rows: 2, unique_ids: 2, found: 2, ..Default::default() },
+            files: vec![FileDigest { name: "images.csv".into(), bytes: 1, sha256: "00".into() }],
+            ..Default::default()
+        };
+        m.write(dir.path()).unwrap();
+        let back = Manifest::read(dir.path()).unwrap();
+        assert_eq!(back, m);
+        assert!(back.lists("images.csv") && !back.lists("summary.json"));
+        std::fs::write(dir.path().join(MANIFEST_JSON), b"{\"complete\": tru").unwrap();
+        let e = Manifest::read(dir.path()).unwrap_err();
+        assert!(matches!(e, ManifestError::Invalid { .. }), "{e}");
+    }
+
+    #[test]
+    fn ledger_problems_name_the_broken_sum() {
+        let mut l = Ledger { input_rows: 5, unique_ids: 4, duplicates: 1, found: 3, missing: 1, ..Default::default() };
+        assert!(l.problems().is_empty());
+        l.found = 2;
+        let p = l.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("unique_ids 4 != found 2"), "{p:?}");
+    }
+}

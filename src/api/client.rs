@@ -268,8 +268,9 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// Turns a reqwest failure into an error that carries no URL: the URL holds
-/// the signature and possibly the STS token.
+/// Turns a reqwest failure into an error that carries no URL: the signed
+/// parameters travel in the form body, so the URL holds none of them today,
+/// and an error message keeps it that way whatever a URL may come to hold.
 fn transport_error(e: reqwest::Error) -> ApiError {
     let code = if e.is_timeout() {
         "Timeout"
@@ -323,7 +324,7 @@ pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiEr
         request_id: parsed.and_then(|b| b.request_id),
         http_status: Some(status),
         retry_after: retry_hint(headers),
-        server_date: header_str(headers, "date").and_then(|d| httpdate_parse(&d)),
+        server_date: header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()),
     }
 }
 
@@ -348,31 +349,6 @@ pub fn time_left_ms(value: &str) -> Option<u64> {
         let (k, v) = part.split_once(':')?;
         (k.trim() == "TimeLeft").then(|| v.trim().parse().ok()).flatten()
     })
-}
-
-/// Parses an HTTP `Date` header (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn httpdate_parse(text: &str) -> Option<SystemTime> {
-    // humantime parses RFC 3339 only; rebuild one from the IMF-fixdate fields.
-    let mut it = text.split_whitespace().skip(1);
-    let day: u32 = it.next()?.parse().ok()?;
-    let month = match it.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: u32 = it.next()?.parse().ok()?;
-    let time = it.next()?;
-    humantime::parse_rfc3339(&format!("{year:04}-{month:02}-{day:02}T{time}Z")).ok()
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct Credentials {
 pub enum CredentialError {
     #[error("no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure a profile with `aliyun configure` ({0} does not exist)")]
     NotFound(String),
+    #[error("the environment variable {var} is not valid UTF-8: set it to the plain text value, or unset it")]
+    NotUnicode { var: &'static str },
     #[error("{set} is set but {missing} is not: set both, or neither")]
     HalfPair { set: String, missing: String },
     #[error("cannot read the aliyun CLI profile file {path}: {reason}")]
@@ -96,10 +98,31 @@ pub fn profile_path(home: &Path) -> PathBuf {
     home.join(".aliyun").join("config.json")
 }
 
+/// Every environment variable the chain reads.
+pub const ENV_VARS: &[&str] = &[
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+    "ALICLOUD_ACCESS_KEY_ID",
+    "ALICLOUD_ACCESS_KEY_SECRET",
+    "ALICLOUD_SECURITY_TOKEN",
+    "ALIBABA_CLOUD_PROFILE",
+    "ALIBABA_CLOUD_REGION_ID",
+];
+
 /// Resolves credentials and region from the process environment and `$HOME`.
+/// Only the variables the chain reads are looked at, one by one, so a cron
+/// environment holding some other variable that is not UTF-8 is no
+/// concern; one of ours that is not UTF-8 is a clear error.
 pub fn resolve_from_process(req: &CredentialRequest) -> Result<Resolved, CredentialError> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let home = env.get("HOME").map(PathBuf::from).unwrap_or_default();
+    let mut env: HashMap<&str, String> = HashMap::new();
+    for name in ENV_VARS {
+        if let Some(value) = std::env::var_os(name) {
+            let value = value.into_string().map_err(|_| CredentialError::NotUnicode { var: name })?;
+            env.insert(name, value);
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     resolve(req, &|k| env.get(k).cloned(), &home)
 }
 

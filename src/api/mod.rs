@@ -8,9 +8,9 @@
 //! - [`error`]: a failed call and its class (missing, throttled, fatal, ...).
 //! - [`client`]: one signed call and the decoding of its answer.
 
-pub mod client;
-pub mod credentials;
-pub mod error;
+pub(crate) mod client;
+pub(crate) mod credentials;
+pub(crate) mod error;
 pub mod model;
-pub mod secret;
+pub(crate) mod secret;
 pub mod signing;

@@ -147,7 +147,11 @@ pub async fn run_audit(
     engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
     progress.finish();
     drop(done);
-    let journal = recorder.finish().await.map_err(|e| CmdError::disk("finishing the journal", e))?;
+    let (journal, failed) = recorder.finish().await.map_err(|e| CmdError::disk("finishing the journal", e))?;
+    if let Some(e) = failed {
+        // Seen here when the last outcomes' writes failed after the calls ended.
+        stop.stop(StopReason::Storage(e));
+    }
     // Its connections and their buffers (some 35 KB per call that was in
     // flight) go before the reports' sort needs memory, which then reuses
     // theirs: peak memory does not grow with --concurrency.

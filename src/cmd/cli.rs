@@ -121,9 +121,9 @@ pub struct ApiArgs {
     /// aliyun CLI profile to use (else ALIBABA_CLOUD_PROFILE, else the file's current profile).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// Time allowed for one call, e.g. 10s, 1500ms.
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub timeout: String,
+    /// Time allowed for one call, e.g. 10s, 1500ms (default 10s, the official SDKs' read timeout).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
     /// OutputType: the kind of URL the answers carry.
     #[arg(long, value_parser = choice::<OutputType>(OutputType::NAMES), default_value = "cdn")]
     pub output_type: OutputType,

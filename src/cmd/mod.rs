@@ -11,15 +11,15 @@
 //! - [`simulator`]: `simulate` and `demo` (feature `simulator`).
 //! - [`progress`]: the progress display.
 
-pub mod audit;
-pub mod check;
+pub(crate) mod audit;
+pub(crate) mod check;
 pub mod cli;
 pub mod error;
-pub mod inspect;
-pub mod progress;
-pub mod settings;
+pub(crate) mod inspect;
+pub(crate) mod progress;
+pub(crate) mod settings;
 #[cfg(feature = "simulator")]
-pub mod simulator;
+pub(crate) mod simulator;
 
 use std::ffi::OsString;
 use std::io::BufReader;

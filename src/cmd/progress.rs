@@ -93,11 +93,6 @@ impl Progress {
         }
     }
 
-    /// The tallies so far.
-    pub fn tally(&self) -> Tally {
-        self.tally
-    }
-
     fn done(&self) -> u64 {
         self.tally.found + self.tally.missing + self.tally.failed
     }

@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime};
 use super::cli::{ApiArgs, RunArgs};
 use super::error::CmdError;
 use super::progress::ProgressMode;
-use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT};
+use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::api::credentials::{self, CredentialRequest, Credentials};
 use crate::report::pass::Format;
-use crate::run::engine::{self, AuditSettings, FailureLimit};
+use crate::run::engine::{self, AuditSettings};
+use crate::run::guard::{self, FailureLimit};
 use crate::run::input::InputSource;
 use crate::run::retry::{self, RetryPolicy};
 use crate::rundir::manifest::ManifestSettings;
@@ -53,7 +54,7 @@ impl RunSettings {
         };
         let down_after = match &a.down_after {
             Some(t) => parse_duration_or_zero("--down-after", t)?,
-            None => engine::DEFAULT_DOWN_AFTER,
+            None => guard::DEFAULT_DOWN_AFTER,
         };
         if a.format.is_empty() {
             return Err(CmdError::usage("--format needs csv, json or html, comma-separated"));
@@ -131,7 +132,10 @@ impl ApiTarget {
             Some(e) => Endpoint::parse(e)?,
             None => Endpoint::for_region(&region),
         };
-        let timeout = parse_duration("--timeout", &a.timeout)?;
+        let timeout = match &a.timeout {
+            Some(t) => parse_duration("--timeout", t)?,
+            None => DEFAULT_REQUEST_TIMEOUT,
+        };
         if let Some(0) = a.auth_timeout {
             return Err(CmdError::usage("--auth-timeout must be at least 1 second"));
         }

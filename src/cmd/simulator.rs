@@ -152,7 +152,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         region: None,
         endpoint: Some(format!("http://{addr}/")),
         profile: None,
-        timeout: "5s".into(),
+        timeout: Some("5s".into()),
         output_type: OutputType::Cdn,
         auth_timeout: None,
     };
@@ -177,7 +177,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
             concurrency: 32,
             retry: RetryPolicy::default(),
             max_failures: None,
-            down_after: engine::DEFAULT_DOWN_AFTER,
+            down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
         },
         formats: vec![Format::Csv, Format::Json, Format::Html],
         progress: a.progress,

@@ -60,6 +60,7 @@ impl Summary {
     }
 }
 
+#[cfg(test)]
 /// Builds the summary from the input counts and the records (a fold).
 /// Categories are keyed by `CateId`; the name shown is the first one seen in
 /// `image_id` order, so the result does not depend on answer order.

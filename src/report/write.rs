@@ -70,6 +70,7 @@ impl<W: Write> ImagesCsv<W> {
     }
 }
 
+#[cfg(test)]
 /// `images.csv`: one row per record, in the order given.
 pub fn write_images_csv<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
     let mut csv = ImagesCsv::new(w)?;
@@ -79,6 +80,7 @@ pub fn write_images_csv<'a>(w: &mut dyn Write, records: impl IntoIterator<Item =
     csv.finish().map(drop)
 }
 
+#[cfg(test)]
 /// `images.jsonl`: one JSON object per record, in the order given.
 pub fn write_images_jsonl<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
     for r in records {

@@ -152,6 +152,31 @@ impl Journal {
     }
 }
 
+/// Where the recorder writes settled outcomes: the [`Journal`], or a test
+/// double.
+pub trait Store: Send + 'static {
+    /// Appends one settled outcome.
+    fn append(&mut self, record: &ImageRecord) -> io::Result<()>;
+    /// Makes everything appended durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Where it is, for messages.
+    fn shown(&self) -> String;
+}
+
+impl Store for Journal {
+    fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
+        Journal::append(self, record)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Journal::sync(self)
+    }
+
+    fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
 /// One outcome for the recorder.
 enum Entry {
     /// Settled: journaled (and spilled if the journal cannot take it).
@@ -165,16 +190,16 @@ enum Entry {
 /// thread of their own. Outcomes are handed over with
 /// [`Recorder::record`]; the first write error is kept and handed back to
 /// every later caller, which stops the run.
-pub struct Recorder {
+pub struct Recorder<S: Store = Journal> {
     tx: Option<tokio::sync::mpsc::Sender<Entry>>,
-    thread: Option<std::thread::JoinHandle<io::Result<Journal>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<S>>>,
     failed: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
-impl Recorder {
+impl<S: Store> Recorder<S> {
     /// Starts the thread; `spill` is the already created spill file, shown
     /// in messages as `spill_path`.
-    pub fn start(mut journal: Journal, spill: File, spill_path: PathBuf) -> io::Result<Recorder> {
+    pub fn start(mut journal: S, spill: File, spill_path: PathBuf) -> io::Result<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Entry>(RECORDER_QUEUE);
         let failed = std::sync::Arc::new(std::sync::OnceLock::new());
         let fail = failed.clone();
@@ -188,7 +213,7 @@ impl Recorder {
                         Ok(()) => continue,
                         Err(e) => {
                             // Still reported (and called again on a resume); the run stops.
-                            let _ = fail.set(format!("{}: {e}", journal.path().display()));
+                            let _ = fail.set(format!("{}: {e}", journal.shown()));
                             r
                         }
                     },
@@ -200,7 +225,7 @@ impl Recorder {
                 }
             }
             spill.flush().map_err(spill_err)?;
-            journal.sync().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", journal.path().display())))?;
+            journal.sync().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", journal.shown())))?;
             Ok(journal)
         })?;
         Ok(Recorder { tx: Some(tx), thread: Some(thread), failed })
@@ -221,14 +246,16 @@ impl Recorder {
     }
 
     /// Waits for every outcome to be written and synced (on a blocking
-    /// thread, so the runtime keeps running); returns the journal.
-    pub async fn finish(mut self) -> io::Result<Journal> {
+    /// thread, so the runtime keeps running); returns the store and the
+    /// first append that failed, if any (its outcome was spilled instead).
+    pub async fn finish(mut self) -> io::Result<(S, Option<String>)> {
         drop(self.tx.take());
         let thread = self.thread.take().expect("finished once");
-        tokio::task::spawn_blocking(move || thread.join())
+        let store = tokio::task::spawn_blocking(move || thread.join())
             .await
             .map_err(io::Error::other)?
-            .map_err(|_| io::Error::other("the journal thread panicked"))?
+            .map_err(|_| io::Error::other("the journal thread panicked"))??;
+        Ok((store, self.failed.get().cloned()))
     }
 }
 
@@ -302,6 +329,108 @@ fn read_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store whose first append blocks until the test opens the gate: a
+    /// disk that stalls.
+    struct Stalled {
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+        appended: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Store for Stalled {
+        fn append(&mut self, _: &ImageRecord) -> io::Result<()> {
+            if let Some(gate) = self.gate.take() {
+                let _ = gate.recv();
+            }
+            self.appended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn shown(&self) -> String {
+            "stalled".into()
+        }
+    }
+
+    fn record(id: &str) -> ImageRecord {
+        crate::run::outcome::Outcome::missing(id.into(), 1, None).record()
+    }
+
+    /// While a journal write is stuck, outcomes keep being taken (up to the
+    /// queue) and the runtime keeps running: the calls are not held up by
+    /// the disk.
+    #[test]
+    fn a_stalled_journal_write_does_not_block_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill_path = dir.path().join("spill");
+        let (open, gate) = std::sync::mpsc::channel();
+        let appended = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Stalled { gate: Some(gate), appended: appended.clone() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let ticker = {
+                let ticks = ticks.clone();
+                tokio::spawn(async move {
+                    loop {
+                        ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            };
+            let n = 1000;
+            assert!(n < RECORDER_QUEUE);
+            for i in 0..n {
+                recorder.record(record(&format!("{i:032x}")), false).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            // Every outcome was taken, and the other task ran, while the
+            // first write is still stuck.
+            assert_eq!(appended.load(std::sync::atomic::Ordering::SeqCst), 0, "the gate is still shut");
+            assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) >= n, "the runtime was held up");
+            open.send(()).unwrap();
+            let (_, failed) = recorder.finish().await.unwrap();
+            assert_eq!(failed, None);
+            assert_eq!(appended.load(std::sync::atomic::Ordering::SeqCst), n);
+            ticker.abort();
+        });
+    }
+
+    #[test]
+    fn a_failed_journal_write_is_spilled_and_reported() {
+        struct Full;
+        impl Store for Full {
+            fn append(&mut self, _: &ImageRecord) -> io::Result<()> {
+                Err(io::Error::other("No space left on device"))
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+            fn shown(&self) -> String {
+                "journal.jsonl".into()
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spill_path = dir.path().join("spill");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let recorder = Recorder::start(Full, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
+            let mut first_error = None;
+            for i in 0..50 {
+                if let Err(e) = recorder.record(record(&format!("{i:032x}")), false).await {
+                    first_error.get_or_insert(e);
+                }
+                tokio::task::yield_now().await;
+            }
+            let (_, failed) = recorder.finish().await.unwrap();
+            let e = first_error.or(failed).expect("the failure reaches the caller");
+            assert!(e.contains("journal.jsonl") && e.contains("No space left"), "{e}");
+        });
+        let spilled = std::fs::read_to_string(&spill_path).unwrap();
+        assert_eq!(spilled.lines().count(), 50, "every outcome is kept for the reports");
+    }
     use crate::api::model::ImageInfo;
     use crate::run::outcome::{FailureInfo, Outcome};
 

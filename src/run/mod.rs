@@ -6,11 +6,13 @@
 //! - [`retry`]: the retry decision and backoff, pure.
 //! - [`engine`]: the rate-limited, concurrent calls, each settled as an
 //!   [`outcome::Outcome`].
+//! - [`guard`]: the retry budget, the outage clock, `--max-failures`.
 //! - [`journal`]: the crash-safe record of settled ids, for resuming.
 
-pub mod engine;
+pub(crate) mod engine;
+pub(crate) mod guard;
 pub mod input;
-pub mod journal;
-pub mod outcome;
-pub mod rate;
-pub mod retry;
+pub(crate) mod journal;
+pub(crate) mod outcome;
+pub(crate) mod rate;
+pub(crate) mod retry;

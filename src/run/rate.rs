@@ -77,7 +77,8 @@ impl Adaptive {
     }
 
     /// The current rate.
-    pub fn rate(&self) -> f64 {
+    #[cfg(test)]
+    fn rate(&self) -> f64 {
         self.rate
     }
 
@@ -267,11 +268,6 @@ impl RateControl {
             self.set(rate);
         }
         pause
-    }
-
-    /// The current adaptive rate, if adaptive.
-    pub fn adaptive_rate(&self) -> Option<f64> {
-        self.adaptive.as_ref().map(|a| a.lock().unwrap_or_else(|e| e.into_inner()).rate())
     }
 }
 

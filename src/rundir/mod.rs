@@ -11,10 +11,10 @@
 //!
 //! It knows nothing of the API or of what the reports say.
 
-pub mod digest;
+pub(crate) mod digest;
 pub mod files;
-pub mod lock;
-pub mod manifest;
+pub(crate) mod lock;
+pub(crate) mod manifest;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -407,7 +407,7 @@ async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Result<Response<
             sim.count_code(a.code());
             let mut response = a.render(format, &sim.request_id(), &format!("vod.{}.aliyuncs.com", sim.config.region));
             if sim.config.clock_offset_secs != 0 {
-                let date = httpdate(sim.now());
+                let date = httpdate::fmt_http_date(sim.now());
                 if let Ok(v) = date.parse() {
                     response.headers_mut().insert(hyper::header::DATE, v);
                 }
@@ -631,18 +631,6 @@ async fn process(
 /// The real service's `503 ServiceUnavailable`.
 fn unavailable() -> Answer {
     Answer::error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
-}
-
-/// An HTTP `Date` header value (IMF-fixdate) for a time.
-fn httpdate(t: SystemTime) -> String {
-    // humantime gives RFC 3339; rearrange it into `Sun, 06 Nov 1994 08:49:37 GMT`.
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][((secs / 86400) % 7) as usize];
-    let rfc = humantime::format_rfc3339_seconds(t).to_string();
-    let (y, mo, d, time) = (&rfc[0..4], &rfc[5..7], &rfc[8..10], &rfc[11..19]);
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        [mo.parse::<usize>().unwrap_or(1).clamp(1, 12) - 1];
-    format!("{weekday}, {d} {month} {y} {time} GMT")
 }
 
 /// The API wants `YYYY-MM-DDThh:mm:ssZ`: UTC, whole seconds.

@@ -93,6 +93,18 @@ struct Profile {
     region_id: Option<String>,
 }
 
+/// Where and what kind of error a profile file has, never what it holds:
+/// serde's own message quotes the offending value, which may be a secret.
+fn json_error_without_values(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "cannot be read",
+        serde_json::error::Category::Syntax => "is not valid JSON",
+        serde_json::error::Category::Data => "has a value of the wrong type (a key or token must be a quoted string)",
+        serde_json::error::Category::Eof => "ends too early",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
 /// The aliyun CLI profile file under a home directory.
 pub fn profile_path(home: &Path) -> PathBuf {
     home.join(".aliyun").join("config.json")
@@ -201,7 +213,7 @@ fn from_profile(home: &Path, wanted: Option<&str>) -> Result<(Credentials, Optio
         Err(e) => return Err(CredentialError::ProfileFile { path: shown, reason: e.to_string() }),
     };
     let file: ConfigFile = serde_json::from_str(&text)
-        .map_err(|e| CredentialError::ProfileFile { path: shown.clone(), reason: format!("not valid JSON: {e}") })?;
+        .map_err(|e| CredentialError::ProfileFile { path: shown.clone(), reason: json_error_without_values(&e) })?;
     let name = wanted
         .map(str::to_owned)
         .or(file.current.clone().filter(|c| !c.is_empty()))
@@ -234,6 +246,21 @@ fn from_profile(home: &Path, wanted: Option<&str>) -> Result<(Credentials, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_file_error_never_quotes_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "918273645546372819";
+        let text = format!(
+            r#"{{"current":"default","profiles":[{{"name":"default","mode":"AK","access_key_id":"LTAIx","access_key_secret":{secret}}}]}}"#
+        );
+        std::fs::create_dir_all(dir.path().join(".aliyun")).unwrap();
+        std::fs::write(profile_path(dir.path()), text).unwrap();
+        let e = resolve(&CredentialRequest::default(), &|_| None, dir.path()).unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains(secret) && !shown.contains("9182"), "{shown}");
+        assert!(shown.contains("line 1 column"), "{shown}");
+    }
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -23,7 +23,7 @@ use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
 use crate::run::journal::{Journal, Recorder};
 use crate::run::outcome::Outcome;
-use crate::rundir::files::{sync_dir, FileDigest};
+use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput};
 use crate::rundir::{self, RunDir};
 
@@ -138,7 +138,7 @@ pub async fn run_audit(
     // Outcomes cut short by a stop are reported but not journaled (a resumed
     // run calls those ids again); they wait in this file for the reports.
     let unsettled_path = dir.join(rundir::UNSETTLED);
-    let spill = std::fs::File::create(&unsettled_path)
+    let spill = open_private(dir.path(), rundir::UNSETTLED, Private::Truncate)
         .map_err(|e| CmdError::disk(format!("creating {}", unsettled_path.display()), e))?;
     let recorder = Recorder::start(journal, spill, unsettled_path.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("starting the journal thread: {e}")))?;
@@ -227,7 +227,7 @@ pub async fn run_audit(
         batch_fallbacks: counters.batch_fallbacks.load(Ordering::Relaxed),
     };
     let manifest = manifest(settings, &target, &facts, &ids, &summary, previous, resumed, calls, files, exit);
-    manifest
+    let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
     if summary.complete {
@@ -254,6 +254,11 @@ pub async fn run_audit(
             t.invalid,
             manifest.calls.total,
             manifest.calls.throttled,
+        );
+        eprintln!(
+            "vod-image-audit: manifest.json SHA-256 {} (keep it elsewhere; `vod-image-audit verify --manifest-sha256 HEX {}` proves the reports against it)",
+            manifest_digest.sha256,
+            settings.out.display()
         );
     }
     Ok(exit)

@@ -94,6 +94,10 @@ impl Command {
 pub struct VerifyArgs {
     /// The run directory.
     pub dir: PathBuf,
+    /// The manifest's SHA-256 as kept elsewhere (the run prints it): proves the
+    /// manifest, and through it every report, is the one the run wrote.
+    #[arg(long, value_name = "HEX")]
+    pub manifest_sha256: Option<String>,
 }
 
 /// `diff`.

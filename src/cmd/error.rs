@@ -12,6 +12,7 @@ use crate::api::credentials::CredentialError;
 use crate::report::verify::Verdict;
 use crate::run::input::InputError;
 use crate::run::journal::JournalError;
+use crate::rundir::files::room_advice;
 use crate::rundir::lock::LockError;
 use crate::rundir::manifest::ManifestError;
 use crate::rundir::RunDirError;
@@ -67,9 +68,16 @@ impl CmdError {
         CmdError::new(Exit::Usage, anyhow::anyhow!("{msg}"))
     }
 
-    /// A file that could not be written or read back: exit 4, resumable.
+    /// A file that could not be written or read back: exit 4, resumable;
+    /// a full disk says what to do about it.
     pub fn disk(context: impl fmt::Display, e: impl Into<anyhow::Error>) -> Self {
-        CmdError::new(Exit::Stopped, e.into().context(context.to_string()))
+        let e = e.into();
+        let advice = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()).and_then(room_advice);
+        let message = match advice {
+            Some(advice) => format!("{context}: {e:#}; {advice}"),
+            None => format!("{context}: {e:#}"),
+        };
+        CmdError::new(Exit::Stopped, anyhow::anyhow!(message))
     }
 
     /// Something that should never happen: exit 1.

@@ -11,7 +11,7 @@ use crate::rundir::IMAGES_CSV;
 
 /// `verify DIR`: what was checked on stdout, exit 6 on any problem.
 pub fn verify(a: &VerifyArgs) -> CmdResult {
-    let v = verify::verify(&a.dir)?;
+    let v = verify::verify(&a.dir, a.manifest_sha256.as_deref())?;
     for line in &v.checked {
         println!("ok: {line}");
     }

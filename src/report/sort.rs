@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::rundir::files::{create_temp, PRIVATE_MODE};
+
 /// Bytes of JSON lines sorted in memory at once; more spill to sorted runs.
 pub const CHUNK_BYTES: usize = 24 << 20;
 
@@ -95,8 +97,8 @@ pub fn sort_outcomes(sources: &[Source<'_>], tmp_dir: &Path, chunk_bytes: usize)
     let mut runs: Vec<PathBuf> = Vec::new();
     let spill = |chunk: &mut Vec<(String, Vec<u8>)>, runs: &mut Vec<PathBuf>| -> io::Result<()> {
         chunk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let path = tmp_dir.join(format!(".sort-run-{}.tmp", runs.len()));
-        let mut w = BufWriter::new(File::create(&path)?);
+        let (file, path) = create_temp(tmp_dir, "sort-run", PRIVATE_MODE)?;
+        let mut w = BufWriter::new(file);
         for (_, line) in chunk.drain(..) {
             w.write_all(&line)?;
         }

@@ -3,9 +3,12 @@
 //! manifest's ledger (for every format), and each report that carries
 //! counts against that ledger.
 //!
-//! Owns only checking; it writes nothing. The manifest is not a signature:
-//! this proves a report was not edited or truncated since the run, not who
-//! ran it.
+//! Owns only checking; it writes nothing. The manifest is covered by
+//! `manifest.sha256`, so an edit to it shows too. None of this is a
+//! signature: it catches accidental or casual change (an edited cell, a cut
+//! file, a changed exit code), not someone who recomputes every digest. For
+//! that, keep the manifest's digest elsewhere (the run prints it; a cron
+//! log or a ticket will do) and give it to `verify --manifest-sha256`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +17,7 @@ use super::record::{IdOrder, ImageRecord, OutcomeKind};
 use super::summary::Summary;
 use crate::rundir::files::digest_file;
 use crate::rundir::manifest::{Ledger, Manifest, ManifestError};
-use crate::rundir::{IMAGES_CSV, REJECTED_CSV, SUMMARY_JSON};
+use crate::rundir::{IMAGES_CSV, MANIFEST_JSON, REJECTED_CSV, SUMMARY_JSON};
 
 /// The result of a verification: what was checked and what failed.
 #[derive(Debug, Default)]
@@ -23,10 +26,13 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
-/// Checks a run directory. `Err` only when it is not a run directory at all.
-pub fn verify(dir: &Path) -> Result<Verdict, ManifestError> {
+/// Checks a run directory; `expected_manifest` is a digest of its manifest
+/// kept elsewhere, if the caller has one. `Err` only when it is not a run
+/// directory at all.
+pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, ManifestError> {
     let manifest = Manifest::read(dir)?;
     let mut v = Verdict::default();
+    check_manifest_digest(dir, expected_manifest, &mut v);
     if !manifest.complete {
         v.problems.push("the manifest marks the run incomplete: it does not account for every id".into());
     }
@@ -93,6 +99,32 @@ pub fn verify(dir: &Path) -> Result<Verdict, ManifestError> {
         }
     }
     Ok(v)
+}
+
+/// The manifest against `manifest.sha256`, and against the digest the
+/// caller kept elsewhere.
+fn check_manifest_digest(dir: &Path, expected: Option<&str>, v: &mut Verdict) {
+    let actual = match digest_file(&dir.join(MANIFEST_JSON)) {
+        Ok((_, sha)) => sha,
+        Err(e) => return v.problems.push(format!("manifest.json: {e}")),
+    };
+    match Manifest::recorded_digest(dir) {
+        Ok(Some(recorded)) if recorded == actual => {
+            v.checked.push("manifest.json: SHA-256 matches manifest.sha256".into())
+        }
+        Ok(Some(recorded)) => v
+            .problems
+            .push(format!("manifest.json: changed since the run (SHA-256 {actual}; manifest.sha256 says {recorded})")),
+        Ok(None) => v.problems.push("manifest.sha256: not a digest of manifest.json".into()),
+        Err(e) => v.problems.push(format!("manifest.sha256: {e}: the manifest itself cannot be checked")),
+    }
+    if let Some(want) = expected {
+        if want.eq_ignore_ascii_case(&actual) {
+            v.checked.push("manifest.json: SHA-256 matches the digest given".into());
+        } else {
+            v.problems.push(format!("manifest.json: SHA-256 {actual}, not the {want} given"));
+        }
+    }
 }
 
 /// summary.json's own ledger and totals against the manifest's ledger.

@@ -15,7 +15,7 @@
 //! [`RECORDER_QUEUE`] outcomes, while the calls, the pacer and the timers on
 //! the async runtime go on.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::record::ImageRecord;
 
+use crate::rundir::files::{open_private, Private};
 pub use crate::rundir::JOURNAL as JOURNAL_FILE;
 
 /// The format of the lines, in the header. 1 held the internal outcome;
@@ -90,7 +91,7 @@ impl Journal {
         let path = dir.join(JOURNAL_FILE);
         let shown = path.display().to_string();
         let io_err = |e: io::Error| JournalError::Io { path: shown.clone(), reason: e.to_string() };
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io_err)?;
+        let mut file = open_private(dir, JOURNAL_FILE, Private::Append).map_err(io_err)?;
         let mut recovered = Recovered::default();
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {
@@ -213,14 +214,14 @@ impl<S: Store> Recorder<S> {
                         Ok(()) => continue,
                         Err(e) => {
                             // Still reported (and called again on a resume); the run stops.
-                            let _ = fail.set(format!("{}: {e}", journal.shown()));
+                            let _ = fail.set(with_advice(format!("{}: {e}", journal.shown()), &e));
                             r
                         }
                     },
                 };
                 if let Err(e) = record.write_line(&mut spill) {
                     let e = spill_err(e);
-                    let _ = fail.set(e.to_string());
+                    let _ = fail.set(with_advice(e.to_string(), &e));
                     return Err(e);
                 }
             }
@@ -256,6 +257,14 @@ impl<S: Store> Recorder<S> {
             .map_err(io::Error::other)?
             .map_err(|_| io::Error::other("the journal thread panicked"))??;
         Ok((store, self.failed.get().cloned()))
+    }
+}
+
+/// A write error's message, with what to do when the disk is full.
+fn with_advice(message: String, e: &io::Error) -> String {
+    match crate::rundir::files::room_advice(e) {
+        Some(advice) => format!("{message}; {advice}"),
+        None => message,
     }
 }
 

@@ -2,10 +2,19 @@
 //! of one: a temporary file, flushed and fsynced, renamed into place, the
 //! directory fsynced; and the size and SHA-256 of each file written, which
 //! the manifest lists and `verify` checks.
+//!
+//! The run directory may be shared (a reports folder on a cron host that
+//! other users can write in), so no file is ever opened through a link
+//! someone planted there: temporary files get fresh random names and are
+//! created exclusively (`O_CREAT|O_EXCL`, which never follows a link), the
+//! run's own state (journal, spill, lock) is opened with `O_NOFOLLOW` and
+//! mode 0600, and a link where a report is to be renamed into place is
+//! refused by name. The directory itself may be a link (users do that).
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,24 +45,120 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A report's mode before the umask: reports are made to be shared, so
+/// they follow the user's umask like any file the user creates.
+pub const REPORT_MODE: u32 = 0o666;
+
+/// The mode of the run's own files (journal, spill, lock, sorted runs): they
+/// hold signed image URLs or a pid, for no one else to read.
+pub const PRIVATE_MODE: u32 = 0o600;
+
+/// What to do about a write that failed for want of room (a full disk, a
+/// quota, a file size limit): the journal keeps every settled id, so the
+/// run resumes once there is room.
+pub fn room_advice(e: &io::Error) -> Option<&'static str> {
+    let full =
+        matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge)
+            || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG));
+    full.then_some("the run is resumable: free space and run the same command again")
+}
+
+/// How a file of the run's own state is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Private {
+    /// Read and append, created if absent (the journal).
+    Append,
+    /// Read and write, created if absent, not truncated (the lock).
+    ReadWrite,
+    /// Write, created or emptied (the spill).
+    Truncate,
+}
+
+/// Opens `dir/name`, a file of the run's own state that holds image data
+/// (signed URLs) or a pid: mode 0600, and never through a symbolic link.
+pub fn open_private(dir: &Path, name: &str, how: Private) -> io::Result<File> {
+    let path = dir.join(name);
+    let mut o = OpenOptions::new();
+    o.create(true).mode(PRIVATE_MODE).custom_flags(libc::O_NOFOLLOW);
+    match how {
+        Private::Append => o.read(true).append(true),
+        Private::ReadWrite => o.read(true).write(true).truncate(false),
+        Private::Truncate => o.write(true).truncate(true),
+    };
+    let file = o.open(&path).map_err(|e| link_error(&path, e))?;
+    // A file left by an earlier version may be 0644: tighten it.
+    file.set_permissions(fs::Permissions::from_mode(PRIVATE_MODE))?;
+    Ok(file)
+}
+
+/// An error about `path`, said plainly when it was a symbolic link.
+fn link_error(path: &Path, e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        symlink_refused(path)
+    } else {
+        e
+    }
+}
+
+fn symlink_refused(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is a symbolic link: vod-image-audit never writes through a link in the output directory (someone else may have planted it); remove it, or choose another --out",
+            path.display()
+        ),
+    )
+}
+
+/// Fails if `path` is a symbolic link (a dangling one included).
+pub fn refuse_symlink(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(symlink_refused(path)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates a new file in `dir` under a fresh random name that starts with
+/// `.{stem}.` and ends with `.tmp`, exclusively: a planted file or link of
+/// that name makes it try another, never write through it. `mode` is less
+/// the umask: [`REPORT_MODE`] for a report, 0600 for the run's own data.
+pub fn create_temp(dir: &Path, stem: &str, mode: u32) -> io::Result<(File, PathBuf)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let path = dir.join(format!(".{stem}.{:016x}.tmp", rand::random::<u64>()));
+        match OpenOptions::new().write(true).read(true).create_new(true).mode(mode).open(&path) {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
+}
+
+/// Whether `name` is one of the temporary files this module makes.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 /// A file being written atomically: a temporary file, flushed and fsynced,
 /// renamed into place, and the directory fsynced on [`AtomicFile::commit`].
 /// A crash leaves either the old file or the new one, never half of one;
 /// dropping it uncommitted removes the temporary file.
 pub struct AtomicFile {
-    dir: std::path::PathBuf,
+    dir: PathBuf,
     name: String,
-    tmp: std::path::PathBuf,
+    tmp: PathBuf,
     /// Buffered before the hash, so the hash sees large blocks, not the
     /// many small writes of a CSV or JSON encoder.
     writer: Option<BufWriter<HashingWriter<File>>>,
 }
 
 impl AtomicFile {
-    /// Starts writing `name` in `dir`.
+    /// Starts writing `name` in `dir`; a symbolic link at `dir/name` is
+    /// refused.
     pub fn create(dir: &Path, name: &str) -> io::Result<Self> {
-        let tmp = dir.join(super::temp_name(name));
-        let file = File::create(&tmp)?;
+        refuse_symlink(&dir.join(name))?;
+        let (file, tmp) = create_temp(dir, name, REPORT_MODE)?;
         let writer =
             BufWriter::with_capacity(256 * 1024, HashingWriter { inner: file, hash: Default::default(), bytes: 0 });
         Ok(AtomicFile { dir: dir.to_owned(), name: name.to_owned(), tmp, writer: Some(writer) })
@@ -66,7 +171,11 @@ impl AtomicFile {
         let digest = FileDigest { name: self.name.clone(), bytes: w.bytes, sha256: w.hash.finish_hex() };
         let file = w.inner;
         file.sync_all()?;
-        fs::rename(&self.tmp, self.dir.join(&self.name))?;
+        let dest = self.dir.join(&self.name);
+        // A link planted while the file was written is refused too (rename
+        // would replace the link, not write through it, but say so).
+        refuse_symlink(&dest)?;
+        fs::rename(&self.tmp, dest)?;
         sync_dir(&self.dir)?;
         Ok(digest)
     }

@@ -5,7 +5,7 @@
 //! for the life of [`RunLock`]; the kernel drops it when the process dies,
 //! however it dies.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -31,8 +31,7 @@ impl RunLock {
     pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
         let path = dir.join(LOCK_FILE);
         let io = |e: std::io::Error| LockError::Io { path: path.display().to_string(), reason: e.to_string() };
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file = super::files::open_private(dir, LOCK_FILE, super::files::Private::ReadWrite).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -12,7 +12,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::files::{write_atomic, FileDigest};
-use super::MANIFEST_JSON;
+use super::{MANIFEST_JSON, MANIFEST_SHA256};
+
+/// The `sha256sum` line for the manifest.
+fn sha256sum_line(hex: &str) -> String {
+    format!("{hex}  {MANIFEST_JSON}\n")
+}
 
 /// The manifest of a run directory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -105,12 +110,25 @@ impl Manifest {
         serde_json::from_slice(&bytes).map_err(|e| ManifestError::Invalid { path: shown, reason: e.to_string() })
     }
 
-    /// Writes it into `dir`, atomically; returns its digest.
+    /// Writes it into `dir`, atomically, then its digest as
+    /// `manifest.sha256` (`sha256sum -c manifest.sha256` checks it too);
+    /// returns the digest.
     pub fn write(&self, dir: &Path) -> io::Result<FileDigest> {
-        write_atomic(dir, MANIFEST_JSON, |w| {
+        let digest = write_atomic(dir, MANIFEST_JSON, |w| {
             serde_json::to_writer_pretty(&mut *w, self)?;
             w.write_all(b"\n")
-        })
+        })?;
+        write_atomic(dir, MANIFEST_SHA256, |w| w.write_all(sha256sum_line(&digest.sha256).as_bytes()))?;
+        Ok(digest)
+    }
+
+    /// The digest `manifest.sha256` in `dir` records, if it holds one.
+    pub fn recorded_digest(dir: &Path) -> io::Result<Option<String>> {
+        let text = std::fs::read_to_string(dir.join(MANIFEST_SHA256))?;
+        Ok(text
+            .strip_suffix(&format!("  {MANIFEST_JSON}\n"))
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase))
     }
 
     /// Whether the manifest lists a file of this name.
@@ -174,7 +192,10 @@ mod tests {
             files: vec![FileDigest { name: "images.csv".into(), bytes: 1, sha256: "00".into() }],
             ..Default::default()
         };
-        m.write(dir.path()).unwrap();
+        let digest = m.write(dir.path()).unwrap();
+        assert_eq!(Manifest::recorded_digest(dir.path()).unwrap(), Some(digest.sha256.clone()));
+        let (_, sha) = super::super::files::digest_file(&dir.path().join(MANIFEST_JSON)).unwrap();
+        assert_eq!(sha, digest.sha256);
         let back = Manifest::read(dir.path()).unwrap();
         assert_eq!(back, m);
         assert!(back.lists("images.csv") && !back.lists("summary.json"));

@@ -16,7 +16,7 @@ pub mod files;
 pub(crate) mod lock;
 pub(crate) mod manifest;
 
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use lock::{LockError, RunLock};
@@ -36,8 +36,11 @@ pub const REJECTED_CSV: &str = "rejected.csv";
 pub const CHANGES_CSV: &str = "changes.csv";
 /// `summary.html`: the one-page summary.
 pub const SUMMARY_HTML: &str = "summary.html";
-/// `manifest.json`: written last; lists every other report file.
+/// `manifest.json`: lists every other report file.
 pub const MANIFEST_JSON: &str = "manifest.json";
+/// `manifest.sha256`: the manifest's own digest, in `sha256sum` form;
+/// written last.
+pub const MANIFEST_SHA256: &str = "manifest.sha256";
 /// The journal of settled ids, while a run is unfinished.
 pub const JOURNAL: &str = "journal.jsonl";
 /// The lock file (held while a run writes here).
@@ -47,15 +50,21 @@ pub const UNSETTLED: &str = ".unsettled.jsonl.tmp";
 /// Written and removed once to check the directory can be written.
 pub const WRITE_PROBE: &str = ".write-probe";
 
-/// Every report file a run may write; `manifest.json` last.
-pub const REPORT_FILES: &[&str] =
-    &[IMAGES_CSV, CHANGES_CSV, SUMMARY_HTML, SUMMARY_CSV, REJECTED_CSV, IMAGES_JSONL, SUMMARY_JSON, MANIFEST_JSON];
+/// Every report file a run may write; the manifest and its digest last.
+pub const REPORT_FILES: &[&str] = &[
+    IMAGES_CSV,
+    CHANGES_CSV,
+    SUMMARY_HTML,
+    SUMMARY_CSV,
+    REJECTED_CSV,
+    IMAGES_JSONL,
+    SUMMARY_JSON,
+    MANIFEST_JSON,
+    MANIFEST_SHA256,
+];
 
-/// The temporary name a file is written under before it is renamed into
-/// place (see [`files::AtomicFile`]).
-pub fn temp_name(name: &str) -> String {
-    format!(".{name}.tmp")
-}
+/// Every file of a run's own state.
+pub const STATE_FILES: &[&str] = &[LOCK, JOURNAL, UNSETTLED];
 
 /// Why a directory cannot be used for a run.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +81,10 @@ pub enum RunDirError {
     Remove { path: String, reason: String },
     #[error("cannot write in the output directory {dir}: {reason}")]
     NotWritable { dir: String, reason: String },
+    #[error("{0}")]
+    Link(String),
+    #[error("{dir} holds files vod-image-audit did not write ({names}): choose an empty or new --out, or pass --force to write the reports beside them (files of the same names are replaced)")]
+    Foreign { dir: String, names: String },
 }
 
 /// A run directory taken for a run: held locked until dropped.
@@ -89,7 +102,18 @@ impl RunDir {
     pub fn open(out: &Path, force: bool) -> Result<RunDir, RunDirError> {
         let dir = out.display().to_string();
         std::fs::create_dir_all(out).map_err(|e| RunDirError::Create { dir: dir.clone(), reason: e.to_string() })?;
+        for name in STATE_FILES.iter().chain(REPORT_FILES) {
+            files::refuse_symlink(&out.join(name)).map_err(|e| RunDirError::Link(e.to_string()))?;
+        }
         let lock = RunLock::acquire(out)?;
+        let started = out.join(MANIFEST_JSON).exists() || out.join(JOURNAL).exists();
+        if !started && !force {
+            let foreign =
+                foreign_files(out).map_err(|e| RunDirError::NotWritable { dir: dir.clone(), reason: e.to_string() })?;
+            if !foreign.is_empty() {
+                return Err(RunDirError::Foreign { dir, names: foreign.join(", ") });
+            }
+        }
         let finished = match Manifest::read(out) {
             Ok(m) => m.complete,
             Err(ManifestError::Absent { .. }) => false,
@@ -113,9 +137,12 @@ impl RunDir {
                 }
             }
         }
-        let probe = out.join(WRITE_PROBE);
-        std::fs::write(&probe, b"probe")
-            .and_then(|_| std::fs::remove_file(&probe))
+        files::create_temp(out, WRITE_PROBE.trim_start_matches('.'), files::PRIVATE_MODE)
+            .and_then(|(mut f, probe)| {
+                let written = f.write_all(b"probe");
+                std::fs::remove_file(&probe)?;
+                written
+            })
             .map_err(|e| RunDirError::NotWritable { dir, reason: e.to_string() })?;
         Ok(RunDir { path: out.to_owned(), _lock: lock })
     }
@@ -129,6 +156,29 @@ impl RunDir {
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
+}
+
+/// The entries of `dir` that are not a run's own: at most a few, sorted.
+fn foreign_files(dir: &Path) -> io::Result<Vec<String>> {
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = Vec::new();
+    let mut more = 0usize;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name == LOCK || files::is_temp_name(&name) {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    if names.len() > SHOWN {
+        more = names.len() - SHOWN;
+        names.truncate(SHOWN);
+    }
+    if more > 0 {
+        names.push(format!("and {more} more"));
+    }
+    Ok(names)
 }
 
 /// `--compare-with`: `auto` is the latest complete run in the same parent

@@ -8,15 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{csv_rows, sim_env, SimServer, TestCatalog, Workdir};
+use common::{csv_rows, Audit, SimServer, TestCatalog, Workdir};
 use serde_json::{json, Value};
 use vod_image_audit::sim::{Catalog, SimConfig};
-
-fn run(wd: &Workdir, server: &SimServer, out: &str, extra: &[&str]) -> common::Output {
-    let mut args = vec!["run", "--input", "ids.csv", "--out", out, "--endpoint", &server.url, "--qps", "500"];
-    args.extend_from_slice(extra);
-    wd.run(&args, &sim_env(), None)
-}
 
 fn set(v: &mut Value, key: &str, value: Option<Value>) {
     let m = v.as_object_mut().unwrap();
@@ -70,9 +64,9 @@ fn changes_between_two_nights_each_kind_and_diff_agrees() {
     wd.write("ids.csv", format!("ImageId\n{}\n", ids.join("\n")));
 
     let night1 = SimServer::start(SimConfig::new(Catalog::from_values(one).unwrap()));
-    run(&wd, &night1, "reports/night1", &[]).expect_code(0);
+    Audit::new(&wd, &night1).out("reports/night1").qps(500).run().expect_code(0);
     let night2 = SimServer::start(SimConfig::new(Catalog::from_values(two).unwrap()));
-    let out = run(&wd, &night2, "reports/night2", &["--compare-with", "auto"]);
+    let out = Audit::new(&wd, &night2).out("reports/night2").qps(500).args(["--compare-with", "auto"]).run();
     out.expect_code(0);
 
     let rows = csv_rows(&wd.read("reports/night2/changes.csv"));
@@ -126,7 +120,7 @@ fn ledger_and_verify_catch_a_tampered_report() {
     text.push_str(&cat.ids()[0]);
     text.push('\n');
     wd.write("ids.csv", &text);
-    run(&wd, &server, "r", &[]).expect_code(0);
+    Audit::new(&wd, &server).out("r").qps(500).run().expect_code(0);
 
     let ledger = wd.json("r/summary.json")["ledger"].clone();
     assert_eq!(
@@ -158,7 +152,7 @@ fn ledger_and_verify_catch_a_tampered_report() {
     // A summary whose sums do not balance (with the manifest fixed up to match) fails too.
     let wd2 = Workdir::new();
     wd2.write("ids.csv", &text);
-    run(&wd2, &server, "r", &[]).expect_code(0);
+    Audit::new(&wd2, &server).out("r").qps(500).run().expect_code(0);
     let mut s = wd2.json("r/summary.json");
     s["ledger"]["found"] = json!(49);
     let new = serde_json::to_vec_pretty(&s).unwrap();
@@ -205,7 +199,7 @@ fn html_page_escapes_hostile_text() {
     let server = SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()));
     let wd = Workdir::new();
     wd.write("ids.csv", ids.join("\n"));
-    run(&wd, &server, "r", &[]).expect_code(0);
+    Audit::new(&wd, &server).out("r").qps(500).run().expect_code(0);
     let html = wd.read("r/summary.html");
     assert!(!html.to_lowercase().contains("<script"), "a script tag got through");
     assert!(!html.contains("<img"), "an img tag got through");
@@ -262,7 +256,7 @@ fn html_page_in_a_real_browser_shows_the_summary_numbers_and_runs_no_script() {
     let server = SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()));
     let wd = Workdir::new();
     wd.write("ids.csv", format!("{}\nnot/an/id\n0000aaaa\n", ids.join("\n")));
-    run(&wd, &server, "r", &[]).expect_code(0);
+    Audit::new(&wd, &server).out("r").qps(500).run().expect_code(0);
     let page = wd.path().join("r/summary.html");
     let user_dir = wd.path().join("chromium-profile");
 

@@ -341,24 +341,6 @@ fn input_and_usage_errors_exit_2_before_any_call() {
 }
 
 #[test]
-fn a_finished_run_is_never_overwritten_without_force() {
-    let cat = TestCatalog::generate(10, 2);
-    let server = SimServer::start(cat.config());
-    let wd = Workdir::new();
-    wd.write("ids.csv", cat.ids().join("\n"));
-    let night = Audit::new(&wd, &server).out("night");
-    night.run().expect_code(0);
-    let before = wd.read("night/manifest.json");
-    let out = night.run();
-    out.expect_code(2);
-    assert!(out.stderr.contains("already holds a complete run"), "{}", out.describe());
-    assert_eq!(wd.read("night/manifest.json"), before, "last night's evidence is untouched");
-    let calls = server.stats().requests;
-    night.arg("--force").run().expect_code(0);
-    assert_eq!(server.stats().requests, calls + 10);
-}
-
-#[test]
 fn stdin_input_format_selection_and_quiet() {
     let cat = TestCatalog::generate(12, 6);
     let server = SimServer::start(cat.config());
@@ -398,18 +380,6 @@ fn failed_ids_give_exit_3_with_their_last_error() {
     }
     assert_eq!(wd.json("o/summary.json")["failures_by_code"]["InternalError"], 5);
     assert_eq!(server.stats().requests, 10, "exactly max-attempts calls per id");
-}
-
-#[test]
-fn help_documents_exit_codes_and_takes_no_secret() {
-    let wd = Workdir::new();
-    let out = wd.run(&["run", "--help"], &[], None);
-    out.expect_code(0);
-    for want in ["Exit codes:", "130", "No flag takes a secret"] {
-        assert!(out.stdout.contains(want), "{want}\n{}", out.describe());
-    }
-    assert!(!out.stdout.to_lowercase().contains("--access-key-secret"), "run takes no secret flag");
-    assert!(!out.stdout.contains(sim::DEFAULT_KEY_SECRET));
 }
 
 #[test]

@@ -455,6 +455,21 @@ pub fn poll_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut()
     }
 }
 
+/// How many calls the simulator answers with `revoke_key_after = Some(n)`
+/// when a client keeps at most `concurrency` calls in flight.
+///
+/// The simulator (`process` in `src/sim/mod.rs`) first checks
+/// `authenticated >= n` (a load), then checks the signature, and only then
+/// counts the call (`fetch_add`): check, then increment, not one atomic step.
+/// Every counted call is answered (no faults here), so at least `n` are, and
+/// none is refused before the `n`-th is counted. Once it is, a call that
+/// starts its check later is refused; the only calls counted past `n` are
+/// those that passed the check before that and were still between check and
+/// count, that is in flight beside the `n`-th call: at most `concurrency - 1`.
+pub fn answered_before_revocation(n: u64, concurrency: usize) -> std::ops::RangeInclusive<u64> {
+    n..=n + concurrency as u64 - 1
+}
+
 /// `n` ids the generated catalogs never hold: the API answers NoSuchResource.
 pub fn unknown_ids(n: usize, salt: u32) -> Vec<String> {
     (0..n).map(|i| format!("dead{salt:04x}{i:024x}")).collect()

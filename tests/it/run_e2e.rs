@@ -1,11 +1,9 @@
 //! The real binary against the in-process simulator: the audit run, its
 //! reports, its exit codes, `check`, and what must never leak.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::{answered_before_revocation, csv_rows, Audit, SimServer, TestCatalog, Workdir};
+use crate::common::{answered_before_revocation, csv_rows, Audit, SimServer, TestCatalog, Workdir};
 use serde_json::Value;
 use vod_image_audit::api::model::ImageInfo;
 use vod_image_audit::sim::{self, Faults, SimKey};

@@ -3,11 +3,9 @@
 //! rejected.csv; nothing panics; no value that is not a valid id is ever
 //! sent, and a file refused as a whole makes no call at all.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{csv_rows, Audit, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{csv_rows, Audit, Output, SimServer, TestCatalog, Workdir};
 use vod_image_audit::run::input::validate_id;
 use vod_image_audit::sim::catalog::SplitMix;
 

@@ -2,8 +2,6 @@
 //! binary in a scratch directory, and a failure message that shows the
 //! command, status, stdout and stderr.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,13 +3,11 @@
 //! a busy output directory, a changed input, a dead service, a revoked key
 //! and an unwritable output directory; and no secret in anything it writes.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     answered_before_revocation, csv_rows, poll_until, unknown_ids, Audit, Output, SimServer, TestCatalog, Workdir,
 };
 use serde_json::Value;

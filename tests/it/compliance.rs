@@ -3,12 +3,10 @@
 //! escaping — plus, where Chromium is installed, the page as a browser
 //! renders it.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{csv_rows, Audit, SimServer, TestCatalog, Workdir};
+use crate::common::{csv_rows, Audit, SimServer, TestCatalog, Workdir};
 use serde_json::{json, Value};
 use vod_image_audit::sim::{Catalog, SimConfig};
 

@@ -3,23 +3,19 @@
 //! a busy output directory, a changed input, a dead service, a revoked key
 //! and an unwritable output directory; and no secret in anything it writes.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{csv_rows, poll_until, sim_env, unknown_ids, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{
+    answered_before_revocation, csv_rows, id_file, poll_until, unknown_ids, Audit, Output, SimServer, TestCatalog,
+    Workdir,
+};
 use serde_json::Value;
 use vod_image_audit::sim::{Faults, OutageFault, SimConfig, SimKey, Stats};
 
 /// Longest any single run may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-/// `ImageId` header, then one id a line.
-fn id_file(ids: &[String]) -> String {
-    format!("ImageId\n{}\n", ids.join("\n"))
-}
 
 /// Outcome of every id in images.csv.
 fn outcomes(wd: &Workdir, out: &str) -> BTreeMap<String, String> {
@@ -55,10 +51,8 @@ fn fault_row(seed: u64, n: usize, faults: impl FnOnce(&mut SimConfig), client: &
     }
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let mut args = vec!["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url, "--max-attempts", "10"];
-    args.extend_from_slice(client);
     let started = Instant::now();
-    let out = wd.run(&args, &sim_env(), None);
+    let out = Audit::new(&wd, &server).args(["--max-attempts", "10"]).args(client.iter().copied()).run();
     let took = started.elapsed();
     out.expect_code(0);
     eprintln!("fault row seed {seed}: {took:?}");
@@ -200,11 +194,9 @@ fn slow_sim(cat: &TestCatalog, seed: u64) -> SimServer {
     SimServer::start(config)
 }
 
-fn paced_args(url: &str) -> Vec<String> {
-    let c = CONCURRENCY.to_string();
-    ["run", "--input", "ids.csv", "--out", "out", "--endpoint", url, "--qps", "100", "--concurrency", &c]
-        .map(str::to_owned)
-        .to_vec()
+/// The run of the crash tests: `--qps 100 --concurrency 4` into `out`.
+fn paced<'a>(wd: &'a Workdir, server: &SimServer) -> Audit<'a> {
+    Audit::new(wd, server).qps(100).concurrency(CONCURRENCY)
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -213,18 +205,18 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// The start of the resume tests: a paced run of the crash input against a
 /// slow simulator seeded `seed`, stopped by SIGINT once 10 ids are
-/// journaled. Returns the ids, the simulator, the directory and the args.
-fn interrupted_run(seed: u64) -> (Vec<String>, SimServer, Workdir, Vec<String>) {
+/// journaled. Returns the ids, the simulator and the directory; the rerun
+/// is `paced(&wd, &server)` again.
+fn interrupted_run(seed: u64) -> (Vec<String>, SimServer, Workdir) {
     let (cat, ids) = crash_input();
     let server = slow_sim(&cat, seed);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let args = paced_args(&server.url);
-    let child = wd.spawn("first", &strs(&args), &sim_env());
+    let child = paced(&wd, &server).spawn("first");
     poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
     child.interrupt();
     child.wait(RUN_LIMIT).expect_code(130);
-    (ids, server, wd, args)
+    (ids, server, wd)
 }
 
 /// images.csv without the `request_id` column (a RequestId is per call),
@@ -245,7 +237,7 @@ fn uninterrupted_reports() -> &'static (Vec<BTreeMap<String, String>>, Value) {
         let server = slow_sim(&cat, 9);
         let wd = Workdir::new();
         wd.write("ids.csv", id_file(&ids));
-        let out = wd.run(&strs(&paced_args(&server.url)), &sim_env(), None);
+        let out = paced(&wd, &server).run();
         out.expect_code(0);
         assert!(answered_twice(&server.stats()).is_empty());
         comparable_reports(&wd)
@@ -276,18 +268,18 @@ fn crash_and_resume(seed: u64) {
     let server = slow_sim(&cat, 9);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let args = paced_args(&server.url);
+    let audit = paced(&wd, &server);
     let (mut kills, mut runs) = (0usize, 0usize);
     let last = loop {
         runs += 1;
         assert!(runs <= 2 + planned_kills, "seed {seed}: still not finished after {runs} runs");
         if kills == planned_kills {
-            break wd.run(&strs(&args), &sim_env(), None);
+            break audit.run();
         }
         // Kill somewhere in the first ~60 % of the calls still to make.
         let to_go = (ids.len() - journaled(&wd)) as u64;
         let at = server.stats().requests + 3 + rng.below(to_go * 6 / 10);
-        let mut child = wd.spawn(&format!("run{runs}"), &strs(&args), &sim_env());
+        let mut child = audit.spawn(&format!("run{runs}"));
         poll_until(RUN_LIMIT, "the kill point", || server.stats().requests >= at || child.has_exited());
         if child.has_exited() {
             // Finished before the kill point: a normal run.
@@ -356,8 +348,8 @@ fn sigint_writes_an_incomplete_report_and_the_rerun_finishes() {
     let server = slow_sim(&cat, 31);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let args = paced_args(&server.url);
-    let child = wd.spawn("first", &strs(&args), &sim_env());
+    let audit = paced(&wd, &server);
+    let child = audit.spawn("first");
     poll_until(RUN_LIMIT, "20 journaled ids", || journaled(&wd) >= 20);
     child.interrupt();
     let out = child.wait(RUN_LIMIT);
@@ -377,7 +369,7 @@ fn sigint_writes_an_incomplete_report_and_the_rerun_finishes() {
     assert!(kept >= 20 && kept < ids.len(), "{kept} ids journaled");
 
     let calls_before = server.stats().requests;
-    let out = wd.run(&strs(&args), &sim_env(), None);
+    let out = audit.run();
     out.expect_code(0);
     assert!(out.stderr.contains(&format!("resuming: {kept} ids already settled")), "{}", out.describe());
     let summary = wd.json("out/summary.json");
@@ -400,7 +392,7 @@ fn sigterm_is_an_interruption_too() {
     let server = slow_sim(&cat, 32);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let child = wd.spawn("first", &strs(&paced_args(&server.url)), &sim_env());
+    let child = paced(&wd, &server).spawn("first");
     poll_until(RUN_LIMIT, "10 journaled ids", || journaled(&wd) >= 10);
     let status = std::process::Command::new("kill").args(["-TERM", &child.pid().to_string()]).status().unwrap();
     assert!(status.success());
@@ -422,22 +414,7 @@ fn a_second_sigint_quits_without_waiting_for_the_calls_in_flight() {
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let args = [
-        "run",
-        "--input",
-        "ids.csv",
-        "--out",
-        "out",
-        "--endpoint",
-        &server.url,
-        "--timeout",
-        "8s",
-        "--concurrency",
-        "4",
-        "--qps",
-        "100",
-    ];
-    let child = wd.spawn("first", &args, &sim_env());
+    let child = Audit::new(&wd, &server).args(["--timeout", "8s"]).concurrency(4).qps(100).spawn("first");
     poll_until(RUN_LIMIT, "4 calls in flight", || server.stats().requests >= 4);
     child.interrupt();
     poll_until(RUN_LIMIT, "the first signal to be noticed", || wd.read("first.stderr").contains("stopping"));
@@ -452,7 +429,7 @@ fn a_second_sigint_quits_without_waiting_for_the_calls_in_flight() {
 
 #[test]
 fn a_torn_last_journal_line_is_cut_off_and_the_run_resumes() {
-    let (ids, _server, wd, args) = interrupted_run(34);
+    let (ids, server, wd) = interrupted_run(34);
     let kept = journaled(&wd);
     // A write cut short by a power loss.
     let mut journal = wd.read("out/journal.jsonl");
@@ -461,7 +438,7 @@ fn a_torn_last_journal_line_is_cut_off_and_the_run_resumes() {
     journal.push_str("\",\"kind\":\"fou");
     wd.write("out/journal.jsonl", journal);
 
-    let out = wd.run(&strs(&args), &sim_env(), None);
+    let out = paced(&wd, &server).run();
     out.expect_code(0);
     assert!(out.stderr.contains("torn last line was cut off"), "{}", out.describe());
     assert!(out.stderr.contains(&format!("resuming: {kept} ids already settled")), "{}", out.describe());
@@ -479,20 +456,18 @@ fn a_second_run_into_a_busy_directory_exits_5_and_the_first_finishes() {
     let server = slow_sim(&cat, 41);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let first = wd.spawn("first", &strs(&paced_args(&server.url)), &sim_env());
+    let first = paced(&wd, &server).spawn("first");
     // The lock is taken before the journal is opened.
     poll_until(RUN_LIMIT, "the first run's journal", || journaled(&wd) >= 1);
 
     let other = SimServer::start(cat.config());
-    let out = wd.run(&strs(&paced_args(&other.url)), &sim_env(), None);
+    let out = paced(&wd, &other).run();
     out.expect_code(5);
     assert!(out.stderr.contains("another vod-image-audit run"), "{}", out.describe());
     assert!(out.stderr.contains(&format!("pid {}", first.pid())), "names the holder\n{}", out.describe());
     assert_eq!(other.stats().requests, 0, "the refused run made calls");
     // --force does not take a busy directory either.
-    let mut forced = paced_args(&other.url);
-    forced.push("--force".into());
-    let out = wd.run(&strs(&forced), &sim_env(), None);
+    let out = paced(&wd, &other).arg("--force").run();
     out.expect_code(5);
     assert!(out.stderr.contains("another vod-image-audit run"), "{}", out.describe());
     assert_eq!(other.stats().requests, 0, "the refused run made calls");
@@ -510,12 +485,12 @@ fn a_second_run_into_a_busy_directory_exits_5_and_the_first_finishes() {
 
 #[test]
 fn resume_refuses_a_changed_input_before_any_call() {
-    let (ids, server, wd, args) = interrupted_run(51);
+    let (ids, server, wd) = interrupted_run(51);
     let journal = wd.read("out/journal.jsonl");
 
     wd.write("ids.csv", id_file(&ids[..ids.len() - 1]));
     let calls = server.stats().requests;
-    let out = wd.run(&strs(&args), &sim_env(), None);
+    let out = paced(&wd, &server).run();
     out.expect_code(2);
     assert!(out.stderr.contains("belongs to another input"), "{}", out.describe());
     assert!(out.stderr.contains("journal.jsonl"), "names the journal\n{}", out.describe());
@@ -527,7 +502,7 @@ fn resume_refuses_a_changed_input_before_any_call() {
 /// outcome) is refused before any call, and left as it was.
 #[test]
 fn resume_refuses_a_journal_of_another_format_untouched() {
-    let (_ids, server, wd, args) = interrupted_run(52);
+    let (_ids, server, wd) = interrupted_run(52);
     let journal = wd.read("out/journal.jsonl");
     let (header, rest) = journal.split_once('\n').unwrap();
     assert!(header.contains("\"vod_image_audit_journal\":2"), "{header}");
@@ -535,7 +510,7 @@ fn resume_refuses_a_journal_of_another_format_untouched() {
     wd.write("out/journal.jsonl", &old);
 
     let calls = server.stats().requests;
-    let out = wd.run(&strs(&args), &sim_env(), None);
+    let out = paced(&wd, &server).run();
     out.expect_code(2);
     assert!(out.stderr.contains("another version of vod-image-audit"), "{}", out.describe());
     assert!(out.stderr.contains("journal.jsonl"), "names the journal\n{}", out.describe());
@@ -553,13 +528,13 @@ fn a_complete_run_is_refused_without_force_and_replaced_with_it() {
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()[..20]));
-    let args = ["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url, "--qps", "500"];
-    wd.run(&args, &sim_env(), None).expect_code(0);
+    let audit = Audit::new(&wd, &server).qps(500);
+    audit.run().expect_code(0);
     let before: Vec<String> =
         ["manifest.json", "images.csv", "summary.json"].iter().map(|f| wd.read(&format!("out/{f}"))).collect();
 
     wd.write("ids.csv", id_file(&cat.ids()[10..]));
-    let out = wd.run(&args, &sim_env(), None);
+    let out = audit.run();
     out.expect_code(2);
     assert!(
         out.stderr.contains("already holds a complete run") && out.stderr.contains("--force"),
@@ -571,9 +546,7 @@ fn a_complete_run_is_refused_without_force_and_replaced_with_it() {
     assert_eq!(after, before, "the finished report is untouched");
     assert_eq!(server.stats().requests, 20);
 
-    let mut forced = args.to_vec();
-    forced.push("--force");
-    wd.run(&forced, &sim_env(), None).expect_code(0);
+    audit.arg("--force").run().expect_code(0);
     let got = outcomes(&wd, "out");
     assert_eq!(got.keys().cloned().collect::<Vec<_>>(), {
         let mut v = cat.ids()[10..].to_vec();
@@ -603,25 +576,7 @@ fn a_failing_service_drains_the_retry_budget_and_stops_the_run() {
     // See the report: at --concurrency 8 the budget takes minutes of
     // backoff to drain, so this test runs more slots at once.
     let started = Instant::now();
-    let out = wd.run(
-        &[
-            "run",
-            "--input",
-            "ids.csv",
-            "--out",
-            "out",
-            "--endpoint",
-            &server.url,
-            "--max-attempts",
-            "10",
-            "--concurrency",
-            "128",
-            "--qps",
-            "2000",
-        ],
-        &sim_env(),
-        None,
-    );
+    let out = Audit::new(&wd, &server).args(["--max-attempts", "10"]).concurrency(128).qps(2000).run();
     eprintln!("retry budget run: {:?}", started.elapsed());
     out.expect_code(4);
     assert!(out.stderr.contains("the retry budget ran out"), "{}", out.describe());
@@ -653,9 +608,7 @@ fn through_an_outage(seed: u64, outage: Duration, client: &[&str]) -> (Workdir, 
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let mut args = vec!["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url];
-    args.extend_from_slice(client);
-    let out = wd.run(&args, &sim_env(), None);
+    let out = Audit::new(&wd, &server).args(client.iter().copied()).run();
     (wd, out, server.stats())
 }
 
@@ -710,28 +663,11 @@ fn max_failures_count_stops_after_that_many() {
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let c = CONCURRENCY.to_string();
-    let out = wd.run(
-        &[
-            "run",
-            "--input",
-            "ids.csv",
-            "--out",
-            "out",
-            "--endpoint",
-            &server.url,
-            "--max-attempts",
-            "1",
-            "--max-failures",
-            "5",
-            "--concurrency",
-            &c,
-            "--qps",
-            "1000",
-        ],
-        &sim_env(),
-        None,
-    );
+    let out = Audit::new(&wd, &server)
+        .args(["--max-attempts", "1", "--max-failures", "5"])
+        .concurrency(CONCURRENCY)
+        .qps(1000)
+        .run();
     out.expect_code(4);
     let summary = wd.json("out/summary.json");
     let reason = summary["stop_reason"].as_str().unwrap_or_default();
@@ -753,27 +689,8 @@ fn fifth_failing(limit: &str) -> (Workdir, Output) {
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let out = wd.run(
-        &[
-            "run",
-            "--input",
-            "ids.csv",
-            "--out",
-            "out",
-            "--endpoint",
-            &server.url,
-            "--max-attempts",
-            "1",
-            "--max-failures",
-            limit,
-            "--concurrency",
-            "16",
-            "--qps",
-            "3000",
-        ],
-        &sim_env(),
-        None,
-    );
+    let out =
+        Audit::new(&wd, &server).args(["--max-attempts", "1", "--max-failures", limit]).concurrency(16).qps(3000).run();
     (wd, out)
 }
 
@@ -819,19 +736,18 @@ fn key_revoked_mid_run_keeps_the_40_answers_in_the_journal() {
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
     let started = Instant::now();
-    let c = CONCURRENCY.to_string();
-    let out = wd.run(
-        &["run", "--input", "ids.csv", "--out", "out", "--endpoint", &server.url, "--qps", "200", "--concurrency", &c],
-        &sim_env(),
-        None,
-    );
+    let out = Audit::new(&wd, &server).qps(200).concurrency(CONCURRENCY).run();
     out.expect_code(4);
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(out.stderr.contains("InvalidAccessKeyId.NotFound"), "{}", out.describe());
     // Every answer the simulator gave before the revocation is journaled:
-    // 40 (a few more if calls raced past its check-then-count).
+    // 40, up to CONCURRENCY - 1 more that raced its count (see
+    // answered_before_revocation).
     let answered = server.stats().by_code.get("OK").copied().unwrap_or(0);
-    assert!((40..40 + CONCURRENCY as u64).contains(&answered), "{answered} answers before the revocation");
+    assert!(
+        answered_before_revocation(40, CONCURRENCY).contains(&answered),
+        "{answered} answers before the revocation"
+    );
     assert_eq!(journaled(&wd) as u64, answered, "every answer obtained is journaled");
     let journal = wd.read("out/journal.jsonl");
     assert!(journal.lines().skip(1).all(|l| l.contains("\"outcome\":\"found\"")), "{journal}");
@@ -849,11 +765,7 @@ fn key_revoked_mid_run_keeps_the_40_answers_in_the_journal() {
 
     // Next night, with a working key: only the ids left are called.
     let fresh = SimServer::start(cat.config());
-    let out = wd.run(
-        &["run", "--input", "ids.csv", "--out", "out", "--endpoint", &fresh.url, "--qps", "500", "--concurrency", &c],
-        &sim_env(),
-        None,
-    );
+    let out = Audit::new(&wd, &fresh).qps(500).concurrency(CONCURRENCY).run();
     out.expect_code(0);
     assert_eq!(fresh.stats().requests, 300 - answered, "{}", out.describe());
     assert_eq!(wd.json("out/summary.json")["totals"]["found"], 300);
@@ -871,7 +783,7 @@ fn an_unwritable_output_directory_is_refused_before_any_call() {
     wd.write("ids.csv", id_file(&cat.ids()));
     wd.write("afile", "a regular file\n");
     for out_dir in ["afile/sub", "afile"] {
-        let out = wd.run(&["run", "--input", "ids.csv", "--out", out_dir, "--endpoint", &server.url], &sim_env(), None);
+        let out = Audit::new(&wd, &server).out(out_dir).run();
         out.expect_code(2);
         assert!(out.stderr.contains(&format!("output directory {out_dir}")), "{}", out.describe());
         assert!(!out.stderr.contains("panicked"), "{}", out.describe());
@@ -887,8 +799,12 @@ fn an_unwritable_output_directory_is_refused_before_any_call() {
 struct JournalLimited {
     server: SimServer,
     wd: Workdir,
-    args: Vec<String>,
     out: Output,
+}
+
+/// The run of the journal tests, with the limit and (the rerun) without.
+fn journal_run<'a>(wd: &'a Workdir, server: &SimServer) -> Audit<'a> {
+    Audit::new(wd, server).qps(300).concurrency(CONCURRENCY).args(["--format", "csv"])
 }
 
 fn run_until_the_journal_is_full() -> JournalLimited {
@@ -898,30 +814,9 @@ fn run_until_the_journal_is_full() -> JournalLimited {
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let c = CONCURRENCY.to_string();
-    let args: Vec<String> = [
-        "run",
-        "--input",
-        "ids.csv",
-        "--out",
-        "out",
-        "--endpoint",
-        &server.url,
-        "--qps",
-        "300",
-        "--concurrency",
-        &c,
-        "--format",
-        "csv",
-    ]
-    .map(str::to_owned)
-    .to_vec();
     let script = "trap '' XFSZ; ulimit -f 160; exec \"$0\" \"$@\"";
-    let mut limited = vec!["-c", script, env!("CARGO_BIN_EXE_vod-image-audit")];
-    limited.extend(strs(&args));
-    let done = wd.command_of("bash", &limited, &sim_env()).output().unwrap();
-    let out = Output::of(format!("(ulimit -f 160) vod-image-audit {}", args.join(" ")), done);
-    JournalLimited { server, wd, args, out }
+    let out = journal_run(&wd, &server).run_in_shell(script, "(ulimit -f 160)");
+    JournalLimited { server, wd, out }
 }
 
 /// The calls stop at once (no answer goes unrecorded), the exit code is 4
@@ -929,7 +824,7 @@ fn run_until_the_journal_is_full() -> JournalLimited {
 /// and the rerun, without the limit, resumes from what was journaled.
 #[test]
 fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
-    let JournalLimited { server, wd, args, out } = run_until_the_journal_is_full();
+    let JournalLimited { server, wd, out } = run_until_the_journal_is_full();
     out.expect_code(4);
     let kept = journaled(&wd);
     assert!(kept > 50 && kept < 300, "{kept} lines journaled");
@@ -940,7 +835,7 @@ fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
     );
     assert_not_claimed_complete(&wd, "after the journal filled up");
 
-    let out = wd.run(&strs(&args), &sim_env(), None);
+    let out = journal_run(&wd, &server).run();
     out.expect_code(0);
     assert!(out.stderr.contains("resuming:"), "{}", out.describe());
     assert_eq!(outcomes(&wd, "out").len(), 300);
@@ -993,13 +888,16 @@ fn leak_forms() -> Vec<&'static str> {
     ]
 }
 
-fn leak_env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("ALIBABA_CLOUD_ACCESS_KEY_ID", LEAK_KEY_ID),
-        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", LEAK_SECRET),
-        ("ALIBABA_CLOUD_SECURITY_TOKEN", LEAK_TOKEN),
-        ("RUST_LOG", "trace"),
-    ]
+/// The key, secret and token of the leak checks, as environment variables.
+const LEAK_KEY: [(&str, &str); 3] = [
+    ("ALIBABA_CLOUD_ACCESS_KEY_ID", LEAK_KEY_ID),
+    ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", LEAK_SECRET),
+    ("ALIBABA_CLOUD_SECURITY_TOKEN", LEAK_TOKEN),
+];
+
+/// `audit` with the leak checks' key, secret and token, logging everything.
+fn leak_checked(audit: Audit<'_>) -> Audit<'_> {
+    audit.credentials(&LEAK_KEY).env("RUST_LOG", "trace")
 }
 
 fn leak_sim(cat: &TestCatalog, tweak: impl FnOnce(&mut SimConfig)) -> SimServer {
@@ -1050,7 +948,6 @@ fn no_secret_or_token_in_output_reports_journal_or_lock() {
     let cat = TestCatalog::generate(150, 111);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let env = leak_env();
 
     // A run with every fault, traced.
     let faulty = leak_sim(&cat, |c| {
@@ -1065,22 +962,8 @@ fn no_secret_or_token_in_output_reports_journal_or_lock() {
             ..Faults::default()
         };
     });
-    let args = [
-        "run",
-        "--input",
-        "ids.csv",
-        "--out",
-        "faults",
-        "--endpoint",
-        &faulty.url,
-        "--qps",
-        "300",
-        "--max-attempts",
-        "10",
-        "--timeout",
-        "300ms",
-    ];
-    let out = wd.run(&args, &env, None);
+    let audit = Audit::new(&wd, &faulty).out("faults").qps(300).args(["--max-attempts", "10", "--timeout", "300ms"]);
+    let out = leak_checked(audit).run();
     out.expect_code(0);
     assert!(out.stderr.contains("TRACE") || out.stderr.contains("DEBUG"), "RUST_LOG=trace logs\n{}", out.describe());
     assert!(faulty.stats().by_code.len() >= 4, "{:?}", faulty.stats().by_code);
@@ -1088,8 +971,7 @@ fn no_secret_or_token_in_output_reports_journal_or_lock() {
 
     // An interrupted run: the journal and the lock file stay behind.
     let slow = leak_sim(&cat, |c| c.faults = Faults { latency: Duration::from_millis(10), ..Faults::default() });
-    let args = ["run", "--input", "ids.csv", "--out", "interrupted", "--endpoint", &slow.url, "--qps", "100"];
-    let child = wd.spawn("interrupted", &args, &env);
+    let child = leak_checked(Audit::new(&wd, &slow).out("interrupted").qps(100)).spawn("interrupted");
     poll_until(RUN_LIMIT, "10 journaled ids", || wd.count_lines("interrupted/journal.jsonl") > 10);
     child.interrupt();
     let out = child.wait(RUN_LIMIT);
@@ -1100,26 +982,28 @@ fn no_secret_or_token_in_output_reports_journal_or_lock() {
 
     // A fatal run: the key is revoked after 20 calls.
     let revoking = leak_sim(&cat, |c| c.revoke_key_after = Some(20));
-    let args = ["run", "--input", "ids.csv", "--out", "fatal", "--endpoint", &revoking.url, "--qps", "300"];
-    let out = wd.run(&args, &env, None);
+    let out = leak_checked(Audit::new(&wd, &revoking).out("fatal").qps(300)).run();
     out.expect_code(4);
     assert_no_leak("fatal run", &out, &wd, "fatal");
 
     // `check`, found and fatal. (`check` makes one call and never retries, so
     // it goes to the simulator without faults.)
     let id = cat.ids()[0].clone();
-    let out = wd.run(&["check", "--endpoint", &slow.url, "--image-id", &id], &env, None);
+    let out = leak_checked(Audit::check(&wd, &slow, &id)).run();
     out.expect_code(0);
-    let out = wd.run(&["check", "--endpoint", &revoking.url, "--image-id", &id], &env, None);
+    let out = leak_checked(Audit::check(&wd, &revoking, &id)).run();
     out.expect_code(4);
     assert_no_leak("check", &out, &wd, "fatal");
 }
 
+/// Every help text, with a secret and a token in the environment; those of
+/// the commands that call the API also document the exit codes and that no
+/// flag takes a secret.
 #[test]
 fn no_help_text_shows_the_secret_or_the_token() {
     use clap::CommandFactory;
     let wd = Workdir::new();
-    let env = leak_env();
+    let env: Vec<(&str, &str)> = LEAK_KEY.into_iter().chain([("RUST_LOG", "trace")]).collect();
     let subcommands: Vec<String> =
         vod_image_audit::cmd::cli::Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
     assert!(subcommands.len() >= 4, "{subcommands:?}");
@@ -1136,6 +1020,14 @@ fn no_help_text_shows_the_secret_or_the_token() {
         for leak in leak_forms() {
             assert!(!out.stdout.contains(leak) && !out.stderr.contains(leak), "{leak:?}\n{}", out.describe());
         }
+        // (`simulate` has a key of its own, and shows its default.)
+        if args.iter().any(|a| a == "run" || a == "check") {
+            for want in ["Exit codes:", "130", "No flag takes a secret"] {
+                assert!(out.stdout.contains(want), "{want}\n{}", out.describe());
+            }
+            assert!(!out.stdout.to_lowercase().contains("--access-key-secret"), "a secret flag\n{}", out.describe());
+            assert!(!out.stdout.contains(vod_image_audit::sim::DEFAULT_KEY_SECRET), "{}", out.describe());
+        }
     }
 }
 
@@ -1149,18 +1041,14 @@ fn no_token_in_anything_written_after_a_signature_error() {
     let server = leak_sim(&cat, |_| {});
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let mut env = leak_env();
-    env[1] = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "a-wrong-secret");
-    let out = wd.run(
-        &["run", "--input", "ids.csv", "--out", "sig", "--endpoint", &server.url, "--concurrency", "2"],
-        &env,
-        None,
-    );
+    let mut key = LEAK_KEY;
+    key[1] = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "a-wrong-secret");
+    let out = leak_checked(Audit::new(&wd, &server).out("sig").concurrency(2)).credentials(&key).run();
     out.expect_code(4);
     assert!(out.stderr.contains("SignatureDoesNotMatch"), "{}", out.describe());
     assert_no_leak("signature error", &out, &wd, "sig");
     let id = cat.ids()[0].clone();
-    let out = wd.run(&["check", "--endpoint", &server.url, "--image-id", &id], &env, None);
+    let out = leak_checked(Audit::check(&wd, &server, &id)).credentials(&key).run();
     out.expect_code(4);
     assert_no_leak("check with a signature error", &out, &wd, "sig");
 }

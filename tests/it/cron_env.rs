@@ -2,25 +2,10 @@
 //! variables that are not UTF-8, and a `--format csv` run that `verify`
 //! must still check in full.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use common::{sim_env, Output, SimServer, TestCatalog, Workdir};
-
-fn ids_csv(cat: &TestCatalog) -> String {
-    let mut text = String::from("ImageId\n");
-    for id in cat.ids() {
-        text.push_str(&id);
-        text.push('\n');
-    }
-    text
-}
-
-fn output(cmd: &mut std::process::Command, what: &str) -> Output {
-    Output::of(what.to_owned(), cmd.output().unwrap())
-}
+use crate::common::{id_file, Audit, SimServer, TestCatalog, Workdir};
 
 /// Never exit 101 (a panic), whatever bytes an argument holds.
 #[test]
@@ -28,25 +13,28 @@ fn a_non_utf8_argument_is_a_usage_error_or_works_never_a_panic() {
     let cat = TestCatalog::generate(5, 7);
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
-    wd.write("ids.csv", ids_csv(&cat));
+    wd.write("ids.csv", id_file(&cat.ids()));
     let bad = OsStr::from_bytes(b"ids-\xff\xfe.csv");
 
     // --input is text: clap refuses it, exit 2, no call.
-    let mut cmd = wd.command(&["run", "--endpoint", &server.url, "--out", "r1"], &sim_env());
-    let out = output(cmd.arg("--input").arg(bad), "run --input <non-UTF-8>");
+    let out = Audit::new(&wd, &server).no_input().out("r1").run_with("--input <non-UTF-8>", |c| {
+        c.arg("--input").arg(bad);
+    });
     out.expect_code(2);
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
     assert_eq!(server.stats().requests, 0);
 
     // --out is a path: any bytes a file name can hold work.
-    let mut cmd = wd.command(&["run", "--input", "ids.csv", "--endpoint", &server.url], &sim_env());
-    let out = output(cmd.arg("--out").arg(OsStr::from_bytes(b"out-\xff")), "run --out <non-UTF-8>");
+    let out = Audit::new(&wd, &server).no_out().run_with("--out <non-UTF-8>", |c| {
+        c.arg("--out").arg(OsStr::from_bytes(b"out-\xff"));
+    });
     out.expect_code(0);
-    assert!(wd.path().join(OsStr::from_bytes(b"out-\xff")).join("manifest.json").exists(), "{}", out.describe());
+    let dir = wd.path().join(OsStr::from_bytes(b"out-\xff"));
+    assert!(dir.join("manifest.json").exists(), "{}", out.describe());
 
     // A non-UTF-8 word where a subcommand is expected.
     let mut cmd = wd.command(&[], &[]);
-    let out = output(cmd.arg(bad), "<non-UTF-8>");
+    let out = crate::common::Output::of("<non-UTF-8>".into(), cmd.arg(bad).output().unwrap());
     out.expect_code(2);
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
 }
@@ -56,18 +44,20 @@ fn a_non_utf8_environment_variable_is_ignored_unless_the_tool_reads_it() {
     let cat = TestCatalog::generate(5, 8);
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
-    wd.write("ids.csv", ids_csv(&cat));
+    wd.write("ids.csv", id_file(&cat.ids()));
     let junk = OsStr::from_bytes(b"\xc3\x28 latin-1 \xe9t\xe9");
 
     // Some other variable of the cron environment: no concern.
-    let mut cmd = wd.command(&["run", "--input", "ids.csv", "--out", "r1", "--endpoint", &server.url], &sim_env());
-    let out = output(cmd.env("LC_JUNK", junk), "LC_JUNK=<non-UTF-8> run");
+    let out = Audit::new(&wd, &server).out("r1").run_with("LC_JUNK=<non-UTF-8>", |c| {
+        c.env("LC_JUNK", junk);
+    });
     out.expect_code(0);
 
     // One the credential chain reads: a clear error naming it, no call.
     let before = server.stats().requests;
-    let mut cmd = wd.command(&["run", "--input", "ids.csv", "--out", "r2", "--endpoint", &server.url], &sim_env());
-    let out = output(cmd.env("ALIBABA_CLOUD_REGION_ID", junk), "ALIBABA_CLOUD_REGION_ID=<non-UTF-8> run");
+    let out = Audit::new(&wd, &server).out("r2").run_with("ALIBABA_CLOUD_REGION_ID=<non-UTF-8>", |c| {
+        c.env("ALIBABA_CLOUD_REGION_ID", junk);
+    });
     out.expect_code(2);
     assert!(out.stderr.contains("ALIBABA_CLOUD_REGION_ID") && out.stderr.contains("UTF-8"), "{}", out.describe());
     assert!(!out.stderr.contains("panicked"), "{}", out.describe());
@@ -81,9 +71,8 @@ fn verify_checks_the_ledger_of_a_csv_only_run() {
     let cat = TestCatalog::generate(20, 9);
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
-    wd.write("ids.csv", ids_csv(&cat));
-    let args = ["run", "--input", "ids.csv", "--out", "r", "--endpoint", &server.url, "--format", "csv"];
-    wd.run(&args, &sim_env(), None).expect_code(0);
+    wd.write("ids.csv", id_file(&cat.ids()));
+    Audit::new(&wd, &server).out("r").args(["--format", "csv"]).run().expect_code(0);
     let ok = wd.run(&["verify", "r"], &[], None);
     ok.expect_code(0);
     assert!(ok.stdout.contains("ledger balances"), "{}", ok.describe());

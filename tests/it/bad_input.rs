@@ -3,11 +3,9 @@
 //! rejected.csv; nothing panics; no value that is not a valid id is ever
 //! sent, and a file refused as a whole makes no call at all.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{csv_rows, sim_env, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{csv_rows, Audit, Output, SimServer, TestCatalog, Workdir};
 use vod_image_audit::run::input::validate_id;
 use vod_image_audit::sim::catalog::SplitMix;
 
@@ -31,9 +29,11 @@ impl Bench {
 
     /// `run --input <input>` into `out`, fast, plus `extra` flags.
     fn run(&self, input: &str, extra: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut args = vec!["run", "--input", input, "--out", "out", "--endpoint", &self.server.url, "--qps", "500"];
-        args.extend_from_slice(extra);
-        let out = self.wd.run(&args, &sim_env(), stdin);
+        let mut audit = Audit::new(&self.wd, &self.server).input(input).qps(500).args(extra.iter().copied());
+        if let Some(bytes) = stdin {
+            audit = audit.stdin(bytes);
+        }
+        let out = audit.run();
         assert!(!out.stderr.contains("panicked"), "{}", out.describe());
         assert!(out.code != 101, "{}", out.describe());
         self.assert_only_valid_ids_called();

@@ -2,8 +2,6 @@
 //! binary in a scratch directory, and a failure message that shows the
 //! command, status, stdout and stderr.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -179,6 +177,184 @@ pub fn sim_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// One invocation of the binary against a simulator, built up flag by flag:
+/// `run --input ids.csv --out out --endpoint <simulator>` (see [`Audit::new`])
+/// or `check --endpoint <simulator> --image-id <id>` (see [`Audit::check`]),
+/// with the simulator's default key in the environment unless
+/// [`Audit::credentials`] says otherwise. [`Audit::run`] and
+/// [`Audit::spawn`] take `&self`, so one value can run the same command
+/// again (a resume).
+#[derive(Clone)]
+pub struct Audit<'a> {
+    wd: &'a Workdir,
+    sub: Vec<String>,
+    input: Option<String>,
+    out: Option<String>,
+    endpoint: String,
+    args: Vec<String>,
+    credentials: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl<'a> Audit<'a> {
+    /// `run --input ids.csv --out out --endpoint <sim>`, nothing else.
+    pub fn new(wd: &'a Workdir, sim: &SimServer) -> Self {
+        Audit {
+            wd,
+            sub: vec!["run".into()],
+            input: Some("ids.csv".into()),
+            out: Some("out".into()),
+            endpoint: sim.url.clone(),
+            args: Vec::new(),
+            credentials: sim_env().into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    /// `check --endpoint <sim> --image-id <image_id>`.
+    pub fn check(wd: &'a Workdir, sim: &SimServer, image_id: &str) -> Self {
+        let mut a = Audit::new(wd, sim);
+        a.sub = vec!["check".into()];
+        a.input = None;
+        a.out = None;
+        a.args = vec!["--image-id".into(), image_id.into()];
+        a
+    }
+
+    /// `--input <path>` (`-`: stdin) instead of `ids.csv`.
+    pub fn input(mut self, path: &str) -> Self {
+        self.input = Some(path.into());
+        self
+    }
+
+    /// `--out <dir>` instead of `out`.
+    pub fn out(mut self, dir: &str) -> Self {
+        self.out = Some(dir.into());
+        self
+    }
+
+    /// No `--input` flag (a test adds its own, see [`Audit::run_with`]).
+    pub fn no_input(mut self) -> Self {
+        self.input = None;
+        self
+    }
+
+    /// No `--out` flag: the binary's default.
+    pub fn no_out(mut self) -> Self {
+        self.out = None;
+        self
+    }
+
+    /// `--endpoint <url>` instead of the simulator's.
+    pub fn endpoint(mut self, url: &str) -> Self {
+        self.endpoint = url.into();
+        self
+    }
+
+    /// `--qps <n>`.
+    pub fn qps(self, n: u32) -> Self {
+        self.arg("--qps").arg(n.to_string())
+    }
+
+    /// `--concurrency <n>`.
+    pub fn concurrency(self, n: usize) -> Self {
+        self.arg("--concurrency").arg(n.to_string())
+    }
+
+    /// Any other flag or value, after the ones above.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// One more environment variable (besides the credentials, PATH and HOME).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// These variables instead of the simulator's default key (none: no
+    /// credentials in the environment at all).
+    pub fn credentials(mut self, vars: &[(&str, &str)]) -> Self {
+        self.credentials = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self
+    }
+
+    /// Bytes for the child's stdin (otherwise it gets /dev/null).
+    pub fn stdin(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.stdin = Some(bytes.as_ref().to_vec());
+        self
+    }
+
+    /// The arguments, as the binary gets them.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = self.sub.clone();
+        if let Some(input) = &self.input {
+            argv.extend(["--input".into(), input.clone()]);
+        }
+        if let Some(out) = &self.out {
+            argv.extend(["--out".into(), out.clone()]);
+        }
+        argv.extend(["--endpoint".into(), self.endpoint.clone()]);
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+
+    fn vars(&self) -> Vec<(&str, &str)> {
+        self.credentials.iter().chain(&self.env).map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    /// The command, not yet run: for arguments or variables that are not
+    /// text (`Command::arg` and `Command::env` take any `OsStr`).
+    pub fn command(&self) -> Command {
+        let argv = self.argv();
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.wd.command(&args, &self.vars())
+    }
+
+    /// Runs [`Audit::command`] with `extra` done to it, to the end.
+    pub fn run_with(&self, what: &str, extra: impl FnOnce(&mut Command)) -> Output {
+        let mut cmd = self.command();
+        extra(&mut cmd);
+        let argv = self.argv();
+        Output::of(format!("{what} vod-image-audit {}", argv.join(" ")), cmd.output().unwrap())
+    }
+
+    /// Runs it to the end.
+    pub fn run(&self) -> Output {
+        let argv = self.argv();
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.wd.run(&args, &self.vars(), self.stdin.as_deref())
+    }
+
+    /// Starts it in the background (stdin: /dev/null); see [`Spawned`].
+    pub fn spawn(&self, tag: &str) -> Spawned {
+        assert!(self.stdin.is_none(), "a spawned run reads no stdin");
+        let argv = self.argv();
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.wd.spawn(tag, &args, &self.vars())
+    }
+
+    /// Runs it to the end under `bash -c <script>`, the script ending in
+    /// `exec "$0" "$@"` (the binary and its arguments); `note` says what the
+    /// script changes, for the failure message.
+    pub fn run_in_shell(&self, script: &str, note: &str) -> Output {
+        assert!(self.stdin.is_none(), "no stdin through the shell");
+        let argv = self.argv();
+        let mut args = vec!["-c", script, env!("CARGO_BIN_EXE_vod-image-audit")];
+        args.extend(argv.iter().map(String::as_str));
+        let done = self.wd.command_of("bash", &args, &self.vars()).output().unwrap();
+        Output::of(format!("{note} vod-image-audit {}", argv.join(" ")), done)
+    }
+}
+
 /// Reads a CSV file into header-keyed rows.
 pub fn csv_rows(text: &str) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_reader(text.as_bytes());
@@ -299,7 +475,32 @@ pub fn poll_until(limit: std::time::Duration, what: &str, mut cond: impl FnMut()
     }
 }
 
+/// How many calls the simulator answers with `revoke_key_after = Some(n)`
+/// when a client keeps at most `concurrency` calls in flight.
+///
+/// The simulator (`process` in `src/sim/mod.rs`) first checks
+/// `authenticated >= n` (a load), then checks the signature, and only then
+/// counts the call (`fetch_add`): check, then increment, not one atomic step.
+/// Every counted call is answered (no faults here), so at least `n` are, and
+/// none is refused before the `n`-th is counted. Once it is, a call that
+/// starts its check later is refused; the only calls counted past `n` are
+/// those that passed the check before that and were still between check and
+/// count, that is in flight beside the `n`-th call: at most `concurrency - 1`.
+pub fn answered_before_revocation(n: u64, concurrency: usize) -> std::ops::RangeInclusive<u64> {
+    n..=n + concurrency as u64 - 1
+}
+
 /// `n` ids the generated catalogs never hold: the API answers NoSuchResource.
 pub fn unknown_ids(n: usize, salt: u32) -> Vec<String> {
     (0..n).map(|i| format!("dead{salt:04x}{i:024x}")).collect()
+}
+
+/// An input file of ids with an `ImageId` header.
+pub fn id_file(ids: &[String]) -> String {
+    let mut s = String::from("ImageId\n");
+    for id in ids {
+        s.push_str(id);
+        s.push('\n');
+    }
+    s
 }

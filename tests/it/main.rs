@@ -1,0 +1,14 @@
+//! The integration tests, as one test binary (linked once, not once per
+//! file): the real binary against the in-process simulator, and the
+//! simulator itself.
+//!
+//! `cargo test --test it` runs them all; `cargo test --test it reliability::`
+//! one module.
+
+mod bad_input;
+mod common;
+mod compliance;
+mod cron_env;
+mod reliability;
+mod run_e2e;
+mod sim_strict;

@@ -73,10 +73,47 @@ impl ImageRecord {
     }
 }
 
+/// The free-text fields of a record, one list for both borrows.
+macro_rules! text_fields {
+    ($r:expr, $($b:tt)+) => {
+        [
+            $($b)+ $r.audit_status,
+            $($b)+ $r.status,
+            $($b)+ $r.cate_name,
+            $($b)+ $r.title,
+            $($b)+ $r.image_type,
+            $($b)+ $r.creation_time,
+            $($b)+ $r.tags,
+            $($b)+ $r.description,
+            $($b)+ $r.storage_location,
+            $($b)+ $r.url,
+            $($b)+ $r.app_id,
+            $($b)+ $r.region_id,
+            $($b)+ $r.file_size,
+            $($b)+ $r.original_file_name,
+            $($b)+ $r.file_url,
+            $($b)+ $r.error_code,
+            $($b)+ $r.error_message,
+            $($b)+ $r.request_id,
+        ]
+    };
+}
+
 impl ImageRecord {
     /// Found, with `AuditStatus` `Blocked`.
     pub fn is_blocked(&self) -> bool {
         self.outcome == OutcomeKind::Found && self.audit_status.as_deref() == Some(BLOCKED)
+    }
+
+    /// Every free-text field (from the server's answer or its error), for
+    /// the caps and escaping that reports apply.
+    pub fn text_fields(&self) -> [&Option<String>; 18] {
+        text_fields!(self, &)
+    }
+
+    /// [`ImageRecord::text_fields`], to change them.
+    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 18] {
+        text_fields!(self, &mut)
     }
 
     /// The category as one label: `"<id> <name>"`, the id alone, or empty.

@@ -46,6 +46,30 @@ fn csv_err(e: csv::Error) -> io::Error {
     }
 }
 
+/// The longest cell `images.csv` holds, in characters: Excel's limit for a
+/// cell (32,767). A longer value (a hostile or broken server's 100 MB title)
+/// is cut there with [`CUT_MARKER`]; `images.jsonl` keeps it whole (the
+/// client caps a whole answer at 1 MiB).
+pub const MAX_CSV_CELL: usize = 32_767;
+
+/// Ends a cut cell, followed by the value's full size in bytes.
+pub const CUT_MARKER: &str = "…[cut; bytes in all: ";
+
+/// `value` cut to at most [`MAX_CSV_CELL`] characters, marked, if longer.
+fn cut_cell(value: &str) -> Option<String> {
+    if value.len() <= MAX_CSV_CELL {
+        // Bytes bound characters: most values never need counting.
+        return None;
+    }
+    if value.chars().count() <= MAX_CSV_CELL {
+        return None;
+    }
+    let marker = format!("{CUT_MARKER}{}]", value.len());
+    let keep = MAX_CSV_CELL - marker.chars().count();
+    let end = value.char_indices().nth(keep).map_or(value.len(), |(i, _)| i);
+    Some(format!("{}{marker}", &value[..end]))
+}
+
 /// `images.csv` written one record at a time.
 pub struct ImagesCsv<W: Write> {
     csv: csv::Writer<W>,
@@ -59,9 +83,19 @@ impl<W: Write> ImagesCsv<W> {
         Ok(ImagesCsv { csv })
     }
 
-    /// Writes one row.
+    /// Writes one row; a cell longer than [`MAX_CSV_CELL`] is cut.
     pub fn write(&mut self, r: &ImageRecord) -> io::Result<()> {
-        self.csv.serialize(r).map_err(csv_err)
+        let too_long = |f: &Option<String>| f.as_ref().is_some_and(|v| v.len() > MAX_CSV_CELL);
+        if !r.text_fields().into_iter().any(too_long) {
+            return self.csv.serialize(r).map_err(csv_err);
+        }
+        let mut copy = r.clone();
+        for field in copy.text_fields_mut() {
+            if let Some(cut) = field.as_deref().and_then(cut_cell) {
+                *field = Some(cut);
+            }
+        }
+        self.csv.serialize(&copy).map_err(csv_err)
     }
 
     /// Flushes and hands back the writer.
@@ -158,6 +192,32 @@ mod tests {
         let mut rdr = csv::Reader::from_reader(&buf[..]);
         let back: Vec<ImageRecord> = rdr.deserialize().collect::<Result<_, _>>().unwrap();
         assert_eq!(back, vec![rec]);
+    }
+
+    #[test]
+    fn a_cell_longer_than_excel_takes_is_cut_and_marked() {
+        let title = "标".repeat(40_000) + "end";
+        let info = ImageInfo { title: Some(title.clone()), description: Some("short".into()), ..Default::default() };
+        let rec = Outcome::found("id1".into(), info, 1, None).record();
+        let mut buf = Vec::new();
+        write_images_csv(&mut buf, [&rec]).unwrap();
+        let mut rdr = csv::Reader::from_reader(&buf[..]);
+        let back: Vec<ImageRecord> = rdr.deserialize().collect::<Result<_, _>>().unwrap();
+        let cell = back[0].title.as_deref().unwrap();
+        assert_eq!(cell.chars().count(), MAX_CSV_CELL);
+        assert!(
+            cell.starts_with("标标") && cell.ends_with(&format!("{CUT_MARKER}{}]", title.len())),
+            "{}",
+            &cell[cell.len() - 40..]
+        );
+        assert_eq!(back[0].description.as_deref(), Some("short"));
+        // images.jsonl keeps it whole.
+        let mut line = Vec::new();
+        rec.write_line(&mut line).unwrap();
+        assert!(String::from_utf8(line).unwrap().contains(&title));
+        // Exactly at the limit: untouched.
+        let exact = "a".repeat(MAX_CSV_CELL);
+        assert_eq!(cut_cell(&exact), None);
     }
 
     #[test]

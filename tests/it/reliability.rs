@@ -855,6 +855,11 @@ fn a_journal_that_cannot_be_written_gives_an_incomplete_report_saying_why() {
         "{}",
         out.describe()
     );
+    assert!(
+        out.stderr.contains("the run is resumable: free space and run the same command again"),
+        "a full disk says what to do\n{}",
+        out.describe()
+    );
     let manifest = wd.json("out/manifest.json");
     assert_eq!(manifest["complete"], false);
     assert_eq!(manifest["exit_code"], 4);

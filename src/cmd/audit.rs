@@ -17,8 +17,8 @@ use super::progress::Progress;
 use super::settings::{ApiTarget, RunSettings};
 use crate::api::client::VodClient;
 use crate::report::pass::{self, Expected, RunFacts};
-use crate::report::sort;
 use crate::report::summary::Summary;
+use crate::report::{sort, trend};
 use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
 use crate::run::journal::{Journal, Recorder};
@@ -172,9 +172,14 @@ pub async fn run_audit(
         input_sha256: ids.sha256.clone(),
         endpoint,
         region: target.region.clone(),
+        account: None,
+        earlier: {
+            let parent = dir.path().parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1))
+        },
     };
     let stop_reason = reason.as_ref().map(StopReason::describe);
-    let formats = settings.formats.clone();
+    let reports = settings.reports.clone();
     let journal_path = journal.path().to_owned();
     let out = dir.path().to_owned();
     let prev = previous.clone();
@@ -193,7 +198,7 @@ pub async fn run_audit(
             sorted_ids: ids.ids.sorted(),
         };
         let written =
-            pass::write_reports(&out, &formats, expected, &sources, prev.as_deref(), &facts_for_pass, stop_reason);
+            pass::write_reports(&out, &reports, expected, &sources, prev.as_deref(), &facts_for_pass, stop_reason);
         if written.is_ok() {
             let _ = std::fs::remove_file(&unsettled_path);
         }
@@ -217,6 +222,7 @@ pub async fn run_audit(
             | StopReason::Storage(_),
         ) => Exit::Stopped,
         Some(StopReason::Interrupted) => Exit::Interrupted,
+        None if summary.audit_status_coverage.below(settings.min_audit_status) => Exit::AuditStatusMissing,
         None if summary.totals.failed > 0 => Exit::Failures,
         None => Exit::Ok,
     };
@@ -237,6 +243,18 @@ pub async fn run_audit(
         let _ = sync_dir(dir.path());
     }
 
+    if exit == Exit::AuditStatusMissing {
+        let c = &summary.audit_status_coverage;
+        eprintln!(
+            "vod-image-audit: AuditStatus missing from the service's answers: {} of {} found images ({}) carry it, below --min-audit-status {}; the blocked count ({}) cannot be trusted, since an image without AuditStatus may be blocked. {}",
+            c.with_audit_status,
+            c.found,
+            c.percent(),
+            settings.min_audit_status,
+            summary.blocked(),
+            AUDIT_STATUS_ADVICE
+        );
+    }
     if let Some(r) = &reason {
         eprintln!("vod-image-audit: {}", r.describe());
         eprintln!("vod-image-audit: the report in {} is marked incomplete", settings.out.display());
@@ -244,11 +262,12 @@ pub async fn run_audit(
     if !settings.quiet {
         let t = &summary.totals;
         eprintln!(
-            "vod-image-audit: {}: {} ids: {} found ({} blocked), {} missing, {} failed; {} rejected rows; {} calls, {} throttled",
+            "vod-image-audit: {}: {} ids: {} found ({} blocked; AuditStatus on {}), {} missing, {} failed; {} rejected rows; {} calls, {} throttled",
             if summary.complete { "done" } else { "stopped" },
             t.unique_ids,
             t.found,
             summary.blocked(),
+            summary.audit_status_coverage.percent(),
             t.missing,
             t.failed,
             t.invalid,
@@ -263,6 +282,9 @@ pub async fn run_audit(
     }
     Ok(exit)
 }
+
+/// What to do when the answers lack `AuditStatus`.
+const AUDIT_STATUS_ADVICE: &str = "Ask the moderation results instead: run again with --audit-source media-audit (GetMediaAuditResult), or check the account's answers with `vod-image-audit check`.";
 
 /// The manifest of a finished (or stopped) run.
 #[allow(clippy::too_many_arguments)]
@@ -291,6 +313,7 @@ fn manifest(
         started: facts.started.clone(),
         finished: facts.finished.clone(),
         ledger: summary.ledger.clone(),
+        audit_status_coverage: summary.audit_status_coverage,
         compared_with: previous.map(|p| p.display().to_string()),
         input: ManifestInput {
             path: settings.input.display(),

@@ -38,6 +38,8 @@ Exit codes:
        incomplete; run again to resume
   5    another run holds the lock on the output directory
   6    (verify) a report file changed or the ledger does not balance
+  9    finished, but AuditStatus was missing from more found images than
+       --min-audit-status allows: the blocked count cannot be trusted
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
        incomplete; run the same command again to resume
 
@@ -184,6 +186,20 @@ pub struct RunArgs {
     /// Report formats, comma-separated: csv, json, html.
     #[arg(long, value_delimiter = ',', value_parser = choice::<Format>(Format::NAMES), default_value = "csv,json,html")]
     pub format: Vec<Format>,
+    /// Defuse CSV cells a spreadsheet would run as formulas (a leading =, +, -, @, tab or CR gets a ');
+    /// images.jsonl keeps the raw values. On by default; --csv-safe=false writes values as they are.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub csv_safe: bool,
+    /// Start each CSV file with a UTF-8 byte order mark, so that Excel reads CJK text right.
+    #[arg(long)]
+    pub csv_bom: bool,
+    /// Share of found images that must carry AuditStatus (0..1, default 0.9); below it the run
+    /// exits 9 after writing the reports, since the blocked count cannot be trusted.
+    #[arg(long, value_name = "SHARE")]
+    pub min_audit_status: Option<f64>,
+    /// Runs on summary.html's trend chart: this one and the complete runs before it beside --out (default 30; 0: none).
+    #[arg(long, value_name = "N")]
+    pub trend_runs: Option<usize>,
     /// Progress display on stderr: a bar on a terminal (auto), always, or never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

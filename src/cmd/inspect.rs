@@ -6,6 +6,7 @@ use super::cli::{DiffArgs, VerifyArgs};
 use super::error::{verdict_exit, CmdError, CmdResult, Exit};
 use crate::report::changes::{self, ChangesWriter, CHANGE_KINDS};
 use crate::report::verify;
+use crate::report::write::CsvStyle;
 use crate::rundir::files::write_atomic;
 use crate::rundir::IMAGES_CSV;
 
@@ -46,7 +47,7 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
                 path.file_name().and_then(|n| n.to_str()).ok_or_else(|| CmdError::usage("--out needs a file name"))?;
             let mut counts = None;
             write_atomic(dir, name, |w| {
-                let mut writer = ChangesWriter::new(w)?;
+                let mut writer = ChangesWriter::new(w, CsvStyle::default())?;
                 counts = Some(changes::compare(old, new, compared_with, |c| writer.write(c))?);
                 writer.finish()
             })
@@ -56,7 +57,7 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
         None => {
             let stdout = std::io::stdout();
             let compared = (|| {
-                let mut writer = ChangesWriter::new(stdout.lock())?;
+                let mut writer = ChangesWriter::new(stdout.lock(), CsvStyle::default())?;
                 let counts = changes::compare(old, new, compared_with, |c| writer.write(c))?;
                 writer.finish()?;
                 Ok::<_, std::io::Error>(counts)

@@ -13,8 +13,9 @@ use super::settings::{ApiTarget, RunSettings};
 use crate::api::client::OutputType;
 use crate::api::credentials::Credentials;
 use crate::api::secret::Secret;
-use crate::report::pass::Format;
+use crate::report::pass::{Format, ReportSettings};
 use crate::report::summary::Summary;
+use crate::report::write::CsvStyle;
 use crate::run::engine::{self, ApiMode, AuditSettings, StopHandle};
 use crate::run::input::{self, InputSource};
 use crate::run::rate::RateMode;
@@ -179,7 +180,9 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
             max_failures: None,
             down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
         },
-        formats: vec![Format::Csv, Format::Json, Format::Html],
+        reports: ReportSettings { formats: vec![Format::Csv, Format::Json, Format::Html], csv: CsvStyle::default() },
+        trend_runs: crate::report::trend::DEFAULT_TREND_RUNS,
+        min_audit_status: super::settings::DEFAULT_MIN_AUDIT_STATUS,
         progress: a.progress,
         quiet: false,
         argv,

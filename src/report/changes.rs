@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use super::record::{IdOrder, ImageRecord, OutcomeKind, BLOCKED, UNKNOWN};
+use super::write::CsvStyle;
 
 /// The kinds of change, in report order.
 pub const CHANGE_KINDS: &[&str] = &[
@@ -25,13 +26,38 @@ pub const CHANGE_KINDS: &[&str] = &[
     "audit_status_appeared",
 ];
 
-/// One row of `changes.csv`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `changes.csv` header, in order.
+pub const CHANGES_COLUMNS: &[&str] = &[
+    "image_id",
+    "change",
+    "before",
+    "after",
+    "title",
+    "cate_id",
+    "cate_name",
+    "image_url",
+    "before_cate_id",
+    "before_cate_name",
+];
+
+/// One row of `changes.csv`: what changed, and enough of the image to act
+/// on it without opening `images.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     pub image_id: String,
     pub change: &'static str,
     pub before: String,
     pub after: String,
+    /// The image as tonight's run found it, or as last seen when it is
+    /// newly missing.
+    pub title: Option<String>,
+    pub cate_id: Option<i64>,
+    pub cate_name: Option<String>,
+    pub image_url: Option<String>,
+    /// The category the earlier run saw (for `category_changed`, the
+    /// "before"; `cate_id`/`cate_name` are the "after").
+    pub before_cate_id: Option<i64>,
+    pub before_cate_name: Option<String>,
 }
 
 /// Counts of a comparison, for the summary.
@@ -68,8 +94,21 @@ fn audit_text(r: &ImageRecord) -> String {
 /// The changes of one id between two settled records (found or missing).
 pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
     let mut out = Vec::new();
+    // The image as it is now, or as it was last seen.
+    let seen = if after.outcome == OutcomeKind::Found { after } else { before };
     let mut push = |change: &'static str, b: String, a: String| {
-        out.push(Change { image_id: after.image_id.clone(), change, before: b, after: a })
+        out.push(Change {
+            image_id: after.image_id.clone(),
+            change,
+            before: b,
+            after: a,
+            title: seen.title.clone(),
+            cate_id: seen.cate_id,
+            cate_name: seen.cate_name.clone(),
+            image_url: seen.url.clone(),
+            before_cate_id: before.cate_id,
+            before_cate_name: before.cate_name.clone(),
+        })
     };
     use OutcomeKind::{Found, Missing};
     match (before.outcome, after.outcome) {
@@ -185,20 +224,36 @@ pub fn compare(
     Ok(counts)
 }
 
-/// Writes `changes.csv` rows: `image_id,change,before,after`.
+/// Writes `changes.csv` rows ([`CHANGES_COLUMNS`]).
 pub struct ChangesWriter<W: Write> {
     csv: csv::Writer<W>,
+    style: CsvStyle,
 }
 
 impl<W: Write> ChangesWriter<W> {
-    pub fn new(w: W) -> io::Result<Self> {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(["image_id", "change", "before", "after"]).map_err(io::Error::other)?;
-        Ok(ChangesWriter { csv })
+    pub fn new(w: W, style: CsvStyle) -> io::Result<Self> {
+        let mut csv = style.writer(w)?;
+        csv.write_record(CHANGES_COLUMNS).map_err(io::Error::other)?;
+        Ok(ChangesWriter { csv, style })
     }
 
     pub fn write(&mut self, c: &Change) -> io::Result<()> {
-        self.csv.write_record([&c.image_id, c.change, &c.before, &c.after]).map_err(io::Error::other)
+        let text = |v: &Option<String>| self.style.cell(v.as_deref().unwrap_or_default()).into_owned();
+        let id = |v: Option<i64>| v.map(|i| i.to_string()).unwrap_or_default();
+        self.csv
+            .write_record([
+                c.image_id.as_str(),
+                c.change,
+                &self.style.cell(&c.before),
+                &self.style.cell(&c.after),
+                &text(&c.title),
+                &id(c.cate_id),
+                &text(&c.cate_name),
+                &text(&c.image_url),
+                &id(c.before_cate_id),
+                &text(&c.before_cate_name),
+            ])
+            .map_err(io::Error::other)
     }
 
     pub fn finish(mut self) -> io::Result<()> {

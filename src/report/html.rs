@@ -1,6 +1,8 @@
 //! `summary.html`: one self-contained page for people (and auditors): the
-//! ledger, bar charts of `AuditStatus`, `Status` and categories, the changes
-//! since the previous run, the blocked images and the failures by code.
+//! ledger, bar charts of `AuditStatus`, `Status` and categories, a trend
+//! over the last runs, the changes since the previous run (newly blocked
+//! images with their title, category and link), the blocked images and the
+//! failures by code. Blocked is red in every chart.
 //!
 //! Owns the page's markup and its escaping. No script, no network, no
 //! external font or image: a Content-Security-Policy forbids them, and
@@ -11,8 +13,16 @@
 use std::io::{self, Write};
 
 use super::changes::{Change, CHANGE_KINDS};
-use super::record::ImageRecord;
+use super::record::{ImageRecord, BLOCKED};
 use super::summary::Summary;
+use super::trend::TrendPoint;
+
+/// The colour of blocked images in every chart.
+const RED: &str = "#d62728";
+/// The colour of other counts.
+const BLUE: &str = "#4e79a7";
+/// Missing images on the trend.
+const GREY: &str = "#8c8c8c";
 
 /// Blocked images listed on the page; the rest are in `images.csv`.
 pub const MAX_BLOCKED_ROWS: usize = 1000;
@@ -25,8 +35,21 @@ pub struct PageInfo<'a> {
     pub input_sha256: &'a str,
     pub endpoint: &'a str,
     pub region: &'a str,
+    /// The account audited, when the credentials told it.
+    pub account: Option<&'a str>,
     /// The first newly blocked images (up to [`MAX_BLOCKED_ROWS`]).
     pub newly_blocked: &'a [Change],
+    /// Earlier runs and this one, oldest first.
+    pub trend: &'a [TrendPoint],
+}
+
+/// A category for people: `News (7)`, the id alone, or `(uncategorized)`.
+fn category(cate_id: Option<i64>, cate_name: Option<&str>) -> String {
+    match (cate_id, cate_name) {
+        (None, _) => "(uncategorized)".to_owned(),
+        (Some(id), Some(n)) => format!("{n} ({id})"),
+        (Some(id), None) => id.to_string(),
+    }
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -63,6 +86,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#555}.b
 .title{white-space:pre-wrap;max-width:28em;overflow-wrap:anywhere}
 @media print{body{margin:0;max-width:none}a{color:inherit;text-decoration:none}}";
 
+/// A horizontal bar chart; each row is (label, count, the part of it that is
+/// blocked, drawn red over the bar).
 fn bar_chart(w: &mut dyn Write, title: &str, rows: &[(String, u64, Option<u64>)]) -> io::Result<()> {
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
     let (label_w, bar_w, row_h) = (230.0, 260.0, 22.0);
@@ -79,25 +104,85 @@ fn bar_chart(w: &mut dyn Write, title: &str, rows: &[(String, u64, Option<u64>)]
         let len = bar_w * (*n as f64) / max as f64;
         let shown: String = label.chars().take(30).collect::<String>().replace(['\n', '\r'], " ");
         writeln!(w, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_w - 6.0, y + 14.0, escape(&shown))?;
-        writeln!(
-            w,
-            "<rect x=\"{label_w}\" y=\"{y}\" width=\"{len:.1}\" height=\"{}\" fill=\"#4e79a7\"/>",
-            row_h - 6.0
-        )?;
+        writeln!(w, "<rect x=\"{label_w}\" y=\"{y}\" width=\"{len:.1}\" height=\"{}\" fill=\"{BLUE}\"/>", row_h - 6.0)?;
         if let Some(b) = blocked {
             let blen = bar_w * (*b as f64) / max as f64;
             writeln!(
                 w,
-                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{blen:.1}\" height=\"{}\" fill=\"#e15759\"/>",
+                "<rect class=\"blocked\" x=\"{label_w}\" y=\"{y}\" width=\"{blen:.1}\" height=\"{}\" fill=\"{RED}\"/>",
                 row_h - 6.0
             )?;
         }
         let text = match blocked {
-            Some(b) => format!("{n} ({b} blocked)"),
-            None => n.to_string(),
+            Some(b) if b != n || label != BLOCKED => format!("{n} ({b} blocked)"),
+            _ => n.to_string(),
         };
         writeln!(w, "<text x=\"{}\" y=\"{}\">{}</text>", label_w + len + 6.0, y + 14.0, text)?;
     }
+    writeln!(w, "</svg></figure>")
+}
+
+/// Found, blocked (red) and missing per run, as lines over the runs.
+fn trend_chart(w: &mut dyn Write, points: &[TrendPoint]) -> io::Result<()> {
+    let (left, top, width, height) = (60.0, 10.0, 720.0, 200.0);
+    let max = points.iter().map(|p| p.found.max(p.blocked).max(p.missing)).max().unwrap_or(0).max(1) as f64;
+    let step = if points.len() > 1 { width / (points.len() - 1) as f64 } else { 0.0 };
+    let x = |i: usize| left + step * i as f64;
+    let y = |n: u64| top + height - height * n as f64 / max;
+    writeln!(
+        w,
+        "<figure><svg class=\"trend\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"found, blocked and missing images per run\">",
+        left + width + 120.0,
+        top + height + 40.0
+    )?;
+    writeln!(
+        w,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
+        top + height,
+        left + width,
+        top + height,
+        left - 6.0,
+        top + 10.0,
+        max as u64,
+        left - 6.0,
+        top + height
+    )?;
+    type Series = (&'static str, &'static str, fn(&TrendPoint) -> u64);
+    let series: [Series; 3] =
+        [("found", BLUE, |p| p.found), ("blocked", RED, |p| p.blocked), ("missing", GREY, |p| p.missing)];
+    for (name, colour, value) in series {
+        let line: Vec<String> =
+            points.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p)))).collect();
+        writeln!(w, "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>", line.join(" "))?;
+        for (i, p) in points.iter().enumerate() {
+            writeln!(
+                w,
+                "<circle class=\"{name}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{} {name} {}</title></circle>",
+                x(i),
+                y(value(p)),
+                escape(&p.finished),
+                value(p)
+            )?;
+        }
+        let last = points.last().map_or(0, value);
+        writeln!(
+            w,
+            "<text x=\"{}\" y=\"{:.1}\" fill=\"{colour}\">{name} {last}</text>",
+            left + width + 8.0,
+            y(last) + 4.0
+        )?;
+    }
+    let first = points.first().map_or("", |p| p.finished.get(..10).unwrap_or(&p.finished));
+    let last = points.last().map_or("", |p| p.finished.get(..10).unwrap_or(&p.finished));
+    writeln!(
+        w,
+        "<text x=\"{left}\" y=\"{}\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+        top + height + 18.0,
+        escape(first),
+        left + width,
+        top + height + 18.0,
+        escape(last)
+    )?;
     writeln!(w, "</svg></figure>")
 }
 
@@ -123,13 +208,23 @@ pub fn write_summary_html(
     writeln!(w, "<h1>VOD image audit</h1>")?;
     writeln!(
         w,
-        "<p class=\"meta\">Run {} – {} (UTC), region {}, endpoint {}<br>Input {} (SHA-256 <code>{}</code>)</p>",
+        "<p class=\"meta\">{}Region {}. Run {} – {} (UTC), endpoint {}<br>Input {} (SHA-256 <code>{}</code>)</p>",
+        info.account.map_or(String::new(), |a| format!("Account <span data-k=\"account\">{}</span>. ", escape(a))),
+        escape(info.region),
         escape(info.started),
         escape(info.finished),
-        escape(info.region),
         escape(info.endpoint),
         escape(info.input),
         escape(info.input_sha256)
+    )?;
+    let c = &s.audit_status_coverage;
+    writeln!(
+        w,
+        "<p class=\"{}\">AuditStatus carried by <span data-k=\"audit_status_share\">{}</span> of found images ({} of {}).</p>",
+        if c.share < 1.0 { "bad" } else { "ok" },
+        c.percent(),
+        c.with_audit_status,
+        c.found
     )?;
     if s.complete {
         writeln!(w, "<p class=\"ok\" data-k=\"complete\">Complete: every input row is accounted for.</p>")?;
@@ -165,21 +260,14 @@ pub fn write_summary_html(
     }
 
     writeln!(w, "<h2>Found images</h2><div class=\"charts\">")?;
-    let audit: Vec<_> = s.by_audit_status.iter().map(|(k, v)| (k.clone(), *v, None)).collect();
+    let audit: Vec<_> = s.by_audit_status.iter().map(|(k, v)| (k.clone(), *v, (k == BLOCKED).then_some(*v))).collect();
     bar_chart(w, "AuditStatus", &audit)?;
     let status: Vec<_> = s.by_status.iter().map(|(k, v)| (k.clone(), *v, None)).collect();
     bar_chart(w, "Status", &status)?;
     let cats: Vec<_> = s
         .by_category
         .iter()
-        .map(|c| {
-            let name = match (&c.cate_id, &c.cate_name) {
-                (None, _) => "(uncategorized)".to_owned(),
-                (Some(id), Some(n)) => format!("{n} ({id})"),
-                (Some(id), None) => id.to_string(),
-            };
-            (name, c.images, Some(c.blocked))
-        })
+        .map(|c| (category(c.cate_id, c.cate_name.as_deref()), c.images, Some(c.blocked)))
         .collect();
     bar_chart(w, "Categories (red: blocked)", &cats)?;
     writeln!(w, "</div><table><tr><th>AuditStatus</th><th class=\"n\">images</th></tr>")?;
@@ -191,6 +279,11 @@ pub fn write_summary_html(
         writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"status:{}\">{v}</td></tr>", escape(k), escape(k))?;
     }
     writeln!(w, "</table>")?;
+
+    if info.trend.len() > 1 {
+        writeln!(w, "<h2>Trend over the last {} runs</h2>", info.trend.len())?;
+        trend_chart(w, info.trend)?;
+    }
 
     writeln!(w, "<h2>Changes since the previous run</h2>")?;
     match &s.changes {
@@ -208,13 +301,19 @@ pub fn write_summary_html(
             }
             writeln!(w, "</table>")?;
             if !info.newly_blocked.is_empty() {
-                writeln!(w, "<p>Newly blocked:</p><table><tr><th>image</th><th>before</th></tr>")?;
+                writeln!(
+                    w,
+                    "<p>Newly blocked:</p><table class=\"newly-blocked\"><tr><th>image id</th><th>title</th><th>category</th><th>before</th><th>link</th></tr>"
+                )?;
                 for ch in info.newly_blocked {
                     writeln!(
                         w,
-                        "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                        "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                         escape(&ch.image_id),
-                        escape(&ch.before)
+                        escape(ch.title.as_deref().unwrap_or("")),
+                        escape(&category(ch.cate_id, ch.cate_name.as_deref())),
+                        escape(&ch.before),
+                        link(ch.image_url.as_deref().unwrap_or(""))
                     )?;
                 }
                 writeln!(w, "</table>")?;
@@ -228,11 +327,7 @@ pub fn write_summary_html(
     let mut shown = 0usize;
     for r in blocked.take(MAX_BLOCKED_ROWS) {
         shown += 1;
-        let cat = match (&r.cate_id, &r.cate_name) {
-            (None, _) => String::new(),
-            (Some(id), Some(n)) => format!("{n} ({id})"),
-            (Some(id), None) => id.to_string(),
-        };
+        let cat = category(r.cate_id, r.cate_name.as_deref());
         writeln!(
             w,
             "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -287,7 +382,9 @@ mod tests {
             input_sha256: "x",
             endpoint: "e",
             region: "r",
+            account: None,
             newly_blocked: &[],
+            trend: &[],
         };
         let mut buf = Vec::new();
         write_summary_html(&mut buf, &s, &page, &mut [&rec].into_iter()).unwrap();

@@ -10,6 +10,7 @@
 //! - [`sort`]: the outcomes in `image_id` order, in bounded memory.
 //! - [`pass`]: the report pass, from the sorted outcomes and the expected
 //!   ids to the written files and the summary.
+//! - [`trend`]: the runs before this one, for the page's trend chart.
 //! - [`verify`]: re-checking a finished run directory.
 //!
 //! It knows nothing about HTTP or the API; it is handed records and input
@@ -22,6 +23,7 @@ pub mod pass;
 pub mod record;
 pub mod sort;
 pub mod summary;
+pub mod trend;
 pub mod verify;
 pub mod write;
 

@@ -19,7 +19,8 @@ use super::html::{self, PageInfo};
 use super::record::{IdOrder, ImageRecord, OutOfOrder, Rejected};
 use super::sort;
 use super::summary::{Fold, Summary};
-use super::write::{self as w, ImagesCsv};
+use super::trend::TrendPoint;
+use super::write::{self as w, CsvStyle, ImagesCsv};
 use crate::rundir::files::{write_atomic, AtomicFile, FileDigest};
 use crate::rundir::manifest::Ledger;
 use crate::rundir::{CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, REJECTED_CSV, SUMMARY_CSV, SUMMARY_HTML, SUMMARY_JSON};
@@ -34,6 +35,13 @@ named_enum! {
         /// `summary.html`.
         Html => "html",
     }
+}
+
+/// Which reports a run writes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSettings {
+    pub formats: Vec<Format>,
+    pub csv: CsvStyle,
 }
 
 /// What the input asked for: its counts and its unique ids in sorted order.
@@ -56,6 +64,10 @@ pub struct RunFacts {
     pub input_sha256: String,
     pub endpoint: String,
     pub region: String,
+    /// The account audited, when the credentials told it.
+    pub account: Option<String>,
+    /// Earlier runs for the trend, oldest first (this run is added).
+    pub earlier: Vec<TrendPoint>,
 }
 
 /// Writes every report of `formats` into `dir` from the outcome files
@@ -63,16 +75,17 @@ pub struct RunFacts {
 /// summary and the digests of the files written (not yet the manifest).
 pub fn write_reports<'a>(
     dir: &Path,
-    formats: &[Format],
+    settings: &ReportSettings,
     expected: Expected<'a, impl Iterator<Item = &'a str>>,
     sources: &[sort::Source<'_>],
     previous: Option<&Path>,
     facts: &RunFacts,
     stop_reason: Option<String>,
 ) -> anyhow::Result<(Summary, Vec<FileDigest>)> {
+    let (formats, style) = (&settings.formats, settings.csv);
     let sorted = sort::sort_outcomes(sources, dir, sort::CHUNK_BYTES).context("sorting the outcomes")?;
     let mut images_csv = match formats.contains(&Format::Csv) {
-        true => Some(ImagesCsv::new(AtomicFile::create(dir, IMAGES_CSV)?)?),
+        true => Some(ImagesCsv::new(AtomicFile::create(dir, IMAGES_CSV)?, style)?),
         false => None,
     };
     let mut jsonl = match formats.contains(&Format::Json) {
@@ -131,7 +144,7 @@ pub fn write_reports<'a>(
         let old_path = prev.join(IMAGES_CSV);
         let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
         let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
-        let mut writer = ChangesWriter::new(AtomicFile::create(dir, CHANGES_CSV)?)?;
+        let mut writer = ChangesWriter::new(AtomicFile::create(dir, CHANGES_CSV)?, style)?;
         let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), |c| {
             if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
                 newly_blocked.push(c.clone());
@@ -178,14 +191,16 @@ pub fn write_reports<'a>(
         summary.stop_reason = Some(summary.stop_reason.map_or(why.clone(), |r| format!("{r}; {why}")));
     }
     if formats.contains(&Format::Csv) {
-        files.push(write_atomic(dir, SUMMARY_CSV, |out| w::write_summary_csv(out, &summary))?);
-        files.push(write_atomic(dir, REJECTED_CSV, |out| w::write_rejected_csv(out, expected.rejected))?);
+        files.push(write_atomic(dir, SUMMARY_CSV, |out| w::write_summary_csv(out, &summary, style))?);
+        files.push(write_atomic(dir, REJECTED_CSV, |out| w::write_rejected_csv(out, expected.rejected, style))?);
     }
     if let Some(f) = jsonl {
         files.push(f.commit()?);
         files.push(write_atomic(dir, SUMMARY_JSON, |out| w::write_summary_json(out, &summary))?);
     }
     if formats.contains(&Format::Html) {
+        let mut trend = facts.earlier.clone();
+        trend.push(TrendPoint::of(&facts.finished, &summary));
         let info = PageInfo {
             started: &facts.started,
             finished: &facts.finished,
@@ -193,7 +208,9 @@ pub fn write_reports<'a>(
             input_sha256: &facts.input_sha256,
             endpoint: &facts.endpoint,
             region: &facts.region,
+            account: facts.account.as_deref(),
             newly_blocked: &newly_blocked,
+            trend: &trend,
         };
         files.push(write_atomic(dir, SUMMARY_HTML, |out| {
             html::write_summary_html(out, &summary, &info, &mut blocked.iter())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeCounts;
 use super::record::{ImageRecord, OutcomeKind, BLOCKED, UNKNOWN};
-use crate::rundir::manifest::Ledger;
+use crate::rundir::manifest::{AuditStatusCoverage, Ledger};
 
 /// The accounting of the input and of the outcomes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct CategoryCount {
 }
 
 /// `summary.json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// False when the run stopped before every id was settled.
     pub complete: bool,
@@ -48,6 +48,10 @@ pub struct Summary {
     pub by_status: BTreeMap<String, u64>,
     pub by_category: Vec<CategoryCount>,
     pub failures_by_code: BTreeMap<String, u64>,
+    /// How many found images carried `AuditStatus`: the verdict this audit
+    /// is run for, absent from some answers (see the README).
+    #[serde(default)]
+    pub audit_status_coverage: AuditStatusCoverage,
     /// Changes since an earlier run, when one was compared.
     #[serde(default)]
     pub changes: Option<ChangeCounts>,
@@ -82,6 +86,7 @@ pub fn summarize<'a>(
 pub struct Fold {
     summary: Summary,
     categories: BTreeMap<Option<i64>, CategoryCount>,
+    with_audit_status: u64,
 }
 
 impl Fold {
@@ -94,6 +99,7 @@ impl Fold {
                 ..Default::default()
             },
             categories: BTreeMap::new(),
+            with_audit_status: 0,
         }
     }
 
@@ -113,6 +119,7 @@ impl Fold {
         if r.outcome != OutcomeKind::Found {
             return;
         }
+        self.with_audit_status += u64::from(r.audit_status.is_some());
         let audit = r.audit_status.clone().unwrap_or_else(|| UNKNOWN.to_owned());
         let blocked = audit == BLOCKED;
         *s.by_audit_status.entry(audit).or_default() += 1;
@@ -133,6 +140,8 @@ impl Fold {
     /// The summary.
     pub fn finish(mut self) -> Summary {
         self.summary.by_category = self.categories.into_values().collect();
+        self.summary.audit_status_coverage =
+            AuditStatusCoverage::new(self.summary.totals.found, self.with_audit_status);
         self.summary
     }
 }

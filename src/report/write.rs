@@ -5,10 +5,55 @@
 //! Owns the CSV headers and the JSON shapes, which the tests pin. Where a
 //! file goes and how it is made durable is [`crate::rundir`]'s business.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::record::{ImageRecord, Rejected, BLOCKED};
 use super::summary::Summary;
+
+/// How the CSV files are written for the spreadsheet that opens them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvStyle {
+    /// `--csv-safe` (on by default): a text cell that begins with `=`, `+`,
+    /// `-`, `@`, a tab or a carriage return gets a `'` in front, so that a
+    /// spreadsheet shows it as text instead of running it as a formula
+    /// (CSV injection, as OWASP describes it). `images.jsonl` keeps the raw
+    /// value.
+    pub safe: bool,
+    /// `--csv-bom`: a UTF-8 byte order mark first, so that Excel reads the
+    /// file as UTF-8 (CJK titles) instead of the system's code page.
+    pub bom: bool,
+}
+
+impl Default for CsvStyle {
+    fn default() -> Self {
+        CsvStyle { safe: true, bom: false }
+    }
+}
+
+impl CsvStyle {
+    /// A text cell as written.
+    pub fn cell<'a>(&self, value: &'a str) -> Cow<'a, str> {
+        if self.safe && needs_defusing(value) {
+            Cow::Owned(format!("'{value}"))
+        } else {
+            Cow::Borrowed(value)
+        }
+    }
+
+    /// A CSV writer over `w`, the byte order mark written if asked for.
+    pub fn writer<W: Write>(&self, mut w: W) -> io::Result<csv::Writer<W>> {
+        if self.bom {
+            w.write_all("\u{feff}".as_bytes())?;
+        }
+        Ok(csv::WriterBuilder::new().has_headers(false).from_writer(w))
+    }
+}
+
+/// Whether a spreadsheet would take the cell for a formula (OWASP's list).
+fn needs_defusing(value: &str) -> bool {
+    matches!(value.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r'))
+}
 
 /// The `images.csv` header, in order.
 pub const IMAGES_COLUMNS: &[&str] = &[
@@ -73,26 +118,32 @@ fn cut_cell(value: &str) -> Option<String> {
 /// `images.csv` written one record at a time.
 pub struct ImagesCsv<W: Write> {
     csv: csv::Writer<W>,
+    style: CsvStyle,
 }
 
 impl<W: Write> ImagesCsv<W> {
     /// Writes the header.
-    pub fn new(w: W) -> io::Result<Self> {
-        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+    pub fn new(w: W, style: CsvStyle) -> io::Result<Self> {
+        let mut csv = style.writer(w)?;
         csv.write_record(IMAGES_COLUMNS).map_err(csv_err)?;
-        Ok(ImagesCsv { csv })
+        Ok(ImagesCsv { csv, style })
     }
 
-    /// Writes one row; a cell longer than [`MAX_CSV_CELL`] is cut.
+    /// Writes one row; a cell longer than [`MAX_CSV_CELL`] is cut, one a
+    /// spreadsheet would run is defused (see [`CsvStyle`]).
     pub fn write(&mut self, r: &ImageRecord) -> io::Result<()> {
-        let too_long = |f: &Option<String>| f.as_ref().is_some_and(|v| v.len() > MAX_CSV_CELL);
-        if !r.text_fields().into_iter().any(too_long) {
+        let touch = |f: &Option<String>| {
+            f.as_deref().is_some_and(|v| v.len() > MAX_CSV_CELL || (self.style.safe && needs_defusing(v)))
+        };
+        if !r.text_fields().into_iter().any(touch) {
             return self.csv.serialize(r).map_err(csv_err);
         }
         let mut copy = r.clone();
         for field in copy.text_fields_mut() {
-            if let Some(cut) = field.as_deref().and_then(cut_cell) {
-                *field = Some(cut);
+            if let Some(v) = field.as_deref() {
+                let v = cut_cell(v).map_or(Cow::Borrowed(v), Cow::Owned);
+                let v = self.style.cell(&v).into_owned();
+                *field = Some(v);
             }
         }
         self.csv.serialize(&copy).map_err(csv_err)
@@ -107,7 +158,7 @@ impl<W: Write> ImagesCsv<W> {
 #[cfg(test)]
 /// `images.csv`: one row per record, in the order given.
 pub fn write_images_csv<'a>(w: &mut dyn Write, records: impl IntoIterator<Item = &'a ImageRecord>) -> io::Result<()> {
-    let mut csv = ImagesCsv::new(w)?;
+    let mut csv = ImagesCsv::new(w, CsvStyle { safe: false, bom: false })?;
     for r in records {
         csv.write(r)?;
     }
@@ -131,8 +182,8 @@ pub fn write_summary_json(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 
 /// `summary.csv`: the summary as one long table,
 /// `dimension,value,label,images,blocked`.
-pub fn write_summary_csv(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
-    let mut csv = csv::Writer::from_writer(w);
+pub fn write_summary_csv(w: &mut dyn Write, s: &Summary, style: CsvStyle) -> io::Result<()> {
+    let mut csv = style.writer(w)?;
     let blocked_found = s.blocked();
     csv.write_record(["dimension", "value", "label", "images", "blocked"]).map_err(csv_err)?;
     let t = &s.totals;
@@ -142,25 +193,27 @@ pub fn write_summary_csv(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     }
     for (value, n) in &s.by_audit_status {
         let blocked = if value == BLOCKED { n.to_string() } else { "0".to_owned() };
-        csv.write_record(["audit_status", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
+        csv.write_record(["audit_status", &style.cell(value), "", &n.to_string(), &blocked]).map_err(csv_err)?;
     }
     for (value, n) in &s.by_status {
-        csv.write_record(["status", value, "", &n.to_string(), ""]).map_err(csv_err)?;
+        csv.write_record(["status", &style.cell(value), "", &n.to_string(), ""]).map_err(csv_err)?;
     }
     for c in &s.by_category {
         let id = c.cate_id.map(|i| i.to_string()).unwrap_or_default();
         let name = c.cate_name.clone().unwrap_or_default();
-        csv.write_record(["category", &id, &name, &c.images.to_string(), &c.blocked.to_string()]).map_err(csv_err)?;
+        csv.write_record(["category", &id, &style.cell(&name), &c.images.to_string(), &c.blocked.to_string()])
+            .map_err(csv_err)?;
     }
     csv.flush()
 }
 
 /// `rejected.csv`: `line,value,reason`.
-pub fn write_rejected_csv(w: &mut dyn Write, rejected: &[Rejected]) -> io::Result<()> {
-    let mut csv = csv::Writer::from_writer(w);
+pub fn write_rejected_csv(w: &mut dyn Write, rejected: &[Rejected], style: CsvStyle) -> io::Result<()> {
+    let mut csv = style.writer(w)?;
     csv.write_record(["line", "value", "reason"]).map_err(csv_err)?;
     for r in rejected {
-        csv.write_record([r.line.to_string().as_str(), &r.value, &r.reason]).map_err(csv_err)?;
+        csv.write_record([r.line.to_string().as_str(), &style.cell(&r.value), &style.cell(&r.reason)])
+            .map_err(csv_err)?;
     }
     csv.flush()
 }
@@ -240,6 +293,7 @@ mod tests {
         assert_eq!(
             keys,
             vec![
+                "audit_status_coverage",
                 "by_audit_status",
                 "by_category",
                 "by_status",
@@ -272,7 +326,7 @@ mod tests {
             ],
         );
         let mut buf = Vec::new();
-        write_summary_csv(&mut buf, &s).unwrap();
+        write_summary_csv(&mut buf, &s, CsvStyle::default()).unwrap();
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(
             text,

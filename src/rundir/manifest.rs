@@ -38,6 +38,9 @@ pub struct Manifest {
     /// RFC 3339, UTC.
     pub finished: String,
     pub ledger: Ledger,
+    /// How many found images carried `AuditStatus`.
+    #[serde(default)]
+    pub audit_status_coverage: AuditStatusCoverage,
     /// The run directory compared with, if any.
     pub compared_with: Option<String>,
     pub input: ManifestInput,
@@ -137,6 +140,46 @@ impl Manifest {
     }
 }
 
+/// Found images before the `AuditStatus` share is judged (see
+/// [`AuditStatusCoverage::below`]): with a few per cent of images lacking it
+/// by chance, a 90 % floor flaps on twenty images and holds on a hundred.
+pub const MIN_FOUND_FOR_SHARE: u64 = 100;
+
+/// Found images, and how many of them carried `AuditStatus`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditStatusCoverage {
+    pub found: u64,
+    pub with_audit_status: u64,
+    /// `with_audit_status / found`; 1 when nothing was found.
+    pub share: f64,
+}
+
+impl AuditStatusCoverage {
+    /// The coverage of these counts.
+    pub fn new(found: u64, with_audit_status: u64) -> Self {
+        let share = if found == 0 { 1.0 } else { with_audit_status as f64 / found as f64 };
+        AuditStatusCoverage { found, with_audit_status, share }
+    }
+
+    /// Whether too few found images carried `AuditStatus` for the blocked
+    /// count to be trusted: the share is below `min` (0..1), judged once
+    /// [`MIN_FOUND_FOR_SHARE`] images are found; fewer are judged only
+    /// when not one of them carried it (a share of a handful of images says
+    /// more about chance than about the service).
+    pub fn below(&self, min: f64) -> bool {
+        match self.found {
+            0 => false,
+            n if n < MIN_FOUND_FOR_SHARE => self.with_audit_status == 0 && min > 0.0,
+            _ => self.share < min,
+        }
+    }
+
+    /// `97.5 %` for people.
+    pub fn percent(&self) -> String {
+        format!("{:.1} %", self.share * 100.0)
+    }
+}
+
 /// The completeness ledger: where every input row went. `unaccounted` must
 /// be zero; when it is not, `unaccounted_ids` says which ids.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +245,17 @@ mod tests {
         std::fs::write(dir.path().join(MANIFEST_JSON), b"{\"complete\": tru").unwrap();
         let e = Manifest::read(dir.path()).unwrap_err();
         assert!(matches!(e, ManifestError::Invalid { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_audit_status_guard_judges_a_share_only_on_enough_images() {
+        assert!(!AuditStatusCoverage::new(0, 0).below(0.9), "nothing found, nothing to judge");
+        assert!(!AuditStatusCoverage::new(20, 17).below(0.9), "a few by chance on a small run");
+        assert!(AuditStatusCoverage::new(20, 0).below(0.9), "none at all is judged at once");
+        assert!(!AuditStatusCoverage::new(20, 0).below(0.0), "--min-audit-status 0 turns it off");
+        assert!(AuditStatusCoverage::new(1000, 899).below(0.9));
+        assert!(!AuditStatusCoverage::new(1000, 900).below(0.9));
+        assert_eq!(AuditStatusCoverage::new(1000, 975).percent(), "97.5 %");
     }
 
     #[test]

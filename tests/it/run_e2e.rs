@@ -34,8 +34,14 @@ fn input_csv(ids: &[String], dups: usize) -> (String, Vec<u64>) {
     (text, rejected)
 }
 
+/// A text value as images.csv holds it: `--csv-safe` (the default) puts a
+/// `'` before a value a spreadsheet would run as a formula.
 fn opt(s: &Option<String>) -> String {
-    s.clone().unwrap_or_default()
+    let v = s.clone().unwrap_or_default();
+    match v.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{v}"),
+        _ => v,
+    }
 }
 
 /// Every row of images.csv against the catalog, field by field.

@@ -262,7 +262,7 @@ pub async fn run_audit(
     if !settings.quiet {
         let t = &summary.totals;
         eprintln!(
-            "vod-image-audit: {}: {} ids: {} found ({} blocked; AuditStatus on {}), {} missing, {} failed; {} rejected rows; {} calls, {} throttled",
+            "vod-image-audit: {}: {} ids: {} found ({} blocked; AuditStatus on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled",
             if summary.complete { "done" } else { "stopped" },
             t.unique_ids,
             t.found,
@@ -270,6 +270,10 @@ pub async fn run_audit(
             summary.audit_status_coverage.percent(),
             t.missing,
             t.failed,
+            match t.not_attempted {
+                0 => String::new(),
+                n => format!(", {n} not attempted"),
+            },
             t.invalid,
             manifest.calls.total,
             manifest.calls.throttled,

@@ -35,6 +35,7 @@ pub struct Tally {
     pub found: u64,
     pub missing: u64,
     pub failed: u64,
+    pub not_attempted: u64,
 }
 
 enum Display {
@@ -78,6 +79,7 @@ impl Progress {
             OutcomeKind::Found => self.tally.found += 1,
             OutcomeKind::Missing => self.tally.missing += 1,
             OutcomeKind::Failed => self.tally.failed += 1,
+            OutcomeKind::NotAttempted => self.tally.not_attempted += 1,
         }
         match &self.display {
             Display::Bar(bar) => {

@@ -146,7 +146,7 @@ pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
 }
 
 fn settled(r: &ImageRecord) -> bool {
-    r.outcome != OutcomeKind::Failed
+    matches!(r.outcome, OutcomeKind::Found | OutcomeKind::Missing)
 }
 
 /// Reads `images.csv` as records.

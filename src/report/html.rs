@@ -245,13 +245,14 @@ pub fn write_summary_html(
     num_row(w, "Found", "found", l.found)?;
     num_row(w, "Missing (NoSuchResource)", "missing", l.missing)?;
     num_row(w, "Failed", "failed", l.failed)?;
+    num_row(w, "Not attempted (the run stopped first)", "not_attempted", l.not_attempted)?;
     num_row(w, "Unaccounted", "unaccounted", l.unaccounted)?;
     writeln!(w, "</table>")?;
     let problems = l.problems();
     if problems.is_empty() {
         writeln!(
             w,
-            "<p class=\"ok\">input rows = unique + duplicates + rejected; unique = found + missing + failed.</p>"
+            "<p class=\"ok\">input rows = unique + duplicates + rejected; unique = found + missing + failed + not attempted.</p>"
         )?;
     } else {
         for p in problems {

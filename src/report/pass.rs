@@ -180,6 +180,7 @@ pub fn write_reports<'a>(
         found: t.found,
         missing: t.missing,
         failed: t.failed,
+        not_attempted: t.not_attempted,
         unaccounted: unaccounted_ids.len() as u64,
         unaccounted_ids,
     };

@@ -12,7 +12,7 @@ pub const UNKNOWN: &str = "Unknown";
 
 /// The three ends of an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
     /// The API described the image.
     Found,
@@ -20,6 +20,9 @@ pub enum OutcomeKind {
     Missing,
     /// No answer could be had (the error says why).
     Failed,
+    /// Never called: the run stopped first (a signal, a fatal error). Not a
+    /// failure: the same command resumes and calls it.
+    NotAttempted,
 }
 
 impl OutcomeKind {
@@ -29,6 +32,7 @@ impl OutcomeKind {
             OutcomeKind::Found => "found",
             OutcomeKind::Missing => "missing",
             OutcomeKind::Failed => "failed",
+            OutcomeKind::NotAttempted => "not_attempted",
         }
     }
 }

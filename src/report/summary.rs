@@ -23,6 +23,9 @@ pub struct Totals {
     pub found: u64,
     pub missing: u64,
     pub failed: u64,
+    /// Never called: the run stopped first.
+    #[serde(default)]
+    pub not_attempted: u64,
 }
 
 /// One category's line.
@@ -110,6 +113,7 @@ impl Fold {
         match r.outcome {
             OutcomeKind::Found => s.totals.found += 1,
             OutcomeKind::Missing => s.totals.missing += 1,
+            OutcomeKind::NotAttempted => s.totals.not_attempted += 1,
             OutcomeKind::Failed => {
                 s.totals.failed += 1;
                 let code = r.error_code.clone().unwrap_or_else(|| UNKNOWN.to_owned());
@@ -167,7 +171,16 @@ mod tests {
         let s = summarize(12, 3, 1, &records);
         assert_eq!(
             s.totals,
-            Totals { input_rows: 12, unique_ids: 8, duplicates: 3, invalid: 1, found: 4, missing: 1, failed: 3 }
+            Totals {
+                input_rows: 12,
+                unique_ids: 8,
+                duplicates: 3,
+                invalid: 1,
+                found: 4,
+                missing: 1,
+                failed: 3,
+                not_attempted: 0
+            }
         );
         assert_eq!(
             s.by_audit_status,

@@ -58,8 +58,8 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
     let problems = l.problems();
     if problems.is_empty() {
         v.checked.push(format!(
-            "ledger balances: {} rows = {} unique + {} duplicates + {} rejected; {} unique = {} found + {} missing + {} failed",
-            l.input_rows, l.unique_ids, l.duplicates, l.rejected, l.unique_ids, l.found, l.missing, l.failed
+            "ledger balances: {} rows = {} unique + {} duplicates + {} rejected; {} unique = {} found + {} missing + {} failed + {} not attempted",
+            l.input_rows, l.unique_ids, l.duplicates, l.rejected, l.unique_ids, l.found, l.missing, l.failed, l.not_attempted
         ));
     }
     v.problems.extend(problems.into_iter().map(|p| format!("ledger: {p}")));
@@ -80,6 +80,7 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
                     (OutcomeKind::Found, l.found),
                     (OutcomeKind::Missing, l.missing),
                     (OutcomeKind::Failed, l.failed),
+                    (OutcomeKind::NotAttempted, l.not_attempted),
                 ]);
                 if c == want {
                     v.checked.push("images.csv rows match the ledger".into());
@@ -142,6 +143,7 @@ fn check_summary(s: &Summary, l: &Ledger, v: &mut Verdict) {
         ("found", t.found, l.found),
         ("missing", t.missing, l.missing),
         ("failed", t.failed, l.failed),
+        ("not_attempted", t.not_attempted, l.not_attempted),
     ];
     for (name, total, ledger) in pairs {
         if total != ledger {
@@ -152,7 +154,12 @@ fn check_summary(s: &Summary, l: &Ledger, v: &mut Verdict) {
 
 fn count_images(dir: &Path) -> Result<BTreeMap<OutcomeKind, u64>, String> {
     let mut r = csv::Reader::from_path(dir.join(IMAGES_CSV)).map_err(|e| e.to_string())?;
-    let mut counts = BTreeMap::from([(OutcomeKind::Found, 0), (OutcomeKind::Missing, 0), (OutcomeKind::Failed, 0)]);
+    let mut counts = BTreeMap::from([
+        (OutcomeKind::Found, 0),
+        (OutcomeKind::Missing, 0),
+        (OutcomeKind::Failed, 0),
+        (OutcomeKind::NotAttempted, 0),
+    ]);
     let mut order = IdOrder::default();
     for row in r.deserialize::<ImageRecord>() {
         let row = row.map_err(|e| e.to_string())?;

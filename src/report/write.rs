@@ -187,7 +187,9 @@ pub fn write_summary_csv(w: &mut dyn Write, s: &Summary, style: CsvStyle) -> io:
     let blocked_found = s.blocked();
     csv.write_record(["dimension", "value", "label", "images", "blocked"]).map_err(csv_err)?;
     let t = &s.totals;
-    for (value, n) in [("found", t.found), ("missing", t.missing), ("failed", t.failed)] {
+    for (value, n) in
+        [("found", t.found), ("missing", t.missing), ("failed", t.failed), ("not_attempted", t.not_attempted)]
+    {
         let blocked = if value == "found" { blocked_found.to_string() } else { String::new() };
         csv.write_record(["outcome", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
     }
@@ -306,7 +308,10 @@ mod tests {
             ]
         );
         let totals: Vec<&str> = v["totals"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(totals, vec!["duplicates", "failed", "found", "input_rows", "invalid", "missing", "unique_ids"]);
+        assert_eq!(
+            totals,
+            vec!["duplicates", "failed", "found", "input_rows", "invalid", "missing", "not_attempted", "unique_ids"]
+        );
         assert_eq!(
             v["by_category"][0],
             serde_json::json!({"cate_id": null, "cate_name": null, "images": 1, "blocked": 1})
@@ -330,7 +335,7 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(
             text,
-            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\naudit_status,Blocked,,1,1\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n"
+            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\noutcome,not_attempted,,0,\naudit_status,Blocked,,1,1\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n"
         );
     }
 }

@@ -101,7 +101,7 @@ impl Outcome {
             http_status: None,
             request_id: None,
         };
-        Outcome { cut_short: true, ..Outcome::failed(image_id, 0, failure) }
+        Outcome { cut_short: true, kind: OutcomeKind::NotAttempted, ..Outcome::failed(image_id, 0, failure) }
     }
 
     /// The flat record of this outcome.

@@ -192,6 +192,9 @@ pub struct Ledger {
     pub found: u64,
     pub missing: u64,
     pub failed: u64,
+    /// Never called: the run stopped first.
+    #[serde(default)]
+    pub not_attempted: u64,
     pub unaccounted: u64,
     #[serde(default)]
     pub unaccounted_ids: Vec<String>,
@@ -207,10 +210,10 @@ impl Ledger {
                 self.input_rows, self.unique_ids, self.duplicates, self.rejected
             ));
         }
-        if self.unique_ids != self.found + self.missing + self.failed + self.unaccounted {
+        if self.unique_ids != self.found + self.missing + self.failed + self.not_attempted + self.unaccounted {
             p.push(format!(
-                "unique_ids {} != found {} + missing {} + failed {} + unaccounted {}",
-                self.unique_ids, self.found, self.missing, self.failed, self.unaccounted
+                "unique_ids {} != found {} + missing {} + failed {} + not_attempted {} + unaccounted {}",
+                self.unique_ids, self.found, self.missing, self.failed, self.not_attempted, self.unaccounted
             ));
         }
         if self.unaccounted > 0 {

@@ -124,7 +124,7 @@ fn ledger_and_verify_catch_a_tampered_report() {
     assert_eq!(
         ledger,
         json!({"input_rows": 52, "blank_rows": 1, "rejected": 1, "duplicates": 1, "unique_ids": 50,
-               "found": 50, "missing": 0, "failed": 0, "unaccounted": 0, "unaccounted_ids": []})
+               "found": 50, "missing": 0, "failed": 0, "not_attempted": 0, "unaccounted": 0, "unaccounted_ids": []})
     );
     assert_eq!(wd.json("r/manifest.json")["ledger"], ledger);
     let files = wd.json("r/manifest.json")["files"].clone();

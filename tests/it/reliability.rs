@@ -361,7 +361,9 @@ fn sigint_writes_an_incomplete_report_and_the_rerun_finishes() {
     assert!(reason.contains("signal"), "stop_reason {reason:?}");
     let t = &summary["totals"];
     assert_eq!(t["unique_ids"], ids.len() as u64, "every id is still accounted for");
-    assert!(t["failed"].as_u64().unwrap() > 0, "ids not reached are reported as not attempted");
+    assert!(t["not_attempted"].as_u64().unwrap() > 0, "ids not reached are reported as not attempted");
+    assert_eq!(t["failed"], 0, "an interruption fails no id");
+    assert_eq!(summary["ledger"]["not_attempted"], t["not_attempted"], "a ledger line of their own");
     let manifest = wd.json("out/manifest.json");
     assert_eq!(manifest["complete"], false);
     assert_eq!(manifest["exit_code"], 130);

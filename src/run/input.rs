@@ -344,22 +344,29 @@ impl<R: Read> Read for NormalizeLines<R> {
         if want == 0 {
             return Ok(0);
         }
-        let got = self.inner.read(&mut tmp[..want])?;
+        // A read that yields only the LF of a CRLF split between reads gives
+        // nothing to pass on: read again, as `Ok(0)` would mean end of file.
         let mut n = 0;
-        for &b in &tmp[..got] {
-            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
-            if b == b'\n' && after_cr {
-                continue; // the LF of a CRLF, already ended
+        while n == 0 {
+            let got = self.inner.read(&mut tmp[..want])?;
+            if got == 0 {
+                break;
             }
-            if b == b'\n' || b == b'\r' {
-                if self.at_line_start {
-                    self.emit(buf, &mut n, b' ')?;
+            for &b in &tmp[..got] {
+                let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+                if b == b'\n' && after_cr {
+                    continue; // the LF of a CRLF, already ended
                 }
-                self.emit(buf, &mut n, b'\n')?;
-                self.at_line_start = true;
-            } else {
-                self.emit(buf, &mut n, b)?;
-                self.at_line_start = false;
+                if b == b'\n' || b == b'\r' {
+                    if self.at_line_start {
+                        self.emit(buf, &mut n, b' ')?;
+                    }
+                    self.emit(buf, &mut n, b'\n')?;
+                    self.at_line_start = true;
+                } else {
+                    self.emit(buf, &mut n, b)?;
+                    self.at_line_start = false;
+                }
             }
         }
         Ok(n)
@@ -866,5 +873,25 @@ mod tests {
         let e = read(long.as_bytes()).unwrap_err().to_string();
         assert!(e.len() < 600, "{e}");
         assert!(!e.contains('\u{1b}'), "a control character reaches the terminal: {e:?}");
+    }
+
+    /// Gives out one byte per read, as a pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_crlf_split_between_reads_is_not_the_end_of_the_input() {
+        let text = b"ImageId\r\nAAA\r\nBBB\r\nCCC\r\n";
+        let l = read_ids(Trickle(text), "in.csv", None).unwrap();
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB", "CCC"]);
+        assert_eq!(l.bytes, text.len() as u64);
     }
 }

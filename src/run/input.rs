@@ -17,6 +17,21 @@ use crate::rundir::digest::Sha256;
 /// for other id schemes without letting a stray blob through.
 pub const MAX_ID_LEN: usize = 64;
 
+/// The longest line read before the input is refused as a whole (a quoted
+/// field running over several lines counts as one line). A row of an id list
+/// is a few dozen bytes, a wide spreadsheet export a few hundred: 64 KiB is
+/// far past any real row, and it bounds what the CSV parser buffers for one
+/// record. Without it `/dev/zero`, or a stream that never ends a line, is
+/// held in memory until the machine runs out.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// How many rejected rows in a row (blank rows aside) the input may have
+/// before it is refused as a whole. A real list with a bad stretch has a
+/// few; a thousand in a row is a log, a binary or the wrong file, and a
+/// stream of them that never ends would grow the rejected rows (and the run)
+/// without end.
+pub const MAX_REJECTED_IN_A_ROW: usize = 1000;
+
 /// How much of a rejected value `rejected.csv` keeps.
 const MAX_SHOWN_VALUE: usize = 200;
 
@@ -80,6 +95,12 @@ pub enum InputError {
     UnknownColumn { file: String, line: u64, name: String, header: String },
     #[error("{file}: line {line}: a quoted field opened on or after this line is never closed, so the rest of the file would be read as one value; close the quote (or remove the stray '\"') and run again")]
     UnclosedQuote { file: String, line: u64 },
+    #[error("{file}: line {line} is longer than {} KiB; is this a CSV of ids? Give --input a CSV file with one image id per row", MAX_LINE_BYTES / 1024)]
+    LineTooLong { file: String, line: u64 },
+    #[error("{file}: line {line}: a quoted field opened on this line runs on for more than {} KiB without its closing quote; close the quote (or remove the stray '\"') and run again", MAX_LINE_BYTES / 1024)]
+    QuoteTooLong { file: String, line: u64 },
+    #[error("{file}: lines {first_line}-{last_line}: {rows} rows in a row are not image ids, starting with {examples} ({reason}); this does not look like a list of image ids: check that --input names the right file (and --id-column the right column)")]
+    NotIds { file: String, first_line: u64, last_line: u64, rows: usize, examples: String, reason: String },
 }
 
 /// Unique ids in one buffer: a million 32-character ids take ~40 MB, not
@@ -165,41 +186,128 @@ pub struct IdList {
     pub bytes: u64,
 }
 
-/// Passes bytes through while hashing them and noting what the CSV parser
-/// hides: NUL bytes and the parity of quote characters.
+/// Passes bytes through while hashing and counting them.
 struct Tap<R> {
     inner: R,
     hash: Sha256,
     bytes: u64,
-    /// The 1-based line of the first NUL byte, if any.
-    nul_line: Option<u64>,
-    /// Line ends so far (CR, LF, CRLF counted once).
-    lines: u64,
-    after_cr: bool,
-    quotes: u64,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let chunk = &buf[..n];
-        self.hash.update(chunk);
+        self.hash.update(&buf[..n]);
         self.bytes += n as u64;
-        for &b in chunk {
-            match b {
-                b'"' => self.quotes += 1,
-                b'\r' => self.lines += 1,
-                b'\n' if !self.after_cr => self.lines += 1,
-                0 if self.nul_line.is_none() => self.nul_line = Some(self.lines + 1),
-                _ => {}
-            }
-            self.after_cr = b == b'\r';
-        }
         Ok(n)
     }
 }
 
-/// Feeds the CSV parser line endings it counts correctly.
+/// Where the CSV parser is in a record, followed byte by byte on the stream
+/// it reads (after [`NormalizeLines`]: every line end is one `\n`) with its
+/// rules (csv-core's: a quote opens a quoted field only at the start of a
+/// field, `""` inside one is a quote, a line end inside one is text).
+///
+/// This is what bounds the reading: a NUL byte, a line or an open quoted
+/// field longer than [`MAX_LINE_BYTES`] stops it as soon as it is read,
+/// before the parser buffers any more of it.
+struct Shape {
+    /// The 1-based line of the next byte.
+    line: u64,
+    field: Field,
+    /// The line the current record began on.
+    record_line: u64,
+    /// Bytes of the current record so far, without its line end.
+    record_len: usize,
+    /// The line the quoted field being read was opened on.
+    quote_line: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// At the start of a field (or a record).
+    Start,
+    /// In a field not opened by a quote (a quote in it is text).
+    Unquoted,
+    /// In a quoted field.
+    Quoted,
+    /// Just after a quote in a quoted field: it closed the field, or is the
+    /// first of `""`.
+    QuoteInQuoted,
+}
+
+/// Why [`Shape`] stopped the reading; [`read_ids`] names the file.
+#[derive(Debug)]
+enum Stop {
+    Nul { line: u64 },
+    LongLine { line: u64 },
+    LongQuote { line: u64 },
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl Stop {
+    fn named(self, file: &str) -> InputError {
+        let file = file.to_owned();
+        match self {
+            Stop::Nul { line } => InputError::NotText { file, line },
+            Stop::LongLine { line } => InputError::LineTooLong { file, line },
+            Stop::LongQuote { line } => InputError::QuoteTooLong { file, line },
+        }
+    }
+}
+
+impl Shape {
+    fn new() -> Self {
+        Shape { line: 1, field: Field::Start, record_line: 1, record_len: 0, quote_line: 0 }
+    }
+
+    /// Follows one byte of the parser's input.
+    fn feed(&mut self, b: u8) -> Result<(), Stop> {
+        if b == 0 {
+            return Err(Stop::Nul { line: self.line });
+        }
+        self.field = match (self.field, b) {
+            (Field::Quoted, b'"') => Field::QuoteInQuoted,
+            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Field::Quoted,
+            (Field::Start, b'"') => {
+                self.quote_line = self.line;
+                Field::Quoted
+            }
+            (_, b',' | b'\n') => Field::Start,
+            _ => Field::Unquoted,
+        };
+        if b == b'\n' {
+            self.line += 1;
+            if self.field == Field::Start {
+                self.record_line = self.line;
+                self.record_len = 0;
+                return Ok(());
+            }
+        }
+        self.record_len += 1;
+        if self.record_len <= MAX_LINE_BYTES {
+            Ok(())
+        } else if self.open_quote_over_lines() {
+            Err(Stop::LongQuote { line: self.quote_line })
+        } else {
+            Err(Stop::LongLine { line: self.record_line })
+        }
+    }
+
+    /// Whether a quoted field is open and has taken in a line end.
+    fn open_quote_over_lines(&self) -> bool {
+        self.field == Field::Quoted && self.quote_line < self.line
+    }
+}
+
+/// Feeds the CSV parser line endings it counts correctly, and stops the
+/// reading (an I/O error carrying a [`Stop`]) where [`Shape`] says.
 ///
 /// The `csv` crate skips empty lines silently, reports the line of the
 /// record after a blank line as the blank line's, and counts a CRLF file's
@@ -212,6 +320,20 @@ struct NormalizeLines<R> {
     inner: R,
     at_line_start: bool,
     after_cr: bool,
+    shape: Shape,
+}
+
+impl<R: Read> NormalizeLines<R> {
+    fn new(inner: R) -> Self {
+        NormalizeLines { inner, at_line_start: true, after_cr: false, shape: Shape::new() }
+    }
+
+    fn emit(&mut self, buf: &mut [u8], n: &mut usize, b: u8) -> io::Result<()> {
+        self.shape.feed(b).map_err(io::Error::other)?;
+        buf[*n] = b;
+        *n += 1;
+        Ok(())
+    }
 }
 
 impl<R: Read> Read for NormalizeLines<R> {
@@ -222,25 +344,29 @@ impl<R: Read> Read for NormalizeLines<R> {
         if want == 0 {
             return Ok(0);
         }
-        let got = self.inner.read(&mut tmp[..want])?;
+        // A read that yields only the LF of a CRLF split between reads gives
+        // nothing to pass on: read again, as `Ok(0)` would mean end of file.
         let mut n = 0;
-        for &b in &tmp[..got] {
-            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
-            if b == b'\n' && after_cr {
-                continue; // the LF of a CRLF, already ended
+        while n == 0 {
+            let got = self.inner.read(&mut tmp[..want])?;
+            if got == 0 {
+                break;
             }
-            if b == b'\n' || b == b'\r' {
-                if self.at_line_start {
-                    buf[n] = b' ';
-                    n += 1;
+            for &b in &tmp[..got] {
+                let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+                if b == b'\n' && after_cr {
+                    continue; // the LF of a CRLF, already ended
                 }
-                buf[n] = b'\n';
-                n += 1;
-                self.at_line_start = true;
-            } else {
-                buf[n] = b;
-                n += 1;
-                self.at_line_start = false;
+                if b == b'\n' || b == b'\r' {
+                    if self.at_line_start {
+                        self.emit(buf, &mut n, b' ')?;
+                    }
+                    self.emit(buf, &mut n, b'\n')?;
+                    self.at_line_start = true;
+                } else {
+                    self.emit(buf, &mut n, b)?;
+                    self.at_line_start = false;
+                }
             }
         }
         Ok(n)
@@ -284,11 +410,10 @@ fn clean_header(field: &[u8]) -> String {
 /// Reads ids from CSV. `file` names the source in messages; `id_column` is
 /// `--id-column`.
 pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
-    let mut tap =
-        Tap { inner: reader, hash: Sha256::default(), bytes: 0, nul_line: None, lines: 0, after_cr: false, quotes: 0 };
-    let lines = NormalizeLines { inner: &mut tap, at_line_start: true, after_cr: false };
+    let mut tap = Tap { inner: reader, hash: Sha256::default(), bytes: 0 };
+    let lines = NormalizeLines::new(&mut tap);
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(lines);
-    let read_err = |e: csv::Error| InputError::Read { file: file.to_owned(), reason: e.to_string() };
+    let read_err = |e: csv::Error| csv_error(e, file);
 
     let mut records = csv.byte_records();
     let mut first = None;
@@ -300,10 +425,6 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         }
     }
     let Some(first) = first else {
-        drop(records);
-        if let Some(line) = tap.nul_line {
-            return Err(InputError::NotText { file: file.to_owned(), line });
-        }
         return Err(InputError::NoIds { file: file.to_owned() });
     };
     let first_line = first.position().map_or(1, |p| p.line());
@@ -349,20 +470,17 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     };
     let fingerprint = Fingerprint::default();
     let mut seen: HashSet<u128> = HashSet::new();
-    let mut last_line = first_line;
-    let mut last_had_break = false;
-    let mut take = |rec: &csv::ByteRecord, out: &mut IdList| {
+    let mut sort_row = |rec: &csv::ByteRecord, out: &mut IdList| -> Row {
         let line = rec.position().map_or(0, |p| p.line());
-        last_line = line;
-        last_had_break = rec.iter().any(|f| f.contains(&b'\n') || f.contains(&b'\r'));
         if is_blank(rec) {
             out.blank_rows += 1;
-            return;
+            return Row::Blank;
         }
         out.input_rows += 1;
         let raw = rec.get(col).unwrap_or_default();
         let reject = |out: &mut IdList, value: &str, reason: String| {
-            out.rejected.push(Rejected { line, value: shown(value), reason })
+            out.rejected.push(Rejected { line, value: shown(value), reason });
+            Row::Rejected
         };
         let Ok(text) = std::str::from_utf8(raw) else {
             return reject(out, &String::from_utf8_lossy(raw), "not valid UTF-8".to_owned());
@@ -386,20 +504,31 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         } else {
             out.duplicates += 1;
         }
+        Row::Used
+    };
+    // Rejected rows in a row, blank rows aside.
+    let mut in_a_row = 0;
+    let mut take = |rec: &csv::ByteRecord, out: &mut IdList| -> Result<(), InputError> {
+        match sort_row(rec, out) {
+            Row::Blank => {}
+            Row::Used => in_a_row = 0,
+            Row::Rejected => in_a_row += 1,
+        }
+        if in_a_row > MAX_REJECTED_IN_A_ROW {
+            return Err(not_ids(file, &out.rejected[out.rejected.len() - in_a_row..]));
+        }
+        Ok(())
     };
     if !first_is_header {
-        take(&first, &mut out);
+        take(&first, &mut out)?;
     }
     for rec in records {
         let rec = rec.map_err(read_err)?;
-        take(&rec, &mut out);
+        take(&rec, &mut out)?;
     }
-    drop(csv);
-    if let Some(line) = tap.nul_line {
-        return Err(InputError::NotText { file: file.to_owned(), line });
-    }
-    if tap.quotes % 2 == 1 && last_had_break {
-        return Err(InputError::UnclosedQuote { file: file.to_owned(), line: last_line });
+    let shape = csv.into_inner().shape;
+    if shape.open_quote_over_lines() {
+        return Err(InputError::UnclosedQuote { file: file.to_owned(), line: shape.quote_line });
     }
     if out.input_rows == 0 {
         return Err(InputError::NoIds { file: file.to_owned() });
@@ -407,6 +536,47 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     out.sha256 = std::mem::take(&mut tap.hash).finish_hex();
     out.bytes = tap.bytes;
     Ok(out)
+}
+
+/// What became of a data row.
+enum Row {
+    Blank,
+    /// An id, new or a duplicate.
+    Used,
+    Rejected,
+}
+
+/// The error for too many rejected rows in a row: `run`, their rows.
+fn not_ids(file: &str, run: &[Rejected]) -> InputError {
+    const SHOWN: usize = 3;
+    const SHOWN_CHARS: usize = 40;
+    let brief = |r: &Rejected| {
+        let head: String = r.value.chars().take(SHOWN_CHARS).collect();
+        let more = if head.len() < r.value.len() { "…" } else { "" };
+        format!("{head:?}{more}")
+    };
+    InputError::NotIds {
+        file: file.to_owned(),
+        first_line: run[0].line,
+        last_line: run[run.len() - 1].line,
+        rows: run.len(),
+        examples: run.iter().take(SHOWN).map(brief).collect::<Vec<_>>().join(", "),
+        reason: run[0].reason.clone(),
+    }
+}
+
+/// A parser error as an input error: a [`Stop`] raised while streaming comes
+/// back out of the parser's I/O error as it went in.
+fn csv_error(e: csv::Error, file: &str) -> InputError {
+    let reason = e.to_string();
+    let stop = match e.into_kind() {
+        csv::ErrorKind::Io(io) => io.into_inner().and_then(|inner| inner.downcast::<Stop>().ok()),
+        _ => None,
+    };
+    match stop {
+        Some(stop) => stop.named(file),
+        None => InputError::Read { file: file.to_owned(), reason },
+    }
 }
 
 fn is_blank(rec: &csv::ByteRecord) -> bool {
@@ -529,5 +699,199 @@ mod tests {
         let l = read(text).unwrap();
         assert_eq!(l.bytes, text.len() as u64);
         assert_eq!(l.sha256, Sha256::hex_of(text.as_ref()));
+    }
+
+    // -- Hostile input: refused as it streams, after a bounded read ----------
+
+    /// Counts the bytes taken from `inner`, and gives out (end of file) after
+    /// `cap` of them, so that a reader that never stops on its own still ends.
+    struct Counted<R> {
+        inner: R,
+        taken: u64,
+        cap: u64,
+    }
+
+    impl<R: Read> Counted<R> {
+        fn new(inner: R) -> Self {
+            // Far past every bound asserted below, far short of a memory problem.
+            Counted { inner, taken: 0, cap: 8 << 20 }
+        }
+    }
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let room = (self.cap - self.taken).min(buf.len() as u64) as usize;
+            let n = self.inner.read(&mut buf[..room])?;
+            self.taken += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// `head`, then `chunk` again and again, without end.
+    fn endless(head: &[u8], chunk: &'static [u8]) -> impl Read {
+        io::Cursor::new(head.to_vec()).chain(Cycle { chunk, at: 0 })
+    }
+
+    struct Cycle {
+        chunk: &'static [u8],
+        at: usize,
+    }
+
+    impl Read for Cycle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for b in buf.iter_mut() {
+                *b = self.chunk[self.at];
+                self.at = (self.at + 1) % self.chunk.len();
+            }
+            Ok(buf.len())
+        }
+    }
+
+    /// Random bytes without end (xorshift64*, fixed seed).
+    struct Noise(u64);
+
+    impl Read for Noise {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for b in buf.iter_mut() {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                *b = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+            }
+            Ok(buf.len())
+        }
+    }
+
+    /// Reads `reader` to an error, returning it and the bytes taken.
+    fn refused(reader: impl Read) -> (InputError, u64) {
+        let mut counted = Counted::new(reader);
+        let e = read_ids(&mut counted, "in.csv", None).expect_err("an endless or hostile input is refused");
+        (e, counted.taken)
+    }
+
+    /// What one line may make the reader take: the line, and the chunk it
+    /// was found in.
+    const LINE_BOUND: u64 = MAX_LINE_BYTES as u64 + 16 * 1024;
+
+    #[test]
+    fn endless_zeros_stop_at_the_first_nul() {
+        let (e, taken) = refused(io::repeat(0));
+        assert!(matches!(e, InputError::NotText { line: 1, .. }), "{e}");
+        assert!(taken <= 16 * 1024, "read {taken} bytes of zeros");
+        assert!(e.to_string().starts_with("in.csv: line 1 contains a NUL byte"), "{e}");
+    }
+
+    #[test]
+    fn endless_random_bytes_stop_at_once() {
+        let (e, taken) = refused(Noise(0x9e37_79b9_7f4a_7c15));
+        assert!(matches!(e, InputError::NotText { .. }), "{e}");
+        assert!(taken <= 16 * 1024, "read {taken} random bytes");
+    }
+
+    #[test]
+    fn a_nul_early_in_a_huge_stream_is_found_as_it_streams() {
+        let (e, taken) = refused(endless(b"ImageId\r\nAAA\r\nB\0B\r\n", b"CCC\r\n"));
+        assert!(matches!(e, InputError::NotText { line: 3, .. }), "{e}");
+        assert!(taken <= 16 * 1024, "read {taken} bytes");
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_refused() {
+        let (e, taken) = refused(io::repeat(b'x'));
+        assert!(matches!(e, InputError::LineTooLong { line: 1, .. }), "{e}");
+        assert!(taken <= LINE_BOUND, "read {taken} bytes of one line");
+        let e = e.to_string();
+        assert!(e.starts_with("in.csv: line 1 is longer than 64 KiB; is this a CSV of ids?"), "{e}");
+
+        // After a header and ids, with CRLF: the line is named.
+        let (e, taken) = refused(endless(b"ImageId\r\nAAA\r\n\r\nBBB,", b"x"));
+        assert!(matches!(e, InputError::LineTooLong { line: 4, .. }), "{e}");
+        assert!(taken <= LINE_BOUND + 32, "read {taken} bytes");
+    }
+
+    #[test]
+    fn a_long_line_is_refused_at_the_limit() {
+        let at = format!("ImageId,note\nAAA,{}\nBBB,x\n", "n".repeat(MAX_LINE_BYTES - 4));
+        let l = read(at.as_bytes()).unwrap();
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB"], "a line of exactly {MAX_LINE_BYTES} bytes is read");
+        let over = format!("ImageId,note\nAAA,{}\nBBB,x\n", "n".repeat(MAX_LINE_BYTES - 3));
+        let e = read(over.as_bytes()).unwrap_err();
+        assert!(matches!(e, InputError::LineTooLong { line: 2, .. }), "{e}");
+        // The same in a single-column file of ids: no id is 64 KiB long.
+        let e = read(format!("AAA\nBBB\n{}\n", "a".repeat(MAX_LINE_BYTES + 1)).as_bytes()).unwrap_err();
+        assert!(matches!(e, InputError::LineTooLong { line: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn a_quote_left_open_does_not_buffer_without_end() {
+        // Short lines, but one quoted field that never closes.
+        let (e, taken) = refused(endless(b"ImageId,title\nAAA,t\nBBB,\"opened\n", b"more text\n"));
+        assert!(matches!(e, InputError::QuoteTooLong { line: 3, .. }), "{e}");
+        assert!(taken <= LINE_BOUND + 64, "read {taken} bytes of an open quote");
+        assert!(e.to_string().contains("in.csv: line 3: a quoted field opened on this line"), "{e}");
+        // A quoted field over a few lines, and a quote inside an unquoted
+        // field (literal, opens nothing), are still fine.
+        let text = format!("ImageId,title\nAAA,\"a\n\"\"b\"\"\nc\"\nBBB,x\"y\n{}\n", "CCC,z\n".repeat(20_000));
+        let l = read(text.as_bytes()).unwrap();
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB", "CCC"]);
+        assert_eq!(l.duplicates, 19_999);
+    }
+
+    #[test]
+    fn more_than_a_thousand_bad_rows_in_a_row_are_refused() {
+        let bad = |n: usize, from: usize| (from..from + n).map(|i| format!("bad row {i}\n")).collect::<String>();
+        // A thousand in a row, a good id, a thousand more: read, each rejected.
+        let text = format!("ImageId\nAAA\n{}BBB\n\n{}", bad(MAX_REJECTED_IN_A_ROW, 0), bad(MAX_REJECTED_IN_A_ROW, 0));
+        let l = read(text.as_bytes()).unwrap();
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB"]);
+        assert_eq!(l.rejected.len(), 2 * MAX_REJECTED_IN_A_ROW);
+        // One more, a blank line in between (it neither counts nor breaks the run).
+        let text = format!("ImageId\nAAA\n{}\n{}BBB\n", bad(500, 0), bad(MAX_REJECTED_IN_A_ROW + 1 - 500, 500));
+        let e = read(text.as_bytes()).unwrap_err();
+        let last = 3 + MAX_REJECTED_IN_A_ROW as u64 + 1; // a blank line inside the run
+        match &e {
+            InputError::NotIds { first_line, last_line, rows, .. } => {
+                assert_eq!((*first_line, *last_line, *rows), (3, last, MAX_REJECTED_IN_A_ROW + 1), "{e}");
+            }
+            other => panic!("{other}"),
+        }
+        let e = e.to_string();
+        assert!(e.starts_with(&format!("in.csv: lines 3-{last}: 1001 rows in a row are not image ids")), "{e}");
+        assert!(e.contains("\"bad row 0\", \"bad row 1\", \"bad row 2\""), "the first values are shown: {e}");
+        assert!(e.contains("does not look like a list of image ids"), "{e}");
+
+        // Without end, in a one-column file without a header.
+        let (e, taken) = refused(endless(b"AAA\n", b"not an id\n"));
+        assert!(matches!(e, InputError::NotIds { first_line: 2, .. }), "{e}");
+        assert!(taken <= 11 * (MAX_REJECTED_IN_A_ROW as u64 + 1) + 16 * 1024, "read {taken} bytes");
+    }
+
+    #[test]
+    fn a_shown_value_is_short_and_escaped() {
+        let long =
+            format!("ImageId\n{}\n", format!("{}\u{1b}[31m\n", "z".repeat(100)).repeat(MAX_REJECTED_IN_A_ROW + 1));
+        let e = read(long.as_bytes()).unwrap_err().to_string();
+        assert!(e.len() < 600, "{e}");
+        assert!(!e.contains('\u{1b}'), "a control character reaches the terminal: {e:?}");
+    }
+
+    /// Gives out one byte per read, as a pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_crlf_split_between_reads_is_not_the_end_of_the_input() {
+        let text = b"ImageId\r\nAAA\r\nBBB\r\nCCC\r\n";
+        let l = read_ids(Trickle(text), "in.csv", None).unwrap();
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB", "CCC"]);
+        assert_eq!(l.bytes, text.len() as u64);
     }
 }

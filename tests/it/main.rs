@@ -10,6 +10,7 @@ mod common;
 mod compliance;
 mod cron_env;
 mod hostile_disk;
+mod hostile_input;
 mod reliability;
 mod run_e2e;
 mod sim_strict;

@@ -31,15 +31,30 @@ use crate::rundir::{self, RunDir};
 /// signal quits at once (the journal still holds everything, so the run
 /// resumes); before, the first signal lets the calls in flight finish.
 #[derive(Clone, Default)]
-pub struct Phase(Arc<AtomicBool>);
+pub struct Phase {
+    reporting: Arc<AtomicBool>,
+    /// The run's lock file, removed by a signal that quits at once.
+    lock: Arc<std::sync::OnceLock<PathBuf>>,
+}
 
 impl Phase {
     fn reporting(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.reporting.store(true, Ordering::SeqCst);
     }
 
     fn is_reporting(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.reporting.load(Ordering::SeqCst)
+    }
+
+    fn holds_lock(&self, path: &std::path::Path) {
+        let _ = self.lock.set(path.to_owned());
+    }
+
+    /// Removes the lock file before a quit that skips every destructor.
+    fn release(&self) {
+        if let Some(p) = self.lock.get() {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -72,6 +87,7 @@ pub fn spawn_signal_listener(stop: StopHandle, phase: Phase) {
         }
         // Every settled id is already in the journal: quitting now loses nothing.
         eprintln!("vod-image-audit: quitting at once; run the same command again to resume");
+        phase.release();
         std::process::exit(i32::from(Exit::Interrupted.code()));
     });
 }
@@ -98,11 +114,16 @@ pub async fn run_audit(
     stop: StopHandle,
     phase: Phase,
 ) -> Result<Exit, CmdError> {
-    let dir = RunDir::open(&settings.out, settings.force)?;
+    // Everything that can refuse the run is checked before the directory is
+    // touched, so a failed start leaves nothing behind.
     let previous = match &settings.compare_with {
         Some(arg) => rundir::find_previous(arg, &settings.out).map_err(CmdError::usage)?,
         None => None,
     };
+    let dir = RunDir::open(&settings.out, settings.force)?;
+    if let Some(lock) = dir.lock_path() {
+        phase.holds_lock(lock);
+    }
     let started = SystemTime::now();
     let client = VodClient::new(target.credentials.clone(), target.client.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;

@@ -8,7 +8,7 @@ use crate::report::changes::{self, ChangesWriter, CHANGE_KINDS};
 use crate::report::verify;
 use crate::report::write::CsvStyle;
 use crate::rundir::files::write_atomic;
-use crate::rundir::IMAGES_CSV;
+use crate::rundir::{IMAGES_CSV, MANIFEST_JSON};
 
 /// `verify DIR`: what was checked on stdout, exit 6 on any problem.
 pub fn verify(a: &VerifyArgs) -> CmdResult {
@@ -43,6 +43,13 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
     let counts = match &a.out {
         Some(path) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if dir.join(MANIFEST_JSON).exists() {
+                return Err(CmdError::usage(format!(
+                    "diff --out {}: {} holds a finished run, whose files its manifest proves; write the changes elsewhere",
+                    path.display(),
+                    dir.display()
+                )));
+            }
             let name =
                 path.file_name().and_then(|n| n.to_str()).ok_or_else(|| CmdError::usage("--out needs a file name"))?;
             let mut counts = None;

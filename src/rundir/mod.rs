@@ -87,11 +87,24 @@ pub enum RunDirError {
     Foreign { dir: String, names: String },
 }
 
-/// A run directory taken for a run: held locked until dropped.
+/// A run directory taken for a run: held locked until dropped. Dropped, it
+/// leaves no lock file behind, and a directory it created that stayed
+/// empty (a run that failed to start) is removed.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
-    _lock: RunLock,
+    lock: Option<RunLock>,
+    created: bool,
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        if self.created {
+            // Fails, as it should, unless the directory is empty.
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
 }
 
 impl RunDir {
@@ -101,7 +114,16 @@ impl RunDir {
     /// cannot be read counts as a complete run: it is never replaced unasked.
     pub fn open(out: &Path, force: bool) -> Result<RunDir, RunDirError> {
         let dir = out.display().to_string();
+        let created = !out.exists();
         std::fs::create_dir_all(out).map_err(|e| RunDirError::Create { dir: dir.clone(), reason: e.to_string() })?;
+        let run_dir = Self::take(out, force, dir);
+        if run_dir.is_err() && created {
+            let _ = std::fs::remove_dir(out);
+        }
+        run_dir.map(|(path, lock)| RunDir { path, lock: Some(lock), created })
+    }
+
+    fn take(out: &Path, force: bool, dir: String) -> Result<(PathBuf, RunLock), RunDirError> {
         for name in STATE_FILES.iter().chain(REPORT_FILES) {
             files::refuse_symlink(&out.join(name)).map_err(|e| RunDirError::Link(e.to_string()))?;
         }
@@ -144,7 +166,7 @@ impl RunDir {
                 written
             })
             .map_err(|e| RunDirError::NotWritable { dir, reason: e.to_string() })?;
-        Ok(RunDir { path: out.to_owned(), _lock: lock })
+        Ok((out.to_owned(), lock))
     }
 
     /// The directory.
@@ -155,6 +177,11 @@ impl RunDir {
     /// A file in it.
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// The lock file, for a process that must exit at once to remove.
+    pub fn lock_path(&self) -> Option<&Path> {
+        self.lock.as_ref().map(RunLock::path)
     }
 }
 

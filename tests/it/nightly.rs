@@ -1,0 +1,53 @@
+//! The nightly loop around a run: what a finished or failed run leaves in
+//! the reports folder, and what may write there afterwards.
+
+use crate::common::{id_file, Audit, SimServer, TestCatalog, Workdir};
+
+#[test]
+fn a_finished_run_leaves_no_lock_file_and_a_failed_start_leaves_nothing() {
+    let cat = TestCatalog::generate(10, 41);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    Audit::new(&wd, &server).out("reports/night1").run().expect_code(0);
+    assert!(!wd.path().join("reports/night1/.vod-image-audit.lock").exists(), "the lock goes with the run");
+    wd.run(&["verify", "reports/night1"], &[], None).expect_code(0);
+
+    // A comparison that cannot be made refuses the run before --out exists.
+    let out = Audit::new(&wd, &server).out("reports/night2").args(["--compare-with", "reports/nope"]).run();
+    out.expect_code(2);
+    assert!(!wd.path().join("reports/night2").exists(), "a failed start leaves nothing\n{}", out.describe());
+
+    // So does one refused by the directory itself (foreign files) that
+    // the run did not create: the files stay, no lock is added.
+    wd.write("reports/mine/notes.txt", "mine\n");
+    Audit::new(&wd, &server).out("reports/mine").run().expect_code(2);
+    let names: Vec<_> =
+        std::fs::read_dir(wd.path().join("reports/mine")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["notes.txt"]);
+
+    // A run stopped by a fatal error releases its lock too.
+    let out = Audit::new(&wd, &server).out("reports/bad-key").credentials(&[
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", vod_image_audit::sim::DEFAULT_KEY_ID),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-the-secret"),
+    ]);
+    out.run().expect_code(4);
+    assert!(!wd.path().join("reports/bad-key/.vod-image-audit.lock").exists());
+    assert!(wd.path().join("reports/bad-key/journal.jsonl").exists(), "resumable");
+}
+
+#[test]
+fn diff_does_not_write_into_a_finished_run() {
+    let cat = TestCatalog::generate(10, 42);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    Audit::new(&wd, &server).out("a").run().expect_code(0);
+    Audit::new(&wd, &server).out("b").run().expect_code(0);
+    let out = wd.run(&["diff", "a", "b", "--out", "b/changes.csv"], &[], None);
+    out.expect_code(2);
+    assert!(out.stderr.contains("finished run"), "{}", out.describe());
+    assert!(!wd.path().join("b/changes.csv").exists());
+    wd.run(&["verify", "b"], &[], None).expect_code(0);
+    wd.run(&["diff", "a", "b", "--out", "changes.csv"], &[], None).expect_code(0);
+}

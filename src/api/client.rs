@@ -5,9 +5,21 @@
 //! fresh `Timestamp` and `SignatureNonce` for every attempt (the server
 //! rejects a reused nonce), but it never retries: that is `retry`'s and
 //! `run`'s job. Signing itself is `signing`.
+//!
+//! Everything an answer carries is redacted before it leaves here: the STS
+//! token, in every form a server might echo it ([`Redactor`]), is replaced
+//! by `***` in error messages and in every text field of a successful
+//! answer, so no report, journal or terminal ever holds it. (vod-openapi.md
+//! §7: a secret never goes into a log or report. That a server echoes the
+//! token at all is not documented; the signature error does echo the
+//! string-to-sign, which holds it, and a proxy or a broken gateway may echo
+//! anything.)
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
@@ -126,6 +138,8 @@ pub struct VodClient {
     /// HMAC keyed once with the secret.
     signer: signing::Signer,
     auth_timeout: Option<String>,
+    /// The STS token's forms, for scrubbing answers.
+    redactor: Redactor,
 }
 
 impl VodClient {
@@ -152,7 +166,8 @@ impl VodClient {
         let url = reqwest::Url::parse(config.endpoint.as_str())?;
         let signer = signing::Signer::new(credentials.access_key_secret.expose());
         let auth_timeout = config.auth_timeout.map(|t| t.to_string());
-        Ok(VodClient { http, credentials, config, url, signer, auth_timeout })
+        let redactor = Redactor::new(credentials.security_token.as_ref().map(|t| t.expose()));
+        Ok(VodClient { http, credentials, config, url, signer, auth_timeout, redactor })
     }
 
     /// The endpoint this client calls.
@@ -197,14 +212,25 @@ impl VodClient {
         let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id)]).await?;
         let parsed: GetImageInfoResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
-        let info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
-        Ok(Found { info, request_id: parsed.request_id.or(request_id_header) })
+        let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
+        info.for_each_text(|text| self.redactor.redact_in_place(text));
+        let mut request_id = parsed.request_id.or(request_id_header);
+        request_id.as_mut().map(|r| self.redactor.redact_in_place(r));
+        Ok(Found { info, request_id })
     }
 
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
     pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
         let (body, _) = self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))]).await?;
-        serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))
+        let mut answer: GetImageInfosResponse =
+            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+        let r = &self.redactor;
+        for info in &mut answer.image_info {
+            info.for_each_text(|text| r.redact_in_place(text));
+        }
+        answer.non_exist_image_ids.iter_mut().for_each(|id| r.redact_in_place(id));
+        answer.request_id.as_mut().map(|id| r.redact_in_place(id));
+        Ok(answer)
     }
 
     /// One signed attempt: `POST /` with the signed parameters as a form
@@ -237,6 +263,8 @@ impl VodClient {
         let body = response.bytes().await.map_err(transport_error)?;
         let mut err = error_from_answer(status, &headers, &body);
         err.message = self.redact(&err.message);
+        self.redactor.redact_in_place(&mut err.code);
+        err.request_id.as_mut().map(|id| self.redactor.redact_in_place(id));
         Err(err)
     }
 
@@ -244,24 +272,114 @@ impl VodClient {
     /// the echoed string-to-sign (it carries every parameter, the STS token
     /// among them) and the token itself in any encoding.
     fn redact(&self, message: &str) -> String {
-        let mut m = match message.find("server string to sign is:") {
+        let m = match message.find("server string to sign is:") {
             Some(i) => {
                 format!("{}server string to sign is: (withheld: it holds the request's parameters)", &message[..i])
             }
             None => message.to_owned(),
         };
-        if let Some(token) = &self.credentials.security_token {
-            let raw = token.expose();
-            let once = signing::percent_encode(raw);
-            let twice = signing::percent_encode(&once);
-            for form in [raw, once.as_str(), twice.as_str()] {
-                if !form.is_empty() {
-                    m = m.replace(form, "***");
+        self.redactor.redact(&m).into_owned()
+    }
+}
+
+/// What replaces a secret.
+const REDACTED: &str = "***";
+
+/// The shortest base64 fragment of the token worth looking for (a token
+/// inside a longer base64 blob): shorter ones could be ordinary text. STS
+/// tokens run to hundreds of characters.
+const MIN_FRAGMENT: usize = 16;
+
+/// The STS token in every form a server might echo it, to replace in text
+/// from the server: raw; percent-encoded once and twice (the signature
+/// error's string-to-sign is encoded twice), with upper- and lower-case hex;
+/// base64 standard and URL-safe, with and without padding; and the part of
+/// its base64 that does not depend on its neighbours when it sits inside a
+/// longer base64 blob, at each of the three byte alignments.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so that no form is cut by a shorter one inside it.
+    forms: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} forms)", self.forms.len())
+    }
+}
+
+impl Redactor {
+    /// The forms of `token`; nothing to redact without one.
+    pub fn new(token: Option<&str>) -> Self {
+        let Some(token) = token.filter(|t| !t.is_empty()) else { return Redactor::default() };
+        let once = signing::percent_encode(token);
+        let lower_once = lower_hex_escapes(&once);
+        let mut forms = vec![
+            token.to_owned(),
+            signing::percent_encode(&once),
+            signing::percent_encode(&lower_once),
+            once,
+            lower_once,
+        ];
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+        let bytes = token.as_bytes();
+        forms.extend([STANDARD.encode(bytes), URL_SAFE.encode(bytes)]);
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            forms.push(engine.encode(bytes));
+            for shift in 0..3 {
+                let mut shifted = vec![0u8; shift];
+                shifted.extend_from_slice(bytes);
+                let encoded = engine.encode(&shifted);
+                // Character i of base64 holds bits 6i..6i+6: keep those that
+                // lie wholly within the token's bits.
+                let first = (8 * shift).div_ceil(6);
+                let end = 8 * (shift + bytes.len()) / 6;
+                let fragment = &encoded[first..end];
+                if fragment.len() >= MIN_FRAGMENT {
+                    forms.push(fragment.to_owned());
                 }
             }
         }
-        m
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        forms.dedup();
+        Redactor { forms }
     }
+
+    /// `text` with every form replaced by `***`.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = Cow::Owned(out.replace(form.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// [`Redactor::redact`] on a field.
+    pub fn redact_in_place(&self, text: &mut String) {
+        if let Cow::Owned(redacted) = self.redact(text) {
+            *text = redacted;
+        }
+    }
+}
+
+/// `%2B` -> `%2b`: the hex digits of each escape in lower case.
+fn lower_hex_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut after_percent = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            after_percent = 2;
+            out.push(c);
+        } else if after_percent > 0 {
+            after_percent -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -412,6 +530,73 @@ mod tests {
         let m = c.redact("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253D");
         assert_eq!(m, "Specified signature is not matched with our calculation. server string to sign is: (withheld: it holds the request's parameters)");
         assert_eq!(c.redact("echo tok+/= and tok%2B%2F%3D"), "echo *** and ***");
+    }
+
+    /// Every form the server might echo, in a message and in a field.
+    #[test]
+    fn redaction_covers_every_encoding_of_the_token() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let token = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
+        let r = Redactor::new(Some(token));
+        let once = signing::percent_encode(token);
+        assert!(once.contains("%2B"), "{once}");
+        let lower = once.replace("%2B", "%2b").replace("%2F", "%2f").replace("%3D", "%3d").replace("%3E", "%3e");
+        let std = STANDARD.encode(token);
+        let url = URL_SAFE.encode(token);
+        assert_ne!(std, url);
+        let forms = [
+            token.to_owned(),
+            once.clone(),
+            signing::percent_encode(&once),
+            lower.clone(),
+            signing::percent_encode(&lower),
+            std.clone(),
+            std.trim_end_matches('=').to_owned(),
+            url.clone(),
+            url.trim_end_matches('=').to_owned(),
+        ];
+        for form in &forms {
+            assert_eq!(r.redact(&format!("echo [{form}] end")), "echo [***] end", "{form}");
+        }
+        let mut field = format!("{}&{}", forms[3], forms[8]);
+        r.redact_in_place(&mut field);
+        assert_eq!(field, "***&***");
+        assert!(matches!(r.redact("nothing secret here"), Cow::Borrowed(_)));
+        assert!(!format!("{r:?}").contains("CAIS"), "Debug shows no form");
+        assert!(matches!(Redactor::new(None).redact(token), Cow::Borrowed(_)));
+        assert!(matches!(Redactor::new(Some("")).redact("abc"), Cow::Borrowed(_)));
+    }
+
+    /// The token inside a longer base64 blob, at every alignment: what
+    /// depends only on the token's bytes is gone.
+    #[test]
+    fn redaction_finds_the_token_inside_a_base64_blob() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let token = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
+        let r = Redactor::new(Some(token));
+        for prefix in ["", "a", "ab", "SecurityToken=", "{\"t\":\""] {
+            let blob = format!("{prefix}{token}\"}}");
+            for encoded in [STANDARD.encode(&blob), URL_SAFE_NO_PAD.encode(&blob)] {
+                let red = r.redact(&encoded);
+                assert!(red.contains("***"), "{prefix:?}: {encoded}");
+                // Of the token's ~70 base64 characters, at most the 2 + 2
+                // that straddle its ends are left.
+                let left = red.len() - 3;
+                assert!(left <= encoded.len() - token.len() * 4 / 3 + 4, "{prefix:?}: {encoded} -> {red}");
+            }
+        }
+    }
+
+    #[test]
+    fn answers_lose_the_token_in_every_text_field() {
+        let r = Redactor::new(Some("tok+/=longer-token-value"));
+        let mut info: ImageInfo = serde_json::from_str(
+            r#"{"ImageId": "a", "Title": "x tok+/=longer-token-value", "Mezzanine": {"FileURL": "u?t=tok%2b%2f%3dlonger-token-value"}}"#,
+        )
+        .unwrap();
+        info.for_each_text(|t| r.redact_in_place(t));
+        assert_eq!(info.title.as_deref(), Some("x ***"));
+        assert_eq!(info.mezzanine.unwrap().file_url.as_deref(), Some("u?t=***"));
     }
 
     #[test]

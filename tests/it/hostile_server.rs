@@ -210,3 +210,141 @@ fn server_text_reaches_the_terminal_escaped() {
     assert_eq!(printed["error"]["message"], MESSAGE, "{}", check.describe());
     assert!(check.stderr.contains(r"\u{1b}[31mdenied"), "{}", check.describe());
 }
+
+// ---------------------------------------------------------------------------
+// An echoed STS token is stored and shown nowhere
+// ---------------------------------------------------------------------------
+
+/// A made-up STS token whose percent-encodings and base64 forms all differ
+/// (`+`, `/`, `=`, `>`; a length that base64 pads).
+const TOKEN: &str = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
+
+/// The token in every form the server might echo it: raw, percent-encoded
+/// once and twice with upper- and lower-case hex, base64 standard and
+/// URL-safe with and without padding.
+fn token_forms() -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use vod_image_audit::api::signing::percent_encode;
+    let lower = |s: &str| {
+        // Lower-case only the hex digits of each %XY.
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find('%') {
+            out.push_str(&rest[..i]);
+            out.push('%');
+            out.push_str(&rest[i + 1..i + 3].to_ascii_lowercase());
+            rest = &rest[i + 3..];
+        }
+        out.push_str(rest);
+        out
+    };
+    let once = percent_encode(TOKEN);
+    let twice = percent_encode(&once);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let url = base64::engine::general_purpose::URL_SAFE.encode(TOKEN);
+    let forms = vec![
+        ("raw", TOKEN.to_owned()),
+        ("percent once", once.clone()),
+        ("percent twice", twice.clone()),
+        ("lower percent once", lower(&once)),
+        ("lower percent twice", percent_encode(&lower(&once))),
+        ("base64", b64.clone()),
+        ("base64 unpadded", b64.trim_end_matches('=').to_owned()),
+        ("base64url", url.clone()),
+        ("base64url unpadded", url.trim_end_matches('=').to_owned()),
+    ];
+    let distinct: std::collections::BTreeSet<&String> = forms.iter().map(|(_, f)| f).collect();
+    assert_eq!(distinct.len(), forms.len(), "the token must make every form different: {forms:?}");
+    forms
+}
+
+/// Each file under `dir`, with its path.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+fn assert_no_token(what: &str, text: &[u8], out: &Output) {
+    let text = String::from_utf8_lossy(text);
+    for (name, form) in token_forms() {
+        assert!(!text.contains(&form), "{what} holds the token ({name}: {form})\n{}", out.describe());
+    }
+}
+
+/// A 200 whose every string field echoes the token in one form or another,
+/// and error messages that echo it in each form: no report file, no
+/// stdout, no stderr holds any form.
+#[test]
+fn an_echoed_token_is_stored_and_shown_nowhere() {
+    let forms = token_forms();
+    let f = |name: &str| forms.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let image = serde_json::json!({
+        "ImageId": "img-title",
+        "Title": format!("cover {}", f("raw")),
+        "Description": f("lower percent once"),
+        "Tags": format!("a,{}", f("base64")),
+        "CateName": f("base64url unpadded"),
+        "URL": format!("https://img.example.com/a.png?SecurityToken={}", f("percent once")),
+        "StorageLocation": f("percent twice"),
+        "AppId": f("lower percent twice"),
+        "ImageType": f("base64 unpadded"),
+        "AuditStatus": "Normal",
+        "Status": "Normal",
+        "Mezzanine": {"FileURL": format!("https://oss/x?t={}", f("base64url")), "OriginalFileName": f("raw"), "FileSize": 10},
+    });
+    let body = serde_json::json!({"RequestId": format!("R-{}", f("raw")), "ImageInfo": image}).to_string();
+    let error_ids: Vec<String> = (0..forms.len()).map(|i| format!("img-e{i}")).collect();
+    let answers = forms.clone();
+    let fake = FakeServer::start(move |req, s| {
+        let id = req.param("ImageId");
+        if id == "img-title" {
+            answer(s, "200 OK", body.as_bytes());
+        } else if id == "img-fatal" {
+            let m = format!("token {} expired ({})", answers[0].1, answers[5].1);
+            api_error(s, "400 Bad Request", "InvalidSecurityToken.Expired", &m, "R-fatal");
+        } else if let Some(i) = id.strip_prefix("img-e").and_then(|n| n.parse::<usize>().ok()) {
+            let (name, form) = &answers[i];
+            let m = format!("The specified parameter is not valid ({name}): SecurityToken={form}");
+            api_error(s, "400 Bad Request", "InvalidParameter", &m, &format!("R-{form}"));
+        } else {
+            api_error(s, "404 Not Found", "NoSuchResource", "The specified resource does not exist.", "R-miss");
+        }
+    });
+    let creds = [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.HOSTILE-TEST"),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "made-up-secret"),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN),
+    ];
+    let wd = Workdir::new();
+    let mut ids = vec!["img-title"];
+    ids.extend(error_ids.iter().map(String::as_str));
+    let out = audit_fake(&wd, &fake, &ids).credentials(&creds).run();
+    out.expect_code(3);
+    let rows = rows_by_id(&wd, "out");
+    assert_eq!(rows["img-title"]["outcome"], "found", "{}", out.describe());
+    assert_eq!(rows["img-title"]["title"], "cover ***", "the token is replaced, the rest kept");
+    for id in &error_ids {
+        assert_eq!(rows[id]["error_code"], "InvalidParameter", "{id}\n{}", out.describe());
+        assert!(rows[id]["error_message"].ends_with("SecurityToken=***"), "{id}: {:?}", rows[id]["error_message"]);
+    }
+    for (path, bytes) in files_under(&wd.path().join("out")) {
+        assert_no_token(&path.display().to_string(), &bytes, &out);
+    }
+    assert_no_token("stdout", out.stdout.as_bytes(), &out);
+    assert_no_token("stderr", out.stderr.as_bytes(), &out);
+
+    for (id, code) in [("img-title", 0), ("img-e3", 3), ("img-e8", 3), ("img-fatal", 4)] {
+        let check = check_fake(&wd, &fake, id).credentials(&creds).run();
+        check.expect_code(code);
+        assert_no_token("check's stdout", check.stdout.as_bytes(), &check);
+        assert_no_token("check's stderr", check.stderr.as_bytes(), &check);
+    }
+}

@@ -42,6 +42,17 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
 pub const MAX_BATCH_IDS: usize = 20;
 
+/// The largest `GetImageInfo` answer read, success or error, in bytes. One
+/// image's description is a few KB at most (the documented example is under
+/// 1 KB; the longest fields are two signed URLs), an error body less: 1 MiB
+/// is hundreds of times that, and with 16 calls in flight still only 16 MiB.
+/// A bigger answer is not the API's, and is not read past this.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The largest `GetImageInfos` answer read: room for [`MAX_BATCH_IDS`]
+/// images of [`MAX_ANSWER_BYTES`] each, 20 MiB.
+pub const MAX_BATCH_ANSWER_BYTES: usize = MAX_BATCH_IDS * MAX_ANSWER_BYTES;
+
 named_enum! {
     /// `OutputType`: which kind of URL the answer carries; `as_str` is the
     /// value on the wire.
@@ -209,7 +220,7 @@ impl VodClient {
     /// One `GetImageInfo` attempt. `Ok(None)` never happens: a miss is an
     /// [`ApiError`] of class [`ErrorClass::Missing`], as the API reports it.
     pub async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
-        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id)]).await?;
+        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetImageInfoResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
@@ -221,7 +232,8 @@ impl VodClient {
 
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
     pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
-        let (body, _) = self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))]).await?;
+        let (body, _) =
+            self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))], MAX_BATCH_ANSWER_BYTES).await?;
         let mut answer: GetImageInfosResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let r = &self.redactor;
@@ -236,8 +248,14 @@ impl VodClient {
     /// One signed attempt: `POST /` with the signed parameters as a form
     /// body (the RPC gateway signs query and form parameters alike), so the
     /// URL stays the bare endpoint: nothing to re-parse per call, and the
-    /// signature and any STS token stay out of URLs that proxies log.
-    async fn call(&self, action: &str, operation: &[(&str, &str)]) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+    /// signature and any STS token stay out of URLs that proxies log. The
+    /// answer's body, success or error, is read up to `cap` bytes.
+    async fn call(
+        &self,
+        action: &str,
+        operation: &[(&str, &str)],
+        cap: usize,
+    ) -> Result<(bytes::Bytes, Option<String>), ApiError> {
         let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let nonce = format!("{:032x}", rand::random::<u128>());
         let body = {
@@ -256,11 +274,11 @@ impl VodClient {
         if status == 200 {
             // The hot path: no copy of the headers, only the one we may use.
             let request_id = header_str(response.headers(), "x-acs-request-id");
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = read_capped(response, action, cap).await?;
             return Ok((body, request_id));
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let body = read_capped(response, action, cap).await?;
         let mut err = error_from_answer(status, &headers, &body);
         err.message = self.redact(&err.message);
         self.redactor.redact_in_place(&mut err.code);
@@ -410,11 +428,47 @@ fn transport_error(e: reqwest::Error) -> ApiError {
     ApiError::transport(code, message)
 }
 
+/// Whether a body is past `cap` bytes: by its declared length before a byte
+/// is read, then by the bytes read so far.
+fn past_cap(cap: usize, declared: Option<u64>, read: usize) -> bool {
+    declared.is_some_and(|n| n > cap as u64) || read > cap
+}
+
+/// Reads an answer's body, refusing it as a bad response once it is past
+/// `cap` (its `Content-Length`, or the chunks read so far): the rest is never
+/// read, and dropping the response closes the connection.
+async fn read_capped(mut response: reqwest::Response, action: &str, cap: usize) -> Result<bytes::Bytes, ApiError> {
+    let status = response.status().as_u16();
+    let declared = response.content_length();
+    let too_large = |how: String| {
+        bad_answer(
+            status,
+            format!("the {action} answer is larger than the {cap} bytes an answer may have ({how}); not read"),
+        )
+    };
+    if past_cap(cap, declared, 0) {
+        return Err(too_large(format!("Content-Length {}", declared.unwrap_or_default())));
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if past_cap(cap, None, body.len() + chunk.len()) {
+            return Err(too_large(format!("{} bytes read so far", body.len() + chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 fn bad_response(status: u16, why: &str) -> ApiError {
+    bad_answer(status, format!("the answer is not the API's JSON: {why}"))
+}
+
+/// An answer that is not one the API gives: transient, retried.
+fn bad_answer(status: u16, message: String) -> ApiError {
     ApiError {
         class: ErrorClass::Transient,
         code: "BadResponse".into(),
-        message: format!("the answer is not the API's JSON: {why}"),
+        message,
         request_id: None,
         http_status: Some(status),
         retry_after: None,
@@ -668,6 +722,50 @@ mod tests {
         let unsigned: Vec<(String, String)> = params.iter().filter(|(n, _)| n != "Signature").cloned().collect();
         assert_eq!(signature, signing::sign("POST", &unsigned, "testAccessKeySecret"));
         assert!(!body.contains("tok+/="), "the token is percent-encoded in the body: {body}");
+    }
+
+    #[test]
+    fn the_cap_is_checked_on_the_declared_length_and_on_the_bytes_read() {
+        assert!(!past_cap(10, None, 0));
+        assert!(!past_cap(10, Some(10), 10));
+        assert!(past_cap(10, Some(11), 0), "a declared length past the cap: refused before reading");
+        assert!(past_cap(10, None, 11), "no declared length: refused once past the cap");
+        assert!(past_cap(10, Some(5), 11), "a body longer than it said");
+        assert_eq!(MAX_ANSWER_BYTES, 1024 * 1024);
+        assert_eq!(MAX_BATCH_ANSWER_BYTES, 20 * 1024 * 1024);
+    }
+
+    /// A chunked answer past the cap: refused while the server still has
+    /// more to send (the server never ends it; reading to the end would hang).
+    #[tokio::test]
+    async fn a_chunked_answer_past_the_cap_is_refused_while_it_streams() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = sock.read(&mut buf).await.unwrap();
+            let _ = sock.write_all(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n").await;
+            let piece = vec![b' '; 32 * 1024];
+            // Chunks until the client hangs up.
+            loop {
+                let head = format!("{:x}\r\n", piece.len());
+                if sock.write_all(head.as_bytes()).await.is_err()
+                    || sock.write_all(&piece).await.is_err()
+                    || sock.write_all(b"\r\n").await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let c = client_at(None, Endpoint::parse(&format!("http://{addr}")).unwrap());
+        let e = c.get_image_info("abc").await.unwrap_err();
+        assert_eq!(e.code, "BadResponse", "{e}");
+        assert_eq!(e.class, ErrorClass::Transient);
+        assert_eq!(e.http_status, Some(503));
+        assert!(e.message.contains("larger than the 1048576 bytes"), "{e}");
+        server.await.unwrap();
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

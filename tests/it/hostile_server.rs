@@ -348,3 +348,85 @@ fn an_echoed_token_is_stored_and_shown_nowhere() {
         assert_no_token("check's stderr", check.stderr.as_bytes(), &check);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Bounded answers
+// ---------------------------------------------------------------------------
+
+/// A GetImageInfo answer of `len` bytes of valid JSON: a huge title.
+fn huge_answer(id: &str, len: usize) -> Vec<u8> {
+    let head = format!(r#"{{"RequestId":"R-big","ImageInfo":{{"ImageId":"{id}","AuditStatus":"Normal","Title":""#);
+    let tail = r#""}}"#;
+    let mut body = head.into_bytes();
+    body.resize(len - tail.len(), b'x');
+    body.extend_from_slice(tail.as_bytes());
+    body
+}
+
+/// Keeps the connection open until the client hangs up: the rest of a body
+/// that a client reading to the end would wait for, never sent.
+fn stall(stream: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    let _ = stream.read(&mut byte);
+}
+
+/// Answers past the caps are bad responses, whether they say their length
+/// (`Content-Length`) or not (chunked), success or error: a 5 MB answer that
+/// is valid JSON is refused, and the client stops reading a body past the
+/// cap instead of waiting for its end.
+#[test]
+fn an_answer_past_the_cap_is_a_bad_response_read_no_further() {
+    const BIG: usize = 5 * 1024 * 1024;
+    let fake = FakeServer::start(|req, s| {
+        let id = req.param("ImageId").to_owned();
+        match id.as_str() {
+            // 5 MB of valid JSON, all sent, its length declared.
+            "img-declared" => answer(s, "200 OK", &huge_answer(&id, BIG)),
+            // Chunked, no length: 2 MiB sent, then nothing until the client hangs up.
+            "img-chunked" => {
+                let body = huge_answer(&id, BIG);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                for piece in body[..2 * 1024 * 1024].chunks(64 * 1024) {
+                    let _ = s.write_all(format!("{:x}\r\n", piece.len()).as_bytes());
+                    let _ = s.write_all(piece);
+                    let _ = s.write_all(b"\r\n");
+                }
+                stall(s);
+            }
+            // An error that declares 5 MB and sends 64 KiB of it.
+            _ => {
+                let mut body = br#"{"Code":"InvalidParameter","Message":""#.to_vec();
+                body.resize(64 * 1024, b'y');
+                let head = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {BIG}\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body);
+                stall(s);
+            }
+        }
+    });
+    let wd = Workdir::new();
+    // A client that waited for the bodies' ends would end in Timeout, not BadResponse.
+    let out = audit_fake(&wd, &fake, &["img-declared", "img-chunked", "img-error"])
+        .args(["--timeout", "5s", "--max-attempts", "2"])
+        .run();
+    out.expect_code(3);
+    let rows = rows_by_id(&wd, "out");
+    for id in ["img-declared", "img-chunked", "img-error"] {
+        let row = &rows[id];
+        assert_eq!(row["outcome"], "failed", "{id}\n{}", out.describe());
+        assert_eq!(row["error_code"], "BadResponse", "{id}: {:?}\n{}", row["error_message"], out.describe());
+        assert!(row["error_message"].contains("1048576 bytes"), "{id}: {:?}", row["error_message"]);
+        assert_eq!(row["attempts"], "2", "{id}: a bad response is retried like any");
+        assert_eq!(row["title"], "", "{id}: nothing of the answer is kept");
+    }
+    assert!(
+        rows["img-declared"]["error_message"].contains(&format!("Content-Length {BIG}")),
+        "{:?}",
+        rows["img-declared"]
+    );
+    assert!(wd.read("out/images.csv").len() < 64 * 1024, "no huge title in the report");
+}

@@ -6,6 +6,27 @@
 //! rejects a reused nonce), but it never retries: that is `retry`'s and
 //! `run`'s job. Signing itself is `signing`.
 //!
+//! An answer must be about the image asked. A `GetImageInfo` answer whose
+//! `ImageInfo.ImageId` names another image (an empty one included) is not
+//! an answer to this call: it is refused as `MismatchedImageId`
+//! (transient, so asked again) and never filed under the id asked. An
+//! answer with no `ImageId` at all is taken as the one about the id asked:
+//! the call asked about that one id and the answer came back on the call's
+//! own HTTP exchange, and the API's page says any field of `ImageInfo` may be
+//! absent (vod-openapi.md §4; alibabacloud-go-sdk `vod-20170321`
+//! `get_image_info_response_body_model.go` declares `ImageId *string`,
+//! `omitempty`, like every other field), so refusing it would fail every
+//! image the day the service leaves it out. The documented example and the
+//! simulator always send it; that the live service does is an assumption.
+//! A `GetImageInfos` answer is different: an entry without `ImageId` could
+//! be about any of up to 20 ids, so the engine refuses such an answer whole
+//! (`run::engine`).
+//!
+//! Answers are read up to a cap ([`MAX_ANSWER_BYTES`],
+//! [`MAX_BATCH_ANSWER_BYTES`]), success and error bodies alike: a bigger one
+//! is a bad response, refused on its `Content-Length` before a byte is read,
+//! or as soon as a chunked body passes the cap.
+//!
 //! Everything an answer carries is redacted before it leaves here: the STS
 //! token, in every form a server might echo it ([`Redactor`]), is replaced
 //! by `***` in error messages and in every text field of a successful
@@ -24,7 +45,7 @@ use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use crate::api::credentials::Credentials;
-use crate::api::error::{classify, ApiError, ErrorClass};
+use crate::api::error::{classify, quote_answer_id, ApiError, ErrorClass};
 use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
 use crate::api::signing;
 
@@ -224,9 +245,14 @@ impl VodClient {
         let parsed: GetImageInfoResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
-        info.for_each_text(|text| self.redactor.redact_in_place(text));
         let mut request_id = parsed.request_id.or(request_id_header);
         request_id.as_mut().map(|r| self.redactor.redact_in_place(r));
+        if let Some(named) = names_another(image_id, &info) {
+            let why =
+                format!("the GetImageInfo answer is about ImageId {}, not this id; not filed", quote_answer_id(named));
+            return Err(ApiError::mismatched_image_id(self.redactor.redact(&why).into_owned(), request_id));
+        }
+        info.for_each_text(|text| self.redactor.redact_in_place(text));
         Ok(Found { info, request_id })
     }
 
@@ -398,6 +424,12 @@ fn lower_hex_escapes(encoded: &str) -> String {
         }
     }
     out
+}
+
+/// The id a `GetImageInfo` answer names when it is not the one asked; an
+/// answer that names none is about the id asked (see the module doc).
+fn names_another<'a>(asked: &str, info: &'a ImageInfo) -> Option<&'a str> {
+    info.image_id.as_deref().filter(|named| *named != asked)
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -722,6 +754,16 @@ mod tests {
         let unsigned: Vec<(String, String)> = params.iter().filter(|(n, _)| n != "Signature").cloned().collect();
         assert_eq!(signature, signing::sign("POST", &unsigned, "testAccessKeySecret"));
         assert!(!body.contains("tok+/="), "the token is percent-encoded in the body: {body}");
+    }
+
+    #[test]
+    fn a_single_answer_must_name_the_id_asked_or_none() {
+        let info = |id: Option<&str>| ImageInfo { image_id: id.map(str::to_owned), ..Default::default() };
+        assert_eq!(names_another("abc", &info(Some("abc"))), None);
+        assert_eq!(names_another("abc", &info(None)), None, "no ImageId: the answer to this call");
+        assert_eq!(names_another("abc", &info(Some("abd"))), Some("abd"));
+        assert_eq!(names_another("abc", &info(Some("ABC"))), Some("ABC"), "ids are compared exactly");
+        assert_eq!(names_another("abc", &info(Some(""))), Some(""), "an empty ImageId names no image asked");
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub enum ErrorClass {
     /// `Throttling*`: over quota. Back off, retry, slow down.
     Throttled,
     /// 5xx, `ServiceUnavailable`, `InternalError`, `SignatureNonceUsed`,
-    /// timeouts, resets, a body that is not the API's: retry.
+    /// timeouts, resets, a body that is not the API's, an answer about
+    /// another image: retry.
     Transient,
     /// `InvalidParameter`, `MissingParameter` and other 4xx answers about this
     /// request: record a failure for this id, never retry.
@@ -71,6 +72,16 @@ fn classify_code(code: &str) -> Option<ErrorClass> {
         _ => return None,
     })
 }
+
+/// The code of an answer that names an image it was not asked about: a
+/// `GetImageInfo` answer about another id, a `GetImageInfos` answer that
+/// lists an id not asked or an id twice. Ours, not the API's; transient like
+/// `BadResponse`, so the call is made again.
+pub const MISMATCHED_IMAGE_ID: &str = "MismatchedImageId";
+
+/// The most characters of an id from an answer quoted in a message: the
+/// longest id the input accepts.
+const QUOTED_ID_CHARS: usize = 64;
 
 /// A failed call, with everything the report and the operator need.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -120,6 +131,20 @@ impl ApiError {
             s.push(')');
         }
         s
+    }
+
+    /// A 200 whose answer names an image it was not asked about
+    /// ([`MISMATCHED_IMAGE_ID`]); `why` says which id it named.
+    pub fn mismatched_image_id(why: String, request_id: Option<String>) -> Self {
+        ApiError {
+            class: ErrorClass::Transient,
+            code: MISMATCHED_IMAGE_ID.to_owned(),
+            message: why,
+            request_id,
+            http_status: Some(200),
+            retry_after: None,
+            server_date: None,
+        }
     }
 
     /// For a fatal error: what is wrong and what the operator should do.
@@ -209,6 +234,21 @@ pub fn json_for_terminal(json: String) -> String {
         }
     }
     out
+}
+
+/// At most `max` characters of `text`, then `...` and how many there were:
+/// for an id or a value quoted in a message, which must stay one short line.
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}... ({} characters)", &text[..cut], text.chars().count())),
+    }
+}
+
+/// An id (or any short value) from an answer, for a message: quoted,
+/// shortened to [`QUOTED_ID_CHARS`] characters, escaped for a terminal.
+pub fn quote_answer_id(id: &str) -> String {
+    format!("\"{}\"", escape_for_terminal(&shorten(id, QUOTED_ID_CHARS)))
 }
 
 #[cfg(test)]
@@ -315,6 +355,21 @@ mod tests {
         assert!(!text.chars().any(|c| acts_on_terminal(c) && c != '\n'), "{text}");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
         assert!(text.contains(r"\u009b") && text.contains(r"\u202e") && text.contains("封面"), "{text}");
+    }
+
+    #[test]
+    fn shorten_counts_characters() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("封面图片", 2), "封面... (4 characters)");
+    }
+
+    #[test]
+    fn an_id_from_an_answer_is_quoted_short_and_escaped() {
+        assert_eq!(quote_answer_id("abc"), "\"abc\"");
+        let long = format!("\u{1b}[2J{}", "x".repeat(200));
+        let q = quote_answer_id(&long);
+        assert!(q.starts_with(r#""\u{1b}[2Jxxx"#) && q.ends_with("... (204 characters)\""), "{q}");
+        assert!(!q.contains('\u{1b}'));
     }
 
     #[test]

@@ -14,7 +14,126 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{csv_rows, id_file, Audit, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{csv_rows, id_file, unknown_ids, Audit, Output, SimServer, TestCatalog, Workdir};
+
+// ---------------------------------------------------------------------------
+// Answers must match the question: the simulator's wrong-image-id fault
+// ---------------------------------------------------------------------------
+
+/// The data columns of images.csv and the ImageInfo field each comes from.
+const DATA_COLUMNS: &[&str] = &["audit_status", "status", "cate_name", "title", "creation_time", "url", "app_id"];
+
+fn field(info: &vod_image_audit::api::model::ImageInfo, column: &str) -> String {
+    let v = match column {
+        "audit_status" => &info.audit_status,
+        "status" => &info.status,
+        "cate_name" => &info.cate_name,
+        "title" => &info.title,
+        "creation_time" => &info.creation_time,
+        "url" => &info.url,
+        "app_id" => &info.app_id,
+        other => panic!("no column {other}"),
+    };
+    v.clone().unwrap_or_default()
+}
+
+/// `n` catalog images and `misses` unknown ids through a simulator that
+/// answers `rate` of the calls about another image; `run` with `client` flags.
+fn wrong_id_run(
+    n: usize,
+    misses: usize,
+    rate: f64,
+    seed: u64,
+    client: &[&str],
+) -> (TestCatalog, Vec<String>, Workdir, Output, vod_image_audit::sim::Stats) {
+    let cat = TestCatalog::generate(n, seed);
+    let mut config = cat.config();
+    config.seed = seed;
+    config.faults.wrong_image_id = rate;
+    let server = SimServer::start(config);
+    let unknown = unknown_ids(misses, seed as u32);
+    let mut ids = cat.ids();
+    ids.extend(unknown.iter().cloned());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&ids));
+    let out = Audit::new(&wd, &server).args(client.iter().copied()).run();
+    let stats = server.stats();
+    (cat, unknown, wd, out, stats)
+}
+
+/// Every answer names another image: nothing is filed, every id fails with
+/// `MismatchedImageId` naming the id the answer gave.
+fn every_wrong_answer_is_refused(api: &str) {
+    let (cat, unknown, wd, out, stats) = wrong_id_run(10, 2, 1.0, 13, &["--api", api, "--max-attempts", "3"]);
+    out.expect_code(3);
+    assert_eq!(stats.by_code.get("WrongImageId"), Some(&stats.requests), "every answer was wrong: {stats:?}");
+    let rows = rows_by_id(&wd, "out");
+    assert_eq!(rows.len(), 12);
+    for (id, row) in &rows {
+        assert_eq!(row["outcome"], "failed", "{id}\n{}", out.describe());
+        assert_eq!(row["error_code"], "MismatchedImageId", "{id}: {:?}\n{}", row["error_message"], out.describe());
+        assert_eq!(row["attempts"], "3", "{id}: retried like any bad answer");
+        for column in DATA_COLUMNS {
+            assert_eq!(row[*column], "", "{id}: {column} filed from a wrong answer\n{}", out.describe());
+        }
+        // The message names the id the answer gave: for a single call, another
+        // image; for a batch, an id not asked or one listed twice.
+        let mut named = cat.ids().into_iter().chain(unknown.iter().cloned());
+        let message = &row["error_message"];
+        if api == "single" {
+            assert!(named.any(|other| &other != id && message.contains(&other)), "{id}: {message:?}");
+        } else {
+            assert!(named.any(|other| message.contains(&other)), "{id}: {message:?}");
+            assert!(message.contains("not asked") || message.contains("twice"), "{id}: {message:?}");
+        }
+    }
+}
+
+#[test]
+fn single_answers_about_another_image_are_never_filed() {
+    every_wrong_answer_is_refused("single");
+}
+
+#[test]
+fn batch_answers_naming_ids_not_asked_or_twice_are_never_filed() {
+    every_wrong_answer_is_refused("batch");
+}
+
+/// A third of the answers name another image: the retries end with every
+/// id's own data, and nothing else.
+fn retries_end_with_the_right_data(api: &str) -> vod_image_audit::sim::Stats {
+    let (cat, unknown, wd, out, stats) = wrong_id_run(150, 20, 0.3, 29, &["--api", api, "--max-attempts", "10"]);
+    out.expect_code(0);
+    assert!(stats.by_code.get("WrongImageId").is_some_and(|n| *n >= 5), "the fault fired: {stats:?}");
+    let rows = rows_by_id(&wd, "out");
+    assert_eq!(rows.len(), 170);
+    for (id, info) in &cat.by_id {
+        let row = &rows[id];
+        assert_eq!(row["outcome"], "found", "{id}\n{}", out.describe());
+        for column in DATA_COLUMNS {
+            assert_eq!(row[*column], field(info, column), "{id}: {column}");
+        }
+    }
+    for id in &unknown {
+        assert_eq!(rows[id]["outcome"], "missing", "{id}");
+        for column in DATA_COLUMNS {
+            assert_eq!(rows[id][*column], "", "{id}: {column}");
+        }
+    }
+    stats
+}
+
+#[test]
+fn single_retries_end_with_the_right_data() {
+    let stats = retries_end_with_the_right_data("single");
+    // A wrong answer counts for no id: each id was answered right once.
+    assert!(stats.answers_by_image.values().all(|n| *n == 1), "{:?}", stats.answers_by_image);
+}
+
+#[test]
+fn batch_retries_end_with_the_right_data() {
+    retries_end_with_the_right_data("batch");
+}
 
 // ---------------------------------------------------------------------------
 // A fake VOD endpoint that answers raw HTTP
@@ -429,4 +548,59 @@ fn an_answer_past_the_cap_is_a_bad_response_read_no_further() {
         rows["img-declared"]
     );
     assert!(wd.read("out/images.csv").len() < 64 * 1024, "no huge title in the report");
+}
+
+// ---------------------------------------------------------------------------
+// An answer that names no image, or a hostile one
+// ---------------------------------------------------------------------------
+
+/// The no-ImageId rule: a single answer without `ImageId` is the answer to
+/// its own call and is filed; a batch entry without one could be about any
+/// id asked, so the batch answer is refused. A foreign id full of escapes
+/// reaches the report quoted, escaped and short.
+#[test]
+fn answers_that_name_no_image_or_a_hostile_one() {
+    let evil = format!("\u{1b}[2J\u{1b}]0;owned\u{7}{}", "e".repeat(300));
+    let named = evil.clone();
+    let fake = FakeServer::start(move |req, s| {
+        let info = |id: Option<&str>, title: &str| {
+            let mut v = serde_json::json!({"Title": title, "AuditStatus": "Normal", "Status": "Normal"});
+            if let Some(id) = id {
+                v["ImageId"] = id.into();
+            }
+            v
+        };
+        let body = match (req.param("Action"), req.param("ImageId")) {
+            ("GetImageInfos", _) => {
+                let ids = req.ids();
+                serde_json::json!({"RequestId": "R-b", "ImageInfo": [info(None, "whose?"), info(Some(&ids[1]), "second")],
+                    "NonExistImageIds": []})
+            }
+            (_, "img-noid") => serde_json::json!({"RequestId": "R-n", "ImageInfo": info(None, "no id given")}),
+            (_, _) => serde_json::json!({"RequestId": "R-e", "ImageInfo": info(Some(&named), "someone else")}),
+        };
+        answer(s, "200 OK", body.to_string().as_bytes());
+    });
+    let wd = Workdir::new();
+    let out = audit_fake(&wd, &fake, &["img-noid", "img-evil"]).args(["--max-attempts", "2"]).run();
+    out.expect_code(3);
+    let rows = rows_by_id(&wd, "out");
+    assert_eq!(rows["img-noid"]["outcome"], "found", "{}", out.describe());
+    assert_eq!(rows["img-noid"]["title"], "no id given");
+    let evil_row = &rows["img-evil"];
+    assert_eq!(evil_row["error_code"], "MismatchedImageId", "{}", out.describe());
+    assert_eq!(evil_row["title"], "", "never filed under the id asked");
+    let message = &evil_row["error_message"];
+    assert!(message.contains(r#""\u{1b}[2J\u{1b}]0;owned\u{7}eee"#), "{message:?}");
+    assert!(!message.contains('\u{1b}') && !message.contains(&"e".repeat(100)), "{message:?}");
+    assert!(message.contains(&format!("({} characters)", evil.chars().count())), "{message:?}");
+
+    let wd = Workdir::new();
+    let out = audit_fake(&wd, &fake, &["img-b1", "img-b2"]).args(["--api", "batch", "--max-attempts", "2"]).run();
+    out.expect_code(3);
+    for (id, row) in rows_by_id(&wd, "out") {
+        assert_eq!(row["error_code"], "MismatchedImageId", "{id}\n{}", out.describe());
+        assert!(row["error_message"].contains("an ImageInfo without ImageId"), "{id}: {:?}", row["error_message"]);
+        assert_eq!(row["title"], "", "{id}: nothing of a refused answer is filed");
+    }
 }

@@ -27,6 +27,9 @@
 //! is a bad response, refused on its `Content-Length` before a byte is read,
 //! or as soon as a chunked body passes the cap.
 //!
+//! Calls go through the proxy `proxy` chose, or none: never through one the
+//! HTTP library found in the environment on its own.
+//!
 //! Everything an answer carries is redacted before it leaves here: the STS
 //! token, in every form a server might echo it ([`Redactor`]), is replaced
 //! by `***` in error messages and in every text field of a successful
@@ -47,6 +50,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use crate::api::credentials::Credentials;
 use crate::api::error::{classify, quote_answer_id, ApiError, ErrorClass};
 use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
+use crate::api::proxy::ProxyUrl;
 use crate::api::signing;
 
 /// The API version of every VOD call.
@@ -133,7 +137,8 @@ impl Endpoint {
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+/// Whether the URL's host is `localhost` or a loopback address.
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -150,6 +155,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub output_type: OutputType,
     pub auth_timeout: Option<u64>,
+    /// The proxy the calls go through, chosen by [`crate::api::proxy`]; none
+    /// is a direct connection whatever the environment says.
+    pub proxy: Option<ProxyUrl>,
 }
 
 /// A found image and the id of the request that found it.
@@ -177,7 +185,14 @@ pub struct VodClient {
 impl VodClient {
     /// Builds a client with connection reuse and the configured timeouts.
     pub fn new(credentials: Credentials, config: ClientConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        // The proxy is the one `proxy` chose, or none: reqwest's own reading of
+        // HTTP_PROXY, HTTPS_PROXY and ALL_PROXY is switched off.
+        let builder = match &config.proxy {
+            Some(proxy) => builder.proxy(reqwest::Proxy::https(proxy.url().as_str())?),
+            None => builder.no_proxy(),
+        };
+        let http = builder
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -577,6 +592,7 @@ mod tests {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             output_type: OutputType::Oss,
             auth_timeout: Some(3600),
+            proxy: None,
         };
         VodClient::new(creds, config).unwrap()
     }

@@ -45,10 +45,14 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
     println!("{text}");
     if exit == Exit::Ok {
         eprintln!(
-            "vod-image-audit: credentials ({}) and endpoint {} work (region {})",
+            "vod-image-audit: credentials ({}) and endpoint {} work (region {}; {})",
             target.credentials.source,
             client.endpoint().as_str(),
-            target.region
+            target.region,
+            match &target.client.proxy {
+                Some(proxy) => format!("through proxy {proxy}"),
+                None => "no proxy".to_owned(),
+            }
         );
     }
     Ok(exit)

@@ -604,3 +604,125 @@ fn answers_that_name_no_image_or_a_hostile_one() {
         assert_eq!(row["title"], "", "{id}: nothing of a refused answer is filed");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Proxies on purpose
+// ---------------------------------------------------------------------------
+
+/// A listener on 127.0.0.1:0 named as a proxy. It accepts nothing while the
+/// binary runs; afterwards [`RecordingProxy::take`] collects every
+/// connection the binary made to it (the kernel completed them into the
+/// listen queue) with the bytes it sent before it exited.
+struct RecordingProxy {
+    listener: TcpListener,
+    url: String,
+    port: u16,
+}
+
+impl RecordingProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        RecordingProxy { listener, url: format!("http://127.0.0.1:{port}"), port }
+    }
+
+    /// What each connection sent, once the binary has exited (so every
+    /// connection is complete and closed).
+    fn take(&self) -> Vec<String> {
+        self.listener.set_nonblocking(true).unwrap();
+        let mut seen = Vec::new();
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut bytes = Vec::new();
+                    let _ = stream.read_to_end(&mut bytes);
+                    seen.push(String::from_utf8_lossy(&bytes).into_owned());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+        seen
+    }
+}
+
+/// Every variable that names a proxy, set to `url`.
+const PROXY_VARS: &[&str] = &["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+
+/// The loopback simulator with every proxy variable naming a recording
+/// proxy: the run and `check` succeed, the proxy is never connected to, and
+/// the manifest and `check` say no proxy was used.
+#[test]
+fn a_loopback_endpoint_is_never_reached_through_a_proxy() {
+    let cat = TestCatalog::generate(5, 41);
+    let server = SimServer::start(cat.config());
+    let proxy = RecordingProxy::start();
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let mut run = Audit::new(&wd, &server).args(["--timeout", "2s", "--max-attempts", "1"]);
+    let mut check = Audit::check(&wd, &server, &cat.ids()[0]).args(["--timeout", "2s"]);
+    for var in PROXY_VARS {
+        run = run.env(var, &proxy.url);
+        check = check.env(var, &proxy.url);
+    }
+    let out = run.run();
+    let checked = check.run();
+    let seen = proxy.take();
+    assert_eq!(seen, Vec::<String>::new(), "the proxy was connected to\n{}", out.describe());
+    out.expect_code(0);
+    let manifest = wd.json("out/manifest.json");
+    assert_eq!(manifest.get("proxy"), Some(&serde_json::Value::Null), "the manifest says: no proxy");
+    checked.expect_code(0);
+    assert!(checked.stderr.contains("no proxy"), "{}", checked.describe());
+}
+
+/// An https endpoint with `HTTPS_PROXY` (user and password in it): the
+/// proxy gets a `CONNECT vod.example.invalid:443` and nothing of the signed
+/// request in clear; the manifest records the proxy without its password.
+/// (The client never resolves the name: the proxy would.)
+#[test]
+fn an_https_endpoint_goes_through_https_proxy_by_connect() {
+    let proxy = RecordingProxy::start();
+    let other = RecordingProxy::start();
+    let wd = Workdir::new();
+    wd.write("ids.csv", "ImageId\nimg-via-proxy\n");
+    let unused = SimServer::start(TestCatalog::generate(1, 1).config());
+    let named = format!("http://audit-user:pr0xy-s3cret@127.0.0.1:{}", proxy.port);
+    let creds = [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.PROXY-TEST"),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "made-up-secret"),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN),
+    ];
+    let out = Audit::new(&wd, &unused)
+        .endpoint("https://vod.example.invalid/")
+        .credentials(&creds)
+        .env("HTTPS_PROXY", &named)
+        // Never for https: the plain-http variables, and ALL_PROXY (see the README).
+        .env("HTTP_PROXY", &other.url)
+        .env("http_proxy", &other.url)
+        .env("ALL_PROXY", &other.url)
+        .args(["--timeout", "2s", "--max-attempts", "1"])
+        .run();
+    let seen = proxy.take();
+    assert_eq!(other.take(), Vec::<String>::new(), "HTTP_PROXY or ALL_PROXY was used\n{}", out.describe());
+    assert!(!seen.is_empty(), "the proxy was not used\n{}", out.describe());
+    for conversation in &seen {
+        assert!(conversation.starts_with("CONNECT vod.example.invalid:443 HTTP/1.1\r\n"), "{conversation:?}");
+        assert!(
+            conversation.contains("Proxy-Authorization: Basic ")
+                || conversation.contains("proxy-authorization: Basic "),
+            "{conversation:?}"
+        );
+        for secret in ["Signature", "SecurityToken", "AccessKeyId", "ImageId", "made-up-secret", "img-via-proxy"] {
+            assert!(!conversation.contains(secret), "{secret} went to the proxy in clear: {conversation:?}");
+        }
+        assert_no_token("what the proxy saw", conversation.as_bytes(), &out);
+    }
+    assert_ne!(out.code, 0, "nothing answers the tunnel\n{}", out.describe());
+    let manifest = wd.json("out/manifest.json");
+    assert_eq!(manifest["proxy"], format!("http://***@127.0.0.1:{}", proxy.port), "{}", out.describe());
+    let everything = format!("{}{}{}", out.stdout, out.stderr, wd.read("out/manifest.json"));
+    assert!(!everything.contains("pr0xy-s3cret"), "the proxy's password was shown\n{}", out.describe());
+}

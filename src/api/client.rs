@@ -261,7 +261,9 @@ impl VodClient {
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
         let mut request_id = parsed.request_id.or(request_id_header);
-        request_id.as_mut().map(|r| self.redactor.redact_in_place(r));
+        if let Some(id) = &mut request_id {
+            self.redactor.redact_in_place(id);
+        }
         if let Some(named) = names_another(image_id, &info) {
             let why =
                 format!("the GetImageInfo answer is about ImageId {}, not this id; not filed", quote_answer_id(named));
@@ -282,7 +284,9 @@ impl VodClient {
             info.for_each_text(|text| r.redact_in_place(text));
         }
         answer.non_exist_image_ids.iter_mut().for_each(|id| r.redact_in_place(id));
-        answer.request_id.as_mut().map(|id| r.redact_in_place(id));
+        if let Some(id) = &mut answer.request_id {
+            r.redact_in_place(id);
+        }
         Ok(answer)
     }
 
@@ -323,7 +327,9 @@ impl VodClient {
         let mut err = error_from_answer(status, &headers, &body);
         err.message = self.redact(&err.message);
         self.redactor.redact_in_place(&mut err.code);
-        err.request_id.as_mut().map(|id| self.redactor.redact_in_place(id));
+        if let Some(id) = &mut err.request_id {
+            self.redactor.redact_in_place(id);
+        }
         Err(err)
     }
 

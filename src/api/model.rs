@@ -83,12 +83,15 @@ impl ImageInfo {
             cate_name,
             creation_time,
             tags,
-        ] {
-            text.as_mut().map(&mut f);
+        ]
+        .into_iter()
+        .flatten()
+        {
+            f(text);
         }
         if let Some(Mezzanine { file_size, file_url, width: _, height: _, original_file_name }) = mezzanine {
-            for text in [file_size, file_url, original_file_name] {
-                text.as_mut().map(&mut f);
+            for text in [file_size, file_url, original_file_name].into_iter().flatten() {
+                f(text);
             }
         }
     }

@@ -73,6 +73,7 @@ impl ProxyEnv {
     }
 
     /// Given variables (any names: those the rule does not read are ignored).
+    #[cfg(test)]
     pub fn from_pairs<K: Into<String>, V: Into<OsString>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         ProxyEnv { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }

@@ -582,7 +582,9 @@ mod tests {
     #[test]
     fn a_batch_answer_that_names_ids_wrongly_is_refused_whole() {
         let asked = ["a", "b", "c"];
-        let table: &[(&[Option<&str>], &[&str], &str)] = &[
+        // (ImageInfo ids, NonExistImageIds, what the refusal says)
+        type Row<'a> = (&'a [Option<&'a str>], &'a [&'a str], &'a str);
+        let table: &[Row] = &[
             (&[Some("a"), Some("x")], &[], r#"lists ImageId "x" in ImageInfo, which was not asked"#),
             (&[Some("a")], &["y"], r#"lists ImageId "y" in NonExistImageIds, which was not asked"#),
             (&[Some("a"), Some("a")], &[], r#"lists ImageId "a" twice in ImageInfo"#),

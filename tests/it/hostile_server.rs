@@ -287,7 +287,8 @@ fn rows_by_id(wd: &Workdir, out: &str) -> BTreeMap<String, std::collections::Has
 // Server text reaches the terminal escaped
 // ---------------------------------------------------------------------------
 
-/// Characters a terminal acts on: ESC, CR, LF, BEL, a C1 CSI, a bidi override.
+/// Characters a terminal acts on: ESC, CR, BEL, a C1 CSI, a bidi override
+/// and isolate. (LF is the tool's own line end: the forged line checks it.)
 const CONTROLS: &[char] = &['\u{1b}', '\r', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}'];
 
 fn assert_no_controls(what: &str, text: &str, out: &Output) {
@@ -296,9 +297,9 @@ fn assert_no_controls(what: &str, text: &str, out: &Output) {
     }
 }
 
-/// A fatal answer whose Message, Code-adjacent RequestId and text carry
-/// escape sequences and a forged line: stderr shows them escaped, the
-/// report keeps the raw message.
+/// A fatal answer whose Message and RequestId carry escape sequences, bidi
+/// controls and a forged line: stderr (run and check) and check's JSON show
+/// them escaped, the report keeps the raw message.
 #[test]
 fn server_text_reaches_the_terminal_escaped() {
     const MESSAGE: &str =

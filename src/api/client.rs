@@ -5,15 +5,52 @@
 //! fresh `Timestamp` and `SignatureNonce` for every attempt (the server
 //! rejects a reused nonce), but it never retries: that is `retry`'s and
 //! `run`'s job. Signing itself is `signing`.
+//!
+//! An answer must be about the image asked. A `GetImageInfo` answer whose
+//! `ImageInfo.ImageId` names another image (an empty one included) is not
+//! an answer to this call: it is refused as `MismatchedImageId`
+//! (transient, so asked again) and never filed under the id asked. An
+//! answer with no `ImageId` at all is taken as the one about the id asked:
+//! the call asked about that one id and the answer came back on the call's
+//! own HTTP exchange, and the API's page says any field of `ImageInfo` may be
+//! absent (vod-openapi.md §4; alibabacloud-go-sdk `vod-20170321`
+//! `get_image_info_response_body_model.go` declares `ImageId *string`,
+//! `omitempty`, like every other field), so refusing it would fail every
+//! image the day the service leaves it out. The documented example and the
+//! simulator always send it; that the live service does is an assumption.
+//! A `GetImageInfos` answer is different: an entry without `ImageId` could
+//! be about any of up to 20 ids, so the engine refuses such an answer whole
+//! (`run::engine`).
+//!
+//! Answers are read up to a cap ([`MAX_ANSWER_BYTES`],
+//! [`MAX_BATCH_ANSWER_BYTES`]), success and error bodies alike: a bigger one
+//! is a bad response, refused on its `Content-Length` before a byte is read,
+//! or as soon as a chunked body passes the cap.
+//!
+//! Calls go through the proxy `proxy` chose, or none: never through one the
+//! HTTP library found in the environment on its own.
+//!
+//! Everything an answer carries is redacted before it leaves here: the STS
+//! token, in every form a server might echo it ([`Redactor`]), is replaced
+//! by `***` in error messages and in every text field of a successful
+//! answer, so no report, journal or terminal ever holds it. (vod-openapi.md
+//! §7: a secret never goes into a log or report. That a server echoes the
+//! token at all is not documented; the signature error does echo the
+//! string-to-sign, which holds it, and a proxy or a broken gateway may echo
+//! anything.)
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use crate::api::credentials::Credentials;
-use crate::api::error::{classify, ApiError, ErrorClass};
+use crate::api::error::{classify, quote_answer_id, ApiError, ErrorClass};
 use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
+use crate::api::proxy::ProxyUrl;
 use crate::api::signing;
 
 /// The API version of every VOD call.
@@ -29,6 +66,17 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
 pub const MAX_BATCH_IDS: usize = 20;
+
+/// The largest `GetImageInfo` answer read, success or error, in bytes. One
+/// image's description is a few KB at most (the documented example is under
+/// 1 KB; the longest fields are two signed URLs), an error body less: 1 MiB
+/// is hundreds of times that, and with 16 calls in flight still only 16 MiB.
+/// A bigger answer is not the API's, and is not read past this.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The largest `GetImageInfos` answer read: room for [`MAX_BATCH_IDS`]
+/// images of [`MAX_ANSWER_BYTES`] each, 20 MiB.
+pub const MAX_BATCH_ANSWER_BYTES: usize = MAX_BATCH_IDS * MAX_ANSWER_BYTES;
 
 named_enum! {
     /// `OutputType`: which kind of URL the answer carries; `as_str` is the
@@ -89,7 +137,8 @@ impl Endpoint {
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+/// Whether the URL's host is `localhost` or a loopback address.
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -106,6 +155,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub output_type: OutputType,
     pub auth_timeout: Option<u64>,
+    /// The proxy the calls go through, chosen by [`crate::api::proxy`]; none
+    /// is a direct connection whatever the environment says.
+    pub proxy: Option<ProxyUrl>,
 }
 
 /// A found image and the id of the request that found it.
@@ -126,12 +178,21 @@ pub struct VodClient {
     /// HMAC keyed once with the secret.
     signer: signing::Signer,
     auth_timeout: Option<String>,
+    /// The STS token's forms, for scrubbing answers.
+    redactor: Redactor,
 }
 
 impl VodClient {
     /// Builds a client with connection reuse and the configured timeouts.
     pub fn new(credentials: Credentials, config: ClientConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        // The proxy is the one `proxy` chose, or none: reqwest's own reading of
+        // HTTP_PROXY, HTTPS_PROXY and ALL_PROXY is switched off.
+        let builder = match &config.proxy {
+            Some(proxy) => builder.proxy(reqwest::Proxy::https(proxy.url().as_str())?),
+            None => builder.no_proxy(),
+        };
+        let http = builder
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -152,7 +213,8 @@ impl VodClient {
         let url = reqwest::Url::parse(config.endpoint.as_str())?;
         let signer = signing::Signer::new(credentials.access_key_secret.expose());
         let auth_timeout = config.auth_timeout.map(|t| t.to_string());
-        Ok(VodClient { http, credentials, config, url, signer, auth_timeout })
+        let redactor = Redactor::new(credentials.security_token.as_ref().map(|t| t.expose()));
+        Ok(VodClient { http, credentials, config, url, signer, auth_timeout, redactor })
     }
 
     /// The endpoint this client calls.
@@ -194,24 +256,51 @@ impl VodClient {
     /// One `GetImageInfo` attempt. `Ok(None)` never happens: a miss is an
     /// [`ApiError`] of class [`ErrorClass::Missing`], as the API reports it.
     pub async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
-        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id)]).await?;
+        let (body, request_id_header) = self.call("GetImageInfo", &[("ImageId", image_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetImageInfoResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
-        let info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
-        Ok(Found { info, request_id: parsed.request_id.or(request_id_header) })
+        let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
+        let mut request_id = parsed.request_id.or(request_id_header);
+        if let Some(id) = &mut request_id {
+            self.redactor.redact_in_place(id);
+        }
+        if let Some(named) = names_another(image_id, &info) {
+            let why =
+                format!("the GetImageInfo answer is about ImageId {}, not this id; not filed", quote_answer_id(named));
+            return Err(ApiError::mismatched_image_id(self.redactor.redact(&why).into_owned(), request_id));
+        }
+        info.for_each_text(|text| self.redactor.redact_in_place(text));
+        Ok(Found { info, request_id })
     }
 
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
     pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
-        let (body, _) = self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))]).await?;
-        serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))
+        let (body, _) =
+            self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))], MAX_BATCH_ANSWER_BYTES).await?;
+        let mut answer: GetImageInfosResponse =
+            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+        let r = &self.redactor;
+        for info in &mut answer.image_info {
+            info.for_each_text(|text| r.redact_in_place(text));
+        }
+        answer.non_exist_image_ids.iter_mut().for_each(|id| r.redact_in_place(id));
+        if let Some(id) = &mut answer.request_id {
+            r.redact_in_place(id);
+        }
+        Ok(answer)
     }
 
     /// One signed attempt: `POST /` with the signed parameters as a form
     /// body (the RPC gateway signs query and form parameters alike), so the
     /// URL stays the bare endpoint: nothing to re-parse per call, and the
-    /// signature and any STS token stay out of URLs that proxies log.
-    async fn call(&self, action: &str, operation: &[(&str, &str)]) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+    /// signature and any STS token stay out of URLs that proxies log. The
+    /// answer's body, success or error, is read up to `cap` bytes.
+    async fn call(
+        &self,
+        action: &str,
+        operation: &[(&str, &str)],
+        cap: usize,
+    ) -> Result<(bytes::Bytes, Option<String>), ApiError> {
         let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let nonce = format!("{:032x}", rand::random::<u128>());
         let body = {
@@ -230,13 +319,17 @@ impl VodClient {
         if status == 200 {
             // The hot path: no copy of the headers, only the one we may use.
             let request_id = header_str(response.headers(), "x-acs-request-id");
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = read_capped(response, action, cap).await?;
             return Ok((body, request_id));
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport_error)?;
+        let body = read_capped(response, action, cap).await?;
         let mut err = error_from_answer(status, &headers, &body);
         err.message = self.redact(&err.message);
+        self.redactor.redact_in_place(&mut err.code);
+        if let Some(id) = &mut err.request_id {
+            self.redactor.redact_in_place(id);
+        }
         Err(err)
     }
 
@@ -244,24 +337,120 @@ impl VodClient {
     /// the echoed string-to-sign (it carries every parameter, the STS token
     /// among them) and the token itself in any encoding.
     fn redact(&self, message: &str) -> String {
-        let mut m = match message.find("server string to sign is:") {
+        let m = match message.find("server string to sign is:") {
             Some(i) => {
                 format!("{}server string to sign is: (withheld: it holds the request's parameters)", &message[..i])
             }
             None => message.to_owned(),
         };
-        if let Some(token) = &self.credentials.security_token {
-            let raw = token.expose();
-            let once = signing::percent_encode(raw);
-            let twice = signing::percent_encode(&once);
-            for form in [raw, once.as_str(), twice.as_str()] {
-                if !form.is_empty() {
-                    m = m.replace(form, "***");
+        self.redactor.redact(&m).into_owned()
+    }
+}
+
+/// What replaces a secret.
+const REDACTED: &str = "***";
+
+/// The shortest base64 fragment of the token worth looking for (a token
+/// inside a longer base64 blob): shorter ones could be ordinary text. STS
+/// tokens run to hundreds of characters.
+const MIN_FRAGMENT: usize = 16;
+
+/// The STS token in every form a server might echo it, to replace in text
+/// from the server: raw; percent-encoded once and twice (the signature
+/// error's string-to-sign is encoded twice), with upper- and lower-case hex;
+/// base64 standard and URL-safe, with and without padding; and the part of
+/// its base64 that does not depend on its neighbours when it sits inside a
+/// longer base64 blob, at each of the three byte alignments.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so that no form is cut by a shorter one inside it.
+    forms: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} forms)", self.forms.len())
+    }
+}
+
+impl Redactor {
+    /// The forms of `token`; nothing to redact without one.
+    pub fn new(token: Option<&str>) -> Self {
+        let Some(token) = token.filter(|t| !t.is_empty()) else { return Redactor::default() };
+        let once = signing::percent_encode(token);
+        let lower_once = lower_hex_escapes(&once);
+        let mut forms = vec![
+            token.to_owned(),
+            signing::percent_encode(&once),
+            signing::percent_encode(&lower_once),
+            once,
+            lower_once,
+        ];
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+        let bytes = token.as_bytes();
+        forms.extend([STANDARD.encode(bytes), URL_SAFE.encode(bytes)]);
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            forms.push(engine.encode(bytes));
+            for shift in 0..3 {
+                let mut shifted = vec![0u8; shift];
+                shifted.extend_from_slice(bytes);
+                let encoded = engine.encode(&shifted);
+                // Character i of base64 holds bits 6i..6i+6: keep those that
+                // lie wholly within the token's bits.
+                let first = (8 * shift).div_ceil(6);
+                let end = 8 * (shift + bytes.len()) / 6;
+                let fragment = &encoded[first..end];
+                if fragment.len() >= MIN_FRAGMENT {
+                    forms.push(fragment.to_owned());
                 }
             }
         }
-        m
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        forms.dedup();
+        Redactor { forms }
     }
+
+    /// `text` with every form replaced by `***`.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = Cow::Owned(out.replace(form.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+
+    /// [`Redactor::redact`] on a field.
+    pub fn redact_in_place(&self, text: &mut String) {
+        if let Cow::Owned(redacted) = self.redact(text) {
+            *text = redacted;
+        }
+    }
+}
+
+/// `%2B` -> `%2b`: the hex digits of each escape in lower case.
+fn lower_hex_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut after_percent = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            after_percent = 2;
+            out.push(c);
+        } else if after_percent > 0 {
+            after_percent -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The id a `GetImageInfo` answer names when it is not the one asked; an
+/// answer that names none is about the id asked (see the module doc).
+fn names_another<'a>(asked: &str, info: &'a ImageInfo) -> Option<&'a str> {
+    info.image_id.as_deref().filter(|named| *named != asked)
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -292,11 +481,47 @@ fn transport_error(e: reqwest::Error) -> ApiError {
     ApiError::transport(code, message)
 }
 
+/// Whether a body is past `cap` bytes: by its declared length before a byte
+/// is read, then by the bytes read so far.
+fn past_cap(cap: usize, declared: Option<u64>, read: usize) -> bool {
+    declared.is_some_and(|n| n > cap as u64) || read > cap
+}
+
+/// Reads an answer's body, refusing it as a bad response once it is past
+/// `cap` (its `Content-Length`, or the chunks read so far): the rest is never
+/// read, and dropping the response closes the connection.
+async fn read_capped(mut response: reqwest::Response, action: &str, cap: usize) -> Result<bytes::Bytes, ApiError> {
+    let status = response.status().as_u16();
+    let declared = response.content_length();
+    let too_large = |how: String| {
+        bad_answer(
+            status,
+            format!("the {action} answer is larger than the {cap} bytes an answer may have ({how}); not read"),
+        )
+    };
+    if past_cap(cap, declared, 0) {
+        return Err(too_large(format!("Content-Length {}", declared.unwrap_or_default())));
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if past_cap(cap, None, body.len() + chunk.len()) {
+            return Err(too_large(format!("{} bytes read so far", body.len() + chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 fn bad_response(status: u16, why: &str) -> ApiError {
+    bad_answer(status, format!("the answer is not the API's JSON: {why}"))
+}
+
+/// An answer that is not one the API gives: transient, retried.
+fn bad_answer(status: u16, message: String) -> ApiError {
     ApiError {
         class: ErrorClass::Transient,
         code: "BadResponse".into(),
-        message: format!("the answer is not the API's JSON: {why}"),
+        message,
         request_id: None,
         http_status: Some(status),
         retry_after: None,
@@ -373,6 +598,7 @@ mod tests {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             output_type: OutputType::Oss,
             auth_timeout: Some(3600),
+            proxy: None,
         };
         VodClient::new(creds, config).unwrap()
     }
@@ -412,6 +638,73 @@ mod tests {
         let m = c.redact("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253D");
         assert_eq!(m, "Specified signature is not matched with our calculation. server string to sign is: (withheld: it holds the request's parameters)");
         assert_eq!(c.redact("echo tok+/= and tok%2B%2F%3D"), "echo *** and ***");
+    }
+
+    /// Every form the server might echo, in a message and in a field.
+    #[test]
+    fn redaction_covers_every_encoding_of_the_token() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let token = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
+        let r = Redactor::new(Some(token));
+        let once = signing::percent_encode(token);
+        assert!(once.contains("%2B"), "{once}");
+        let lower = once.replace("%2B", "%2b").replace("%2F", "%2f").replace("%3D", "%3d").replace("%3E", "%3e");
+        let std = STANDARD.encode(token);
+        let url = URL_SAFE.encode(token);
+        assert_ne!(std, url);
+        let forms = [
+            token.to_owned(),
+            once.clone(),
+            signing::percent_encode(&once),
+            lower.clone(),
+            signing::percent_encode(&lower),
+            std.clone(),
+            std.trim_end_matches('=').to_owned(),
+            url.clone(),
+            url.trim_end_matches('=').to_owned(),
+        ];
+        for form in &forms {
+            assert_eq!(r.redact(&format!("echo [{form}] end")), "echo [***] end", "{form}");
+        }
+        let mut field = format!("{}&{}", forms[3], forms[8]);
+        r.redact_in_place(&mut field);
+        assert_eq!(field, "***&***");
+        assert!(matches!(r.redact("nothing secret here"), Cow::Borrowed(_)));
+        assert!(!format!("{r:?}").contains("CAIS"), "Debug shows no form");
+        assert!(matches!(Redactor::new(None).redact(token), Cow::Borrowed(_)));
+        assert!(matches!(Redactor::new(Some("")).redact("abc"), Cow::Borrowed(_)));
+    }
+
+    /// The token inside a longer base64 blob, at every alignment: what
+    /// depends only on the token's bytes is gone.
+    #[test]
+    fn redaction_finds_the_token_inside_a_base64_blob() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let token = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
+        let r = Redactor::new(Some(token));
+        for prefix in ["", "a", "ab", "SecurityToken=", "{\"t\":\""] {
+            let blob = format!("{prefix}{token}\"}}");
+            for encoded in [STANDARD.encode(&blob), URL_SAFE_NO_PAD.encode(&blob)] {
+                let red = r.redact(&encoded);
+                assert!(red.contains("***"), "{prefix:?}: {encoded}");
+                // Of the token's ~70 base64 characters, at most the 2 + 2
+                // that straddle its ends are left.
+                let left = red.len() - 3;
+                assert!(left <= encoded.len() - token.len() * 4 / 3 + 4, "{prefix:?}: {encoded} -> {red}");
+            }
+        }
+    }
+
+    #[test]
+    fn answers_lose_the_token_in_every_text_field() {
+        let r = Redactor::new(Some("tok+/=longer-token-value"));
+        let mut info: ImageInfo = serde_json::from_str(
+            r#"{"ImageId": "a", "Title": "x tok+/=longer-token-value", "Mezzanine": {"FileURL": "u?t=tok%2b%2f%3dlonger-token-value"}}"#,
+        )
+        .unwrap();
+        info.for_each_text(|t| r.redact_in_place(t));
+        assert_eq!(info.title.as_deref(), Some("x ***"));
+        assert_eq!(info.mezzanine.unwrap().file_url.as_deref(), Some("u?t=***"));
     }
 
     #[test]
@@ -483,6 +776,60 @@ mod tests {
         let unsigned: Vec<(String, String)> = params.iter().filter(|(n, _)| n != "Signature").cloned().collect();
         assert_eq!(signature, signing::sign("POST", &unsigned, "testAccessKeySecret"));
         assert!(!body.contains("tok+/="), "the token is percent-encoded in the body: {body}");
+    }
+
+    #[test]
+    fn a_single_answer_must_name_the_id_asked_or_none() {
+        let info = |id: Option<&str>| ImageInfo { image_id: id.map(str::to_owned), ..Default::default() };
+        assert_eq!(names_another("abc", &info(Some("abc"))), None);
+        assert_eq!(names_another("abc", &info(None)), None, "no ImageId: the answer to this call");
+        assert_eq!(names_another("abc", &info(Some("abd"))), Some("abd"));
+        assert_eq!(names_another("abc", &info(Some("ABC"))), Some("ABC"), "ids are compared exactly");
+        assert_eq!(names_another("abc", &info(Some(""))), Some(""), "an empty ImageId names no image asked");
+    }
+
+    #[test]
+    fn the_cap_is_checked_on_the_declared_length_and_on_the_bytes_read() {
+        assert!(!past_cap(10, None, 0));
+        assert!(!past_cap(10, Some(10), 10));
+        assert!(past_cap(10, Some(11), 0), "a declared length past the cap: refused before reading");
+        assert!(past_cap(10, None, 11), "no declared length: refused once past the cap");
+        assert!(past_cap(10, Some(5), 11), "a body longer than it said");
+        assert_eq!(MAX_ANSWER_BYTES, 1024 * 1024);
+        assert_eq!(MAX_BATCH_ANSWER_BYTES, 20 * 1024 * 1024);
+    }
+
+    /// A chunked answer past the cap: refused while the server still has
+    /// more to send (the server never ends it; reading to the end would hang).
+    #[tokio::test]
+    async fn a_chunked_answer_past_the_cap_is_refused_while_it_streams() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = sock.read(&mut buf).await.unwrap();
+            let _ = sock.write_all(b"HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n").await;
+            let piece = vec![b' '; 32 * 1024];
+            // Chunks until the client hangs up.
+            loop {
+                let head = format!("{:x}\r\n", piece.len());
+                if sock.write_all(head.as_bytes()).await.is_err()
+                    || sock.write_all(&piece).await.is_err()
+                    || sock.write_all(b"\r\n").await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let c = client_at(None, Endpoint::parse(&format!("http://{addr}")).unwrap());
+        let e = c.get_image_info("abc").await.unwrap_err();
+        assert_eq!(e.code, "BadResponse", "{e}");
+        assert_eq!(e.class, ErrorClass::Transient);
+        assert_eq!(e.http_status, Some(503));
+        assert!(e.message.contains("larger than the 1048576 bytes"), "{e}");
+        server.await.unwrap();
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

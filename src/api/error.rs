@@ -5,7 +5,16 @@
 //! [`ErrorClass`] (vod-openapi.md §4: Code first, HTTP status second). What to
 //! *do* about a class (retry, wait, stop) is `retry`'s decision, not this
 //! module's.
+//!
+//! It also owns how the server's text is shown: an `ApiError` keeps the
+//! server's `Code`, `Message` and `RequestId` as sent (the reports store them
+//! raw; CSV and JSON quoting carry any character), and its `Display`, which
+//! is what reaches a terminal ("stopped by a fatal API error", `check`, the
+//! log), passes them through [`escape_for_terminal`], so that a message
+//! cannot move the cursor, clear the screen, forge a line of ours or reorder
+//! text with a bidi override.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// How a failed call is to be treated.
@@ -16,7 +25,8 @@ pub enum ErrorClass {
     /// `Throttling*`: over quota. Back off, retry, slow down.
     Throttled,
     /// 5xx, `ServiceUnavailable`, `InternalError`, `SignatureNonceUsed`,
-    /// timeouts, resets, a body that is not the API's: retry.
+    /// timeouts, resets, a body that is not the API's, an answer about
+    /// another image: retry.
     Transient,
     /// `InvalidParameter`, `MissingParameter` and other 4xx answers about this
     /// request: record a failure for this id, never retry.
@@ -63,6 +73,16 @@ fn classify_code(code: &str) -> Option<ErrorClass> {
     })
 }
 
+/// The code of an answer that names an image it was not asked about: a
+/// `GetImageInfo` answer about another id, a `GetImageInfos` answer that
+/// lists an id not asked or an id twice. Ours, not the API's; transient like
+/// `BadResponse`, so the call is made again.
+pub const MISMATCHED_IMAGE_ID: &str = "MismatchedImageId";
+
+/// The most characters of an id from an answer quoted in a message: the
+/// longest id the input accepts.
+const QUOTED_ID_CHARS: usize = 64;
+
 /// A failed call, with everything the report and the operator need.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", self.describe())]
@@ -99,16 +119,32 @@ impl ApiError {
         }
     }
 
+    /// The error as one line for a terminal: every text that came from the
+    /// server escaped.
     fn describe(&self) -> String {
-        let mut s = format!("{}: {}", self.code, self.message);
+        let mut s = format!("{}: {}", escape_for_terminal(&self.code), escape_for_terminal(&self.message));
         if let Some(status) = self.http_status {
             s.push_str(&format!(" (HTTP {status}"));
             if let Some(id) = &self.request_id {
-                s.push_str(&format!(", RequestId {id}"));
+                s.push_str(&format!(", RequestId {}", escape_for_terminal(id)));
             }
             s.push(')');
         }
         s
+    }
+
+    /// A 200 whose answer names an image it was not asked about
+    /// ([`MISMATCHED_IMAGE_ID`]); `why` says which id it named.
+    pub fn mismatched_image_id(why: String, request_id: Option<String>) -> Self {
+        ApiError {
+            class: ErrorClass::Transient,
+            code: MISMATCHED_IMAGE_ID.to_owned(),
+            message: why,
+            request_id,
+            http_status: Some(200),
+            retry_after: None,
+            server_date: None,
+        }
     }
 
     /// For a fatal error: what is wrong and what the operator should do.
@@ -142,6 +178,77 @@ impl ApiError {
     fn local_clock_ahead(&self) -> bool {
         self.server_date.is_some_and(|d| SystemTime::now() > d)
     }
+}
+
+/// Whether a terminal may act on `c` instead of showing it: C0 controls (ESC,
+/// CR, LF, BEL, TAB...), DEL, C1 controls (U+0080 to U+009F: U+009B is a
+/// one-character CSI on some terminals), the bidi embeddings, overrides,
+/// isolates and marks (Trojan Source, CVE-2021-42574), and the Unicode line
+/// and paragraph separators.
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// Text from the server as it may be shown on a terminal: each character a
+/// terminal would act on ([`acts_on_terminal`]) written as its Rust escape,
+/// `\u{1b}`; everything else (quotes, backslashes, CJK) as it is. Not a
+/// reversible encoding: only what is shown is made safe; the reports keep
+/// the raw text.
+pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(acts_on_terminal) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if acts_on_terminal(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON text (already valid) made safe for a terminal: the characters
+/// [`acts_on_terminal`] that `serde_json` leaves as they are (C1 controls,
+/// DEL, bidi controls, separators) become `\uXXXX` escapes, so the JSON still
+/// decodes to the same values.
+pub fn json_for_terminal(json: String) -> String {
+    // Inside strings serde_json escapes every C0 control, so the ones left
+    // are the layout of pretty-printed JSON.
+    let unsafe_in_json = |c: char| acts_on_terminal(c) && !matches!(c, '\n' | '\t' | '\r');
+    if !json.chars().any(unsafe_in_json) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unsafe_in_json(c) {
+            // All of them are in the Basic Multilingual Plane: one \uXXXX each.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// At most `max` characters of `text`, then `...` and how many there were:
+/// for an id or a value quoted in a message, which must stay one short line.
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}... ({} characters)", &text[..cut], text.chars().count())),
+    }
+}
+
+/// An id (or any short value) from an answer, for a message: quoted,
+/// shortened to [`QUOTED_ID_CHARS`] characters, escaped for a terminal.
+pub fn quote_answer_id(id: &str) -> String {
+    format!("\"{}\"", escape_for_terminal(&shorten(id, QUOTED_ID_CHARS)))
 }
 
 #[cfg(test)]
@@ -220,5 +327,66 @@ mod tests {
             e.to_string(),
             "Throttling.User: Request was denied due to user flow control. (HTTP 400, RequestId REQ-1)"
         );
+    }
+
+    #[test]
+    fn terminal_escapes_cover_controls_and_bidi() {
+        assert!(matches!(escape_for_terminal("plain \"text\" \\ 封面"), Cow::Borrowed(_)));
+        let table: &[(&str, &str)] = &[
+            ("\u{1b}[31mred\u{1b}[0m", r"\u{1b}[31mred\u{1b}[0m"),
+            ("a\r\nb\tc\u{0}", r"a\u{d}\u{a}b\u{9}c\u{0}"),
+            ("bell\u{7} del\u{7f}", r"bell\u{7} del\u{7f}"),
+            ("c1 \u{9b}31m \u{85}", r"c1 \u{9b}31m \u{85}"),
+            (
+                "\u{202e}txet\u{202c} \u{2066}x\u{2069} \u{200f}\u{61c}",
+                r"\u{202e}txet\u{202c} \u{2066}x\u{2069} \u{200f}\u{61c}",
+            ),
+            ("line\u{2028}para\u{2029}", r"line\u{2028}para\u{2029}"),
+        ];
+        for (raw, shown) in table {
+            assert_eq!(escape_for_terminal(raw), *shown, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn json_for_terminal_keeps_the_values() {
+        let v = serde_json::json!({"m": "\u{1b}[2J \u{9b} \u{202e} \u{7f} \u{2029} 封面 \\u{1b}"});
+        let text = json_for_terminal(serde_json::to_string_pretty(&v).unwrap());
+        assert!(!text.chars().any(|c| acts_on_terminal(c) && c != '\n'), "{text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+        assert!(text.contains(r"\u009b") && text.contains(r"\u202e") && text.contains("封面"), "{text}");
+    }
+
+    #[test]
+    fn shorten_counts_characters() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("封面图片", 2), "封面... (4 characters)");
+    }
+
+    #[test]
+    fn an_id_from_an_answer_is_quoted_short_and_escaped() {
+        assert_eq!(quote_answer_id("abc"), "\"abc\"");
+        let long = format!("\u{1b}[2J{}", "x".repeat(200));
+        let q = quote_answer_id(&long);
+        assert!(q.starts_with(r#""\u{1b}[2Jxxx"#) && q.ends_with("... (204 characters)\""), "{q}");
+        assert!(!q.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn display_escapes_what_the_server_sent() {
+        let e = ApiError {
+            class: Fatal,
+            code: "Forbidden\u{1b}[0m".into(),
+            message: "denied\r\nvod-image-audit: done\u{202e}".into(),
+            request_id: Some("R\u{7}".into()),
+            http_status: Some(403),
+            retry_after: None,
+            server_date: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            r"Forbidden\u{1b}[0m: denied\u{d}\u{a}vod-image-audit: done\u{202e} (HTTP 403, RequestId R\u{7})"
+        );
+        assert_eq!(e.message, "denied\r\nvod-image-audit: done\u{202e}", "the error keeps the raw text");
     }
 }

@@ -7,10 +7,12 @@
 //! - [`model`]: the wire model (`ImageInfo` and the envelopes).
 //! - [`error`]: a failed call and its class (missing, throttled, fatal, ...).
 //! - [`client`]: one signed call and the decoding of its answer.
+//! - [`proxy`]: which proxy, if any, the calls go through.
 
 pub(crate) mod client;
 pub(crate) mod credentials;
 pub(crate) mod error;
 pub mod model;
+pub(crate) mod proxy;
 pub(crate) mod secret;
 pub mod signing;

@@ -47,6 +47,56 @@ pub struct ImageInfo {
     pub mezzanine: Option<Mezzanine>,
 }
 
+impl ImageInfo {
+    /// Hands every text field to `f` (to redact them), the `Mezzanine`'s
+    /// included. The destructuring is exhaustive: a field added to the model
+    /// does not compile until it is listed here.
+    pub fn for_each_text(&mut self, mut f: impl FnMut(&mut String)) {
+        let ImageInfo {
+            image_id,
+            app_id,
+            title,
+            description,
+            image_type,
+            storage_location,
+            url,
+            region_id,
+            audit_status,
+            status,
+            cate_id: _,
+            cate_name,
+            creation_time,
+            tags,
+            mezzanine,
+        } = self;
+        for text in [
+            image_id,
+            app_id,
+            title,
+            description,
+            image_type,
+            storage_location,
+            url,
+            region_id,
+            audit_status,
+            status,
+            cate_name,
+            creation_time,
+            tags,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            f(text);
+        }
+        if let Some(Mezzanine { file_size, file_url, width: _, height: _, original_file_name }) = mezzanine {
+            for text in [file_size, file_url, original_file_name].into_iter().flatten() {
+                f(text);
+            }
+        }
+    }
+}
+
 /// The image's source file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -210,5 +260,23 @@ mod tests {
                 .unwrap();
         assert_eq!(r.image_info.len(), 1);
         assert_eq!(r.non_exist_image_ids, vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn every_text_field_is_visited() {
+        let mut info: ImageInfo = serde_json::from_str(
+            r#"{"ImageId": "t", "AppId": "t", "Title": "t", "Description": "t", "ImageType": "t",
+                "StorageLocation": "t", "URL": "t", "RegionId": "t", "AuditStatus": "t", "Status": "t",
+                "CateId": 1, "CateName": "t", "CreationTime": "t", "Tags": "t",
+                "Mezzanine": {"FileSize": "t", "FileURL": "t", "Width": 1, "Height": 2, "OriginalFileName": "t"}}"#,
+        )
+        .unwrap();
+        let mut n = 0;
+        info.for_each_text(|s| {
+            n += 1;
+            *s = "x".into();
+        });
+        assert_eq!(n, 16);
+        assert!(!serde_json::to_string(&info).unwrap().contains("\"t\""), "{info:?}");
     }
 }

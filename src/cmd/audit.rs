@@ -334,6 +334,7 @@ fn manifest(
         command_line: settings.argv.clone(),
         region: target.region.clone(),
         endpoint: facts.endpoint.clone(),
+        proxy: target.client.proxy.as_ref().map(ToString::to_string),
         credentials_source: target.credentials.source.clone(),
         started: facts.started.clone(),
         finished: facts.finished.clone(),

@@ -5,7 +5,7 @@ use super::cli::CheckArgs;
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::ApiTarget;
 use crate::api::client::VodClient;
-use crate::api::error::ErrorClass;
+use crate::api::error::{json_for_terminal, ErrorClass};
 use crate::report::record::OutcomeKind;
 use crate::run::input;
 
@@ -39,14 +39,20 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
             )
         }
     };
-    let text = serde_json::to_string_pretty(&value).map_err(CmdError::internal)?;
+    // The answer's text as JSON, with what serde_json leaves raw (C1 and bidi
+    // controls) escaped too: stdout is often a terminal.
+    let text = json_for_terminal(serde_json::to_string_pretty(&value).map_err(CmdError::internal)?);
     println!("{text}");
     if exit == Exit::Ok {
         eprintln!(
-            "vod-image-audit: credentials ({}) and endpoint {} work (region {})",
+            "vod-image-audit: credentials ({}) and endpoint {} work (region {}; {})",
             target.credentials.source,
             client.endpoint().as_str(),
-            target.region
+            target.region,
+            match &target.client.proxy {
+                Some(proxy) => format!("through proxy {proxy}"),
+                None => "no proxy".to_owned(),
+            }
         );
     }
     Ok(exit)

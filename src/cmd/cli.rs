@@ -258,6 +258,10 @@ pub struct SimulateArgs {
     /// Share of calls answered 503 ServiceUnavailable (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub unavailable_rate: f64,
+    /// Share of 200 answers that name an image not asked about (0..1): GetImageInfo answers with
+    /// another image's data; GetImageInfos lists an id twice, or one not asked.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub wrong_image_id_rate: f64,
     /// Share of connections closed without an answer (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub drop_rate: f64,

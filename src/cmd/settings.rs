@@ -11,6 +11,7 @@ use super::error::CmdError;
 use super::progress::ProgressMode;
 use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::api::credentials::{self, CredentialRequest, Credentials};
+use crate::api::proxy::{choose_proxy, ProxyEnv};
 use crate::report::pass::ReportSettings;
 use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
@@ -159,12 +160,14 @@ impl ApiTarget {
         if let Some(0) = a.auth_timeout {
             return Err(CmdError::usage("--auth-timeout must be at least 1 second"));
         }
+        let proxy = choose_proxy(&endpoint, &ProxyEnv::from_process()).map_err(CmdError::usage)?;
         let client = ClientConfig {
             endpoint,
             request_timeout: timeout,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(timeout),
             output_type: a.output_type,
             auth_timeout: a.auth_timeout,
+            proxy,
         };
         Ok(ApiTarget { credentials, region, client })
     }

@@ -37,6 +37,7 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
         ("--drop-rate", a.drop_rate),
         ("--slow-rate", a.slow_rate),
         ("--batch-forgets", a.batch_forgets),
+        ("--wrong-image-id-rate", a.wrong_image_id_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(CmdError::usage(format!("{flag} must be between 0 and 1")));
@@ -72,6 +73,7 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
             }),
             None => None,
         },
+        wrong_image_id: a.wrong_image_id_rate,
     };
     Ok(config)
 }

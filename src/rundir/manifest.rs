@@ -31,6 +31,10 @@ pub struct Manifest {
     pub command_line: Vec<String>,
     pub region: String,
     pub endpoint: String,
+    /// The proxy the calls went through (user and password shown as `***`);
+    /// none: direct.
+    #[serde(default)]
+    pub proxy: Option<String>,
     /// Where the credentials came from (never the secret).
     pub credentials_source: String,
     /// RFC 3339, UTC.

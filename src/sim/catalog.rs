@@ -71,6 +71,18 @@ impl Catalog {
         self.images.get(id)
     }
 
+    /// An image whose id is not in `not`, chosen by `pick` in `[0, 1)`:
+    /// the one at that fraction of the catalog, or the next one after it
+    /// that qualifies. `None` when every image is in `not`.
+    pub fn other_than(&self, not: &[&str], pick: f64) -> Option<(&str, &CatalogImage)> {
+        let n = self.order.len();
+        let start = ((pick * n as f64) as usize).min(n.saturating_sub(1));
+        (0..n)
+            .map(|i| &self.order[(start + i) % n])
+            .find(|id| !not.contains(&id.as_str()))
+            .map(|id| (id.as_str(), &self.images[id]))
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.images.len()
@@ -248,5 +260,16 @@ mod tests {
     fn duplicate_and_idless_images_are_refused() {
         assert!(Catalog::from_values(vec![json!({"ImageId": "a"}), json!({"ImageId": "a"})]).is_err());
         assert!(Catalog::from_values(vec![json!({"Title": "x"})]).is_err());
+    }
+
+    #[test]
+    fn other_than_skips_the_excluded_and_wraps() {
+        let c = Catalog::from_values(vec![json!({"ImageId": "a"}), json!({"ImageId": "b"}), json!({"ImageId": "c"})])
+            .unwrap();
+        assert_eq!(c.other_than(&["a"], 0.0).unwrap().0, "b");
+        assert_eq!(c.other_than(&["c"], 0.99).unwrap().0, "a");
+        assert_eq!(c.other_than(&[], 0.5).unwrap().0, "b");
+        assert!(c.other_than(&["a", "b", "c"], 0.2).is_none());
+        assert!(Catalog::default().other_than(&[], 0.5).is_none());
     }
 }

@@ -67,6 +67,11 @@ pub struct Faults {
     pub latency: Duration,
     /// A window in which every call fails.
     pub outage: Option<OutageFault>,
+    /// A 200 that names an image it was not asked about: `GetImageInfo`
+    /// answers with another image's data; `GetImageInfos` lists one entry
+    /// twice, puts another image's data in place of one asked for, or lists
+    /// an id not asked among `NonExistImageIds`. Counted as `WrongImageId`.
+    pub wrong_image_id: f64,
 }
 
 /// A window in which every authenticated call is answered `503
@@ -134,7 +139,8 @@ pub struct Stats {
     /// Every request received on `/`.
     pub requests: u64,
     /// Answers by code: `OK` for success, the API `Code` for errors,
-    /// `Dropped` for connections closed without an answer.
+    /// `Dropped` for connections closed without an answer, `WrongImageId`
+    /// for a 200 that names another image (the fault of that name).
     pub by_code: BTreeMap<String, u64>,
     /// Per image id: how many times it was answered (found or
     /// `NoSuchResource`; a batch answer counts once for each of its ids).
@@ -600,6 +606,11 @@ async fn process(
     }
     if action == "GetImageInfo" {
         let id = ids[0];
+        if sim.draw(&key_ids, call, 5) < f.wrong_image_id {
+            if let Some((_, other)) = cfg.catalog.other_than(&ids, sim.draw(&key_ids, call, 7)) {
+                return Ok(Answer::WrongImageId(Box::new(Answer::Image(other.clone()))));
+            }
+        }
         sim.count_answer(id);
         return Ok(match cfg.catalog.get(id) {
             Some(img) => Answer::Image(img.clone()),
@@ -608,11 +619,12 @@ async fn process(
     }
     let mut found: Vec<CatalogImage> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
-    for (id, n) in ids.into_iter().zip(id_calls) {
+    let mut answered: Vec<&str> = Vec::with_capacity(ids.len());
+    for (&id, n) in ids.iter().zip(id_calls) {
         if sim.draw(id, n, 4) < cfg.batch_forgets {
             continue;
         }
-        sim.count_answer(id);
+        answered.push(id);
         match cfg.catalog.get(id) {
             Some(img) if cfg.batch_omits_audit_status => {
                 let mut v = img.value();
@@ -625,7 +637,50 @@ async fn process(
             None => missing.push(id.to_owned()),
         }
     }
+    if sim.draw(&key_ids, call, 5) < f.wrong_image_id {
+        let (how, pick) = (sim.draw(&key_ids, call, 6), sim.draw(&key_ids, call, 7));
+        if misname(&cfg.catalog, &ids, &mut found, &mut missing, how, pick) {
+            // A wrong answer answers none of its ids.
+            return Ok(Answer::WrongImageId(Box::new(Answer::Images(found, missing))));
+        }
+    }
+    for id in answered {
+        sim.count_answer(id);
+    }
     Ok(Answer::Images(found, missing))
+}
+
+/// Makes a batch answer name an id it should not, one of three ways chosen
+/// by `how` (in `[0, 1)`): an entry listed twice; another image's data in
+/// place of one asked for (or added, when none was found); an id not asked
+/// among the missing. `pick` chooses the other image. False when the answer
+/// is empty and nothing can be listed twice.
+fn misname(
+    catalog: &Catalog,
+    asked: &[&str],
+    found: &mut Vec<CatalogImage>,
+    missing: &mut Vec<String>,
+    how: f64,
+    pick: f64,
+) -> bool {
+    let foreign = catalog.other_than(asked, pick);
+    match ((how * 3.0) as u32, foreign) {
+        (1, Some((_, img))) => match found.last_mut() {
+            Some(last) => *last = img.clone(),
+            None => found.push(img.clone()),
+        },
+        (2, Some((id, _))) => missing.push(id.to_owned()),
+        _ => {
+            if let Some(first) = found.first().cloned() {
+                found.push(first);
+            } else if let Some(first) = missing.first().cloned() {
+                missing.push(first);
+            } else {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// The real service's `503 ServiceUnavailable`.

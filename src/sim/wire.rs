@@ -21,7 +21,15 @@ pub(super) enum Format {
 pub(super) enum Answer {
     Image(CatalogImage),
     Images(Vec<CatalogImage>, Vec<String>),
-    Error { status: u16, code: String, message: String, headers: Vec<(&'static str, String)> },
+    Error {
+        status: u16,
+        code: String,
+        message: String,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// A success answer that names an image it was not asked about (the
+    /// fault): rendered as the answer inside, counted apart.
+    WrongImageId(Box<Answer>),
 }
 
 impl Answer {
@@ -39,12 +47,14 @@ impl Answer {
     pub(super) fn code(&self) -> &str {
         match self {
             Answer::Error { code, .. } => code,
+            Answer::WrongImageId(_) => "WrongImageId",
             _ => "OK",
         }
     }
 
     pub(super) fn render(self, format: Format, request_id: &str, host_id: &str) -> Response<Full<Bytes>> {
         match (self, format) {
+            (Answer::WrongImageId(inner), format) => inner.render(format, request_id, host_id),
             (Answer::Image(img), Format::Json) => {
                 let mut body = String::with_capacity(img.json.len() + 80);
                 body.push_str("{\"RequestId\":\"");

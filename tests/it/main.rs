@@ -11,6 +11,7 @@ mod compliance;
 mod cron_env;
 mod hostile_disk;
 mod hostile_input;
+mod hostile_server;
 mod nightly;
 mod reliability;
 mod run_e2e;

@@ -49,7 +49,9 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use crate::api::credentials::Credentials;
 use crate::api::error::{classify, quote_answer_id, ApiError, ErrorClass};
-use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
+use crate::api::model::{
+    ErrorBody, GetImageInfoResponse, GetImageInfosResponse, GetMediaAuditResultResponse, ImageInfo,
+};
 use crate::api::proxy::ProxyUrl;
 use crate::api::signing;
 
@@ -273,6 +275,28 @@ impl VodClient {
         Ok(Found { info, request_id })
     }
 
+    /// One `GetMediaAuditResult` attempt for an image id: the moderation
+    /// verdict (`Suggestion` block / review / pass) and the labels that say
+    /// why. An image never reviewed has no `MediaAuditResult`: `Ok` with
+    /// no suggestion. Bounded like `GetImageInfo`.
+    pub async fn get_media_audit_result(&self, media_id: &str) -> Result<MediaAudit, ApiError> {
+        let (body, request_id_header) =
+            self.call("GetMediaAuditResult", &[("MediaId", media_id)], MAX_ANSWER_BYTES).await?;
+        let parsed: GetMediaAuditResultResponse =
+            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+        let result = parsed.media_audit_result.unwrap_or_default();
+        let r = &self.redactor;
+        let mut suggestion = result.suggestion.clone().filter(|s| !s.is_empty());
+        if let Some(s) = &mut suggestion {
+            r.redact_in_place(s);
+        }
+        let mut labels = result.labels();
+        for l in &mut labels {
+            r.redact_in_place(l);
+        }
+        Ok(MediaAudit { suggestion, labels, request_id: parsed.request_id.or(request_id_header) })
+    }
+
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
     pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
         let (body, _) =
@@ -457,6 +481,16 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
+/// What `GetMediaAuditResult` said about one image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaAudit {
+    /// `block`, `review` or `pass`; none when the image was never reviewed.
+    pub suggestion: Option<String>,
+    /// Why, when not plainly normal: `porn`, `terrorism`, `ad`, ...
+    pub labels: Vec<String>,
+    pub request_id: Option<String>,
+}
+
 /// Turns a reqwest failure into an error that carries no URL: the signed
 /// parameters travel in the form body, so the URL holds none of them today,
 /// and an error message keeps it that way whatever a URL may come to hold.
@@ -532,7 +566,9 @@ fn bad_answer(status: u16, message: String) -> ApiError {
 /// Decodes a non-200 answer: the API's error body when there is one, the
 /// server's retry hints, and its clock.
 pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
-    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    // JSON as asked for; the gateway answers some errors in XML whatever the
+    // request's Format (the newer official SDKs parse both).
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok().or_else(|| xml_error_body(body));
     let code = parsed.as_ref().and_then(|b| b.code.clone()).filter(|c| !c.is_empty());
     let class = classify(code.as_deref(), Some(status));
     let message = match (&parsed, &code) {
@@ -551,6 +587,35 @@ pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiEr
         retry_after: retry_hint(headers),
         server_date: header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()),
     }
+}
+
+/// An `<Error>` body: `RequestId`, `HostId`, `Code`, `Message`, `Recommend`
+/// as elements. Read by hand (flat, five known elements), with the five
+/// XML entities decoded.
+fn xml_error_body(body: &[u8]) -> Option<ErrorBody> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("<Error>") && !text.contains("<Error ") {
+        return None;
+    }
+    let element = |name: &str| -> Option<String> {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        let raw = &text[start..end];
+        Some(
+            raw.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        )
+    };
+    let body = ErrorBody {
+        request_id: element("RequestId"),
+        code: element("Code"),
+        message: element("Message"),
+        ..ErrorBody::default()
+    };
+    body.code.is_some().then_some(body)
 }
 
 /// The longest wait any of the server's hints asks for.

@@ -66,6 +66,12 @@ fn classify_code(code: &str) -> Option<ErrorClass> {
             ErrorClass::Transient
         }
         (_, "InvalidParameter" | "MissingParameter") => ErrorClass::BadRequest,
+        // The gateway's answers about the request itself, not the image:
+        // every call would get the same (the official SDKs' error tables,
+        // alibabacloud-gateway-pop and tea-rpc).
+        (_, "InvalidApi.NotFound" | "InvalidAction.NotFound" | "UnsupportedHTTPMethod" | "InvalidSignatureVersion")
+        | (_, "InvalidVersion") => ErrorClass::Fatal,
+        (_, missing) if missing.starts_with("Missing") => ErrorClass::Fatal,
         (_, "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureMethod") => ErrorClass::Fatal,
         ("InvalidAccessKeyId" | "Forbidden" | "OperationDenied" | "InvalidTimeStamp", _) => ErrorClass::Fatal,
         ("InvalidSecurityToken" | "MissingSecurityToken", _) => ErrorClass::Fatal,

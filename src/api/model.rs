@@ -130,10 +130,95 @@ pub struct GetImageInfoResponse {
 pub struct GetImageInfosResponse {
     #[serde(default)]
     pub request_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub image_info: Vec<ImageInfo>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub non_exist_image_ids: Vec<String>,
+}
+
+/// A list that the service may send as JSON `null`: an empty list, not a
+/// failed answer.
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The success body of `GetMediaAuditResult`, as far as this tool reads it.
+/// Shape from the official models: alibabacloud-java-sdk
+/// `vod-20170321/.../GetMediaAuditResultResponseBody.java` (`MediaAuditResult`:
+/// `AbnormalModules`, `Label` comma-separated, `Suggestion` block / review /
+/// pass, `ImageResult` list with `Label`, `Suggestion`, `Type`, `Url` and
+/// `Result` of `Label`, `Scene`, `Suggestion`, `Score`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetMediaAuditResultResponse {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub media_audit_result: Option<MediaAuditResult>,
+}
+
+/// The moderation verdict of one media item.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MediaAuditResult {
+    #[serde(default)]
+    pub suggestion: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub abnormal_modules: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub image_result: Vec<ImageAuditResult>,
+}
+
+/// The verdict on one image of the item (for an image id: the image).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageAuditResult {
+    #[serde(default)]
+    pub suggestion: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub result: Vec<SceneAuditResult>,
+}
+
+/// One scene's verdict (porn, terrorism, ad, ...).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SceneAuditResult {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub suggestion: Option<String>,
+}
+
+impl MediaAuditResult {
+    /// The labels that say why (every `Label` of the item, its images and
+    /// their scenes, `normal` left out), sorted, once each.
+    pub fn labels(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        let mut add = |text: &Option<String>| {
+            for l in text.as_deref().unwrap_or_default().split(',') {
+                let l = l.trim();
+                if !l.is_empty() && !l.eq_ignore_ascii_case("normal") {
+                    all.push(l.to_owned());
+                }
+            }
+        };
+        add(&self.label);
+        for image in &self.image_result {
+            add(&image.label);
+            for scene in &image.result {
+                if scene.suggestion.as_deref() != Some("pass") {
+                    add(&scene.label);
+                }
+            }
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
 }
 
 /// The error body every Alibaba Cloud RPC API sends with a 4xx or 5xx.

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use super::progress::ProgressMode;
 use crate::api::client::OutputType;
 use crate::report::pass::Format;
-use crate::run::engine::ApiMode;
+use crate::run::engine::{ApiMode, AuditSource};
 use crate::run::rate::RateMode;
 
 /// A flag whose value is one of a library enum's names.
@@ -163,6 +163,11 @@ pub struct RunArgs {
     /// account confirms the batch answer carries AuditStatus.
     #[arg(long = "api", value_parser = choice::<ApiMode>(ApiMode::NAMES), default_value = "single")]
     pub operation: ApiMode,
+    /// Where the moderation verdict comes from: image-info (GetImageInfo's AuditStatus), media-audit
+    /// (GetMediaAuditResult for every found image: its Suggestion and the labels that say why), or both
+    /// (AuditStatus, and GetMediaAuditResult for images whose AuditStatus is Blocked or absent).
+    #[arg(long, value_parser = choice::<AuditSource>(AuditSource::NAMES), default_value = "image-info")]
+    pub audit_source: AuditSource,
     /// Send rate: fixed at --qps, or adaptive (start at --qps, slow down when throttled, speed up again).
     #[arg(long, value_parser = choice::<RateMode>(RateMode::NAMES), default_value = "fixed")]
     pub rate: RateMode,
@@ -243,9 +248,16 @@ pub struct SimulateArgs {
     /// Account quota in calls per second; excess calls get 400 Throttling.User.
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,
-    /// Leave AuditStatus out of GetImageInfos answers (its model does not promise it).
+    /// Leave AuditStatus out of GetImageInfos answers: the default, as the current batch model does
+    /// (kept for scripts that name it).
     #[arg(long)]
     pub batch_omits_audit_status: bool,
+    /// Put AuditStatus in GetImageInfos answers (the current batch model leaves it out; so does the default).
+    #[arg(long, conflicts_with = "batch_omits_audit_status")]
+    pub batch_includes_audit_status: bool,
+    /// Leave AuditStatus out of every answer, GetImageInfo too (an account whose answers lack it).
+    #[arg(long)]
+    pub omit_audit_status: bool,
     /// Share of ids a GetImageInfos answer leaves out of both lists (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub batch_forgets: f64,

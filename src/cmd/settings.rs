@@ -93,6 +93,7 @@ impl RunSettings {
                 retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
                 max_failures,
                 down_after,
+                audit_source: a.audit_source,
             },
             reports: ReportSettings { formats: a.format.clone(), csv: CsvStyle { safe: a.csv_safe, bom: a.csv_bom } },
             min_audit_status: match a.min_audit_status {
@@ -125,6 +126,7 @@ impl RunSettings {
             timeout_ms: client.request_timeout.as_millis(),
             output_type: client.output_type.as_str().to_owned(),
             auth_timeout: client.auth_timeout,
+            audit_source: a.audit_source.as_str().to_owned(),
             formats: self.reports.formats.iter().map(|f| f.as_str().to_owned()).collect(),
         }
     }

@@ -55,7 +55,8 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.seed = a.seed;
     config.clock_offset_secs = a.clock_offset;
     config.revoke_key_after = a.revoke_key_after;
-    config.batch_omits_audit_status = a.batch_omits_audit_status;
+    config.batch_omits_audit_status = !a.batch_includes_audit_status;
+    config.omit_audit_status = a.omit_audit_status;
     config.batch_forgets = a.batch_forgets;
     config.faults = Faults {
         internal_error: a.error_rate,
@@ -181,6 +182,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
             retry: RetryPolicy::default(),
             max_failures: None,
             down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
+            audit_source: engine::AuditSource::ImageInfo,
         },
         reports: ReportSettings { formats: vec![Format::Csv, Format::Json, Format::Html], csv: CsvStyle::default() },
         trend_runs: crate::report::trend::DEFAULT_TREND_RUNS,

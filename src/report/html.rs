@@ -280,6 +280,13 @@ pub fn write_summary_html(
         writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"status:{}\">{v}</td></tr>", escape(k), escape(k))?;
     }
     writeln!(w, "</table>")?;
+    if !s.by_audit_label.is_empty() {
+        writeln!(w, "<table><tr><th>moderation label</th><th class=\"n\">images</th></tr>")?;
+        for (k, v) in &s.by_audit_label {
+            writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"label:{}\">{v}</td></tr>", escape(k), escape(k))?;
+        }
+        writeln!(w, "</table>")?;
+    }
 
     if info.trend.len() > 1 {
         writeln!(w, "<h2>Trend over the last {} runs</h2>", info.trend.len())?;
@@ -324,17 +331,21 @@ pub fn write_summary_html(
 
     let blocked_total = s.blocked();
     writeln!(w, "<h2>Blocked images (<span data-k=\"blocked\">{blocked_total}</span>)</h2>")?;
-    writeln!(w, "<table><tr><th>image id</th><th>title</th><th>category</th><th>created</th><th>link</th></tr>")?;
+    writeln!(
+        w,
+        "<table class=\"blocked\"><tr><th>image id</th><th>title</th><th>category</th><th>why (moderation labels)</th><th>created</th><th>link</th></tr>"
+    )?;
     let mut shown = 0usize;
     for r in blocked.take(MAX_BLOCKED_ROWS) {
         shown += 1;
         let cat = category(r.cate_id, r.cate_name.as_deref());
         writeln!(
             w,
-            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.image_id),
             escape(r.title.as_deref().unwrap_or("")),
             escape(&cat),
+            escape(&r.audit_labels.as_deref().unwrap_or("").replace(';', ", ")),
             escape(r.creation_time.as_deref().unwrap_or("")),
             link(r.url.as_deref().unwrap_or(""))
         )?;

@@ -44,6 +44,15 @@ pub struct ImageRecord {
     pub image_id: String,
     pub outcome: OutcomeKind,
     pub audit_status: Option<String>,
+    /// `GetMediaAuditResult`'s `Suggestion` (block / review / pass), when asked.
+    #[serde(default)]
+    pub audit_suggestion: Option<String>,
+    /// Why, from `GetMediaAuditResult`: labels joined with `;`.
+    #[serde(default)]
+    pub audit_labels: Option<String>,
+    /// Where `audit_status` came from: `image-info` or `media-audit`.
+    #[serde(default)]
+    pub audit_source: Option<String>,
     pub status: Option<String>,
     pub cate_id: Option<i64>,
     pub cate_name: Option<String>,
@@ -82,6 +91,9 @@ macro_rules! text_fields {
     ($r:expr, $($b:tt)+) => {
         [
             $($b)+ $r.audit_status,
+            $($b)+ $r.audit_suggestion,
+            $($b)+ $r.audit_labels,
+            $($b)+ $r.audit_source,
             $($b)+ $r.status,
             $($b)+ $r.cate_name,
             $($b)+ $r.title,
@@ -111,12 +123,12 @@ impl ImageRecord {
 
     /// Every free-text field (from the server's answer or its error), for
     /// the caps and escaping that reports apply.
-    pub fn text_fields(&self) -> [&Option<String>; 18] {
+    pub fn text_fields(&self) -> [&Option<String>; 21] {
         text_fields!(self, &)
     }
 
     /// [`ImageRecord::text_fields`], to change them.
-    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 18] {
+    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 21] {
         text_fields!(self, &mut)
     }
 

@@ -51,6 +51,9 @@ pub struct Summary {
     pub by_status: BTreeMap<String, u64>,
     pub by_category: Vec<CategoryCount>,
     pub failures_by_code: BTreeMap<String, u64>,
+    /// Found images by moderation label (`GetMediaAuditResult`), when asked.
+    #[serde(default)]
+    pub by_audit_label: BTreeMap<String, u64>,
     /// How many found images carried `AuditStatus`: the verdict this audit
     /// is run for, absent from some answers (see the README).
     #[serde(default)]
@@ -124,6 +127,9 @@ impl Fold {
             return;
         }
         self.with_audit_status += u64::from(r.audit_status.is_some());
+        for label in r.audit_labels.as_deref().unwrap_or_default().split(';').filter(|l| !l.is_empty()) {
+            *s.by_audit_label.entry(label.to_owned()).or_default() += 1;
+        }
         let audit = r.audit_status.clone().unwrap_or_else(|| UNKNOWN.to_owned());
         let blocked = audit == BLOCKED;
         *s.by_audit_status.entry(audit).or_default() += 1;

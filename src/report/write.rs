@@ -60,6 +60,9 @@ pub const IMAGES_COLUMNS: &[&str] = &[
     "image_id",
     "outcome",
     "audit_status",
+    "audit_suggestion",
+    "audit_labels",
+    "audit_source",
     "status",
     "cate_id",
     "cate_name",
@@ -242,7 +245,7 @@ mod tests {
         let text = String::from_utf8(buf.clone()).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "image_id,outcome,audit_status,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id"
+            "image_id,outcome,audit_status,audit_suggestion,audit_labels,audit_source,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id"
         );
         let mut rdr = csv::Reader::from_reader(&buf[..]);
         let back: Vec<ImageRecord> = rdr.deserialize().collect::<Result<_, _>>().unwrap();
@@ -296,6 +299,7 @@ mod tests {
             keys,
             vec![
                 "audit_status_coverage",
+                "by_audit_label",
                 "by_audit_status",
                 "by_category",
                 "by_status",

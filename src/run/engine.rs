@@ -40,7 +40,8 @@ use crate::api::client::VodClient;
 use crate::api::error::{quote_answer_id, ApiError, ErrorClass};
 use crate::api::model::{GetImageInfosResponse, ImageInfo};
 use crate::report::record::OutcomeKind;
-use crate::run::outcome::{FailureInfo, Outcome};
+use crate::report::record::BLOCKED;
+use crate::run::outcome::{AuditNote, FailureInfo, Outcome};
 use crate::run::retry::{Decision, RetryPolicy};
 
 /// Calls per second when `--qps` is not given: a fifth of GetImageInfo's
@@ -71,6 +72,23 @@ pub struct AuditSettings {
     /// failures in a row, no success since) may last before the run stops.
     /// Zero stops at once.
     pub down_after: Duration,
+    /// Where the moderation verdict comes from.
+    pub audit_source: AuditSource,
+}
+
+named_enum! {
+    /// `--audit-source`: where the moderation verdict of a found image comes
+    /// from.
+    pub enum AuditSource {
+        /// `GetImageInfo`'s `AuditStatus` only.
+        ImageInfo => "image-info",
+        /// `GetMediaAuditResult` for every found image: its `Suggestion`
+        /// is the verdict, its labels the reason.
+        MediaAudit => "media-audit",
+        /// `AuditStatus`, and `GetMediaAuditResult` for the images whose
+        /// `AuditStatus` is `Blocked` (the reason) or absent (the verdict).
+        Both => "both",
+    }
 }
 
 /// Live counters, shared by the tasks and read by the progress display.
@@ -228,7 +246,7 @@ pub async fn audit(
     let mut stream = futures::stream::iter(ids)
         .chunks(per_call)
         .map(|chunk| async move {
-            match settings.api {
+            let outcomes = match settings.api {
                 ApiMode::Single => {
                     let mut v = Vec::with_capacity(1);
                     for id in chunk {
@@ -237,6 +255,12 @@ pub async fn audit(
                     v
                 }
                 ApiMode::Batch => audit_batch(shared, chunk).await,
+            };
+            match settings.audit_source {
+                AuditSource::ImageInfo => outcomes,
+                source => {
+                    futures::future::join_all(outcomes.into_iter().map(|o| ask_moderation(shared, source, o))).await
+                }
             }
         })
         .buffer_unordered(settings.concurrency.max(1))
@@ -390,6 +414,46 @@ fn strip<T>(end: Settled<T>) -> Settled<()> {
         Settled::Final(e) => Settled::Final(e),
         Settled::Stopped(e) => Settled::Stopped(e),
         Settled::Fatal(e) => Settled::Fatal(e),
+    }
+}
+
+/// Asks `GetMediaAuditResult` about a found image when `source` says so,
+/// through the same limiter, retries and error classes as every call. A
+/// verdict that cannot be had fails the id (what the run is for is unknown);
+/// a reason that cannot be had for a `Blocked` image leaves the verdict.
+async fn ask_moderation(s: &Shared<'_>, source: AuditSource, mut o: Outcome) -> Outcome {
+    if o.kind != OutcomeKind::Found {
+        return o;
+    }
+    let status = o.info.as_ref().and_then(|i| i.audit_status.clone());
+    let ask = match source {
+        AuditSource::ImageInfo => false,
+        AuditSource::MediaAudit => true,
+        AuditSource::Both => status.is_none() || status.as_deref() == Some(BLOCKED),
+    };
+    if !ask {
+        return o;
+    }
+    let decides = source == AuditSource::MediaAudit || status.is_none();
+    let id = o.image_id.clone();
+    let (end, attempts) = with_retries(s, "GetMediaAuditResult", || s.client.get_media_audit_result(&id)).await;
+    o.attempts += attempts;
+    match end {
+        Settled::Ok(m) => {
+            let verdict = if decides { AuditNote::status_of(m.suggestion.as_deref()) } else { None };
+            o.audit = Some(AuditNote { suggestion: m.suggestion, labels: m.labels, verdict });
+            o
+        }
+        // No moderation record for it: asked, nothing to say.
+        Settled::Final(e) if e.class == ErrorClass::Missing => {
+            o.audit = Some(AuditNote { suggestion: None, labels: Vec::new(), verdict: None });
+            o
+        }
+        _ if !decides => o,
+        other => {
+            let attempts = o.attempts;
+            unsettled(s, id, attempts, strip(other))
+        }
     }
 }
 

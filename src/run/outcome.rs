@@ -33,6 +33,36 @@ impl From<&ApiError> for FailureInfo {
 /// The code used for ids that were never called because the run stopped.
 pub const NOT_ATTEMPTED: &str = "NotAttempted";
 
+/// What `GetMediaAuditResult` said of a found image, and whether its
+/// verdict replaced (or filled in) the answer's `AuditStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditNote {
+    /// `block`, `review` or `pass`; none when never reviewed.
+    pub suggestion: Option<String>,
+    pub labels: Vec<String>,
+    /// The `AuditStatus` this verdict gives, when it decides the verdict.
+    pub verdict: Option<String>,
+}
+
+impl AuditNote {
+    /// The `AuditStatus` a suggestion stands for: `block` is `Blocked`,
+    /// `pass` is `Normal`, `review` is its own `Review` (a person has yet to
+    /// decide), anything else none.
+    pub fn status_of(suggestion: Option<&str>) -> Option<String> {
+        match suggestion? {
+            "block" => Some(crate::report::record::BLOCKED.to_owned()),
+            "pass" => Some("Normal".to_owned()),
+            "review" => Some("Review".to_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// `audit_source` of a verdict from `GetImageInfo`'s `AuditStatus`.
+pub const AUDIT_SOURCE_IMAGE: &str = "image-info";
+/// `audit_source` of a verdict from `GetMediaAuditResult`'s `Suggestion`.
+pub const AUDIT_SOURCE_MEDIA: &str = "media-audit";
+
 /// The end of one id. Journaled and reported as its [`ImageRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -46,6 +76,9 @@ pub struct Outcome {
     pub request_id: Option<String>,
     /// Why it failed, when it did.
     pub failure: Option<FailureInfo>,
+    /// The moderation verdict from `GetMediaAuditResult`, when asked.
+    #[serde(default)]
+    pub audit: Option<AuditNote>,
     /// Set when the run stopped before this id was settled (not called, or
     /// its retries cut short): such an outcome is reported but not
     /// journaled, so a resumed run calls the id again.
@@ -63,6 +96,7 @@ impl Outcome {
             attempts,
             request_id,
             failure: None,
+            audit: None,
             cut_short: false,
         }
     }
@@ -76,6 +110,7 @@ impl Outcome {
             attempts,
             request_id,
             failure: None,
+            audit: None,
             cut_short: false,
         }
     }
@@ -89,6 +124,7 @@ impl Outcome {
             attempts,
             request_id: None,
             failure: Some(failure),
+            audit: None,
             cut_short: false,
         }
     }
@@ -112,10 +148,27 @@ impl Outcome {
             Some(f) => (Some(f.code), Some(f.message), f.http_status, f.request_id),
             None => (None, None, None, None),
         };
+        let (audit_status, audit_suggestion, audit_labels, audit_source) = match self.audit {
+            Some(a) => {
+                let labels = (!a.labels.is_empty()).then(|| a.labels.join(";"));
+                match a.verdict {
+                    Some(v) => (Some(v), a.suggestion, labels, Some(AUDIT_SOURCE_MEDIA.to_owned())),
+                    None => (info.audit_status, a.suggestion, labels, Some(AUDIT_SOURCE_IMAGE.to_owned())),
+                }
+            }
+            None if self.kind == OutcomeKind::Found => {
+                let source = info.audit_status.is_some().then(|| AUDIT_SOURCE_IMAGE.to_owned());
+                (info.audit_status, None, None, source)
+            }
+            None => (None, None, None, None),
+        };
         ImageRecord {
             image_id: self.image_id,
             outcome: self.kind,
-            audit_status: info.audit_status,
+            audit_status,
+            audit_suggestion,
+            audit_labels,
+            audit_source,
             status: info.status,
             cate_id: info.cate_id,
             cate_name: info.cate_name,

@@ -80,6 +80,8 @@ pub struct ManifestSettings {
     pub timeout_ms: u128,
     pub output_type: String,
     pub auth_timeout: Option<u64>,
+    #[serde(default)]
+    pub audit_source: String,
     pub formats: Vec<String>,
 }
 

@@ -21,6 +21,8 @@ pub(super) enum Format {
 pub(super) enum Answer {
     Image(CatalogImage),
     Images(Vec<CatalogImage>, Vec<String>),
+    /// A `GetMediaAuditResult` answer: the `MediaAuditResult` object.
+    Audit(Value),
     Error {
         status: u16,
         code: String,
@@ -79,6 +81,17 @@ impl Answer {
                     serde_json::to_string(&missing).unwrap_or_default()
                 );
                 json(StatusCode::OK, body.into_bytes(), &[])
+            }
+            (Answer::Audit(result), Format::Json) => {
+                let v = serde_json::json!({"RequestId": request_id, "MediaAuditResult": result});
+                json(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default(), &[])
+            }
+            (Answer::Audit(result), Format::Xml) => {
+                let mut body = String::from("<?xml version='1.0' encoding='UTF-8'?><GetMediaAuditResultResponse>");
+                element(&mut body, "RequestId", &Value::String(request_id.into()));
+                element(&mut body, "MediaAuditResult", &result);
+                body.push_str("</GetMediaAuditResultResponse>");
+                xml(StatusCode::OK, body.into_bytes(), &[])
             }
             (Answer::Images(found, missing), Format::Xml) => {
                 let mut body = String::from("<?xml version='1.0' encoding='UTF-8'?><GetImageInfosResponse>");

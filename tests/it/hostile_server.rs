@@ -729,3 +729,66 @@ fn an_https_endpoint_goes_through_https_proxy_by_connect() {
     let everything = format!("{}{}{}", out.stdout, out.stderr, wd.read("out/manifest.json"));
     assert!(!everything.contains("pr0xy-s3cret"), "the proxy's password was shown\n{}", out.describe());
 }
+
+/// The gateway's answers about the request itself: every call would get the
+/// same, so the run stops at once instead of failing each id in turn.
+#[test]
+fn gateway_codes_about_the_request_stop_the_run_at_once() {
+    for (status, code) in [
+        ("404 Not Found", "InvalidApi.NotFound"),
+        ("404 Not Found", "InvalidAction.NotFound"),
+        ("400 Bad Request", "UnsupportedHTTPMethod"),
+        ("400 Bad Request", "MissingImageId"),
+        ("400 Bad Request", "InvalidSignatureVersion"),
+    ] {
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = calls.clone();
+        let fake = FakeServer::start(move |_, s| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            api_error(s, status, code, "about the request", "REQ-1");
+        });
+        let wd = Workdir::new();
+        let ids: Vec<String> = crate::common::unknown_ids(40, 7);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let out = audit_fake(&wd, &fake, &ids).concurrency(1).run();
+        out.expect_code(4);
+        assert!(out.stderr.contains(code), "{}", out.describe());
+        assert!(calls.load(Ordering::SeqCst) <= 3, "{code}: {} calls", calls.load(Ordering::SeqCst));
+    }
+}
+
+/// An error answered in XML (the gateway's own errors can be, whatever the
+/// request's Format) is read for its code like a JSON one.
+#[test]
+fn an_xml_error_body_is_read_for_its_code() {
+    let fake = FakeServer::start(|_, s| {
+        let body = "<?xml version='1.0' encoding='UTF-8'?><Error><RequestId>X-1</RequestId><HostId>vod</HostId>\
+                    <Code>NoSuchResource</Code><Message>The specified resource &amp; more does not exist.</Message></Error>";
+        answer(s, "404 Not Found", body.as_bytes());
+    });
+    let wd = Workdir::new();
+    let ids = crate::common::unknown_ids(3, 8);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let out = audit_fake(&wd, &fake, &ids).run();
+    out.expect_code(0);
+    let rows = rows_by_id(&wd, "out");
+    assert!(rows.values().all(|r| r["outcome"] == "missing"), "{rows:?}");
+}
+
+/// `null` for a list of a batch answer is an empty list, not a broken answer.
+#[test]
+fn a_batch_answer_with_null_lists_is_read() {
+    let fake = FakeServer::start(|req, s| {
+        let ids = req.ids();
+        let body = serde_json::json!({"RequestId": "R", "ImageInfo": null, "NonExistImageIds": ids});
+        answer(s, "200 OK", body.to_string().as_bytes());
+    });
+    let wd = Workdir::new();
+    let ids = crate::common::unknown_ids(5, 9);
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let out = audit_fake(&wd, &fake, &ids).args(["--api", "batch"]).run();
+    out.expect_code(0);
+    let rows = rows_by_id(&wd, "out");
+    assert_eq!(rows.len(), 5);
+    assert!(rows.values().all(|r| r["outcome"] == "missing"), "{rows:?}");
+}

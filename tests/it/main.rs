@@ -16,3 +16,4 @@ mod nightly;
 mod reliability;
 mod run_e2e;
 mod sim_strict;
+mod verdict;

@@ -13,3 +13,4 @@ mod hostile_disk;
 mod reliability;
 mod run_e2e;
 mod sim_strict;
+mod workbook;

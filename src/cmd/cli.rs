@@ -188,7 +188,7 @@ pub struct RunArgs {
     /// Compare with an earlier run: a run directory, or auto for the latest complete run beside --out.
     #[arg(long, value_name = "auto|DIR")]
     pub compare_with: Option<String>,
-    /// Report formats, comma-separated: csv, json, html.
+    /// Report formats, comma-separated: csv, json, html, xlsx.
     #[arg(long, value_delimiter = ',', value_parser = choice::<Format>(Format::NAMES), default_value = "csv,json,html")]
     pub format: Vec<Format>,
     /// Defuse CSV cells a spreadsheet would run as formulas (a leading =, +, -, @, tab or CR gets a ');

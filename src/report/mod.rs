@@ -7,6 +7,7 @@
 //! - [`write`]: `images.csv`, `images.jsonl`, `summary.*`, `rejected.csv`.
 //! - [`changes`]: what changed since an earlier run (a merge-join).
 //! - [`html`]: the one-page `summary.html`.
+//! - [`xlsx`]: the workbook `audit.xlsx`.
 //! - [`sort`]: the outcomes in `image_id` order, in bounded memory.
 //! - [`pass`]: the report pass, from the sorted outcomes and the expected
 //!   ids to the written files and the summary.
@@ -26,6 +27,7 @@ pub mod summary;
 pub mod trend;
 pub mod verify;
 pub mod write;
+pub mod xlsx;
 
 #[cfg(test)]
 pub(crate) mod testing {

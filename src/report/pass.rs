@@ -3,12 +3,14 @@
 //! every report file and the [`Summary`], in one sorted pass and bounded
 //! memory.
 //!
-//! `images.csv`, `images.jsonl` and `changes.csv` are streamed; the summary
-//! is a fold; the ledger matches the sorted outcomes against the sorted
-//! input ids, so an id that got no outcome is named, never lost. It is
+//! `images.csv`, `images.jsonl`, `changes.csv` and the sheets of
+//! `audit.xlsx` are streamed; the summary is a fold; the ledger matches the
+//! sorted outcomes against the sorted input ids, so an id that got no
+//! outcome is named, never lost. It is
 //! synchronous and may take long (hashing gigabytes at 10^6 ids): callers on
 //! an async runtime run it on a blocking thread.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::Path;
 
@@ -21,9 +23,12 @@ use super::sort;
 use super::summary::{Fold, Summary};
 use super::trend::TrendPoint;
 use super::write::{self as w, CsvStyle, ImagesCsv};
+use super::xlsx::AuditWorkbook;
 use crate::rundir::files::{write_atomic, AtomicFile, FileDigest};
 use crate::rundir::manifest::Ledger;
-use crate::rundir::{CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, REJECTED_CSV, SUMMARY_CSV, SUMMARY_HTML, SUMMARY_JSON};
+use crate::rundir::{
+    AUDIT_XLSX, CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, REJECTED_CSV, SUMMARY_CSV, SUMMARY_HTML, SUMMARY_JSON,
+};
 
 named_enum! {
     /// A report format (`--format`).
@@ -34,6 +39,8 @@ named_enum! {
         Json => "json",
         /// `summary.html`.
         Html => "html",
+        /// `audit.xlsx`.
+        Xlsx => "xlsx",
     }
 }
 
@@ -92,6 +99,12 @@ pub fn write_reports<'a>(
         true => Some(AtomicFile::create(dir, IMAGES_JSONL)?),
         false => None,
     };
+    // Shared by the records' stream and the comparison's changes, which
+    // take turns (never at once) while the merge-join pulls records.
+    let workbook = match formats.contains(&Format::Xlsx) {
+        true => Some(RefCell::new(AuditWorkbook::new(dir).with_context(|| format!("starting {AUDIT_XLSX}"))?)),
+        false => None,
+    };
     let mut fold = Fold::new(expected.input_rows, expected.duplicates, expected.rejected.len() as u64);
     let mut blocked: Vec<ImageRecord> = Vec::new();
     let mut want = expected.sorted_ids.peekable();
@@ -133,6 +146,9 @@ pub fn write_reports<'a>(
                 // The line is the record as serialized when it settled.
                 w.write_all(&line)?;
             }
+            if let Some(w) = &workbook {
+                w.borrow_mut().add_record(&r)?;
+            }
             Ok::<_, std::io::Error>(())
         })();
         Some(written.map(|_| r))
@@ -148,6 +164,9 @@ pub fn write_reports<'a>(
         let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), |c| {
             if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
                 newly_blocked.push(c.clone());
+            }
+            if let Some(w) = &workbook {
+                w.borrow_mut().add_change(c)?;
             }
             writer.write(c)
         })
@@ -216,6 +235,11 @@ pub fn write_reports<'a>(
         files.push(write_atomic(dir, SUMMARY_HTML, |out| {
             html::write_summary_html(out, &summary, &info, &mut blocked.iter())
         })?);
+    }
+    if let Some(book) = workbook {
+        let mut file = AtomicFile::create(dir, AUDIT_XLSX)?;
+        book.into_inner().finish(&summary, facts, &mut file).with_context(|| format!("writing {AUDIT_XLSX}"))?;
+        files.push(file.commit()?);
     }
     Ok((summary, files))
 }

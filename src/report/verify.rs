@@ -17,7 +17,7 @@ use super::record::{IdOrder, ImageRecord, OutcomeKind};
 use super::summary::Summary;
 use crate::rundir::files::digest_file;
 use crate::rundir::manifest::{Ledger, Manifest, ManifestError};
-use crate::rundir::{IMAGES_CSV, MANIFEST_JSON, REJECTED_CSV, SUMMARY_JSON};
+use crate::rundir::{AUDIT_XLSX, IMAGES_CSV, MANIFEST_JSON, REJECTED_CSV, SUMMARY_JSON};
 
 /// The result of a verification: what was checked and what failed.
 #[derive(Debug, Default)]
@@ -51,8 +51,8 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
             Ok(_) => v.checked.push(format!("{}: SHA-256 matches", f.name)),
         }
     }
-    if !manifest.lists(SUMMARY_JSON) && !manifest.lists(IMAGES_CSV) {
-        v.problems.push("the manifest lists neither summary.json nor images.csv".into());
+    if !manifest.lists(SUMMARY_JSON) && !manifest.lists(IMAGES_CSV) && !manifest.lists(AUDIT_XLSX) {
+        v.problems.push("the manifest lists no report (summary.json, images.csv or audit.xlsx)".into());
     }
     let l = &manifest.ledger;
     let problems = l.problems();

@@ -36,6 +36,8 @@ pub const REJECTED_CSV: &str = "rejected.csv";
 pub const CHANGES_CSV: &str = "changes.csv";
 /// `summary.html`: the one-page summary.
 pub const SUMMARY_HTML: &str = "summary.html";
+/// `audit.xlsx`: the workbook (Summary, Blocked, Changes, All images).
+pub const AUDIT_XLSX: &str = "audit.xlsx";
 /// `manifest.json`: lists every other report file.
 pub const MANIFEST_JSON: &str = "manifest.json";
 /// `manifest.sha256`: the manifest's own digest, in `sha256sum` form;
@@ -59,6 +61,7 @@ pub const REPORT_FILES: &[&str] = &[
     REJECTED_CSV,
     IMAGES_JSONL,
     SUMMARY_JSON,
+    AUDIT_XLSX,
     MANIFEST_JSON,
     MANIFEST_SHA256,
 ];

@@ -17,3 +17,4 @@ mod reliability;
 mod run_e2e;
 mod sim_strict;
 mod verdict;
+mod workbook;

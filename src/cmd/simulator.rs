@@ -182,7 +182,8 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
             retry: RetryPolicy::default(),
             max_failures: None,
             down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
-            audit_source: engine::AuditSource::ImageInfo,
+            // The reason of each blocked image, and a verdict for those without AuditStatus.
+            audit_source: engine::AuditSource::Both,
         },
         reports: ReportSettings { formats: vec![Format::Csv, Format::Json, Format::Html], csv: CsvStyle::default() },
         trend_runs: crate::report::trend::DEFAULT_TREND_RUNS,
@@ -195,7 +196,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s, 2% 500s, 1% 503s, 0.5% dropped connections",
         sim.config().catalog.len()
     );
-    println!("demo: auditing inputs/demo-image-ids.csv at 240 calls/s (above the quota, so throttling shows)");
+    println!("demo: auditing inputs/demo-image-ids.csv at 240 calls/s (above the quota, so throttling shows), asking GetMediaAuditResult why each blocked image is blocked");
     let stop = StopHandle::default();
     let phase = Phase::default();
     spawn_signal_listener(stop.clone(), phase.clone());

@@ -39,20 +39,17 @@
 //! string-to-sign, which holds it, and a proxy or a broken gateway may echo
 //! anything.)
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
 
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-
+use crate::api::answer::{bad_response, error_from_answer, header_str, read_capped, transport_error};
 use crate::api::credentials::Credentials;
-use crate::api::error::{classify, quote_answer_id, ApiError, ErrorClass};
-use crate::api::model::{
-    ErrorBody, GetImageInfoResponse, GetImageInfosResponse, GetMediaAuditResultResponse, ImageInfo,
-};
+use crate::api::error::{quote_answer_id, ApiError};
+use crate::api::model::{GetImageInfoResponse, GetImageInfosResponse, GetMediaAuditResultResponse, ImageInfo};
 use crate::api::proxy::ProxyUrl;
+use crate::api::redact::Redactor;
 use crate::api::signing;
 
 /// The API version of every VOD call.
@@ -371,114 +368,10 @@ impl VodClient {
     }
 }
 
-/// What replaces a secret.
-const REDACTED: &str = "***";
-
-/// The shortest base64 fragment of the token worth looking for (a token
-/// inside a longer base64 blob): shorter ones could be ordinary text. STS
-/// tokens run to hundreds of characters.
-const MIN_FRAGMENT: usize = 16;
-
-/// The STS token in every form a server might echo it, to replace in text
-/// from the server: raw; percent-encoded once and twice (the signature
-/// error's string-to-sign is encoded twice), with upper- and lower-case hex;
-/// base64 standard and URL-safe, with and without padding; and the part of
-/// its base64 that does not depend on its neighbours when it sits inside a
-/// longer base64 blob, at each of the three byte alignments.
-#[derive(Clone, Default)]
-pub struct Redactor {
-    /// Longest first, so that no form is cut by a shorter one inside it.
-    forms: Vec<String>,
-}
-
-impl std::fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} forms)", self.forms.len())
-    }
-}
-
-impl Redactor {
-    /// The forms of `token`; nothing to redact without one.
-    pub fn new(token: Option<&str>) -> Self {
-        let Some(token) = token.filter(|t| !t.is_empty()) else { return Redactor::default() };
-        let once = signing::percent_encode(token);
-        let lower_once = lower_hex_escapes(&once);
-        let mut forms = vec![
-            token.to_owned(),
-            signing::percent_encode(&once),
-            signing::percent_encode(&lower_once),
-            once,
-            lower_once,
-        ];
-        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-        let bytes = token.as_bytes();
-        forms.extend([STANDARD.encode(bytes), URL_SAFE.encode(bytes)]);
-        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-            forms.push(engine.encode(bytes));
-            for shift in 0..3 {
-                let mut shifted = vec![0u8; shift];
-                shifted.extend_from_slice(bytes);
-                let encoded = engine.encode(&shifted);
-                // Character i of base64 holds bits 6i..6i+6: keep those that
-                // lie wholly within the token's bits.
-                let first = (8 * shift).div_ceil(6);
-                let end = 8 * (shift + bytes.len()) / 6;
-                let fragment = &encoded[first..end];
-                if fragment.len() >= MIN_FRAGMENT {
-                    forms.push(fragment.to_owned());
-                }
-            }
-        }
-        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        forms.dedup();
-        Redactor { forms }
-    }
-
-    /// `text` with every form replaced by `***`.
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
-        for form in &self.forms {
-            if out.contains(form.as_str()) {
-                out = Cow::Owned(out.replace(form.as_str(), REDACTED));
-            }
-        }
-        out
-    }
-
-    /// [`Redactor::redact`] on a field.
-    pub fn redact_in_place(&self, text: &mut String) {
-        if let Cow::Owned(redacted) = self.redact(text) {
-            *text = redacted;
-        }
-    }
-}
-
-/// `%2B` -> `%2b`: the hex digits of each escape in lower case.
-fn lower_hex_escapes(encoded: &str) -> String {
-    let mut out = String::with_capacity(encoded.len());
-    let mut after_percent = 0;
-    for c in encoded.chars() {
-        if c == '%' {
-            after_percent = 2;
-            out.push(c);
-        } else if after_percent > 0 {
-            after_percent -= 1;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The id a `GetImageInfo` answer names when it is not the one asked; an
 /// answer that names none is about the id asked (see the module doc).
 fn names_another<'a>(asked: &str, info: &'a ImageInfo) -> Option<&'a str> {
     info.image_id.as_deref().filter(|named| *named != asked)
-}
-
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// What `GetMediaAuditResult` said about one image.
@@ -491,159 +384,10 @@ pub struct MediaAudit {
     pub request_id: Option<String>,
 }
 
-/// Turns a reqwest failure into an error that carries no URL: the signed
-/// parameters travel in the form body, so the URL holds none of them today,
-/// and an error message keeps it that way whatever a URL may come to hold.
-fn transport_error(e: reqwest::Error) -> ApiError {
-    let code = if e.is_timeout() {
-        "Timeout"
-    } else if e.is_connect() {
-        "ConnectionError"
-    } else if e.is_body() || e.is_decode() {
-        "ConnectionReset"
-    } else {
-        "ConnectionError"
-    };
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    ApiError::transport(code, message)
-}
-
-/// Whether a body is past `cap` bytes: by its declared length before a byte
-/// is read, then by the bytes read so far.
-fn past_cap(cap: usize, declared: Option<u64>, read: usize) -> bool {
-    declared.is_some_and(|n| n > cap as u64) || read > cap
-}
-
-/// Reads an answer's body, refusing it as a bad response once it is past
-/// `cap` (its `Content-Length`, or the chunks read so far): the rest is never
-/// read, and dropping the response closes the connection.
-async fn read_capped(mut response: reqwest::Response, action: &str, cap: usize) -> Result<bytes::Bytes, ApiError> {
-    let status = response.status().as_u16();
-    let declared = response.content_length();
-    let too_large = |how: String| {
-        bad_answer(
-            status,
-            format!("the {action} answer is larger than the {cap} bytes an answer may have ({how}); not read"),
-        )
-    };
-    if past_cap(cap, declared, 0) {
-        return Err(too_large(format!("Content-Length {}", declared.unwrap_or_default())));
-    }
-    let mut body = bytes::BytesMut::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if past_cap(cap, None, body.len() + chunk.len()) {
-            return Err(too_large(format!("{} bytes read so far", body.len() + chunk.len())));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-fn bad_response(status: u16, why: &str) -> ApiError {
-    bad_answer(status, format!("the answer is not the API's JSON: {why}"))
-}
-
-/// An answer that is not one the API gives: transient, retried.
-fn bad_answer(status: u16, message: String) -> ApiError {
-    ApiError {
-        class: ErrorClass::Transient,
-        code: "BadResponse".into(),
-        message,
-        request_id: None,
-        http_status: Some(status),
-        retry_after: None,
-        server_date: None,
-    }
-}
-
-/// Decodes a non-200 answer: the API's error body when there is one, the
-/// server's retry hints, and its clock.
-pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
-    // JSON as asked for; the gateway answers some errors in XML whatever the
-    // request's Format (the newer official SDKs parse both).
-    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok().or_else(|| xml_error_body(body));
-    let code = parsed.as_ref().and_then(|b| b.code.clone()).filter(|c| !c.is_empty());
-    let class = classify(code.as_deref(), Some(status));
-    let message = match (&parsed, &code) {
-        (Some(b), Some(_)) => b.message.clone().unwrap_or_default(),
-        _ => {
-            let snippet: String = String::from_utf8_lossy(body).chars().take(120).collect();
-            format!("HTTP {status} with a body that is not the API's JSON: {snippet:?}")
-        }
-    };
-    ApiError {
-        class,
-        code: code.unwrap_or_else(|| format!("HttpStatus{status}")),
-        message,
-        request_id: parsed.and_then(|b| b.request_id),
-        http_status: Some(status),
-        retry_after: retry_hint(headers),
-        server_date: header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok()),
-    }
-}
-
-/// An `<Error>` body: `RequestId`, `HostId`, `Code`, `Message`, `Recommend`
-/// as elements. Read by hand (flat, five known elements), with the five
-/// XML entities decoded.
-fn xml_error_body(body: &[u8]) -> Option<ErrorBody> {
-    let text = std::str::from_utf8(body).ok()?;
-    if !text.contains("<Error>") && !text.contains("<Error ") {
-        return None;
-    }
-    let element = |name: &str| -> Option<String> {
-        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
-        let end = start + text[start..].find(&format!("</{name}>"))?;
-        let raw = &text[start..end];
-        Some(
-            raw.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        )
-    };
-    let body = ErrorBody {
-        request_id: element("RequestId"),
-        code: element("Code"),
-        message: element("Message"),
-        ..ErrorBody::default()
-    };
-    body.code.is_some().then_some(body)
-}
-
-/// The longest wait any of the server's hints asks for.
-pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
-    let mut best: Option<u64> = None;
-    let mut take = |ms: u64| best = Some(best.map_or(ms, |b| b.max(ms)));
-    if let Some(ms) = header_str(headers, "x-acs-retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        take(ms);
-    }
-    for name in ["x-ratelimit-user", "x-ratelimit-user-api"] {
-        if let Some(ms) = header_str(headers, name).and_then(|v| time_left_ms(&v)) {
-            take(ms);
-        }
-    }
-    best.map(Duration::from_millis)
-}
-
-/// `TimeLeft` (milliseconds) from `Limit:100,Remain:0,TimeLeft:2000,Reset:...`.
-pub fn time_left_ms(value: &str) -> Option<u64> {
-    value.split(',').find_map(|part| {
-        let (k, v) = part.split_once(':')?;
-        (k.trim() == "TimeLeft").then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::ErrorClass;
     use crate::api::secret::Secret;
 
     fn client(token: Option<&str>) -> VodClient {
@@ -706,60 +450,6 @@ mod tests {
     }
 
     /// Every form the server might echo, in a message and in a field.
-    #[test]
-    fn redaction_covers_every_encoding_of_the_token() {
-        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-        let token = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
-        let r = Redactor::new(Some(token));
-        let once = signing::percent_encode(token);
-        assert!(once.contains("%2B"), "{once}");
-        let lower = once.replace("%2B", "%2b").replace("%2F", "%2f").replace("%3D", "%3d").replace("%3E", "%3e");
-        let std = STANDARD.encode(token);
-        let url = URL_SAFE.encode(token);
-        assert_ne!(std, url);
-        let forms = [
-            token.to_owned(),
-            once.clone(),
-            signing::percent_encode(&once),
-            lower.clone(),
-            signing::percent_encode(&lower),
-            std.clone(),
-            std.trim_end_matches('=').to_owned(),
-            url.clone(),
-            url.trim_end_matches('=').to_owned(),
-        ];
-        for form in &forms {
-            assert_eq!(r.redact(&format!("echo [{form}] end")), "echo [***] end", "{form}");
-        }
-        let mut field = format!("{}&{}", forms[3], forms[8]);
-        r.redact_in_place(&mut field);
-        assert_eq!(field, "***&***");
-        assert!(matches!(r.redact("nothing secret here"), Cow::Borrowed(_)));
-        assert!(!format!("{r:?}").contains("CAIS"), "Debug shows no form");
-        assert!(matches!(Redactor::new(None).redact(token), Cow::Borrowed(_)));
-        assert!(matches!(Redactor::new(Some("")).redact("abc"), Cow::Borrowed(_)));
-    }
-
-    /// The token inside a longer base64 blob, at every alignment: what
-    /// depends only on the token's bytes is gone.
-    #[test]
-    fn redaction_finds_the_token_inside_a_base64_blob() {
-        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-        let token = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
-        let r = Redactor::new(Some(token));
-        for prefix in ["", "a", "ab", "SecurityToken=", "{\"t\":\""] {
-            let blob = format!("{prefix}{token}\"}}");
-            for encoded in [STANDARD.encode(&blob), URL_SAFE_NO_PAD.encode(&blob)] {
-                let red = r.redact(&encoded);
-                assert!(red.contains("***"), "{prefix:?}: {encoded}");
-                // Of the token's ~70 base64 characters, at most the 2 + 2
-                // that straddle its ends are left.
-                let left = red.len() - 3;
-                assert!(left <= encoded.len() - token.len() * 4 / 3 + 4, "{prefix:?}: {encoded} -> {red}");
-            }
-        }
-    }
-
     #[test]
     fn answers_lose_the_token_in_every_text_field() {
         let r = Redactor::new(Some("tok+/=longer-token-value"));
@@ -853,19 +543,6 @@ mod tests {
         assert_eq!(names_another("abc", &info(Some(""))), Some(""), "an empty ImageId names no image asked");
     }
 
-    #[test]
-    fn the_cap_is_checked_on_the_declared_length_and_on_the_bytes_read() {
-        assert!(!past_cap(10, None, 0));
-        assert!(!past_cap(10, Some(10), 10));
-        assert!(past_cap(10, Some(11), 0), "a declared length past the cap: refused before reading");
-        assert!(past_cap(10, None, 11), "no declared length: refused once past the cap");
-        assert!(past_cap(10, Some(5), 11), "a body longer than it said");
-        assert_eq!(MAX_ANSWER_BYTES, 1024 * 1024);
-        assert_eq!(MAX_BATCH_ANSWER_BYTES, 20 * 1024 * 1024);
-    }
-
-    /// A chunked answer past the cap: refused while the server still has
-    /// more to send (the server never ends it; reading to the end would hang).
     #[tokio::test]
     async fn a_chunked_answer_past_the_cap_is_refused_while_it_streams() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -895,67 +572,5 @@ mod tests {
         assert_eq!(e.http_status, Some(503));
         assert!(e.message.contains("larger than the 1048576 bytes"), "{e}");
         server.await.unwrap();
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn error_answers_decode_with_hints() {
-        let body = br#"{"RequestId":"R1","HostId":"vod.cn-shanghai.aliyuncs.com","Code":"Throttling.User","Message":"Request was denied due to user flow control.","Recommend":"x"}"#;
-        let h = headers(&[
-            ("x-ratelimit-user", "Limit:100,Remain:0,TimeLeft:2000,Reset:1700000000"),
-            ("x-acs-retry-after", "500"),
-        ]);
-        let e = error_from_answer(400, &h, body);
-        assert_eq!(e.class, ErrorClass::Throttled);
-        assert_eq!(e.code, "Throttling.User");
-        assert_eq!(e.request_id.as_deref(), Some("R1"));
-        assert_eq!(e.retry_after, Some(Duration::from_millis(2000)));
-        assert_eq!(e.http_status, Some(400));
-    }
-
-    #[test]
-    fn html_from_a_proxy_is_transient() {
-        let e = error_from_answer(502, &HeaderMap::new(), b"<html><body>Bad Gateway</body></html>");
-        assert_eq!(e.class, ErrorClass::Transient);
-        assert_eq!(e.code, "HttpStatus502");
-        assert!(e.message.contains("Bad Gateway"));
-    }
-
-    #[test]
-    fn missing_and_unknown_key_differ_on_404() {
-        let miss = error_from_answer(
-            404,
-            &HeaderMap::new(),
-            br#"{"Code":"NoSuchResource","Message":"The specified resource does not exist."}"#,
-        );
-        assert_eq!(miss.class, ErrorClass::Missing);
-        let key = error_from_answer(
-            404,
-            &HeaderMap::new(),
-            br#"{"Code":"InvalidAccessKeyId.NotFound","Message":"Specified access key is not found."}"#,
-        );
-        assert_eq!(key.class, ErrorClass::Fatal);
-    }
-
-    #[test]
-    fn server_date_is_read_for_skew_advice() {
-        let h = headers(&[("date", "Sun, 06 Nov 1994 08:49:37 GMT")]);
-        let e = error_from_answer(400, &h, br#"{"Code":"InvalidTimeStamp.Expired","Message":"expired"}"#);
-        assert_eq!(e.server_date, Some(humantime::parse_rfc3339("1994-11-06T08:49:37Z").unwrap()));
-        assert!(e.advice().contains("minutes ahead of"), "{}", e.advice());
-    }
-
-    #[test]
-    fn time_left_parsing() {
-        assert_eq!(time_left_ms("Limit:100,Remain:0,TimeLeft:2000,Reset:1"), Some(2000));
-        assert_eq!(time_left_ms("Limit:100, TimeLeft: 15"), Some(15));
-        assert_eq!(time_left_ms("garbage"), None);
     }
 }

@@ -9,10 +9,12 @@
 //! - [`client`]: one signed call and the decoding of its answer.
 //! - [`proxy`]: which proxy, if any, the calls go through.
 
+pub(crate) mod answer;
 pub(crate) mod client;
 pub(crate) mod credentials;
 pub(crate) mod error;
 pub mod model;
 pub(crate) mod proxy;
+pub(crate) mod redact;
 pub(crate) mod secret;
 pub mod signing;

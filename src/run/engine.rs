@@ -9,7 +9,7 @@
 //! progress display, the journal) and keeps none of them.
 //!
 //! With `--api batch` it also files each `GetImageInfos` answer under the
-//! ids asked ([`file_batch_answer`]). Every id asked must come back once, in
+//! ids asked ([`super::batch`]). Every id asked must come back once, in
 //! `ImageInfo` or in `NonExistImageIds` (vod-openapi.md §6). An answer that
 //! names an id not asked, names an id twice (in one list or across both), or
 //! holds an `ImageInfo` without `ImageId` (which could be about any of the
@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::batch::{file_batch_answer, Filed};
 use super::guard::{
     FailureLimit, Outage, OutageStep, Pause, RetryBudget, FAILURES_IN_A_ROW, RETRY_BUDGET, RETRY_COST, SUCCESS_REFUND,
     TIMEOUT_RETRY_COST,
@@ -34,11 +35,10 @@ use crate::run::rate::{RateControl, RateMode};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::api::client::VodClient;
-use crate::api::error::{quote_answer_id, ApiError, ErrorClass};
-use crate::api::model::{GetImageInfosResponse, ImageInfo};
+use crate::api::error::{ApiError, ErrorClass};
 use crate::report::record::OutcomeKind;
 use crate::report::record::BLOCKED;
 use crate::run::outcome::{AuditNote, FailureInfo, Outcome};
@@ -469,57 +469,11 @@ async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
 /// missing, after retries.
 pub const UNACCOUNTED: &str = "Unaccounted";
 
-/// A `GetImageInfos` answer filed under the ids asked.
-#[derive(Debug)]
-struct Filed {
-    found: HashMap<String, ImageInfo>,
-    missing: HashSet<String>,
-    request_id: Option<String>,
-}
-
-/// Files a batch answer under the ids `asked`, or refuses it whole as
-/// `MismatchedImageId` when it names an id not asked, names one twice, or
-/// holds an `ImageInfo` without `ImageId` (see the module doc). Ids in
-/// neither list are simply absent from the result.
-fn file_batch_answer(asked: &[&str], answer: GetImageInfosResponse) -> Result<Filed, ApiError> {
-    let GetImageInfosResponse { request_id, image_info, non_exist_image_ids } = answer;
-    let refuse = |why: String| {
-        let why = format!("the GetImageInfos answer for this id's call {why}; nothing in it is filed");
-        Err(ApiError::mismatched_image_id(why, request_id.clone()))
-    };
-    let asked: HashSet<&str> = asked.iter().copied().collect();
-    let mut found = HashMap::with_capacity(image_info.len());
-    for info in image_info {
-        let Some(id) = info.image_id.clone() else {
-            return refuse("holds an ImageInfo without ImageId".to_owned());
-        };
-        if !asked.contains(id.as_str()) {
-            return refuse(format!("lists ImageId {} in ImageInfo, which was not asked", quote_answer_id(&id)));
-        }
-        if found.insert(id.clone(), info).is_some() {
-            return refuse(format!("lists ImageId {} twice in ImageInfo", quote_answer_id(&id)));
-        }
-    }
-    let mut missing = HashSet::with_capacity(non_exist_image_ids.len());
-    for id in non_exist_image_ids {
-        if !asked.contains(id.as_str()) {
-            return refuse(format!("lists ImageId {} in NonExistImageIds, which was not asked", quote_answer_id(&id)));
-        }
-        if found.contains_key(&id) {
-            return refuse(format!("lists ImageId {} both in ImageInfo and NonExistImageIds", quote_answer_id(&id)));
-        }
-        if !missing.insert(id.clone()) {
-            return refuse(format!("lists ImageId {} twice in NonExistImageIds", quote_answer_id(&id)));
-        }
-    }
-    Ok(Filed { found, missing, request_id })
-}
-
 /// Up to 20 ids with `GetImageInfos`. Misses come from `NonExistImageIds`;
 /// an id in neither list is asked again, then reported `Unaccounted`; an
 /// image whose batch answer lacks `AuditStatus` is asked again with
 /// `GetImageInfo`, since the batch call's model does not promise it. An
-/// answer that names ids wrongly is refused whole ([`file_batch_answer`]) and
+/// answer that names ids wrongly is refused whole ([`super::batch`]) and
 /// retried like any bad answer.
 async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(ids.len());
@@ -614,63 +568,5 @@ pub fn rate(n: u64, elapsed: Duration) -> f64 {
         n as f64 / secs
     } else {
         0.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(id: Option<&str>) -> ImageInfo {
-        ImageInfo { image_id: id.map(str::to_owned), title: id.map(|i| format!("title of {i}")), ..Default::default() }
-    }
-
-    fn answer(found: &[Option<&str>], missing: &[&str]) -> GetImageInfosResponse {
-        GetImageInfosResponse {
-            request_id: Some("R".into()),
-            image_info: found.iter().map(|id| info(*id)).collect(),
-            non_exist_image_ids: missing.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn a_batch_answer_is_filed_under_the_ids_it_names() {
-        let filed = file_batch_answer(&["a", "b", "c", "d"], answer(&[Some("b"), Some("a")], &["c"])).unwrap();
-        assert_eq!(filed.found["a"].title.as_deref(), Some("title of a"));
-        assert_eq!(filed.found["b"].title.as_deref(), Some("title of b"));
-        assert_eq!(filed.missing, HashSet::from(["c".to_owned()]));
-        assert!(!filed.found.contains_key("d") && !filed.missing.contains("d"), "d is unaccounted, not invented");
-        assert_eq!(filed.request_id.as_deref(), Some("R"));
-    }
-
-    #[test]
-    fn a_batch_answer_that_names_ids_wrongly_is_refused_whole() {
-        let asked = ["a", "b", "c"];
-        // (ImageInfo ids, NonExistImageIds, what the refusal says)
-        type Row<'a> = (&'a [Option<&'a str>], &'a [&'a str], &'a str);
-        let table: &[Row] = &[
-            (&[Some("a"), Some("x")], &[], r#"lists ImageId "x" in ImageInfo, which was not asked"#),
-            (&[Some("a")], &["y"], r#"lists ImageId "y" in NonExistImageIds, which was not asked"#),
-            (&[Some("a"), Some("a")], &[], r#"lists ImageId "a" twice in ImageInfo"#),
-            (&[], &["b", "b"], r#"lists ImageId "b" twice in NonExistImageIds"#),
-            (&[Some("c")], &["c"], r#"lists ImageId "c" both in ImageInfo and NonExistImageIds"#),
-            (&[Some("a"), None], &[], "holds an ImageInfo without ImageId"),
-            (&[Some("")], &[], r#"lists ImageId "" in ImageInfo, which was not asked"#),
-        ];
-        for (found, missing, why) in table {
-            let e = file_batch_answer(&asked, answer(found, missing)).unwrap_err();
-            assert_eq!(e.code, "MismatchedImageId", "{why}");
-            assert_eq!(e.class, ErrorClass::Transient, "retried like a bad answer");
-            assert_eq!((e.http_status, e.request_id.as_deref()), (Some(200), Some("R")));
-            assert!(e.message.contains(why), "{} does not say {why}", e.message);
-        }
-    }
-
-    #[test]
-    fn a_foreign_id_is_quoted_escaped_and_short() {
-        let long = format!("\u{1b}]0;x\u{7}{}", "z".repeat(300));
-        let e = file_batch_answer(&["a"], answer(&[Some(&long)], &[])).unwrap_err();
-        assert!(!e.message.contains('\u{1b}') && e.message.contains(r"\u{1b}]0;x\u{7}"), "{}", e.message);
-        assert!(!e.message.contains(&"z".repeat(100)) && e.message.contains("(306 characters)"), "{}", e.message);
     }
 }

@@ -6,9 +6,11 @@
 //! - [`retry`]: the retry decision and backoff, pure.
 //! - [`engine`]: the rate-limited, concurrent calls, each settled as an
 //!   [`outcome::Outcome`].
+//! - [`batch`]: filing a batch answer under the ids asked, or refusing it.
 //! - [`guard`]: the retry budget, the outage clock, `--max-failures`.
 //! - [`journal`]: the crash-safe record of settled ids, for resuming.
 
+pub(crate) mod batch;
 pub(crate) mod engine;
 pub(crate) mod guard;
 pub mod input;

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use crate::api::credentials::Credentials;
+use crate::api::endpoints;
 use crate::api::error::{classify, ApiError, ErrorClass};
 use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
 use crate::api::signing;
@@ -59,9 +60,10 @@ pub enum EndpointError {
 pub struct Endpoint(String);
 
 impl Endpoint {
-    /// `https://vod.{region}.aliyuncs.com/`.
-    pub fn for_region(region: &str) -> Self {
-        Endpoint(format!("https://vod.{region}.aliyuncs.com/"))
+    /// The region's endpoint from the SDKs' table ([`endpoints::vod_host`]):
+    /// `https://vod.{region}.aliyuncs.com/`, `vod-vpc.` from a VPC.
+    pub fn for_region(region: &str, vpc: bool) -> Result<Self, endpoints::UnknownRegion> {
+        Ok(Endpoint(format!("https://{}/", endpoints::vod_host(region, vpc)?)))
     }
 
     /// An operator-supplied endpoint (VPC endpoint, the simulator).
@@ -86,6 +88,31 @@ impl Endpoint {
     /// The URL text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The host name, when the URL names one (not an IP address).
+    pub fn domain(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.0).ok()?;
+        match url.host()? {
+            url::Host::Domain(d) => Some(d.to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Resolves the host name before the first call, so that a name that
+    /// does not exist (a mistyped region or endpoint) is told apart from an
+    /// outage: the error names the host.
+    pub async fn resolve_host(&self) -> Result<(), String> {
+        let Some(host) = self.domain() else { return Ok(()) };
+        let port = reqwest::Url::parse(&self.0).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
+        let found = tokio::net::lookup_host((host.as_str(), port)).await.map(|mut a| a.next().is_some());
+        match found {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("the endpoint's host {host} resolves to no address")),
+            Err(e) => Err(format!(
+                "the endpoint's host {host} cannot be resolved ({e}): check --region and --endpoint, and the DNS of this machine"
+            )),
+        }
     }
 }
 
@@ -357,7 +384,7 @@ mod tests {
     use crate::api::secret::Secret;
 
     fn client(token: Option<&str>) -> VodClient {
-        client_at(token, Endpoint::for_region("cn-shanghai"))
+        client_at(token, Endpoint::for_region("cn-shanghai", false).unwrap())
     }
 
     fn client_at(token: Option<&str>, endpoint: Endpoint) -> VodClient {
@@ -416,7 +443,7 @@ mod tests {
 
     #[test]
     fn endpoint_rules() {
-        assert_eq!(Endpoint::for_region("cn-beijing").as_str(), "https://vod.cn-beijing.aliyuncs.com/");
+        assert_eq!(Endpoint::for_region("cn-beijing", false).unwrap().as_str(), "https://vod.cn-beijing.aliyuncs.com/");
         assert!(Endpoint::parse("https://vod-vpc.cn-shanghai.aliyuncs.com").is_ok());
         assert_eq!(Endpoint::parse("http://127.0.0.1:9480").unwrap().as_str(), "http://127.0.0.1:9480/");
         assert!(Endpoint::parse("http://localhost:1/").is_ok());

@@ -120,7 +120,26 @@ pub const ENV_VARS: &[&str] = &[
     "ALICLOUD_SECURITY_TOKEN",
     "ALIBABA_CLOUD_PROFILE",
     "ALIBABA_CLOUD_REGION_ID",
+    "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED",
 ];
+
+/// One variable of [`ENV_VARS`] from the process environment: `None` when
+/// unset or blank, an error when it is not UTF-8.
+pub fn process_var(name: &'static str) -> Result<Option<String>, CredentialError> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.into_string().map_err(|_| CredentialError::NotUnicode { var: name })?;
+            Ok(Some(v).filter(|v| !v.trim().is_empty()))
+        }
+    }
+}
+
+/// Whether a variable holds `true` (any case), as the official libraries
+/// read their switches.
+pub fn is_true(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
 
 /// Resolves credentials and region from the process environment and `$HOME`.
 /// Only the variables the chain reads are looked at, one by one, so a cron

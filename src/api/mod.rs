@@ -4,12 +4,14 @@
 //! - [`signing`]: RPC signature V1 (HMAC-SHA1), pure.
 //! - [`secret`]: the type that never prints a secret.
 //! - [`credentials`]: the Alibaba Cloud credential chain and region.
+//! - [`endpoints`]: the region to endpoint table (VOD and STS).
 //! - [`model`]: the wire model (`ImageInfo` and the envelopes).
 //! - [`error`]: a failed call and its class (missing, throttled, fatal, ...).
 //! - [`client`]: one signed call and the decoding of its answer.
 
 pub(crate) mod client;
 pub(crate) mod credentials;
+pub mod endpoints;
 pub(crate) mod error;
 pub mod model;
 pub(crate) mod secret;

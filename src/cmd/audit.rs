@@ -120,13 +120,15 @@ pub async fn run_audit(
         Some(arg) => rundir::find_previous(arg, &settings.out).map_err(CmdError::usage)?,
         None => None,
     };
+    let client = VodClient::new(target.credentials.clone(), target.client.clone())
+        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    // A host that does not resolve is a mistake in the configuration, not an outage to ride out.
+    client.endpoint().resolve_host().await.map_err(|e| CmdError::new(Exit::Stopped, anyhow::anyhow!(e)))?;
     let dir = RunDir::open(&settings.out, settings.force)?;
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);
     }
     let started = SystemTime::now();
-    let client = VodClient::new(target.credentials.clone(), target.client.clone())
-        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
     let (journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {

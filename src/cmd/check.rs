@@ -9,11 +9,21 @@ use crate::api::error::ErrorClass;
 use crate::report::record::OutcomeKind;
 use crate::run::input;
 
-/// `check --image-id ID`.
+/// `check --image-id ID`, or `check --dry-run`.
 pub async fn check(a: &CheckArgs) -> CmdResult {
-    let id = a.image_id.trim();
-    input::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {:?}: {why}", a.image_id)))?;
+    let raw_id = a.image_id.clone().unwrap_or_default();
+    let id = raw_id.trim();
+    if !a.dry_run {
+        input::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {raw_id:?}: {why}")))?;
+    }
     let target = ApiTarget::resolve(&a.api)?;
+    if a.dry_run {
+        println!("region: {}", target.region);
+        println!("endpoint: {}", target.client.endpoint.as_str());
+        println!("credentials: {}", target.credentials.source);
+        return Ok(Exit::Ok);
+    }
+    target.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
     let client = VodClient::new(target.credentials.clone(), target.client.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
     let (value, exit) = match client.get_image_info(id).await {

@@ -120,10 +120,13 @@ pub struct ApiArgs {
     /// Region id (else ALIBABA_CLOUD_REGION_ID, the profile's region_id, cn-shanghai).
     #[arg(long, value_name = "ID")]
     pub region: Option<String>,
-    /// Endpoint URL instead of https://vod.<region>.aliyuncs.com/ (VPC endpoint, the simulator).
+    /// Endpoint URL instead of the region's (a private endpoint, the simulator).
     /// Plain http:// only to loopback addresses.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Call the region's VPC endpoint, vod-vpc.<region>.aliyuncs.com (also: ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true).
+    #[arg(long)]
+    pub vpc: bool,
     /// aliyun CLI profile to use (else ALIBABA_CLOUD_PROFILE, else the file's current profile).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
@@ -212,8 +215,12 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// The image id to look up.
-    #[arg(long, value_name = "ID")]
-    pub image_id: String,
+    #[arg(long, value_name = "ID", required_unless_present = "dry_run")]
+    pub image_id: Option<String>,
+    /// Print the region, endpoint and credential source that would be used, and call nothing
+    /// that needs no call to know (static keys: nothing at all).
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }

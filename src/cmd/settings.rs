@@ -148,9 +148,11 @@ impl ApiTarget {
 
     /// Builds the target with credentials already at hand.
     pub fn with_credentials(a: &ApiArgs, credentials: Credentials, region: String) -> Result<Self, CmdError> {
+        let vpc =
+            a.vpc || credentials::is_true(credentials::process_var("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED")?.as_deref());
         let endpoint = match &a.endpoint {
             Some(e) => Endpoint::parse(e)?,
-            None => Endpoint::for_region(&region),
+            None => Endpoint::for_region(&region, vpc).map_err(CmdError::usage)?,
         };
         let timeout = match &a.timeout {
             Some(t) => parse_duration("--timeout", t)?,

@@ -152,6 +152,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     let api = ApiArgs {
         region: None,
         endpoint: Some(format!("http://{addr}/")),
+        vpc: false,
         profile: None,
         timeout: Some("5s".into()),
         output_type: OutputType::Cdn,

@@ -11,11 +11,16 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
-use crate::api::credentials::Credentials;
+use std::sync::Arc;
+
+use crate::api::credentials::{CredentialSource, Credentials};
 use crate::api::endpoints;
 use crate::api::error::{classify, ApiError, ErrorClass};
 use crate::api::model::{ErrorBody, GetImageInfoResponse, GetImageInfosResponse, ImageInfo};
+use crate::api::provider::{Hosts, Provider};
+use crate::api::secret::Secret;
 use crate::api::signing;
+use crate::api::sts::{Identity, Key};
 
 /// The API version of every VOD call.
 pub const API_VERSION: &str = "2017-03-21";
@@ -68,6 +73,19 @@ impl Endpoint {
 
     /// An operator-supplied endpoint (VPC endpoint, the simulator).
     pub fn parse(text: &str) -> Result<Self, EndpointError> {
+        Self::parse_with(text, false)
+    }
+
+    /// The ECS metadata service's base URL: plain http is allowed to its
+    /// link-local address as well as to loopback.
+    pub fn parse_metadata(text: &str) -> Result<Self, EndpointError> {
+        Self::parse_with(text, true)
+    }
+
+    /// The metadata service of every ECS instance.
+    pub const METADATA: &'static str = "http://100.100.100.200/";
+
+    fn parse_with(text: &str, metadata: bool) -> Result<Self, EndpointError> {
         let url = reqwest::Url::parse(text).map_err(|e| EndpointError::NotAUrl(text.into(), e.to_string()))?;
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
             return Err(EndpointError::Extras(text.into()));
@@ -75,6 +93,7 @@ impl Endpoint {
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
+            "http" if metadata && url.host_str() == Some("100.100.100.200") => {}
             "http" => return Err(EndpointError::PlainHttp(text.into())),
             _ => return Err(EndpointError::Scheme(text.into())),
         }
@@ -97,6 +116,11 @@ impl Endpoint {
             url::Host::Domain(d) => Some(d.to_owned()),
             _ => None,
         }
+    }
+
+    /// Whether the endpoint is a loopback address (the simulator).
+    pub fn is_loopback(&self) -> bool {
+        reqwest::Url::parse(&self.0).is_ok_and(|u| is_loopback(&u))
     }
 
     /// Resolves the host name before the first call, so that a name that
@@ -133,6 +157,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub output_type: OutputType,
     pub auth_timeout: Option<u64>,
+    /// Where STS calls go (the credentials' renewal, `GetCallerIdentity`).
+    pub sts_endpoint: Endpoint,
+    /// The ECS metadata service.
+    pub metadata_endpoint: Endpoint,
 }
 
 /// A found image and the id of the request that found it.
@@ -146,18 +174,17 @@ pub struct Found {
 /// connection pool is inside.
 pub struct VodClient {
     http: reqwest::Client,
-    credentials: Credentials,
+    /// The key of each call, renewed when it is temporary.
+    provider: Arc<Provider>,
     config: ClientConfig,
     /// The endpoint, parsed once: every call posts to it.
     url: reqwest::Url,
-    /// HMAC keyed once with the secret.
-    signer: signing::Signer,
     auth_timeout: Option<String>,
 }
 
 impl VodClient {
     /// Builds a client with connection reuse and the configured timeouts.
-    pub fn new(credentials: Credentials, config: ClientConfig) -> anyhow::Result<Self> {
+    pub fn new(credentials: CredentialSource, config: ClientConfig) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -177,9 +204,24 @@ impl VodClient {
             .user_agent(concat!("vod-image-audit/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let url = reqwest::Url::parse(config.endpoint.as_str())?;
-        let signer = signing::Signer::new(credentials.access_key_secret.expose());
+        let hosts = Hosts {
+            sts: reqwest::Url::parse(config.sts_endpoint.as_str())?,
+            metadata: reqwest::Url::parse(config.metadata_endpoint.as_str())?,
+        };
+        let provider = Arc::new(Provider::new(credentials, http.clone(), hosts));
         let auth_timeout = config.auth_timeout.map(|t| t.to_string());
-        Ok(VodClient { http, credentials, config, url, signer, auth_timeout })
+        Ok(VodClient { http, provider, config, url, auth_timeout })
+    }
+
+    /// Gets the first key (a fixed one is at hand; a temporary one is
+    /// fetched), so that a source that does not work is told before the run.
+    pub async fn first_key(&self) -> Result<(), ApiError> {
+        self.provider.key().await.map(drop)
+    }
+
+    /// Who the key is (`GetCallerIdentity`).
+    pub async fn caller_identity(&self) -> Result<Identity, ApiError> {
+        self.provider.caller_identity().await
     }
 
     /// The endpoint this client calls.
@@ -191,25 +233,13 @@ impl VodClient {
     /// and nonce are arguments.
     pub fn params<'a>(
         &'a self,
+        credentials: &'a Credentials,
         action: &'a str,
         operation: &[(&'a str, &'a str)],
         timestamp: &'a str,
         nonce: &'a str,
     ) -> Vec<(&'a str, &'a str)> {
-        let mut p: Vec<(&str, &str)> = Vec::with_capacity(12 + operation.len());
-        p.extend([
-            ("Action", action),
-            ("Version", API_VERSION),
-            ("Format", "JSON"),
-            ("AccessKeyId", self.credentials.access_key_id.as_str()),
-            ("SignatureMethod", "HMAC-SHA1"),
-            ("SignatureVersion", "1.0"),
-            ("SignatureNonce", nonce),
-            ("Timestamp", timestamp),
-        ]);
-        if let Some(token) = &self.credentials.security_token {
-            p.push(("SecurityToken", token.expose()));
-        }
+        let mut p = common_params(credentials, API_VERSION, action, timestamp, nonce);
         p.extend_from_slice(operation);
         p.push(("OutputType", self.config.output_type.as_str()));
         if let Some(t) = &self.auth_timeout {
@@ -234,61 +264,137 @@ impl VodClient {
         serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))
     }
 
-    /// One signed attempt: `POST /` with the signed parameters as a form
-    /// body (the RPC gateway signs query and form parameters alike), so the
-    /// URL stays the bare endpoint: nothing to re-parse per call, and the
-    /// signature and any STS token stay out of URLs that proxies log.
+    /// One signed attempt of a VOD action, with the provider's current key.
     async fn call(&self, action: &str, operation: &[(&str, &str)]) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+        let key = self.provider.key().await?;
         let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let nonce = format!("{:032x}", rand::random::<u128>());
         let body = {
-            let params = self.params(action, operation, &timestamp, &nonce);
-            self.signer.signed_query("POST", &params)
+            let params = self.params(&key.credentials, action, operation, &timestamp, &nonce);
+            key.signer.signed_query("POST", &params)
         };
-        let response = self
-            .http
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        if status == 200 {
-            // The hot path: no copy of the headers, only the one we may use.
-            let request_id = header_str(response.headers(), "x-acs-request-id");
-            let body = response.bytes().await.map_err(transport_error)?;
-            return Ok((body, request_id));
+        let mut result = post_form(&self.http, &self.url, body, key.credentials.security_token.as_ref()).await;
+        if let Err(e) = &mut result {
+            if e.code == "InvalidSecurityToken.Expired" {
+                self.token_expired(&key, e);
+            }
         }
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport_error)?;
-        let mut err = error_from_answer(status, &headers, &body);
-        err.message = self.redact(&err.message);
-        Err(err)
+        result
     }
 
-    /// Removes what must not reach a log or a report from a server message:
-    /// the echoed string-to-sign (it carries every parameter, the STS token
-    /// among them) and the token itself in any encoding.
-    fn redact(&self, message: &str) -> String {
-        let mut m = match message.find("server string to sign is:") {
-            Some(i) => {
-                format!("{}server string to sign is: (withheld: it holds the request's parameters)", &message[..i])
-            }
-            None => message.to_owned(),
-        };
-        if let Some(token) = &self.credentials.security_token {
-            let raw = token.expose();
-            let once = signing::percent_encode(raw);
-            let twice = signing::percent_encode(&once);
-            for form in [raw, once.as_str(), twice.as_str()] {
-                if !form.is_empty() {
-                    m = m.replace(form, "***");
-                }
+    /// The service says the STS token expired: a renewed source renews it
+    /// and the call is tried again; a fixed token cannot be, and the run
+    /// stops with what to do.
+    fn token_expired(&self, key: &Arc<Key>, e: &mut ApiError) {
+        if self.provider.renews() {
+            self.provider.expire(key);
+            e.class = ErrorClass::Transient;
+            return;
+        }
+        let at = key.expires.or(e.server_date).unwrap_or_else(SystemTime::now);
+        e.class = ErrorClass::Fatal;
+        e.message = format!(
+            "the STS token expired at {} or before ({}); use a RAM role source so the tool can renew it",
+            humantime::format_rfc3339_seconds(at),
+            self.provider.source().source
+        );
+    }
+}
+
+/// The parameters every signed RPC call carries.
+pub(crate) fn common_params<'a>(
+    credentials: &'a Credentials,
+    version: &'a str,
+    action: &'a str,
+    timestamp: &'a str,
+    nonce: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut p: Vec<(&str, &str)> = Vec::with_capacity(14);
+    p.extend([
+        ("Action", action),
+        ("Version", version),
+        ("Format", "JSON"),
+        ("AccessKeyId", credentials.access_key_id.as_str()),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce),
+        ("Timestamp", timestamp),
+    ]);
+    if let Some(token) = &credentials.security_token {
+        p.push(("SecurityToken", token.expose()));
+    }
+    p
+}
+
+/// One signed RPC attempt of any product (STS, say) with `key`.
+pub(crate) async fn signed_call(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    key: &Key,
+    version: &str,
+    action: &str,
+    operation: &[(&str, &str)],
+) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+    let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let nonce = format!("{:032x}", rand::random::<u128>());
+    let body = {
+        let mut params = common_params(&key.credentials, version, action, &timestamp, &nonce);
+        params.extend_from_slice(operation);
+        key.signer.signed_query("POST", &params)
+    };
+    post_form(http, url, body, key.credentials.security_token.as_ref()).await
+}
+
+/// `POST /` with the signed parameters as a form body (the RPC gateway
+/// signs query and form parameters alike), so the URL stays the bare
+/// endpoint: nothing to re-parse per call, and the signature and any STS
+/// token stay out of URLs that proxies log.
+async fn post_form(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    body: String,
+    token: Option<&Secret>,
+) -> Result<(bytes::Bytes, Option<String>), ApiError> {
+    let response = http
+        .post(url.clone())
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
+        .body(body)
+        .send()
+        .await
+        .map_err(transport_error)?;
+    let status = response.status().as_u16();
+    if status == 200 {
+        // The hot path: no copy of the headers, only the one we may use.
+        let request_id = header_str(response.headers(), "x-acs-request-id");
+        let body = response.bytes().await.map_err(transport_error)?;
+        return Ok((body, request_id));
+    }
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(transport_error)?;
+    let mut err = error_from_answer(status, &headers, &body);
+    err.message = redact(&err.message, token);
+    Err(err)
+}
+
+/// Removes what must not reach a log or a report from a server message:
+/// the echoed string-to-sign (it carries every parameter, the STS token
+/// among them) and the token itself in any encoding.
+fn redact(message: &str, token: Option<&Secret>) -> String {
+    let mut m = match message.find("server string to sign is:") {
+        Some(i) => format!("{}server string to sign is: (withheld: it holds the request's parameters)", &message[..i]),
+        None => message.to_owned(),
+    };
+    if let Some(token) = token {
+        let raw = token.expose();
+        let once = signing::percent_encode(raw);
+        let twice = signing::percent_encode(&once);
+        for form in [raw, once.as_str(), twice.as_str()] {
+            if !form.is_empty() {
+                m = m.replace(form, "***");
             }
         }
-        m
     }
+    m
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -298,7 +404,7 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 /// Turns a reqwest failure into an error that carries no URL: the signed
 /// parameters travel in the form body, so the URL holds none of them today,
 /// and an error message keeps it that way whatever a URL may come to hold.
-fn transport_error(e: reqwest::Error) -> ApiError {
+pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
     let code = if e.is_timeout() {
         "Timeout"
     } else if e.is_connect() {
@@ -387,27 +493,34 @@ mod tests {
         client_at(token, Endpoint::for_region("cn-shanghai", false).unwrap())
     }
 
-    fn client_at(token: Option<&str>, endpoint: Endpoint) -> VodClient {
-        let creds = Credentials {
+    fn creds(token: Option<&str>) -> Credentials {
+        Credentials {
             access_key_id: "testAccessKeyId".into(),
             access_key_secret: Secret::new("testAccessKeySecret"),
             security_token: token.map(Secret::new),
             source: "test".into(),
-        };
+        }
+    }
+
+    fn client_at(token: Option<&str>, endpoint: Endpoint) -> VodClient {
+        let creds = creds(token);
         let config = ClientConfig {
-            endpoint,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             output_type: OutputType::Oss,
             auth_timeout: Some(3600),
+            sts_endpoint: endpoint.clone(),
+            metadata_endpoint: endpoint.clone(),
+            endpoint,
         };
-        VodClient::new(creds, config).unwrap()
+        VodClient::new(creds.into(), config).unwrap()
     }
 
     #[test]
     fn params_carry_every_common_parameter() {
         let c = client(None);
-        let p = c.params("GetImageInfo", &[("ImageId", "abc")], "2020-01-01T00:00:00Z", "n1");
+        let k = creds(None);
+        let p = c.params(&k, "GetImageInfo", &[("ImageId", "abc")], "2020-01-01T00:00:00Z", "n1");
         let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
         assert_eq!(get("Action"), Some("GetImageInfo"));
         assert_eq!(get("Version"), Some("2017-03-21"));
@@ -427,7 +540,8 @@ mod tests {
     #[test]
     fn security_token_is_sent_and_signed() {
         let c = client(Some("tok+/="));
-        let p = c.params("GetImageInfo", &[("ImageId", "abc")], "2020-01-01T00:00:00Z", "n1");
+        let k = creds(Some("tok+/="));
+        let p = c.params(&k, "GetImageInfo", &[("ImageId", "abc")], "2020-01-01T00:00:00Z", "n1");
         assert!(p.contains(&("SecurityToken", "tok+/=")));
         let q = signing::signed_query("POST", &p, "testAccessKeySecret");
         assert!(q.contains("SecurityToken=tok%2B%2F%3D"), "{q}");
@@ -435,10 +549,10 @@ mod tests {
 
     #[test]
     fn server_messages_lose_the_string_to_sign_and_the_token() {
-        let c = client(Some("tok+/="));
-        let m = c.redact("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253D");
+        let token = Secret::new("tok+/=");
+        let m = redact("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253D", Some(&token));
         assert_eq!(m, "Specified signature is not matched with our calculation. server string to sign is: (withheld: it holds the request's parameters)");
-        assert_eq!(c.redact("echo tok+/= and tok%2B%2F%3D"), "echo *** and ***");
+        assert_eq!(redact("echo tok+/= and tok%2B%2F%3D", Some(&token)), "echo *** and ***");
     }
 
     #[test]

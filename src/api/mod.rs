@@ -7,6 +7,8 @@
 //! - [`endpoints`]: the region to endpoint table (VOD and STS).
 //! - [`model`]: the wire model (`ImageInfo` and the envelopes).
 //! - [`error`]: a failed call and its class (missing, throttled, fatal, ...).
+//! - [`sts`]: the STS calls, the metadata service and credentials URI answers.
+//! - [`provider`]: the key each call signs with, renewed before it expires.
 //! - [`client`]: one signed call and the decoding of its answer.
 
 pub(crate) mod client;
@@ -14,5 +16,7 @@ pub(crate) mod credentials;
 pub mod endpoints;
 pub(crate) mod error;
 pub mod model;
+pub(crate) mod provider;
 pub(crate) mod secret;
 pub mod signing;
+pub(crate) mod sts;

@@ -1,5 +1,7 @@
-//! `check`: one signed `GetImageInfo` call, printed as JSON on stdout, to
-//! see that the credentials, the region and the endpoint work.
+//! `check`: who the key is (`GetCallerIdentity`), then one signed
+//! `GetImageInfo` call, printed as JSON on stdout, to see that the
+//! credentials, the region and the endpoint work; or, with `--dry-run`, what
+//! would be used.
 
 use super::cli::CheckArgs;
 use super::error::{CmdError, CmdResult, Exit};
@@ -26,14 +28,38 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
     target.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
     let client = VodClient::new(target.credentials.clone(), target.client.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    eprintln!("vod-image-audit: credentials: {}", target.credentials.source);
+    if let Err(e) = client.first_key().await {
+        eprintln!("vod-image-audit: {e}");
+        let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
+        return Err(CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", target.credentials.source)));
+    }
+    let identity = match client.caller_identity().await {
+        Ok(i) => {
+            eprintln!(
+                "vod-image-audit: caller: account {}, {} {}",
+                i.account_id,
+                if i.identity_type.is_empty() { "identity" } else { i.identity_type.as_str() },
+                i.arn
+            );
+            Some(i)
+        }
+        Err(e) => {
+            eprintln!("vod-image-audit: GetCallerIdentity failed, going on with GetImageInfo: {e}");
+            None
+        }
+    };
     let (value, exit) = match client.get_image_info(id).await {
         Ok(found) => (
-            serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info}),
+            serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info,
+                "caller": identity, "credentials_source": target.credentials.source}),
             Exit::Ok,
         ),
-        Err(e) if e.class == ErrorClass::Missing => {
-            (serde_json::json!({"outcome": OutcomeKind::Missing, "image_id": id, "request_id": e.request_id}), Exit::Ok)
-        }
+        Err(e) if e.class == ErrorClass::Missing => (
+            serde_json::json!({"outcome": OutcomeKind::Missing, "image_id": id, "request_id": e.request_id,
+                "caller": identity, "credentials_source": target.credentials.source}),
+            Exit::Ok,
+        ),
         Err(e) => {
             let fatal = e.class == ErrorClass::Fatal;
             if fatal {

@@ -33,6 +33,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// timeout is 10 s; GetImageInfo normally answers in well under a second.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Attempts at the first key of a temporary source before the run gives up:
+/// three, with 2 s and 4 s between them, the retry the official credentials
+/// libraries leave to the caller.
+pub const FIRST_KEY_ATTEMPTS: u32 = 3;
+
 /// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
 pub const MAX_BATCH_IDS: usize = 20;
 
@@ -215,8 +220,23 @@ impl VodClient {
 
     /// Gets the first key (a fixed one is at hand; a temporary one is
     /// fetched), so that a source that does not work is told before the run.
+    /// A throttled or transient failure is tried again, [`FIRST_KEY_ATTEMPTS`] times in all.
     pub async fn first_key(&self) -> Result<(), ApiError> {
-        self.provider.key().await.map(drop)
+        let mut attempt = 1;
+        loop {
+            match self.provider.key().await {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if attempt < FIRST_KEY_ATTEMPTS
+                        && matches!(e.class, ErrorClass::Throttled | ErrorClass::Transient) =>
+                {
+                    tracing::warn!("getting the first key failed (attempt {attempt}): {e}");
+                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Who the key is (`GetCallerIdentity`).

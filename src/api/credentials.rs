@@ -227,6 +227,7 @@ pub const ENV_VARS: &[&str] = &[
 /// One variable of [`ENV_VARS`] from the process environment: `None` when
 /// unset or blank, an error when it is not UTF-8.
 pub fn process_var(name: &'static str) -> Result<Option<String>, CredentialError> {
+    debug_assert!(ENV_VARS.contains(&name), "{name} must be listed in ENV_VARS");
     match std::env::var_os(name) {
         None => Ok(None),
         Some(v) => {
@@ -740,5 +741,127 @@ mod tests {
         let env = env_of(&[("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "TOPSECRET")]);
         let e = resolve(&CredentialRequest::default(), &env, Path::new("/x")).unwrap_err();
         assert!(!e.to_string().contains("TOPSECRET"));
+    }
+
+    fn kind_of(r: &Resolved) -> &SourceKind {
+        &r.credentials.kind
+    }
+
+    #[test]
+    fn the_chain_goes_env_oidc_cli_file_ecs_uri() {
+        let home = home_with(CONFIG);
+        std::fs::create_dir_all(home.path().join(".alibabacloud")).unwrap();
+        std::fs::write(
+            home.path().join(".alibabacloud/credentials"),
+            "[default]\ntype = access_key\naccess_key_id = INI_ID\naccess_key_secret = INI_SECRET\n",
+        )
+        .unwrap();
+        let all = [
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENV_ID"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "S"),
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p"),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", "/tok"),
+            ("ALIBABA_CLOUD_ECS_METADATA", "ecs-role"),
+            ("ALIBABA_CLOUD_CREDENTIALS_URI", "http://127.0.0.1:1/c"),
+        ];
+        let req = CredentialRequest::default();
+        let r = resolve(&req, &env_of(&all), home.path()).unwrap();
+        assert_eq!(key(&r).access_key_id, "ENV_ID");
+        let r = resolve(&req, &env_of(&all[2..]), home.path()).unwrap();
+        assert!(matches!(kind_of(&r), SourceKind::Oidc { token_file, .. } if token_file == Path::new("/tok")), "{r:?}");
+        let r = resolve(&req, &env_of(&all[5..]), home.path()).unwrap();
+        assert_eq!(key(&r).access_key_id, "ID_PROD", "the CLI file before the credentials file");
+        std::fs::remove_file(profile_path(home.path())).unwrap();
+        let r = resolve(&req, &env_of(&all[5..]), home.path()).unwrap();
+        assert_eq!(key(&r).access_key_id, "INI_ID");
+        assert!(r.credentials.source.contains("section [default]"), "{}", r.credentials.source);
+        let empty = tempfile::tempdir().unwrap();
+        let r = resolve(&req, &env_of(&all[5..]), empty.path()).unwrap();
+        assert!(matches!(kind_of(&r), SourceKind::EcsRole { role: Some(n), .. } if n == "ecs-role"), "{r:?}");
+        let r = resolve(&req, &env_of(&all[6..]), empty.path()).unwrap();
+        assert!(matches!(kind_of(&r), SourceKind::Uri { .. }), "{r:?}");
+        let disabled = [("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "TRUE")];
+        let home = home_with(CONFIG);
+        let e = resolve(&req, &env_of(&disabled), home.path()).unwrap_err();
+        assert!(matches!(e, CredentialError::NotFound(_)), "{e}");
+    }
+
+    #[test]
+    fn modes_are_case_insensitive_and_an_empty_mode_is_inferred() {
+        let home = home_with(
+            r#"{"profiles": [
+            {"name": "a", "mode": "ak", "access_key_id": "I", "access_key_secret": "S"},
+            {"name": "t", "access_key_id": "I", "access_key_secret": "S", "sts_token": "T"},
+            {"name": "r", "mode": "", "access_key_id": "I", "access_key_secret": "S", "ram_role_arn": "acs:ram::1:role/x", "expired_seconds": 900},
+            {"name": "c", "mode": "chainableramrolearn", "source_profile": "r", "ram_role_arn": "acs:ram::1:role/y"},
+            {"name": "loop", "mode": "ChainableRamRoleArn", "source_profile": "loop", "ram_role_arn": "acs:ram::1:role/y"},
+            {"name": "e", "mode": "ECSRAMROLE"},
+            {"name": "u", "mode": "credentialsuri", "credentials_uri": "http://127.0.0.1:1/"}
+        ]}"#,
+        );
+        let get = |name: &str| {
+            let req = CredentialRequest { profile: Some(name.into()), region: None };
+            resolve(&req, &env_of(&[]), home.path())
+        };
+        assert!(!get("a").unwrap().credentials.kind.renews());
+        let t = get("t").unwrap();
+        assert_eq!(key(&t).security_token.as_ref().unwrap().expose(), "T");
+        let r = get("r").unwrap();
+        assert!(
+            matches!(kind_of(&r), SourceKind::RamRole { role_arn, duration_secs: 900, .. } if role_arn == "acs:ram::1:role/x"),
+            "{r:?}"
+        );
+        let c = get("c").unwrap();
+        match kind_of(&c) {
+            SourceKind::RamRole { base, role_arn, .. } => {
+                assert_eq!(role_arn, "acs:ram::1:role/y");
+                assert!(matches!(&**base, SourceKind::RamRole { role_arn, .. } if role_arn == "acs:ram::1:role/x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(get("loop"), Err(CredentialError::ChainTooLong { .. })));
+        assert!(matches!(kind_of(&get("e").unwrap()), SourceKind::EcsRole { role: None, .. }));
+        assert!(matches!(kind_of(&get("u").unwrap()), SourceKind::Uri { .. }));
+    }
+
+    #[test]
+    fn the_credentials_file_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds");
+        std::fs::write(&path, "# c\n[default]\ntype = rsa_key_pair\n[r]\ntype = ram_role_arn\naccess_key_id = I\n")
+            .unwrap();
+        let p = path.to_str().unwrap();
+        let e = resolve(&CredentialRequest::default(), &env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", p)]), dir.path());
+        assert!(e.unwrap_err().to_string().contains("\"rsa_key_pair\""));
+        let env = env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", p), ("ALIBABA_CLOUD_PROFILE", "r")]);
+        let e = resolve(&CredentialRequest::default(), &env, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("access_key_secret"), "{e}");
+        let env = env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", p), ("ALIBABA_CLOUD_PROFILE", "nope")]);
+        let e = resolve(&CredentialRequest::default(), &env, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("[nope]") && e.contains("default, r"), "{e}");
+        let env = env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", "/no/such/file")]);
+        assert!(resolve(&CredentialRequest::default(), &env, dir.path()).is_err(), "a named file must exist");
+    }
+
+    /// `resolve_from_process` reads only `ENV_VARS`: every name the chain
+    /// asks for must be listed, or it would never be seen.
+    #[test]
+    fn every_variable_the_chain_reads_is_listed() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let env = |k: &str| {
+            asked.borrow_mut().insert(k.to_owned());
+            None
+        };
+        let home = tempfile::tempdir().unwrap();
+        let _ = resolve(&CredentialRequest::default(), &env, home.path());
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(profile_path(home.path()), r#"{"profiles":[{"name":"default","mode":"EcsRamRole"}]}"#).unwrap();
+        let _ = resolve(&CredentialRequest::default(), &env, home.path());
+        let asked = asked.into_inner();
+        assert!(asked.len() > 10, "{asked:?}");
+        for name in &asked {
+            assert!(ENV_VARS.contains(&name.as_str()), "{name} is read but not in ENV_VARS");
+        }
     }
 }

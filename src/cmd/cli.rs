@@ -43,9 +43,13 @@ Exit codes:
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
        incomplete; run the same command again to resume
 
-Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
-(/ ALIBABA_CLOUD_SECURITY_TOKEN), the legacy ALICLOUD_* pair, or the aliyun CLI
-profile file ~/.aliyun/config.json. No flag takes a secret.";
+Credentials come from the official default chain: ALIBABA_CLOUD_ACCESS_KEY_ID /
+ALIBABA_CLOUD_ACCESS_KEY_SECRET (/ ALIBABA_CLOUD_SECURITY_TOKEN) or the legacy ALICLOUD_*
+pair; OIDC (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN,
+ALIBABA_CLOUD_OIDC_TOKEN_FILE); the aliyun CLI profile file ~/.aliyun/config.json; the
+credentials file ~/.alibabacloud/credentials; the ECS instance RAM role
+(ALIBABA_CLOUD_ECS_METADATA); ALIBABA_CLOUD_CREDENTIALS_URI. Temporary keys are renewed
+before they expire. `check` names the source and the caller. No flag takes a secret.";
 
 /// Audits images on Alibaba Cloud ApsaraVideo VOD: GetImageInfo for every id
 /// of a CSV, at a fixed rate, into CSV and JSON reports.
@@ -301,6 +305,22 @@ pub struct SimulateArgs {
     /// Make the key an STS key that needs this SecurityToken (made up).
     #[arg(long, value_name = "TOKEN")]
     pub sts_token: Option<String>,
+    /// Lifetime of the keys the simulator's STS, metadata service and credentials URI issue
+    /// (at least 10s), to watch the tool renew them.
+    #[arg(long, default_value = "3600s", value_name = "DURATION")]
+    pub sts_duration: String,
+    /// A RAM role (by name) that AssumeRole and AssumeRoleWithOIDC may assume; repeatable.
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
+    /// The instance RAM role the metadata service (/latest/...) serves.
+    #[arg(long, value_name = "NAME")]
+    pub ecs_role: Option<String>,
+    /// The OIDC provider ARN AssumeRoleWithOIDC accepts (with --oidc-token).
+    #[arg(long, value_name = "ARN", requires = "oidc_token")]
+    pub oidc_provider_arn: Option<String>,
+    /// The OIDC token AssumeRoleWithOIDC accepts (made up).
+    #[arg(long, value_name = "TOKEN", requires = "oidc_provider_arn")]
+    pub oidc_token: Option<String>,
 }
 
 /// `demo`.

@@ -130,6 +130,9 @@ pub struct SimConfig {
     /// Lifetime of the keys STS, the metadata service and the credentials
     /// URI issue (at most; `DurationSeconds` may ask for less).
     pub sts_duration: Duration,
+    /// After this many keys issued by `AssumeRole`, it answers 503
+    /// `ServiceUnavailable`: renewals that fail.
+    pub sts_fail_after: Option<u64>,
 }
 
 /// The shortest `--sts-duration` the simulator allows.
@@ -169,6 +172,7 @@ impl SimConfig {
             imds_v2: true,
             imds_v1: true,
             sts_duration: Duration::from_secs(3600),
+            sts_fail_after: None,
         }
     }
 }
@@ -231,6 +235,8 @@ pub struct Simulator {
     /// Keys issued by STS, the metadata service and the credentials URI.
     issued: Mutex<HashMap<String, Issued>>,
     by_action: Mutex<BTreeMap<String, u64>>,
+    /// Keys issued by `AssumeRole`.
+    assumed: AtomicU64,
 }
 
 /// Nonces seen recently, in two generations: a nonce older than two skew
@@ -278,6 +284,7 @@ impl Simulator {
             outage_opened: std::sync::OnceLock::new(),
             issued: Mutex::default(),
             by_action: Mutex::default(),
+            assumed: AtomicU64::new(0),
             config,
         })
     }
@@ -868,6 +875,10 @@ fn sts_answer(sim: &Simulator, method: &Method, params: &[(String, String)]) -> 
             let name = check_role(cfg, get(params, "RoleArn"))?;
             let session = session()?;
             let asked = duration_asked(params)?;
+            if cfg.sts_fail_after.is_some_and(|n| sim.assumed.load(Ordering::Relaxed) >= n) {
+                return Err(unavailable());
+            }
+            sim.assumed.fetch_add(1, Ordering::Relaxed);
             let arn = format!("acs:ram::{}:assumed-role/{name}/{session}", cfg.account_id);
             let credentials = sim.issue(arn.clone(), asked);
             Ok(Answer::Json(serde_json::json!({

@@ -378,3 +378,24 @@ fn a_static_token_that_expires_stops_the_run_resumably() {
     assert!(resumed.stderr.contains("resuming"), "{}", resumed.describe());
     assert_eq!(wd.json("out/manifest.json")["complete"], true);
 }
+
+/// Renewals that keep failing: tried again while the key lasts, and the
+/// run stops, resumable, only once it has expired.
+#[test]
+fn a_renewal_that_keeps_failing_stops_the_run_once_the_key_expired() {
+    let cat = TestCatalog::generate(200, 51);
+    let server = server_with_roles(&cat, |c| {
+        c.sts_duration = vod_image_audit::sim::MIN_STS_DURATION;
+        c.sts_fail_after = Some(1);
+    });
+    let wd = Workdir::new();
+    write_cli_config(&wd, &server);
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let out = Audit::new(&wd, &server).credentials(&[]).args(["--profile", "role"]).qps(2).concurrency(1).run();
+    out.expect_code(4);
+    assert!(out.stderr.contains("expired at") && out.stderr.contains("could not be renewed"), "{}", out.describe());
+    let stats = server.stats();
+    assert_eq!(action_count(&server, "AssumeRole OK"), 1, "{stats:?}");
+    assert!(action_count(&server, "AssumeRole ServiceUnavailable") >= 2, "retried: {stats:?}");
+    assert_eq!(wd.json("out/manifest.json")["complete"], false);
+}

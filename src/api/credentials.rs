@@ -425,11 +425,24 @@ fn profile_kind<'f>(
             field,
         })
     };
-    // The aliyun CLI infers an empty mode from the fields that are set.
+    // An empty mode is inferred from the fields that are set, as the aliyun
+    // CLI's `AutoModeRecognition` (config/profile.go) does.
+    let has = |v: &Option<String>| given(v).is_some();
     let mode = match given(&profile.mode) {
         Some(m) => m,
-        None if given(&profile.sts_token).is_some() => "StsToken".to_owned(),
-        None if given(&profile.ram_role_arn).is_some() => "RamRoleArn".to_owned(),
+        None if has(&profile.access_key_id) && has(&profile.access_key_secret) => {
+            if has(&profile.sts_token) {
+                "StsToken".to_owned()
+            } else if has(&profile.ram_role_arn) {
+                "RamRoleArn".to_owned()
+            } else {
+                "AK".to_owned()
+            }
+        }
+        None if has(&profile.ram_role_name) => "EcsRamRole".to_owned(),
+        None if has(&profile.oidc_provider_arn) && has(&profile.oidc_token_file) && has(&profile.ram_role_arn) => {
+            "OIDC".to_owned()
+        }
         None => "AK".to_owned(),
     };
     let Some(canonical) = SUPPORTED_MODES.iter().find(|m| m.eq_ignore_ascii_case(&mode)) else {
@@ -797,7 +810,9 @@ mod tests {
             {"name": "c", "mode": "chainableramrolearn", "source_profile": "r", "ram_role_arn": "acs:ram::1:role/y"},
             {"name": "loop", "mode": "ChainableRamRoleArn", "source_profile": "loop", "ram_role_arn": "acs:ram::1:role/y"},
             {"name": "e", "mode": "ECSRAMROLE"},
-            {"name": "u", "mode": "credentialsuri", "credentials_uri": "http://127.0.0.1:1/"}
+            {"name": "u", "mode": "credentialsuri", "credentials_uri": "http://127.0.0.1:1/"},
+            {"name": "ie", "ram_role_name": "r"},
+            {"name": "io", "ram_role_arn": "acs:ram::1:role/x", "oidc_provider_arn": "p", "oidc_token_file": "/t"}
         ]}"#,
         );
         let get = |name: &str| {
@@ -823,6 +838,8 @@ mod tests {
         assert!(matches!(get("loop"), Err(CredentialError::ChainTooLong { .. })));
         assert!(matches!(kind_of(&get("e").unwrap()), SourceKind::EcsRole { role: None, .. }));
         assert!(matches!(kind_of(&get("u").unwrap()), SourceKind::Uri { .. }));
+        assert!(matches!(kind_of(&get("ie").unwrap()), SourceKind::EcsRole { role: Some(r), .. } if r == "r"));
+        assert!(matches!(kind_of(&get("io").unwrap()), SourceKind::Oidc { .. }));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
         println!("region: {}", target.region);
         println!("endpoint: {}", target.client.endpoint.as_str());
         println!("credentials: {}", target.credentials.source);
+        if target.credentials.kind.renews() {
+            println!("sts endpoint: {}", target.client.sts_endpoint.as_str());
+        }
         return Ok(Exit::Ok);
     }
     target.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;

@@ -65,7 +65,8 @@ pub enum Command {
     /// Audit every image id of a CSV and write the reports.
     #[command(after_help = EXIT_CODES_HELP)]
     Run(RunArgs),
-    /// One signed GetImageInfo call, printed as JSON: checks credentials, region and endpoint.
+    /// Who the key is (GetCallerIdentity), then one signed GetImageInfo call, printed as JSON:
+    /// checks credentials, region and endpoint (--dry-run: only say what would be used).
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
     #[cfg(feature = "simulator")]

@@ -399,3 +399,32 @@ fn a_renewal_that_keeps_failing_stops_the_run_once_the_key_expired() {
     assert!(action_count(&server, "AssumeRole ServiceUnavailable") >= 2, "retried: {stats:?}");
     assert_eq!(wd.json("out/manifest.json")["complete"], false);
 }
+
+/// `VOD_IMAGE_AUDIT_STS_ENDPOINT` sends STS calls elsewhere than `--endpoint`.
+#[test]
+fn the_sts_endpoint_override_is_used() {
+    let cat = TestCatalog::generate(3, 52);
+    let vod = server_with_roles(&cat, |_| {});
+    let sts = server_with_roles(&cat, |_| {});
+    let wd = Workdir::new();
+    write_cli_config(&wd, &vod);
+    let dry = wd.run(
+        &["check", "--dry-run", "--profile", "role", "--region", "eu-central-1"],
+        &[("ALIBABA_CLOUD_STS_REGION", "eu-central-1")],
+        None,
+    );
+    dry.expect_code(0);
+    assert!(dry.stdout.contains("sts endpoint: https://sts.eu-central-1.aliyuncs.com/"), "{}", dry.describe());
+    let out = Audit::check(&wd, &vod, &cat.ids()[0])
+        .credentials(&[])
+        .env("VOD_IMAGE_AUDIT_STS_ENDPOINT", &sts.url)
+        .args(["--profile", "role"])
+        .run();
+    // The key came from the other simulator's STS: this one never issued it.
+    out.expect_code(4);
+    assert!(out.stdout.contains("InvalidAccessKeyId.NotFound"), "{}", out.describe());
+    assert!(out.stderr.contains("assumed-role/auditor/nightly"), "{}", out.describe());
+    assert_eq!(action_count(&sts, "AssumeRole OK"), 1);
+    assert_eq!(action_count(&sts, "GetCallerIdentity OK"), 1);
+    assert_eq!(action_count(&vod, "AssumeRole OK"), 0);
+}

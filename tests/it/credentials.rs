@@ -428,3 +428,20 @@ fn the_sts_endpoint_override_is_used() {
     assert_eq!(action_count(&sts, "GetCallerIdentity OK"), 1);
     assert_eq!(action_count(&vod, "AssumeRole OK"), 0);
 }
+
+#[test]
+fn a_non_utf8_value_of_a_variable_the_chain_reads_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let cat = TestCatalog::generate(3, 53);
+    let server = server_with_roles(&cat, |_| {});
+    let wd = Workdir::new();
+    let junk = std::ffi::OsStr::from_bytes(b"acs:ram::\xff:role/x");
+    for var in ["ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "VOD_IMAGE_AUDIT_STS_ENDPOINT"] {
+        let out = Audit::check(&wd, &server, &cat.ids()[0]).run_with(&format!("{var}=<non-UTF-8>"), |c| {
+            c.env(var, junk);
+        });
+        out.expect_code(2);
+        assert!(out.stderr.contains(var) && out.stderr.contains("UTF-8"), "{}", out.describe());
+    }
+    assert_eq!(server.stats().requests, 0);
+}

@@ -1,10 +1,18 @@
 //! Finding the AccessKey and region the way Alibaba Cloud's own tools do.
 //!
-//! Owns the credential chain (environment, legacy environment, aliyun CLI
-//! profile file) and region resolution. It reads the environment through a
+//! Owns the default credential chain and region resolution: which
+//! [`CredentialSource`] applies, never a call. Fetching temporary keys from a
+//! source (STS, the instance metadata service, a credentials URI) and
+//! renewing them is `provider`'s job. It reads the environment through a
 //! function and the home directory as a path, so tests run it against a
 //! made-up environment and a temporary HOME. It never takes a secret from a
 //! command-line flag and never prints one.
+//!
+//! The order follows `aliyun/credentials-go` `credentials/providers/default.go`
+//! (environment, OIDC, aliyun CLI profile, credentials file, ECS RAM role,
+//! credentials URI), the CLI profile modes `aliyun/aliyun-cli`
+//! `config/profile.go`, and the credentials file types
+//! `credentials/providers/profile.go` of the same library.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +42,7 @@ pub struct Credentials {
 /// Why no usable credentials were found.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    #[error("no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure a profile with `aliyun configure` ({0} does not exist)")]
+    #[error("no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or ALIBABA_CLOUD_ROLE_ARN with ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE, or configure a profile with `aliyun configure` ({0} does not exist), or a credentials file, or ALIBABA_CLOUD_ECS_METADATA, or ALIBABA_CLOUD_CREDENTIALS_URI")]
     NotFound(String),
     #[error("the environment variable {var} is not valid UTF-8: set it to the plain text value, or unset it")]
     NotUnicode { var: &'static str },
@@ -44,13 +52,31 @@ pub enum CredentialError {
     ProfileFile { path: String, reason: String },
     #[error("profile {name:?} is not in {path}; profiles there: {available}")]
     NoSuchProfile { name: String, path: String, available: String },
-    #[error("profile {name:?} in {path} uses mode {mode:?}, which this tool does not support; use a profile of mode AK or StsToken, or export ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIBABA_CLOUD_SECURITY_TOKEN) from your credential helper")]
+    #[error("profile {name:?} in {path} uses mode {mode:?}, which this tool does not support; supported modes: {}", SUPPORTED_MODES.join(", "))]
     UnsupportedMode { name: String, path: String, mode: String },
     #[error("profile {name:?} in {path} has no {field}: run `aliyun configure --profile {name}`")]
     IncompleteProfile { name: String, path: String, field: &'static str },
+    #[error("profile {name:?} in {path}: its source_profile chain loops or is deeper than {MAX_CHAIN}")]
+    ChainTooLong { name: String, path: String },
+    #[error("the credentials file {path}: {reason}")]
+    CredentialsFile { path: String, reason: String },
     #[error("region {0:?} is not a region id (letters, digits and '-', like cn-shanghai)")]
     BadRegion(String),
 }
+
+/// The aliyun CLI modes this tool follows, as the CLI spells them.
+pub const SUPPORTED_MODES: &[&str] =
+    &["AK", "StsToken", "RamRoleArn", "EcsRamRole", "ChainableRamRoleArn", "OIDC", "CredentialsURI"];
+
+/// How deep `source_profile` may chain.
+const MAX_CHAIN: usize = 8;
+
+/// The session name when none is configured.
+pub const DEFAULT_SESSION_NAME: &str = "vod-image-audit";
+
+/// STS `DurationSeconds` when a profile names none: the official
+/// libraries' default of one hour.
+pub const DEFAULT_ROLE_DURATION_SECS: u64 = 3600;
 
 /// What the command line says about credentials and region.
 #[derive(Clone, Debug, Default)]
@@ -62,10 +88,54 @@ pub struct CredentialRequest {
     pub region: Option<String>,
 }
 
+/// How to get a key: given, or fetched (and renewed) from somewhere.
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    /// A key at hand: an AccessKey, or an STS key with its token (which
+    /// cannot be renewed).
+    Static(Credentials),
+    /// STS `AssumeRole`, signed with the key of `base`.
+    RamRole {
+        base: Box<SourceKind>,
+        role_arn: String,
+        session_name: String,
+        duration_secs: u64,
+        external_id: Option<String>,
+    },
+    /// STS `AssumeRoleWithOIDC`; the token file is read again at each renewal.
+    Oidc { role_arn: String, provider_arn: String, token_file: PathBuf, session_name: String, duration_secs: u64 },
+    /// The ECS instance RAM role from the metadata service; `None`: discovered.
+    EcsRole { role: Option<String>, imds_v1_disabled: bool },
+    /// `GET` a URI that answers with a key.
+    Uri { uri: String },
+}
+
+impl SourceKind {
+    /// Whether the keys of this source are renewed by the tool.
+    pub fn renews(&self) -> bool {
+        !matches!(self, SourceKind::Static(_))
+    }
+}
+
+/// Where a key comes from, and how it is described (never a secret).
+#[derive(Clone, Debug)]
+pub struct CredentialSource {
+    pub kind: SourceKind,
+    /// For `check`, the logs and the manifest: an env variable name, a
+    /// profile and its file, a role ARN.
+    pub source: String,
+}
+
+impl From<Credentials> for CredentialSource {
+    fn from(c: Credentials) -> Self {
+        CredentialSource { source: c.source.clone(), kind: SourceKind::Static(c) }
+    }
+}
+
 /// The outcome of resolution: credentials and the region to call.
 #[derive(Clone, Debug)]
 pub struct Resolved {
-    pub credentials: Credentials,
+    pub credentials: CredentialSource,
     pub region: String,
 }
 
@@ -77,7 +147,7 @@ struct ConfigFile {
     profiles: Vec<Profile>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Profile {
     #[serde(default)]
     name: String,
@@ -89,6 +159,24 @@ struct Profile {
     access_key_secret: Option<String>,
     #[serde(default)]
     sts_token: Option<String>,
+    #[serde(default)]
+    ram_role_name: Option<String>,
+    #[serde(default)]
+    ram_role_arn: Option<String>,
+    #[serde(default)]
+    ram_session_name: Option<String>,
+    #[serde(default)]
+    source_profile: Option<String>,
+    #[serde(default)]
+    expired_seconds: Option<u64>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    oidc_provider_arn: Option<String>,
+    #[serde(default)]
+    oidc_token_file: Option<String>,
+    #[serde(default)]
+    credentials_uri: Option<String>,
     #[serde(default)]
     region_id: Option<String>,
 }
@@ -120,7 +208,40 @@ pub const ENV_VARS: &[&str] = &[
     "ALICLOUD_SECURITY_TOKEN",
     "ALIBABA_CLOUD_PROFILE",
     "ALIBABA_CLOUD_REGION_ID",
+    "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED",
+    "ALIBABA_CLOUD_ROLE_ARN",
+    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+    "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+    "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+    "ALIBABA_CLOUD_CLI_PROFILE_DISABLED",
+    "ALIBABA_CLOUD_CREDENTIALS_FILE",
+    "ALIBABA_CLOUD_ECS_METADATA",
+    "ALIBABA_CLOUD_ECS_METADATA_DISABLED",
+    "ALIBABA_CLOUD_IMDSV1_DISABLED",
+    "ALIBABA_CLOUD_CREDENTIALS_URI",
+    "ALIBABA_CLOUD_STS_REGION",
+    "VOD_IMAGE_AUDIT_STS_ENDPOINT",
+    "VOD_IMAGE_AUDIT_METADATA_ENDPOINT",
 ];
+
+/// One variable of [`ENV_VARS`] from the process environment: `None` when
+/// unset or blank, an error when it is not UTF-8.
+pub fn process_var(name: &'static str) -> Result<Option<String>, CredentialError> {
+    debug_assert!(ENV_VARS.contains(&name), "{name} must be listed in ENV_VARS");
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.into_string().map_err(|_| CredentialError::NotUnicode { var: name })?;
+            Ok(Some(v).filter(|v| !v.trim().is_empty()))
+        }
+    }
+}
+
+/// Whether a variable holds `true` (any case), as the official libraries
+/// read their switches.
+pub fn is_true(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
 
 /// Resolves credentials and region from the process environment and `$HOME`.
 /// Only the variables the chain reads are looked at, one by one, so a cron
@@ -142,36 +263,30 @@ pub fn resolve_from_process(req: &CredentialRequest) -> Result<Resolved, Credent
 ///
 /// 1. `--profile NAME` given: that profile of the aliyun CLI file.
 /// 2. `ALIBABA_CLOUD_ACCESS_KEY_ID` + `ALIBABA_CLOUD_ACCESS_KEY_SECRET`
-///    (+ `ALIBABA_CLOUD_SECURITY_TOKEN`).
-/// 3. The legacy `ALICLOUD_ACCESS_KEY_ID` + `ALICLOUD_ACCESS_KEY_SECRET`
-///    (+ `ALICLOUD_SECURITY_TOKEN`).
-/// 4. The aliyun CLI file: profile `ALIBABA_CLOUD_PROFILE`, else `current`,
-///    else `default`.
+///    (+ `ALIBABA_CLOUD_SECURITY_TOKEN`), then the legacy `ALICLOUD_*` names.
+/// 3. OIDC (RRSA): `ALIBABA_CLOUD_ROLE_ARN` + `ALIBABA_CLOUD_OIDC_PROVIDER_ARN`
+///    + `ALIBABA_CLOUD_OIDC_TOKEN_FILE` (+ `ALIBABA_CLOUD_ROLE_SESSION_NAME`).
+/// 4. The aliyun CLI file, when it exists (unless
+///    `ALIBABA_CLOUD_CLI_PROFILE_DISABLED`): profile `ALIBABA_CLOUD_PROFILE`,
+///    else `current`, else `default`.
+/// 5. The credentials file: `ALIBABA_CLOUD_CREDENTIALS_FILE`, else
+///    `~/.alibabacloud/credentials`, else `~/.alibabacloud/credentials.ini`;
+///    section `ALIBABA_CLOUD_PROFILE`, else `default`.
+/// 6. The ECS instance RAM role, when `ALIBABA_CLOUD_ECS_METADATA` names it.
+///    (The official chain also tries the metadata service unasked; this
+///    tool does not, so that a machine without credentials gets a clear
+///    error instead of a wait on an address that is not there.)
+/// 7. `ALIBABA_CLOUD_CREDENTIALS_URI`.
 ///
 /// Region: `--region`, else `ALIBABA_CLOUD_REGION_ID`, else the profile's
-/// `region_id` (when a profile supplied the keys), else [`DEFAULT_REGION`].
+/// `region_id` (when a CLI profile supplied the keys), else [`DEFAULT_REGION`].
 pub fn resolve(
     req: &CredentialRequest,
     env: &dyn Fn(&str) -> Option<String>,
     home: &Path,
 ) -> Result<Resolved, CredentialError> {
     let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-    let (credentials, profile_region) = if let Some(name) = &req.profile {
-        from_profile(home, Some(name))?
-    } else if let Some(c) = from_env_pair(
-        &env,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-        "ALIBABA_CLOUD_SECURITY_TOKEN",
-    )? {
-        (c, None)
-    } else if let Some(c) =
-        from_env_pair(&env, "ALICLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_SECRET", "ALICLOUD_SECURITY_TOKEN")?
-    {
-        (c, None)
-    } else {
-        from_profile(home, env("ALIBABA_CLOUD_PROFILE").as_deref())?
-    };
+    let (credentials, profile_region) = chain(req, &env, home)?;
     let region = req
         .region
         .clone()
@@ -183,6 +298,56 @@ pub fn resolve(
         return Err(CredentialError::BadRegion(region));
     }
     Ok(Resolved { credentials, region })
+}
+
+type Found = (CredentialSource, Option<String>);
+
+fn chain(req: &CredentialRequest, env: &dyn Fn(&str) -> Option<String>, home: &Path) -> Result<Found, CredentialError> {
+    if let Some(name) = &req.profile {
+        return from_profile(home, Some(name), env);
+    }
+    for (id, secret, token) in [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
+        ("ALICLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY_SECRET", "ALICLOUD_SECURITY_TOKEN"),
+    ] {
+        if let Some(c) = from_env_pair(env, id, secret, token)? {
+            return Ok((c.into(), None));
+        }
+    }
+    if let (Some(role_arn), Some(provider_arn), Some(token_file)) =
+        (env("ALIBABA_CLOUD_ROLE_ARN"), env("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"), env("ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
+    {
+        let kind = SourceKind::Oidc {
+            role_arn: role_arn.trim().to_owned(),
+            provider_arn: provider_arn.trim().to_owned(),
+            token_file: PathBuf::from(token_file.trim()),
+            session_name: env("ALIBABA_CLOUD_ROLE_SESSION_NAME").unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned()),
+            duration_secs: DEFAULT_ROLE_DURATION_SECS,
+        };
+        let source = format!("OIDC role {} (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)", role_arn.trim());
+        return Ok((CredentialSource { kind, source }, None));
+    }
+    if !is_true(env("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").as_deref()) && profile_path(home).exists() {
+        return from_profile(home, env("ALIBABA_CLOUD_PROFILE").as_deref(), env);
+    }
+    if let Some(found) = from_credentials_file(env, home)? {
+        return Ok((found, None));
+    }
+    if let Some(role) = env("ALIBABA_CLOUD_ECS_METADATA") {
+        if !is_true(env("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref()) {
+            let kind = SourceKind::EcsRole {
+                role: Some(role.trim().to_owned()),
+                imds_v1_disabled: is_true(env("ALIBABA_CLOUD_IMDSV1_DISABLED").as_deref()),
+            };
+            let source = format!("ECS instance RAM role {} (ALIBABA_CLOUD_ECS_METADATA)", role.trim());
+            return Ok((CredentialSource { kind, source }, None));
+        }
+    }
+    if let Some(uri) = env("ALIBABA_CLOUD_CREDENTIALS_URI") {
+        let source = "credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)".to_owned();
+        return Ok((CredentialSource { kind: SourceKind::Uri { uri: uri.trim().to_owned() }, source }, None));
+    }
+    Err(CredentialError::NotFound(profile_path(home).display().to_string()))
 }
 
 fn from_env_pair(
@@ -204,7 +369,11 @@ fn from_env_pair(
     }
 }
 
-fn from_profile(home: &Path, wanted: Option<&str>) -> Result<(Credentials, Option<String>), CredentialError> {
+fn from_profile(
+    home: &Path,
+    wanted: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Found, CredentialError> {
     let path = profile_path(home);
     let shown = path.display().to_string();
     let text = match std::fs::read_to_string(&path) {
@@ -218,29 +387,199 @@ fn from_profile(home: &Path, wanted: Option<&str>) -> Result<(Credentials, Optio
         .map(str::to_owned)
         .or(file.current.clone().filter(|c| !c.is_empty()))
         .unwrap_or_else(|| "default".to_owned());
+    let (kind, profile) = profile_kind(&file, &name, &shown, env, 0)?;
+    let source = match &kind {
+        SourceKind::RamRole { role_arn, .. } => format!("profile {name} in {shown} (RamRoleArn {role_arn})"),
+        _ => format!("profile {name} in {shown}"),
+    };
+    let kind = match kind {
+        SourceKind::Static(mut c) => {
+            c.source = source.clone();
+            SourceKind::Static(c)
+        }
+        other => other,
+    };
+    Ok((CredentialSource { kind, source }, profile.region_id.clone().filter(|r| !r.is_empty())))
+}
+
+/// The source one profile describes; `depth` counts `source_profile` hops.
+fn profile_kind<'f>(
+    file: &'f ConfigFile,
+    name: &str,
+    shown: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<(SourceKind, &'f Profile), CredentialError> {
+    if depth > MAX_CHAIN {
+        return Err(CredentialError::ChainTooLong { name: name.to_owned(), path: shown.to_owned() });
+    }
     let Some(profile) = file.profiles.iter().find(|p| p.name == name) else {
         let available = file.profiles.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(CredentialError::NoSuchProfile { name, path: shown, available });
+        return Err(CredentialError::NoSuchProfile { name: name.to_owned(), path: shown.to_owned(), available });
     };
-    let mode = profile.mode.clone().unwrap_or_else(|| "AK".to_owned());
-    let wants_token = match mode.as_str() {
-        "AK" | "" => false,
-        "StsToken" => true,
-        _ => return Err(CredentialError::UnsupportedMode { name, path: shown, mode }),
-    };
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned());
     let field = |v: &Option<String>, field: &'static str| {
-        v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| CredentialError::IncompleteProfile {
-            name: name.clone(),
-            path: shown.clone(),
+        given(v).ok_or_else(|| CredentialError::IncompleteProfile {
+            name: name.to_owned(),
+            path: shown.to_owned(),
             field,
         })
     };
-    let access_key_id = field(&profile.access_key_id, "access_key_id")?;
-    let access_key_secret = Secret::new(field(&profile.access_key_secret, "access_key_secret")?);
-    let security_token = if wants_token { Some(Secret::new(field(&profile.sts_token, "sts_token")?)) } else { None };
-    let credentials =
-        Credentials { access_key_id, access_key_secret, security_token, source: format!("profile {name} in {shown}") };
-    Ok((credentials, profile.region_id.clone().filter(|r| !r.is_empty())))
+    // An empty mode is inferred from the fields that are set, as the aliyun
+    // CLI's `AutoModeRecognition` (config/profile.go) does.
+    let has = |v: &Option<String>| given(v).is_some();
+    let mode = match given(&profile.mode) {
+        Some(m) => m,
+        None if has(&profile.access_key_id) && has(&profile.access_key_secret) => {
+            if has(&profile.sts_token) {
+                "StsToken".to_owned()
+            } else if has(&profile.ram_role_arn) {
+                "RamRoleArn".to_owned()
+            } else {
+                "AK".to_owned()
+            }
+        }
+        None if has(&profile.ram_role_name) => "EcsRamRole".to_owned(),
+        None if has(&profile.oidc_provider_arn) && has(&profile.oidc_token_file) && has(&profile.ram_role_arn) => {
+            "OIDC".to_owned()
+        }
+        None => "AK".to_owned(),
+    };
+    let Some(canonical) = SUPPORTED_MODES.iter().find(|m| m.eq_ignore_ascii_case(&mode)) else {
+        return Err(CredentialError::UnsupportedMode { name: name.to_owned(), path: shown.to_owned(), mode });
+    };
+    let ak = |with_token: bool| -> Result<SourceKind, CredentialError> {
+        Ok(SourceKind::Static(Credentials {
+            access_key_id: field(&profile.access_key_id, "access_key_id")?,
+            access_key_secret: Secret::new(field(&profile.access_key_secret, "access_key_secret")?),
+            security_token: if with_token { Some(Secret::new(field(&profile.sts_token, "sts_token")?)) } else { None },
+            source: format!("profile {name} in {shown}"),
+        }))
+    };
+    let session_name = given(&profile.ram_session_name).unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned());
+    let duration_secs = profile.expired_seconds.filter(|s| *s > 0).unwrap_or(DEFAULT_ROLE_DURATION_SECS);
+    let kind = match *canonical {
+        "AK" => ak(false)?,
+        "StsToken" => ak(true)?,
+        "RamRoleArn" => SourceKind::RamRole {
+            base: Box::new(ak(false)?),
+            role_arn: field(&profile.ram_role_arn, "ram_role_arn")?,
+            session_name,
+            duration_secs,
+            external_id: given(&profile.external_id),
+        },
+        "ChainableRamRoleArn" => {
+            let source_profile = field(&profile.source_profile, "source_profile")?;
+            let (base, _) = profile_kind(file, &source_profile, shown, env, depth + 1)?;
+            SourceKind::RamRole {
+                base: Box::new(base),
+                role_arn: field(&profile.ram_role_arn, "ram_role_arn")?,
+                session_name,
+                duration_secs,
+                external_id: given(&profile.external_id),
+            }
+        }
+        "EcsRamRole" => SourceKind::EcsRole {
+            role: given(&profile.ram_role_name),
+            imds_v1_disabled: is_true(env("ALIBABA_CLOUD_IMDSV1_DISABLED").as_deref()),
+        },
+        "OIDC" => SourceKind::Oidc {
+            role_arn: field(&profile.ram_role_arn, "ram_role_arn")?,
+            provider_arn: field(&profile.oidc_provider_arn, "oidc_provider_arn")?,
+            token_file: PathBuf::from(field(&profile.oidc_token_file, "oidc_token_file")?),
+            session_name,
+            duration_secs,
+        },
+        _ => SourceKind::Uri { uri: field(&profile.credentials_uri, "credentials_uri")? },
+    };
+    Ok((kind, profile))
+}
+
+/// The credentials file's path: `ALIBABA_CLOUD_CREDENTIALS_FILE` (which
+/// must exist), else the first of `~/.alibabacloud/credentials` and
+/// `credentials.ini` that does.
+fn credentials_file_path(env: &dyn Fn(&str) -> Option<String>, home: &Path) -> Option<(PathBuf, bool)> {
+    if let Some(p) = env("ALIBABA_CLOUD_CREDENTIALS_FILE") {
+        return Some((PathBuf::from(p.trim()), true));
+    }
+    let dir = home.join(".alibabacloud");
+    ["credentials", "credentials.ini"].iter().map(|n| dir.join(n)).find(|p| p.is_file()).map(|p| (p, false))
+}
+
+/// The credentials file: INI sections with `type = access_key`,
+/// `ecs_ram_role` or `ram_role_arn`.
+fn from_credentials_file(
+    env: &dyn Fn(&str) -> Option<String>,
+    home: &Path,
+) -> Result<Option<CredentialSource>, CredentialError> {
+    let Some((path, named)) = credentials_file_path(env, home) else { return Ok(None) };
+    let shown = path.display().to_string();
+    let err = |reason: String| CredentialError::CredentialsFile { path: shown.clone(), reason };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
+        Err(e) => return Err(err(format!("cannot be read: {e}"))),
+    };
+    let section = env("ALIBABA_CLOUD_PROFILE").unwrap_or_else(|| "default".to_owned());
+    let sections = parse_ini(&text);
+    let Some(values) = sections.get(section.trim()) else {
+        let mut names: Vec<&str> = sections.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        return Err(err(format!("has no section [{}]; sections there: {}", section.trim(), names.join(", "))));
+    };
+    let get = |k: &str| values.get(k).filter(|v| !v.is_empty()).cloned();
+    let need = |k: &'static str| get(k).ok_or_else(|| err(format!("section [{}] has no {k}", section.trim())));
+    let source = format!("section [{}] of {shown}", section.trim());
+    let ak = || -> Result<SourceKind, CredentialError> {
+        Ok(SourceKind::Static(Credentials {
+            access_key_id: need("access_key_id")?,
+            access_key_secret: Secret::new(need("access_key_secret")?),
+            security_token: None,
+            source: source.clone(),
+        }))
+    };
+    let kind = match get("type").as_deref() {
+        Some("access_key") => ak()?,
+        Some("ecs_ram_role") => SourceKind::EcsRole {
+            role: get("role_name"),
+            imds_v1_disabled: is_true(env("ALIBABA_CLOUD_IMDSV1_DISABLED").as_deref()),
+        },
+        Some("ram_role_arn") => SourceKind::RamRole {
+            base: Box::new(ak()?),
+            role_arn: need("role_arn")?,
+            session_name: get("role_session_name").unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned()),
+            duration_secs: DEFAULT_ROLE_DURATION_SECS,
+            external_id: None,
+        },
+        other => {
+            return Err(err(format!(
+                "section [{}] has type {:?}; supported types: access_key, ecs_ram_role, ram_role_arn",
+                section.trim(),
+                other.unwrap_or("")
+            )))
+        }
+    };
+    Ok(Some(CredentialSource { kind, source }))
+}
+
+/// `[section]` and `key = value` lines; `#` and `;` start comments.
+fn parse_ini(text: &str) -> HashMap<String, HashMap<String, String>> {
+    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.trim().to_owned());
+            out.entry(name.trim().to_owned()).or_default();
+        } else if let (Some(section), Some((k, v))) = (&current, line.split_once('=')) {
+            let v = v.trim().trim_matches('"');
+            out.entry(section.clone()).or_default().insert(k.trim().to_owned(), v.to_owned());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -262,6 +601,13 @@ mod tests {
         assert!(shown.contains("line 1 column"), "{shown}");
     }
 
+    fn key(r: &Resolved) -> &Credentials {
+        match &r.credentials.kind {
+            SourceKind::Static(c) => c,
+            other => panic!("not a static key: {other:?}"),
+        }
+    }
+
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
@@ -281,6 +627,7 @@ mod tests {
             {"name": "prod", "mode": "AK", "access_key_id": "ID_PROD", "access_key_secret": "SEC_PROD", "region_id": "ap-southeast-1"},
             {"name": "sts", "mode": "StsToken", "access_key_id": "STS.ID", "access_key_secret": "SEC_STS", "sts_token": "TOKEN", "region_id": "eu-central-1"},
             {"name": "role", "mode": "RamRoleArn", "access_key_id": "X", "access_key_secret": "Y"},
+            {"name": "sso", "mode": "CloudSSO"},
             {"name": "broken", "mode": "AK", "access_key_id": "X", "access_key_secret": ""}
         ]
     }"#;
@@ -293,9 +640,9 @@ mod tests {
             ("ALIBABA_CLOUD_SECURITY_TOKEN", "ENV_TOKEN"),
         ]);
         let r = resolve(&CredentialRequest::default(), &env, Path::new("/nonexistent")).unwrap();
-        assert_eq!(r.credentials.access_key_id, "ENV_ID");
-        assert_eq!(r.credentials.access_key_secret.expose(), "ENV_SECRET");
-        assert_eq!(r.credentials.security_token.unwrap().expose(), "ENV_TOKEN");
+        assert_eq!(key(&r).access_key_id, "ENV_ID");
+        assert_eq!(key(&r).access_key_secret.expose(), "ENV_SECRET");
+        assert_eq!(key(&r).security_token.as_ref().unwrap().expose(), "ENV_TOKEN");
         assert_eq!(r.region, DEFAULT_REGION);
     }
 
@@ -308,11 +655,11 @@ mod tests {
             ("ALICLOUD_ACCESS_KEY_SECRET", "OLDS"),
         ]);
         let r = resolve(&CredentialRequest::default(), &both, Path::new("/nonexistent")).unwrap();
-        assert_eq!(r.credentials.access_key_id, "NEW");
+        assert_eq!(key(&r).access_key_id, "NEW");
         let legacy = env_of(&[("ALICLOUD_ACCESS_KEY_ID", "OLD"), ("ALICLOUD_ACCESS_KEY_SECRET", "OLDS")]);
         let r = resolve(&CredentialRequest::default(), &legacy, Path::new("/nonexistent")).unwrap();
-        assert_eq!(r.credentials.access_key_id, "OLD");
-        assert!(r.credentials.security_token.is_none());
+        assert_eq!(key(&r).access_key_id, "OLD");
+        assert!(key(&r).security_token.is_none());
     }
 
     #[test]
@@ -327,7 +674,7 @@ mod tests {
         let home = home_with(CONFIG);
         let env = env_of(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENV_ID"), ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "S")]);
         let r = resolve(&CredentialRequest::default(), &env, home.path()).unwrap();
-        assert_eq!(r.credentials.access_key_id, "ENV_ID");
+        assert_eq!(key(&r).access_key_id, "ENV_ID");
         assert_eq!(r.region, DEFAULT_REGION);
     }
 
@@ -336,17 +683,17 @@ mod tests {
         let home = home_with(CONFIG);
         let none = env_of(&[]);
         let r = resolve(&CredentialRequest::default(), &none, home.path()).unwrap();
-        assert_eq!(r.credentials.access_key_id, "ID_PROD", "current profile");
+        assert_eq!(key(&r).access_key_id, "ID_PROD", "current profile");
         assert_eq!(r.region, "ap-southeast-1", "profile region");
 
         let env = env_of(&[("ALIBABA_CLOUD_PROFILE", "default")]);
         let r = resolve(&CredentialRequest::default(), &env, home.path()).unwrap();
-        assert_eq!(r.credentials.access_key_id, "ID_DEFAULT");
+        assert_eq!(key(&r).access_key_id, "ID_DEFAULT");
 
         let req = CredentialRequest { profile: Some("sts".into()), region: None };
         let r = resolve(&req, &env, home.path()).unwrap();
-        assert_eq!(r.credentials.access_key_id, "STS.ID", "--profile beats ALIBABA_CLOUD_PROFILE");
-        assert_eq!(r.credentials.security_token.as_ref().unwrap().expose(), "TOKEN");
+        assert_eq!(key(&r).access_key_id, "STS.ID", "--profile beats ALIBABA_CLOUD_PROFILE");
+        assert_eq!(key(&r).security_token.as_ref().unwrap().expose(), "TOKEN");
         assert_eq!(r.region, "eu-central-1");
     }
 
@@ -355,7 +702,7 @@ mod tests {
         let home = home_with(CONFIG);
         let env = env_of(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENV_ID"), ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "S")]);
         let req = CredentialRequest { profile: Some("default".into()), region: None };
-        assert_eq!(resolve(&req, &env, home.path()).unwrap().credentials.access_key_id, "ID_DEFAULT");
+        assert_eq!(key(&resolve(&req, &env, home.path()).unwrap()).access_key_id, "ID_DEFAULT");
     }
 
     #[test]
@@ -373,9 +720,12 @@ mod tests {
     #[test]
     fn unsupported_mode_names_it() {
         let home = home_with(CONFIG);
+        let req = CredentialRequest { profile: Some("sso".into()), region: None };
+        let e = resolve(&req, &env_of(&[]), home.path()).unwrap_err().to_string();
+        assert!(e.contains("\"CloudSSO\"") && e.contains("ChainableRamRoleArn, OIDC, CredentialsURI"), "{e}");
         let req = CredentialRequest { profile: Some("role".into()), region: None };
-        let e = resolve(&req, &env_of(&[]), home.path()).unwrap_err();
-        assert!(e.to_string().contains("\"RamRoleArn\""), "{e}");
+        let e = resolve(&req, &env_of(&[]), home.path()).unwrap_err().to_string();
+        assert!(e.contains("ram_role_arn"), "{e}");
     }
 
     #[test]
@@ -404,5 +754,131 @@ mod tests {
         let env = env_of(&[("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "TOPSECRET")]);
         let e = resolve(&CredentialRequest::default(), &env, Path::new("/x")).unwrap_err();
         assert!(!e.to_string().contains("TOPSECRET"));
+    }
+
+    fn kind_of(r: &Resolved) -> &SourceKind {
+        &r.credentials.kind
+    }
+
+    #[test]
+    fn the_chain_goes_env_oidc_cli_file_ecs_uri() {
+        let home = home_with(CONFIG);
+        std::fs::create_dir_all(home.path().join(".alibabacloud")).unwrap();
+        std::fs::write(
+            home.path().join(".alibabacloud/credentials"),
+            "[default]\ntype = access_key\naccess_key_id = INI_ID\naccess_key_secret = INI_SECRET\n",
+        )
+        .unwrap();
+        let all = [
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENV_ID"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "S"),
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p"),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", "/tok"),
+            ("ALIBABA_CLOUD_ECS_METADATA", "ecs-role"),
+            ("ALIBABA_CLOUD_CREDENTIALS_URI", "http://127.0.0.1:1/c"),
+        ];
+        let req = CredentialRequest::default();
+        let r = resolve(&req, &env_of(&all), home.path()).unwrap();
+        assert_eq!(key(&r).access_key_id, "ENV_ID");
+        let r = resolve(&req, &env_of(&all[2..]), home.path()).unwrap();
+        assert!(matches!(kind_of(&r), SourceKind::Oidc { token_file, .. } if token_file == Path::new("/tok")), "{r:?}");
+        let r = resolve(&req, &env_of(&all[5..]), home.path()).unwrap();
+        assert_eq!(key(&r).access_key_id, "ID_PROD", "the CLI file before the credentials file");
+        std::fs::remove_file(profile_path(home.path())).unwrap();
+        let r = resolve(&req, &env_of(&all[5..]), home.path()).unwrap();
+        assert_eq!(key(&r).access_key_id, "INI_ID");
+        assert!(r.credentials.source.contains("section [default]"), "{}", r.credentials.source);
+        let empty = tempfile::tempdir().unwrap();
+        let r = resolve(&req, &env_of(&all[5..]), empty.path()).unwrap();
+        assert!(matches!(kind_of(&r), SourceKind::EcsRole { role: Some(n), .. } if n == "ecs-role"), "{r:?}");
+        let r = resolve(&req, &env_of(&all[6..]), empty.path()).unwrap();
+        assert!(matches!(kind_of(&r), SourceKind::Uri { .. }), "{r:?}");
+        let disabled = [("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "TRUE")];
+        let home = home_with(CONFIG);
+        let e = resolve(&req, &env_of(&disabled), home.path()).unwrap_err();
+        assert!(matches!(e, CredentialError::NotFound(_)), "{e}");
+    }
+
+    #[test]
+    fn modes_are_case_insensitive_and_an_empty_mode_is_inferred() {
+        let home = home_with(
+            r#"{"profiles": [
+            {"name": "a", "mode": "ak", "access_key_id": "I", "access_key_secret": "S"},
+            {"name": "t", "access_key_id": "I", "access_key_secret": "S", "sts_token": "T"},
+            {"name": "r", "mode": "", "access_key_id": "I", "access_key_secret": "S", "ram_role_arn": "acs:ram::1:role/x", "expired_seconds": 900},
+            {"name": "c", "mode": "chainableramrolearn", "source_profile": "r", "ram_role_arn": "acs:ram::1:role/y"},
+            {"name": "loop", "mode": "ChainableRamRoleArn", "source_profile": "loop", "ram_role_arn": "acs:ram::1:role/y"},
+            {"name": "e", "mode": "ECSRAMROLE"},
+            {"name": "u", "mode": "credentialsuri", "credentials_uri": "http://127.0.0.1:1/"},
+            {"name": "ie", "ram_role_name": "r"},
+            {"name": "io", "ram_role_arn": "acs:ram::1:role/x", "oidc_provider_arn": "p", "oidc_token_file": "/t"}
+        ]}"#,
+        );
+        let get = |name: &str| {
+            let req = CredentialRequest { profile: Some(name.into()), region: None };
+            resolve(&req, &env_of(&[]), home.path())
+        };
+        assert!(!get("a").unwrap().credentials.kind.renews());
+        let t = get("t").unwrap();
+        assert_eq!(key(&t).security_token.as_ref().unwrap().expose(), "T");
+        let r = get("r").unwrap();
+        assert!(
+            matches!(kind_of(&r), SourceKind::RamRole { role_arn, duration_secs: 900, .. } if role_arn == "acs:ram::1:role/x"),
+            "{r:?}"
+        );
+        let c = get("c").unwrap();
+        match kind_of(&c) {
+            SourceKind::RamRole { base, role_arn, .. } => {
+                assert_eq!(role_arn, "acs:ram::1:role/y");
+                assert!(matches!(&**base, SourceKind::RamRole { role_arn, .. } if role_arn == "acs:ram::1:role/x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(get("loop"), Err(CredentialError::ChainTooLong { .. })));
+        assert!(matches!(kind_of(&get("e").unwrap()), SourceKind::EcsRole { role: None, .. }));
+        assert!(matches!(kind_of(&get("u").unwrap()), SourceKind::Uri { .. }));
+        assert!(matches!(kind_of(&get("ie").unwrap()), SourceKind::EcsRole { role: Some(r), .. } if r == "r"));
+        assert!(matches!(kind_of(&get("io").unwrap()), SourceKind::Oidc { .. }));
+    }
+
+    #[test]
+    fn the_credentials_file_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds");
+        std::fs::write(&path, "# c\n[default]\ntype = rsa_key_pair\n[r]\ntype = ram_role_arn\naccess_key_id = I\n")
+            .unwrap();
+        let p = path.to_str().unwrap();
+        let e = resolve(&CredentialRequest::default(), &env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", p)]), dir.path());
+        assert!(e.unwrap_err().to_string().contains("\"rsa_key_pair\""));
+        let env = env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", p), ("ALIBABA_CLOUD_PROFILE", "r")]);
+        let e = resolve(&CredentialRequest::default(), &env, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("access_key_secret"), "{e}");
+        let env = env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", p), ("ALIBABA_CLOUD_PROFILE", "nope")]);
+        let e = resolve(&CredentialRequest::default(), &env, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("[nope]") && e.contains("default, r"), "{e}");
+        let env = env_of(&[("ALIBABA_CLOUD_CREDENTIALS_FILE", "/no/such/file")]);
+        assert!(resolve(&CredentialRequest::default(), &env, dir.path()).is_err(), "a named file must exist");
+    }
+
+    /// `resolve_from_process` reads only `ENV_VARS`: every name the chain
+    /// asks for must be listed, or it would never be seen.
+    #[test]
+    fn every_variable_the_chain_reads_is_listed() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let env = |k: &str| {
+            asked.borrow_mut().insert(k.to_owned());
+            None
+        };
+        let home = tempfile::tempdir().unwrap();
+        let _ = resolve(&CredentialRequest::default(), &env, home.path());
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(profile_path(home.path()), r#"{"profiles":[{"name":"default","mode":"EcsRamRole"}]}"#).unwrap();
+        let _ = resolve(&CredentialRequest::default(), &env, home.path());
+        let asked = asked.into_inner();
+        assert!(asked.len() > 10, "{asked:?}");
+        for name in &asked {
+            assert!(ENV_VARS.contains(&name.as_str()), "{name} is read but not in ENV_VARS");
+        }
     }
 }

@@ -16,6 +16,7 @@ use super::error::{CmdError, Exit};
 use super::progress::Progress;
 use super::settings::{ApiTarget, RunSettings};
 use crate::api::client::VodClient;
+use crate::api::error::ErrorClass;
 use crate::report::pass::{self, Expected, RunFacts};
 use crate::report::summary::Summary;
 use crate::report::{sort, trend};
@@ -110,7 +111,7 @@ impl Sink for Settle<'_> {
 pub async fn run_audit(
     settings: &RunSettings,
     ids: IdList,
-    target: ApiTarget,
+    mut target: ApiTarget,
     stop: StopHandle,
     phase: Phase,
 ) -> Result<Exit, CmdError> {
@@ -120,13 +121,29 @@ pub async fn run_audit(
         Some(arg) => rundir::find_previous(arg, &settings.out).map_err(CmdError::usage)?,
         None => None,
     };
+    let client = VodClient::new(target.credentials.clone(), target.client.clone())
+        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    // A host that does not resolve is a mistake in the configuration, not an outage to ride out.
+    // Through a proxy the proxy resolves the name: this machine may not.
+    if target.client.proxy.is_none() {
+        client.endpoint().resolve_host().await.map_err(|e| CmdError::new(Exit::Stopped, anyhow::anyhow!(e)))?;
+    }
+    client.first_key().await.map_err(|e| {
+        let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
+        CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", target.credentials.source))
+    })?;
+    target.identity = match client.caller_identity().await {
+        Ok(i) => Some(i),
+        Err(e) => {
+            eprintln!("vod-image-audit: GetCallerIdentity failed (the manifest will not name the account): {e}");
+            None
+        }
+    };
     let dir = RunDir::open(&settings.out, settings.force)?;
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);
     }
     let started = SystemTime::now();
-    let client = VodClient::new(target.credentials.clone(), target.client.clone())
-        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
     let (journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
@@ -193,7 +210,7 @@ pub async fn run_audit(
         input_sha256: ids.sha256.clone(),
         endpoint,
         region: target.region.clone(),
-        account: None,
+        account: target.identity.as_ref().map(|i| i.account_id.clone()),
         earlier: {
             let parent = dir.path().parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1))
@@ -336,6 +353,8 @@ fn manifest(
         endpoint: facts.endpoint.clone(),
         proxy: target.client.proxy.as_ref().map(ToString::to_string),
         credentials_source: target.credentials.source.clone(),
+        account_id: target.identity.as_ref().map(|i| i.account_id.clone()),
+        identity_arn: target.identity.as_ref().map(|i| i.arn.clone()),
         started: facts.started.clone(),
         finished: facts.finished.clone(),
         ledger: summary.ledger.clone(),

@@ -1,5 +1,7 @@
-//! `check`: one signed `GetImageInfo` call, printed as JSON on stdout, to
-//! see that the credentials, the region and the endpoint work.
+//! `check`: who the key is (`GetCallerIdentity`), then one signed
+//! `GetImageInfo` call, printed as JSON on stdout, to see that the
+//! credentials, the region and the endpoint work; or, with `--dry-run`, what
+//! would be used.
 
 use super::cli::CheckArgs;
 use super::error::{CmdError, CmdResult, Exit};
@@ -9,21 +11,61 @@ use crate::api::error::{json_for_terminal, ErrorClass};
 use crate::report::record::OutcomeKind;
 use crate::run::input;
 
-/// `check --image-id ID`.
+/// `check --image-id ID`, or `check --dry-run`.
 pub async fn check(a: &CheckArgs) -> CmdResult {
-    let id = a.image_id.trim();
-    input::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {:?}: {why}", a.image_id)))?;
+    let raw_id = a.image_id.clone().unwrap_or_default();
+    let id = raw_id.trim();
+    if !a.dry_run {
+        input::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {raw_id:?}: {why}")))?;
+    }
     let target = ApiTarget::resolve(&a.api)?;
+    if a.dry_run {
+        println!("region: {}", target.region);
+        println!("endpoint: {}", target.client.endpoint.as_str());
+        println!("credentials: {}", target.credentials.source);
+        if target.credentials.kind.renews() {
+            println!("sts endpoint: {}", target.client.sts_endpoint.as_str());
+        }
+        return Ok(Exit::Ok);
+    }
+    // Through a proxy the proxy resolves the name: this machine may not.
+    if target.client.proxy.is_none() {
+        target.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
+    }
     let client = VodClient::new(target.credentials.clone(), target.client.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    eprintln!("vod-image-audit: credentials: {}", target.credentials.source);
+    if let Err(e) = client.first_key().await {
+        eprintln!("vod-image-audit: {e}");
+        let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
+        return Err(CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", target.credentials.source)));
+    }
+    let identity = match client.caller_identity().await {
+        Ok(i) => {
+            eprintln!(
+                "vod-image-audit: caller: account {}, {} {}",
+                i.account_id,
+                if i.identity_type.is_empty() { "identity" } else { i.identity_type.as_str() },
+                i.arn
+            );
+            Some(i)
+        }
+        Err(e) => {
+            eprintln!("vod-image-audit: GetCallerIdentity failed, going on with GetImageInfo: {e}");
+            None
+        }
+    };
     let (value, exit) = match client.get_image_info(id).await {
         Ok(found) => (
-            serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info}),
+            serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info,
+                "caller": identity, "credentials_source": target.credentials.source}),
             Exit::Ok,
         ),
-        Err(e) if e.class == ErrorClass::Missing => {
-            (serde_json::json!({"outcome": OutcomeKind::Missing, "image_id": id, "request_id": e.request_id}), Exit::Ok)
-        }
+        Err(e) if e.class == ErrorClass::Missing => (
+            serde_json::json!({"outcome": OutcomeKind::Missing, "image_id": id, "request_id": e.request_id,
+                "caller": identity, "credentials_source": target.credentials.source}),
+            Exit::Ok,
+        ),
         Err(e) => {
             let fatal = e.class == ErrorClass::Fatal;
             if fatal {

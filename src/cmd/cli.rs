@@ -43,9 +43,13 @@ Exit codes:
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
        incomplete; run the same command again to resume
 
-Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
-(/ ALIBABA_CLOUD_SECURITY_TOKEN), the legacy ALICLOUD_* pair, or the aliyun CLI
-profile file ~/.aliyun/config.json. No flag takes a secret.";
+Credentials come from the official default chain: ALIBABA_CLOUD_ACCESS_KEY_ID /
+ALIBABA_CLOUD_ACCESS_KEY_SECRET (/ ALIBABA_CLOUD_SECURITY_TOKEN) or the legacy ALICLOUD_*
+pair; OIDC (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN,
+ALIBABA_CLOUD_OIDC_TOKEN_FILE); the aliyun CLI profile file ~/.aliyun/config.json; the
+credentials file ~/.alibabacloud/credentials; the ECS instance RAM role
+(ALIBABA_CLOUD_ECS_METADATA); ALIBABA_CLOUD_CREDENTIALS_URI. Temporary keys are renewed
+before they expire. `check` names the source and the caller. No flag takes a secret.";
 
 /// Audits images on Alibaba Cloud ApsaraVideo VOD: GetImageInfo for every id
 /// of a CSV, at a fixed rate, into CSV and JSON reports.
@@ -61,7 +65,8 @@ pub enum Command {
     /// Audit every image id of a CSV and write the reports.
     #[command(after_help = EXIT_CODES_HELP)]
     Run(RunArgs),
-    /// One signed GetImageInfo call, printed as JSON: checks credentials, region and endpoint.
+    /// Who the key is (GetCallerIdentity), then one signed GetImageInfo call, printed as JSON:
+    /// checks credentials, region and endpoint (--dry-run: only say what would be used).
     #[command(after_help = EXIT_CODES_HELP)]
     Check(CheckArgs),
     #[cfg(feature = "simulator")]
@@ -120,10 +125,13 @@ pub struct ApiArgs {
     /// Region id (else ALIBABA_CLOUD_REGION_ID, the profile's region_id, cn-shanghai).
     #[arg(long, value_name = "ID")]
     pub region: Option<String>,
-    /// Endpoint URL instead of https://vod.<region>.aliyuncs.com/ (VPC endpoint, the simulator).
+    /// Endpoint URL instead of the region's (a private endpoint, the simulator).
     /// Plain http:// only to loopback addresses.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Call the region's VPC endpoint, vod-vpc.<region>.aliyuncs.com (also: ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true).
+    #[arg(long)]
+    pub vpc: bool,
     /// aliyun CLI profile to use (else ALIBABA_CLOUD_PROFILE, else the file's current profile).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
@@ -217,8 +225,12 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// The image id to look up.
-    #[arg(long, value_name = "ID")]
-    pub image_id: String,
+    #[arg(long, value_name = "ID", required_unless_present = "dry_run")]
+    pub image_id: Option<String>,
+    /// Print the region, endpoint and credential source that would be used, and call nothing
+    /// that needs no call to know (static keys: nothing at all).
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -310,6 +322,22 @@ pub struct SimulateArgs {
     /// Make the key an STS key that needs this SecurityToken (made up).
     #[arg(long, value_name = "TOKEN")]
     pub sts_token: Option<String>,
+    /// Lifetime of the keys the simulator's STS, metadata service and credentials URI issue
+    /// (at least 10s), to watch the tool renew them.
+    #[arg(long, default_value = "3600s", value_name = "DURATION")]
+    pub sts_duration: String,
+    /// A RAM role (by name) that AssumeRole and AssumeRoleWithOIDC may assume; repeatable.
+    #[arg(long = "role", value_name = "NAME")]
+    pub roles: Vec<String>,
+    /// The instance RAM role the metadata service (/latest/...) serves.
+    #[arg(long, value_name = "NAME")]
+    pub ecs_role: Option<String>,
+    /// The OIDC provider ARN AssumeRoleWithOIDC accepts (with --oidc-token).
+    #[arg(long, value_name = "ARN", requires = "oidc_token")]
+    pub oidc_provider_arn: Option<String>,
+    /// The OIDC token AssumeRoleWithOIDC accepts (made up).
+    #[arg(long, value_name = "TOKEN", requires = "oidc_provider_arn")]
+    pub oidc_token: Option<String>,
 }
 
 /// `demo`.

@@ -10,8 +10,10 @@ use super::cli::{ApiArgs, RunArgs};
 use super::error::CmdError;
 use super::progress::ProgressMode;
 use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
-use crate::api::credentials::{self, CredentialRequest, Credentials};
+use crate::api::credentials::{self, CredentialRequest, CredentialSource};
+use crate::api::endpoints;
 use crate::api::proxy::{choose_proxy, ProxyEnv};
+use crate::api::sts::Identity;
 use crate::report::pass::ReportSettings;
 use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
@@ -134,7 +136,9 @@ impl RunSettings {
 
 /// Where calls go and with which key: resolved before any call.
 pub struct ApiTarget {
-    pub credentials: Credentials,
+    pub credentials: CredentialSource,
+    /// Who the key is, when `GetCallerIdentity` told (set by `run`).
+    pub identity: Option<Identity>,
     pub region: String,
     pub client: ClientConfig,
 }
@@ -150,10 +154,17 @@ impl ApiTarget {
     }
 
     /// Builds the target with credentials already at hand.
-    pub fn with_credentials(a: &ApiArgs, credentials: Credentials, region: String) -> Result<Self, CmdError> {
+    pub fn with_credentials(
+        a: &ApiArgs,
+        credentials: impl Into<CredentialSource>,
+        region: String,
+    ) -> Result<Self, CmdError> {
+        let credentials = credentials.into();
+        let vpc =
+            a.vpc || credentials::is_true(credentials::process_var("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED")?.as_deref());
         let endpoint = match &a.endpoint {
             Some(e) => Endpoint::parse(e)?,
-            None => Endpoint::for_region(&region),
+            None => Endpoint::for_region(&region, vpc).map_err(CmdError::usage)?,
         };
         let timeout = match &a.timeout {
             Some(t) => parse_duration("--timeout", t)?,
@@ -163,7 +174,26 @@ impl ApiTarget {
             return Err(CmdError::usage("--auth-timeout must be at least 1 second"));
         }
         let proxy = choose_proxy(&endpoint, &ProxyEnv::from_process()).map_err(CmdError::usage)?;
+        let sts_endpoint = match credentials::process_var("VOD_IMAGE_AUDIT_STS_ENDPOINT")? {
+            Some(e) => {
+                Endpoint::parse(e.trim()).map_err(|e| CmdError::usage(format!("VOD_IMAGE_AUDIT_STS_ENDPOINT: {e}")))?
+            }
+            // The simulator serves STS too: no test ever reaches a real STS host.
+            None if endpoint.is_loopback() => endpoint.clone(),
+            None => {
+                let region = credentials::process_var("ALIBABA_CLOUD_STS_REGION")?;
+                let host = endpoints::sts_host(region.as_deref().map(str::trim), vpc);
+                Endpoint::parse(&format!("https://{host}/"))?
+            }
+        };
+        let metadata_endpoint = match credentials::process_var("VOD_IMAGE_AUDIT_METADATA_ENDPOINT")? {
+            Some(e) => Endpoint::parse_metadata(e.trim())
+                .map_err(|e| CmdError::usage(format!("VOD_IMAGE_AUDIT_METADATA_ENDPOINT: {e}")))?,
+            None => Endpoint::parse_metadata(Endpoint::METADATA)?,
+        };
         let client = ClientConfig {
+            sts_endpoint,
+            metadata_endpoint,
             endpoint,
             request_timeout: timeout,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(timeout),
@@ -171,7 +201,7 @@ impl ApiTarget {
             auth_timeout: a.auth_timeout,
             proxy,
         };
-        Ok(ApiTarget { credentials, region, client })
+        Ok(ApiTarget { credentials, identity: None, region, client })
     }
 }
 

@@ -58,6 +58,14 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.batch_omits_audit_status = !a.batch_includes_audit_status;
     config.omit_audit_status = a.omit_audit_status;
     config.batch_forgets = a.batch_forgets;
+    config.sts_duration =
+        humantime::parse_duration(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
+    if config.sts_duration < sim::MIN_STS_DURATION {
+        return Err(CmdError::usage("--sts-duration must be at least 10s"));
+    }
+    config.roles = a.roles.clone();
+    config.ecs_role = a.ecs_role.clone();
+    config.oidc = a.oidc_provider_arn.clone().zip(a.oidc_token.clone());
     config.faults = Faults {
         internal_error: a.error_rate,
         unavailable: a.unavailable_rate,
@@ -115,6 +123,19 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
         println!("  vod-image-audit check --endpoint http://{addr}/ --image-id {id}");
     }
     println!("  vod-image-audit run --endpoint http://{addr}/ --input ids.csv");
+    if !c.roles.is_empty() || c.ecs_role.is_some() {
+        println!(
+            "STS (account {}, keys living {}) and the metadata service are served on the same port:",
+            c.account_id,
+            humantime::format_duration(c.sts_duration)
+        );
+        for r in &c.roles {
+            println!("  role acs:ram::{}:role/{r}", c.account_id);
+        }
+        if let Some(r) = &c.ecs_role {
+            println!("  instance role {r}: export VOD_IMAGE_AUDIT_METADATA_ENDPOINT=http://{addr}/ ALIBABA_CLOUD_ECS_METADATA={r}");
+        }
+    }
     sim::serve(listener, sim.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -155,6 +176,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     let api = ApiArgs {
         region: None,
         endpoint: Some(format!("http://{addr}/")),
+        vpc: false,
         profile: None,
         timeout: Some("5s".into()),
         output_type: OutputType::Cdn,

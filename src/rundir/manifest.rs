@@ -37,6 +37,12 @@ pub struct Manifest {
     pub proxy: Option<String>,
     /// Where the credentials came from (never the secret).
     pub credentials_source: String,
+    /// The account the key belongs to (`GetCallerIdentity`), when known.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// The key's identity ARN (`GetCallerIdentity`), when known.
+    #[serde(default)]
+    pub identity_arn: Option<String>,
     /// RFC 3339, UTC.
     pub started: String,
     /// RFC 3339, UTC.

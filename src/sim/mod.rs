@@ -4,7 +4,11 @@
 //! Owns the HTTP server ([`serve`]), the checks a real endpoint makes
 //! (parameters, key, signature, timestamp, nonce, STS token, version,
 //! action), the per-second account quota, seeded fault injection and the
-//! `/__sim/stats` counters. Its images come from [`catalog`]; its signature
+//! `/__sim/stats` counters; and, on the same port, what the credential
+//! sources need: STS (`AssumeRole`, `AssumeRoleWithOIDC`,
+//! `GetCallerIdentity`, version 2015-04-01, told apart by `Version`), the
+//! ECS metadata service (`/latest/...`) and a credentials URI
+//! (`/__sim/credentials-uri`). Its images come from [`catalog`]; its signature
 //! check reuses the client's [`crate::api::signing`], fed with the parameters as
 //! the server decoded them. It never talks to anything but its listener.
 
@@ -116,7 +120,42 @@ pub struct SimConfig {
     /// After this many authenticated calls the key is treated as deleted
     /// (`InvalidAccessKeyId.NotFound`): a key revoked mid-run.
     pub revoke_key_after: Option<u64>,
+    /// When the STS tokens of `keys` expire: then every call with one is
+    /// answered `InvalidSecurityToken.Expired`.
+    pub static_token_expires: Option<SystemTime>,
+    /// The account the keys belong to.
+    pub account_id: String,
+    /// RAM roles of the account that `AssumeRole` (and OIDC) may assume, by name.
+    pub roles: Vec<String>,
+    /// Keys that may not assume roles (`NoPermission`).
+    pub assume_role_denied: Vec<String>,
+    /// The OIDC provider ARN and the token `AssumeRoleWithOIDC` accepts.
+    pub oidc: Option<(String, String)>,
+    /// The instance RAM role the metadata service serves.
+    pub ecs_role: Option<String>,
+    /// The metadata service hands out IMDSv2 session tokens.
+    pub imds_v2: bool,
+    /// The metadata service answers without a session token (IMDSv1).
+    pub imds_v1: bool,
+    /// Lifetime of the keys STS, the metadata service and the credentials
+    /// URI issue (at most; `DurationSeconds` may ask for less).
+    pub sts_duration: Duration,
+    /// After this many keys issued by `AssumeRole`, it answers 503
+    /// `ServiceUnavailable`: renewals that fail.
+    pub sts_fail_after: Option<u64>,
 }
+
+/// The shortest `--sts-duration` the simulator allows.
+pub const MIN_STS_DURATION: Duration = Duration::from_secs(10);
+
+/// The simulator's account id: made up.
+pub const DEFAULT_ACCOUNT_ID: &str = "1234567890123456";
+
+/// The STS API version the simulator serves.
+pub const STS_VERSION: &str = "2015-04-01";
+
+/// The IMDSv2 session token the metadata service hands out.
+const IMDS_TOKEN: &str = "sim-imds-session-token";
 
 impl SimConfig {
     /// A simulator with the default key, no quota and no faults.
@@ -135,6 +174,16 @@ impl SimConfig {
             batch_omits_audit_status: true,
             omit_audit_status: false,
             batch_forgets: 0.0,
+            static_token_expires: None,
+            account_id: DEFAULT_ACCOUNT_ID.into(),
+            roles: Vec::new(),
+            assume_role_denied: Vec::new(),
+            oidc: None,
+            ecs_role: None,
+            imds_v2: true,
+            imds_v1: true,
+            sts_duration: Duration::from_secs(3600),
+            sts_fail_after: None,
         }
     }
 }
@@ -153,6 +202,22 @@ pub struct Stats {
     pub answers_by_image: BTreeMap<String, u64>,
     /// Per image id: how many authenticated calls named it.
     pub calls_by_image: BTreeMap<String, u64>,
+    /// STS, metadata service and credentials URI requests, by action
+    /// (`AssumeRole`, `MetadataCredentials.v2`, ...) and outcome (`OK` or the
+    /// error code): `AssumeRole OK`. Not in `requests` or `by_code`, which
+    /// count the VOD endpoint's.
+    #[serde(default)]
+    pub by_action: BTreeMap<String, u64>,
+}
+
+/// A temporary key the simulator issued.
+#[derive(Debug, Clone)]
+struct Issued {
+    secret: String,
+    token: String,
+    expires: SystemTime,
+    /// `acs:ram::ACCOUNT:assumed-role/ROLE/SESSION`.
+    arn: String,
 }
 
 const SHARDS: usize = 16;
@@ -179,6 +244,11 @@ pub struct Simulator {
     started: Instant,
     /// When the outage fault opened.
     outage_opened: std::sync::OnceLock<Instant>,
+    /// Keys issued by STS, the metadata service and the credentials URI.
+    issued: Mutex<HashMap<String, Issued>>,
+    by_action: Mutex<BTreeMap<String, u64>>,
+    /// Keys issued by `AssumeRole`.
+    assumed: AtomicU64,
 }
 
 /// Nonces seen recently, in two generations: a nonce older than two skew
@@ -224,6 +294,9 @@ impl Simulator {
             quota: Mutex::new((0, 0)),
             started: Instant::now(),
             outage_opened: std::sync::OnceLock::new(),
+            issued: Mutex::default(),
+            by_action: Mutex::default(),
+            assumed: AtomicU64::new(0),
             config,
         })
     }
@@ -238,6 +311,7 @@ impl Simulator {
         let mut s = Stats {
             requests: self.requests.load(Ordering::Relaxed),
             by_code: self.by_code.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            by_action: self.by_action.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             ..Default::default()
         };
         for shard in &self.per_image {
@@ -255,6 +329,32 @@ impl Simulator {
     /// in the outage window.
     fn in_outage(&self, o: &OutageFault, n: u64) -> bool {
         n > o.after_calls && self.outage_opened.get_or_init(Instant::now).elapsed() < o.lasting
+    }
+
+    fn count_action(&self, action: &str, outcome: &str) {
+        let key = format!("{action} {outcome}");
+        *self.by_action.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+    }
+
+    /// Issues a temporary key that lives `lifetime` (at most `sts_duration`).
+    fn issue(&self, arn: String, lifetime: Option<Duration>) -> serde_json::Value {
+        let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        let a = mix64(self.config.seed ^ n.wrapping_mul(0xA076_1D64_78BD_642F) ^ 0x5555);
+        let b = mix64(a ^ 0x1234_5678);
+        let id = format!("STS.{a:016X}");
+        let secret = format!("sim-sts-secret-{b:016x}");
+        let token = format!("sim-sts-token-{:016x}{:016x}", mix64(b), mix64(a ^ b));
+        let life = lifetime.unwrap_or(self.config.sts_duration).min(self.config.sts_duration);
+        let expires = self.now() + life;
+        let expiration = humantime::format_rfc3339_seconds(expires).to_string();
+        let issued = Issued { secret: secret.clone(), token: token.clone(), expires, arn };
+        self.issued.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), issued);
+        serde_json::json!({
+            "AccessKeyId": id,
+            "AccessKeySecret": secret,
+            "SecurityToken": token,
+            "Expiration": expiration,
+        })
     }
 
     fn count_code(&self, code: &str) {
@@ -389,7 +489,10 @@ async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Result<Response<
         let body = serde_json::to_vec(&sim.stats()).unwrap_or_default();
         return Ok(wire::raw(StatusCode::OK, "application/json", body));
     }
-    sim.requests.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/latest/") || path == "/__sim/credentials-uri" {
+        return Ok(metadata(&sim, &req, &path));
+    }
     let method = req.method().clone();
     let path_ok = req.uri().path() == "/";
     let mut params = parse_pairs(req.uri().query().unwrap_or(""));
@@ -409,6 +512,13 @@ async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Result<Response<
         Some(f) if f.eq_ignore_ascii_case("json") => Format::Json,
         _ => Format::Xml,
     };
+    if path_ok && get(&params, "Version") == Some(STS_VERSION) {
+        let action = get(&params, "Action").unwrap_or_default().to_owned();
+        let answer = sts(&sim, &method, &params);
+        sim.count_action(&action, answer.code());
+        return Ok(answer.render(format, &sim.request_id(), "sts.aliyuncs.com"));
+    }
+    sim.requests.fetch_add(1, Ordering::Relaxed);
     let answer = process(&sim, &method, path_ok, &params).await;
     match answer {
         Err(Dropped) => {
@@ -454,77 +564,10 @@ async fn process(
     if method != Method::GET && method != Method::POST {
         return Ok(Answer::error(400, "UnsupportedHTTPMethod", "Specified http method is not supported."));
     }
-    for name in [
-        "AccessKeyId",
-        "Signature",
-        "SignatureMethod",
-        "SignatureVersion",
-        "SignatureNonce",
-        "Timestamp",
-        "Version",
-        "Action",
-    ] {
-        if get(params, name).is_none_or(str::is_empty) {
-            let code = if name == "Signature" { "IncompleteSignature".to_owned() } else { format!("Missing{name}") };
-            return Ok(Answer::error(400, &code, &format!("{name} is mandatory for this action.")));
-        }
+    if let Err(refused) = authenticate(sim, method, params, true) {
+        return Ok(refused);
     }
     let p = |name: &str| get(params, name).unwrap_or_default();
-    if p("SignatureMethod") != "HMAC-SHA1" {
-        return Ok(Answer::error(400, "InvalidSignatureMethod", "Specified signature method is not valid."));
-    }
-    if p("SignatureVersion") != "1.0" {
-        return Ok(Answer::error(400, "InvalidSignatureVersion", "Specified signature version is not valid."));
-    }
-    let Ok(ts) = humantime::parse_rfc3339(p("Timestamp")) else {
-        return Ok(Answer::error(
-            400,
-            "InvalidTimeStamp.Format",
-            "Specified time stamp or date value is not well formatted.",
-        ));
-    };
-    if !is_utc_seconds(p("Timestamp")) {
-        return Ok(Answer::error(
-            400,
-            "InvalidTimeStamp.Format",
-            "Specified time stamp or date value is not well formatted.",
-        ));
-    }
-    let now = sim.now();
-    let skew = now.duration_since(ts).unwrap_or_else(|e| e.duration());
-    if skew > cfg.max_skew {
-        return Ok(Answer::error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."));
-    }
-    let revoked = cfg.revoke_key_after.is_some_and(|n| sim.authenticated.load(Ordering::Relaxed) >= n);
-    let Some(key) = sim.keys.get(p("AccessKeyId")).filter(|_| !revoked) else {
-        return Ok(Answer::error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."));
-    };
-    let string_to_sign = signing::string_to_sign(method.as_str(), params);
-    let expected = signing::signature_of(&string_to_sign, &key.secret);
-    if expected != p("Signature") {
-        return Ok(Answer::error(
-            400,
-            "SignatureDoesNotMatch",
-            &format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
-            ),
-        ));
-    }
-    if let Some(token) = &key.sts_token {
-        match get(params, "SecurityToken") {
-            None | Some("") => {
-                return Ok(Answer::error(400, "MissingSecurityToken", "SecurityToken is mandatory for this action."))
-            }
-            Some(t) if t != token => {
-                return Ok(Answer::error(
-                    400,
-                    "InvalidSecurityToken.MismatchWithAccessKey",
-                    "Specified SecurityToken mismatch with the AccessKey.",
-                ))
-            }
-            Some(_) => {}
-        }
-    }
     let authenticated = sim.authenticated.fetch_add(1, Ordering::Relaxed) + 1;
     if !sim.fresh_nonce(p("SignatureNonce")) {
         return Ok(Answer::error(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
@@ -707,6 +750,284 @@ fn misname(
         }
     }
     true
+}
+
+/// Who signed a request.
+struct Caller {
+    arn: String,
+    identity_type: &'static str,
+}
+
+/// The checks every signed call passes: parameters, signature method and
+/// version, timestamp, key, signature, STS token. `vod`: the VOD endpoint's
+/// call, which a revoked key fails.
+fn authenticate(sim: &Simulator, method: &Method, params: &[(String, String)], vod: bool) -> Result<Caller, Answer> {
+    let cfg = &sim.config;
+    for name in [
+        "AccessKeyId",
+        "Signature",
+        "SignatureMethod",
+        "SignatureVersion",
+        "SignatureNonce",
+        "Timestamp",
+        "Version",
+        "Action",
+    ] {
+        if get(params, name).is_none_or(str::is_empty) {
+            let code = if name == "Signature" { "IncompleteSignature".to_owned() } else { format!("Missing{name}") };
+            return Err(Answer::error(400, &code, &format!("{name} is mandatory for this action.")));
+        }
+    }
+    let p = |name: &str| get(params, name).unwrap_or_default();
+    if p("SignatureMethod") != "HMAC-SHA1" {
+        return Err(Answer::error(400, "InvalidSignatureMethod", "Specified signature method is not valid."));
+    }
+    if p("SignatureVersion") != "1.0" {
+        return Err(Answer::error(400, "InvalidSignatureVersion", "Specified signature version is not valid."));
+    }
+    let Ok(ts) = humantime::parse_rfc3339(p("Timestamp")) else {
+        return Err(Answer::error(
+            400,
+            "InvalidTimeStamp.Format",
+            "Specified time stamp or date value is not well formatted.",
+        ));
+    };
+    if !is_utc_seconds(p("Timestamp")) {
+        return Err(Answer::error(
+            400,
+            "InvalidTimeStamp.Format",
+            "Specified time stamp or date value is not well formatted.",
+        ));
+    }
+    let now = sim.now();
+    let skew = now.duration_since(ts).unwrap_or_else(|e| e.duration());
+    if skew > cfg.max_skew {
+        return Err(Answer::error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."));
+    }
+    let revoked = vod && cfg.revoke_key_after.is_some_and(|n| sim.authenticated.load(Ordering::Relaxed) >= n);
+    let id = p("AccessKeyId");
+    // (secret, token, expires, arn) of a configured key or an issued one.
+    let (secret, token, expires, caller) = match sim.keys.get(id).filter(|_| !revoked) {
+        Some(k) => (
+            k.secret.clone(),
+            k.sts_token.clone(),
+            k.sts_token.as_ref().and(cfg.static_token_expires),
+            Caller { arn: format!("acs:ram::{}:user/simulator", cfg.account_id), identity_type: "RAMUser" },
+        ),
+        None => match sim.issued.lock().unwrap_or_else(|e| e.into_inner()).get(id).filter(|_| !revoked) {
+            Some(i) => (
+                i.secret.clone(),
+                Some(i.token.clone()),
+                Some(i.expires),
+                Caller { arn: i.arn.clone(), identity_type: "AssumedRoleUser" },
+            ),
+            None => {
+                return Err(Answer::error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."))
+            }
+        },
+    };
+    let string_to_sign = signing::string_to_sign(method.as_str(), params);
+    let expected = signing::signature_of(&string_to_sign, &secret);
+    if expected != p("Signature") {
+        return Err(Answer::error(
+            400,
+            "SignatureDoesNotMatch",
+            &format!(
+                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
+            ),
+        ));
+    }
+    if let Some(token) = &token {
+        match get(params, "SecurityToken") {
+            None | Some("") => {
+                return Err(Answer::error(400, "MissingSecurityToken", "SecurityToken is mandatory for this action."))
+            }
+            Some(t) if t != token => {
+                return Err(Answer::error(
+                    400,
+                    "InvalidSecurityToken.MismatchWithAccessKey",
+                    "Specified SecurityToken mismatch with the AccessKey.",
+                ))
+            }
+            Some(_) => {}
+        }
+        if expires.is_some_and(|e| now >= e) {
+            return Err(Answer::error(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired."));
+        }
+    }
+    Ok(caller)
+}
+
+/// `acs:ram::ACCOUNT:role/NAME`, checked as STS does.
+fn check_role(cfg: &SimConfig, role_arn: Option<&str>) -> Result<String, Answer> {
+    let Some(arn) = role_arn.filter(|a| !a.is_empty()) else {
+        return Err(Answer::error(400, "MissingRoleArn", "RoleArn is mandatory for this action."));
+    };
+    let parsed = arn.strip_prefix("acs:ram::").and_then(|rest| rest.split_once(":role/"));
+    let Some((account, name)) =
+        parsed.filter(|(a, n)| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
+    else {
+        return Err(Answer::error(400, "InvalidParameter.RoleArn", "The parameter RoleArn is wrongly formed."));
+    };
+    if account != cfg.account_id || !cfg.roles.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(Answer::error(404, "EntityNotExist.Role", "The specified Role not exists ."));
+    }
+    Ok(name.to_owned())
+}
+
+/// The lifetime a request asks for: `DurationSeconds`, 900 to 43200 as STS allows.
+fn duration_asked(params: &[(String, String)]) -> Result<Option<Duration>, Answer> {
+    match get(params, "DurationSeconds") {
+        None | Some("") => Ok(None),
+        Some(d) => match d.parse::<u64>() {
+            Ok(n) if (900..=43_200).contains(&n) => Ok(Some(Duration::from_secs(n))),
+            _ => Err(Answer::error(
+                400,
+                "InvalidParameter.DurationSeconds",
+                "The Min/Max value of DurationSeconds is 15min/12hr.",
+            )),
+        },
+    }
+}
+
+/// The STS actions.
+fn sts(sim: &Simulator, method: &Method, params: &[(String, String)]) -> Answer {
+    match sts_answer(sim, method, params) {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+fn sts_answer(sim: &Simulator, method: &Method, params: &[(String, String)]) -> Result<Answer, Answer> {
+    let cfg = &sim.config;
+    let action = get(params, "Action").unwrap_or_default();
+    let session = || match get(params, "RoleSessionName") {
+        Some(s) if !s.is_empty() => Ok(s.to_owned()),
+        _ => Err(Answer::error(400, "MissingRoleSessionName", "RoleSessionName is mandatory for this action.")),
+    };
+    if action == "AssumeRoleWithOIDC" {
+        // Not signed: the OIDC token is the proof.
+        let name = check_role(cfg, get(params, "RoleArn"))?;
+        let session = session()?;
+        let Some((provider_arn, token)) = &cfg.oidc else {
+            return Err(Answer::error(
+                404,
+                "EntityNotExist.OIDCProvider",
+                "The specified OIDC provider does not exist.",
+            ));
+        };
+        if get(params, "OIDCProviderArn") != Some(provider_arn.as_str()) {
+            return Err(Answer::error(
+                404,
+                "EntityNotExist.OIDCProvider",
+                "The specified OIDC provider does not exist.",
+            ));
+        }
+        if get(params, "OIDCToken") != Some(token.as_str()) {
+            return Err(Answer::error(400, "AuthenticationFail.OIDCToken.Invalid", "The OIDC token is invalid."));
+        }
+        let asked = duration_asked(params)?;
+        let arn = format!("acs:ram::{}:assumed-role/{name}/{session}", cfg.account_id);
+        let credentials = sim.issue(arn.clone(), asked);
+        return Ok(Answer::Json(serde_json::json!({
+            "Credentials": credentials,
+            "AssumedRoleUser": {"Arn": arn, "AssumedRoleId": format!("3{}:{session}", cfg.account_id)},
+        })));
+    }
+    let caller = authenticate(sim, method, params, false)?;
+    if !sim.fresh_nonce(get(params, "SignatureNonce").unwrap_or_default()) {
+        return Err(Answer::error(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
+    }
+    match action {
+        "GetCallerIdentity" => Ok(Answer::Json(serde_json::json!({
+            "AccountId": cfg.account_id,
+            "Arn": caller.arn,
+            "IdentityType": caller.identity_type,
+            "UserId": "216959339000000000",
+            "PrincipalId": "216959339000000000",
+        }))),
+        "AssumeRole" => {
+            if cfg.assume_role_denied.iter().any(|k| Some(k.as_str()) == get(params, "AccessKeyId")) {
+                return Err(Answer::error(
+                    403,
+                    "NoPermission",
+                    "You are not authorized to do this action. You should be authorized by RAM.",
+                ));
+            }
+            let name = check_role(cfg, get(params, "RoleArn"))?;
+            let session = session()?;
+            let asked = duration_asked(params)?;
+            if cfg.sts_fail_after.is_some_and(|n| sim.assumed.load(Ordering::Relaxed) >= n) {
+                return Err(unavailable());
+            }
+            sim.assumed.fetch_add(1, Ordering::Relaxed);
+            let arn = format!("acs:ram::{}:assumed-role/{name}/{session}", cfg.account_id);
+            let credentials = sim.issue(arn.clone(), asked);
+            Ok(Answer::Json(serde_json::json!({
+                "Credentials": credentials,
+                "AssumedRoleUser": {"Arn": arn, "AssumedRoleId": format!("3{}:{session}", cfg.account_id)},
+            })))
+        }
+        _ => Err(Answer::error(
+            404,
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+        )),
+    }
+}
+
+/// The ECS metadata service and the credentials URI.
+fn metadata(sim: &Simulator, req: &Request<Incoming>, path: &str) -> Response<Full<Bytes>> {
+    let cfg = &sim.config;
+    let text = |status: StatusCode, body: &str| wire::raw(status, "text/plain", body.as_bytes().to_vec());
+    if path == "/__sim/credentials-uri" {
+        sim.count_action("CredentialsURI", "OK");
+        let mut v = sim.issue(format!("acs:ram::{}:assumed-role/uri-role/uri", cfg.account_id), None);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("Code".into(), "Success".into());
+        }
+        return wire::raw(StatusCode::OK, "application/json", serde_json::to_vec(&v).unwrap_or_default());
+    }
+    if path == "/latest/api/token" {
+        if req.method() != Method::PUT || !cfg.imds_v2 {
+            sim.count_action("MetadataToken", "Refused");
+            return text(StatusCode::NOT_FOUND, "Not Found");
+        }
+        if req.headers().get("X-aliyun-ecs-metadata-token-ttl-seconds").is_none() {
+            sim.count_action("MetadataToken", "Refused");
+            return text(StatusCode::BAD_REQUEST, "missing X-aliyun-ecs-metadata-token-ttl-seconds");
+        }
+        sim.count_action("MetadataToken", "OK");
+        return text(StatusCode::OK, IMDS_TOKEN);
+    }
+    let version = match req.headers().get("X-aliyun-ecs-metadata-token").and_then(|v| v.to_str().ok()) {
+        Some(IMDS_TOKEN) => "v2",
+        Some(_) => {
+            sim.count_action("MetadataCredentials", "BadToken");
+            return text(StatusCode::UNAUTHORIZED, "Unauthorized");
+        }
+        None if cfg.imds_v1 => "v1",
+        None => {
+            sim.count_action("MetadataCredentials", "v1Refused");
+            return text(StatusCode::FORBIDDEN, "Forbidden");
+        }
+    };
+    let Some(role) = &cfg.ecs_role else { return text(StatusCode::NOT_FOUND, "Not Found") };
+    match path.strip_prefix("/latest/meta-data/ram/security-credentials/") {
+        Some("") => {
+            sim.count_action(&format!("MetadataRoleList.{version}"), "OK");
+            text(StatusCode::OK, role)
+        }
+        Some(r) if r == role => {
+            sim.count_action(&format!("MetadataCredentials.{version}"), "OK");
+            let mut v = sim.issue(format!("acs:ram::{}:assumed-role/{role}/ecs", cfg.account_id), None);
+            if let Some(m) = v.as_object_mut() {
+                m.insert("Code".into(), "Success".into());
+                m.insert("LastUpdated".into(), humantime::format_rfc3339_seconds(sim.now()).to_string().into());
+            }
+            wire::raw(StatusCode::OK, "text/plain", serde_json::to_vec(&v).unwrap_or_default())
+        }
+        _ => text(StatusCode::NOT_FOUND, "Not Found"),
+    }
 }
 
 /// The real service's `503 ServiceUnavailable`.

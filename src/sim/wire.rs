@@ -23,6 +23,8 @@ pub(super) enum Answer {
     Images(Vec<CatalogImage>, Vec<String>),
     /// A `GetMediaAuditResult` answer: the `MediaAuditResult` object.
     Audit(Value),
+    /// Any other answer (STS), as JSON with its `RequestId`.
+    Json(Value),
     Error {
         status: u16,
         code: String,
@@ -104,6 +106,12 @@ impl Answer {
                 }
                 body.push_str("</GetImageInfosResponse>");
                 xml(StatusCode::OK, body.into_bytes(), &[])
+            }
+            (Answer::Json(mut v), _) => {
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("RequestId".into(), Value::String(request_id.into()));
+                }
+                json(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default(), &[])
             }
             (Answer::Error { status, code, message, headers }, format) => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

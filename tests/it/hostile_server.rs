@@ -702,6 +702,8 @@ fn an_https_endpoint_goes_through_https_proxy_by_connect() {
         .endpoint("https://vod.example.invalid/")
         .credentials(&creds)
         .env("HTTPS_PROXY", &named)
+        // Who-am-I goes to STS through the same proxy: a name of our own.
+        .env("VOD_IMAGE_AUDIT_STS_ENDPOINT", "https://sts.example.invalid/")
         // Never for https: the plain-http variables, and ALL_PROXY (see the README).
         .env("HTTP_PROXY", &other.url)
         .env("http_proxy", &other.url)
@@ -711,8 +713,13 @@ fn an_https_endpoint_goes_through_https_proxy_by_connect() {
     let seen = proxy.take();
     assert_eq!(other.take(), Vec::<String>::new(), "HTTP_PROXY or ALL_PROXY was used\n{}", out.describe());
     assert!(!seen.is_empty(), "the proxy was not used\n{}", out.describe());
+    assert!(seen.iter().any(|c| c.starts_with("CONNECT vod.example.invalid:443")), "the VOD calls went through it");
     for conversation in &seen {
-        assert!(conversation.starts_with("CONNECT vod.example.invalid:443 HTTP/1.1\r\n"), "{conversation:?}");
+        assert!(
+            conversation.starts_with("CONNECT vod.example.invalid:443 HTTP/1.1\r\n")
+                || conversation.starts_with("CONNECT sts.example.invalid:443 HTTP/1.1\r\n"),
+            "{conversation:?}"
+        );
         assert!(
             conversation.contains("Proxy-Authorization: Basic ")
                 || conversation.contains("proxy-authorization: Basic "),

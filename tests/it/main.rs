@@ -8,6 +8,7 @@
 mod bad_input;
 mod common;
 mod compliance;
+mod credentials;
 mod cron_env;
 mod hostile_disk;
 mod hostile_input;

@@ -18,6 +18,7 @@ use super::settings::{ApiTarget, RunSettings};
 use crate::api::client::VodClient;
 use crate::api::error::ErrorClass;
 use crate::report::pass::{self, Expected, RunFacts};
+use crate::report::record::{ImageRecord, OutcomeKind};
 use crate::report::summary::Summary;
 use crate::report::{sort, trend};
 use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
@@ -25,7 +26,7 @@ use crate::run::input::{Fingerprint, IdList};
 use crate::run::journal::{Journal, Recorder};
 use crate::run::outcome::Outcome;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
-use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput};
+use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
 use crate::rundir::{self, RunDir};
 
 /// Where a run is, for the signal handler: while the reports are written a
@@ -117,8 +118,23 @@ pub async fn run_audit(
 ) -> Result<Exit, CmdError> {
     // Everything that can refuse the run is checked before the directory is
     // touched, so a failed start leaves nothing behind.
-    let previous = match &settings.compare_with {
-        Some(arg) => rundir::find_previous(arg, &settings.out).map_err(CmdError::usage)?,
+    let input_name = settings.input.display();
+    let key = rundir::InputKey { path: &input_name, id_column: &ids.id_column };
+    let previous = match settings.compare_with.as_deref() {
+        Some(arg) => {
+            let found = rundir::find_previous(arg, &settings.out, &key).map_err(CmdError::usage)?;
+            match (&found, arg) {
+                _ if settings.quiet => {}
+                (Some(dir), "auto") => eprintln!("vod-image-audit: comparing with {}", dir.display()),
+                (None, _) => eprintln!(
+                    "vod-image-audit: --compare-with auto: no earlier run of this input ({input_name}, column {}) beside {}; nothing is compared",
+                    ids.id_column,
+                    settings.out.display()
+                ),
+                _ => {}
+            }
+            found
+        }
         None => None,
     };
     let client = VodClient::new(target.credentials.clone(), target.client.clone())
@@ -146,10 +162,23 @@ pub async fn run_audit(
     let started = SystemTime::now();
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
-    let (journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
+    let (mut journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
         done.insert(fingerprint.of(&o.image_id));
     })?;
-    let resumed = recovered.count;
+    let mut resumed = recovered.count;
+    let mut retry_of = None;
+    if let Some(old) = &settings.retry_failed {
+        if recovered.count == 0 {
+            // A fresh directory: the earlier run's settled records start its journal.
+            let (of, kept) = seed_from(old, &ids, &mut journal, |id| {
+                done.insert(fingerprint.of(id));
+            })?;
+            resumed = kept;
+            retry_of = Some(of);
+        } else {
+            retry_of = Some(retry_of_manifest(old)?);
+        }
+    }
     let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count();
     let counters = Arc::new(Counters::default());
     let mut progress = Progress::new(todo_count as u64, settings.progress, settings.quiet, counters.clone());
@@ -165,7 +194,12 @@ pub async fn run_audit(
             settings.audit.qps,
             client.endpoint().as_str()
         );
-        if resumed > 0 {
+        if let Some(of) = retry_of.as_ref().filter(|_| recovered.count == 0) {
+            eprintln!(
+                "vod-image-audit: retrying the failed ids of {}: {resumed} ids settled there, {todo_count} to go",
+                of.dir
+            );
+        } else if resumed > 0 {
             eprintln!(
                 "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {todo_count} to go",
                 journal.path().display(),
@@ -261,6 +295,7 @@ pub async fn run_audit(
         ) => Exit::Stopped,
         Some(StopReason::Interrupted) => Exit::Interrupted,
         None if summary.audit_status_coverage.below(settings.min_audit_status) => Exit::AuditStatusMissing,
+        None if !alerts(&settings.fail_on, &summary).is_empty() => Exit::Alert,
         None if summary.totals.failed > 0 => Exit::Failures,
         None => Exit::Ok,
     };
@@ -270,7 +305,7 @@ pub async fn run_audit(
         retries: counters.retries.load(Ordering::Relaxed),
         batch_fallbacks: counters.batch_fallbacks.load(Ordering::Relaxed),
     };
-    let manifest = manifest(settings, &target, &facts, &ids, &summary, previous, resumed, calls, files, exit);
+    let manifest = manifest(settings, &target, &facts, &ids, &summary, previous, resumed, retry_of, calls, files, exit);
     let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
@@ -297,10 +332,38 @@ pub async fn run_audit(
         eprintln!("vod-image-audit: {}", r.describe());
         eprintln!("vod-image-audit: the report in {} is marked incomplete", settings.out.display());
     }
-    if !settings.quiet {
+    if let Some(c) = &summary.changes {
+        if c.compared * 2 < summary.totals.unique_ids {
+            // Loud whatever --quiet says: the comparison says little.
+            eprintln!(
+                "vod-image-audit: warning: only {} of {} ids were compared with {} (the rest were not in both runs, or failed): its changes say little about tonight",
+                c.compared,
+                summary.totals.unique_ids,
+                c.compared_with.as_deref().unwrap_or("the earlier run")
+            );
+        }
+    }
+    let alerted = alerts(&settings.fail_on, &summary);
+    if exit == Exit::Alert {
+        eprintln!("vod-image-audit: alert (--fail-on): {}", alerted.join(", "));
+    }
+    // --quiet is silent on success; a run that failed ids, stopped or
+    // alerted still says so in one line, for the cron mail.
+    if !settings.quiet || exit != Exit::Ok {
         let t = &summary.totals;
+        let changes = match &summary.changes {
+            Some(c) => format!(
+                "; changes: {}",
+                crate::report::changes::CHANGE_KINDS
+                    .iter()
+                    .map(|k| format!("{k} {}", c.counts.get(*k).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "vod-image-audit: {}: {} ids: {} found ({} blocked; AuditStatus on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled",
+            "vod-image-audit: {}: {} ids: {} found ({} blocked; AuditStatus on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled{changes}; report in {}",
             if summary.complete { "done" } else { "stopped" },
             t.unique_ids,
             t.found,
@@ -315,7 +378,10 @@ pub async fn run_audit(
             t.invalid,
             manifest.calls.total,
             manifest.calls.throttled,
+            settings.out.display(),
         );
+    }
+    if !settings.quiet {
         eprintln!(
             "vod-image-audit: manifest.json SHA-256 {} (keep it elsewhere; `vod-image-audit verify --manifest-sha256 HEX {}` proves the reports against it)",
             manifest_digest.sha256,
@@ -323,6 +389,71 @@ pub async fn run_audit(
         );
     }
     Ok(exit)
+}
+
+/// `--retry-failed OLD`: the earlier run, checked to be of this very input.
+fn retry_of_manifest(old: &std::path::Path) -> Result<RetryOf, CmdError> {
+    let m = Manifest::read(old)?;
+    if !m.lists(rundir::IMAGES_JSONL) {
+        return Err(CmdError::usage(format!(
+            "--retry-failed {}: the run has no images.jsonl (it keeps the records exactly); retry a run made with --format json, the default",
+            old.display()
+        )));
+    }
+    Ok(RetryOf {
+        dir: old.display().to_string(),
+        started: m.started,
+        finished: m.finished,
+        input_sha256: m.input.sha256,
+    })
+}
+
+/// Copies the found and missing records of the earlier run `old` into
+/// `journal`, as if this run had settled them: only its failed and never
+/// attempted ids are called again, and the reports cover the whole input.
+fn seed_from(
+    old: &std::path::Path,
+    ids: &IdList,
+    journal: &mut Journal,
+    mut seen: impl FnMut(&str),
+) -> Result<(RetryOf, usize), CmdError> {
+    let of = retry_of_manifest(old)?;
+    if of.input_sha256 != ids.sha256 {
+        return Err(CmdError::usage(format!(
+            "--retry-failed {}: that run read another input (SHA-256 {}, this one is {}); give it the same --input",
+            old.display(),
+            of.input_sha256,
+            ids.sha256
+        )));
+    }
+    let path = old.join(rundir::IMAGES_JSONL);
+    let text = std::fs::read_to_string(&path).map_err(|e| CmdError::usage(format!("{}: {e}", path.display())))?;
+    let mut kept = 0;
+    for (n, line) in text.lines().enumerate() {
+        let r: ImageRecord = serde_json::from_str(line)
+            .map_err(|e| CmdError::usage(format!("{} line {}: not a record: {e}", path.display(), n + 1)))?;
+        if matches!(r.outcome, OutcomeKind::Found | OutcomeKind::Missing) {
+            journal.append(&r).map_err(|e| CmdError::disk(format!("writing {}", journal.path().display()), e))?;
+            seen(&r.image_id);
+            kept += 1;
+        }
+    }
+    journal.sync().map_err(|e| CmdError::disk(format!("syncing {}", journal.path().display()), e))?;
+    Ok((of, kept))
+}
+
+/// What `--fail-on` asked to be told of and happened: `kind count` each.
+fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
+    fail_on
+        .iter()
+        .filter_map(|kind| {
+            let n = match kind.as_str() {
+                "failed" => summary.totals.failed,
+                kind => summary.changes.as_ref().and_then(|c| c.counts.get(kind)).copied().unwrap_or(0),
+            };
+            (n > 0).then(|| format!("{kind} {n}"))
+        })
+        .collect()
 }
 
 /// What to do when the answers lack `AuditStatus`.
@@ -338,6 +469,7 @@ fn manifest(
     summary: &Summary,
     previous: Option<PathBuf>,
     resumed_ids: usize,
+    retry_of: Option<RetryOf>,
     calls: ManifestCalls,
     files: Vec<FileDigest>,
     exit: Exit,
@@ -368,6 +500,7 @@ fn manifest(
             blank_rows: ids.blank_rows,
         },
         resumed_ids,
+        retry_of,
         settings: settings.for_manifest(&target.client),
         calls,
         files,

@@ -38,6 +38,7 @@ Exit codes:
        incomplete; run again to resume
   5    another run holds the lock on the output directory
   6    (verify) a report file changed or the ledger does not balance
+  8    finished, and something --fail-on names happened (e.g. newly_blocked)
   9    finished, but AuditStatus was missing from more found images than
        --min-audit-status allows: the blocked count cannot be trusted
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
@@ -206,6 +207,15 @@ pub struct RunArgs {
     /// Start each CSV file with a UTF-8 byte order mark, so that Excel reads CJK text right.
     #[arg(long)]
     pub csv_bom: bool,
+    /// Audit again only the ids that failed (or were never called) in this earlier run of the same
+    /// input, into a new --out that holds the whole report: the earlier run's answers plus the new ones.
+    #[arg(long, value_name = "DIR")]
+    pub retry_failed: Option<PathBuf>,
+    /// Exit 8 (after the reports) when any of these happened: change kinds (newly_blocked,
+    /// newly_missing, unblocked, reappeared, status_changed, category_changed, audit_status_appeared)
+    /// or failed, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub fail_on: Vec<String>,
     /// Share of found images that must carry AuditStatus (0..1, default 0.9); below it the run
     /// exits 9 after writing the reports, since the blocked count cannot be trusted.
     #[arg(long, value_name = "SHARE")]
@@ -216,7 +226,7 @@ pub struct RunArgs {
     /// Progress display on stderr: a bar on a terminal (auto), always, or never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
-    /// Print only errors.
+    /// Silent on success; a run that failed ids, stopped or alerted still prints one line.
     #[arg(long, short)]
     pub quiet: bool,
 }

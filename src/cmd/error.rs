@@ -36,6 +36,9 @@ pub enum Exit {
     Locked = 5,
     /// `verify` found a problem.
     VerifyFailed = 6,
+    /// Finished, and something `--fail-on` names happened (newly blocked
+    /// images, failed ids, ...).
+    Alert = 8,
     /// Finished, but too few found images carried `AuditStatus`
     /// (`--min-audit-status`): the blocked count cannot be trusted.
     AuditStatusMissing = 9,

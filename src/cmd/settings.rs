@@ -41,6 +41,10 @@ pub struct RunSettings {
     pub force: bool,
     pub audit: AuditSettings,
     pub reports: ReportSettings,
+    /// `--retry-failed`: an earlier run whose failed ids this run audits.
+    pub retry_failed: Option<PathBuf>,
+    /// `--fail-on`: change kinds (and `failed`) that make the run exit 8.
+    pub fail_on: Vec<String>,
     /// `--min-audit-status`: the share of found images that must carry
     /// `AuditStatus`.
     pub min_audit_status: f64,
@@ -98,6 +102,18 @@ impl RunSettings {
                 audit_source: a.audit_source,
             },
             reports: ReportSettings { formats: a.format.clone(), csv: CsvStyle { safe: a.csv_safe, bom: a.csv_bom } },
+            retry_failed: a.retry_failed.clone(),
+            fail_on: {
+                for kind in &a.fail_on {
+                    if kind != "failed" && !crate::report::changes::CHANGE_KINDS.contains(&kind.as_str()) {
+                        return Err(CmdError::usage(format!(
+                            "--fail-on {kind:?}: not a change kind; use failed or any of {}",
+                            crate::report::changes::CHANGE_KINDS.join(", ")
+                        )));
+                    }
+                }
+                a.fail_on.clone()
+            },
             min_audit_status: match a.min_audit_status {
                 Some(m) if (0.0..=1.0).contains(&m) => m,
                 Some(_) => return Err(CmdError::usage("--min-audit-status is a share between 0 and 1, e.g. 0.9")),

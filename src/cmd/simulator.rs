@@ -210,6 +210,8 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         reports: ReportSettings { formats: vec![Format::Csv, Format::Json, Format::Html], csv: CsvStyle::default() },
         trend_runs: crate::report::trend::DEFAULT_TREND_RUNS,
         min_audit_status: super::settings::DEFAULT_MIN_AUDIT_STATUS,
+        fail_on: Vec::new(),
+        retry_failed: None,
         progress: a.progress,
         quiet: false,
         argv,

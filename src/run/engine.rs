@@ -375,7 +375,8 @@ where
         match s.policy.decide(err.class, failures, err.retry_after, rand::random::<f64>()) {
             Decision::Stop => return (Settled::Final(err), attempts),
             Decision::AbortRun => {
-                tracing::error!("{err}: {}", err.advice());
+                // Said once, at the end, as the stop reason; a log only when asked for.
+                tracing::debug!("{err}: {}", err.advice());
                 s.stop.stop(StopReason::Fatal(err.clone()));
                 return (Settled::Fatal(err), attempts);
             }

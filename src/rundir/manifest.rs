@@ -54,12 +54,25 @@ pub struct Manifest {
     /// The run directory compared with, if any.
     pub compared_with: Option<String>,
     pub input: ManifestInput,
-    /// Ids settled by earlier attempts of this run, read from the journal.
+    /// Ids settled by earlier attempts of this run, read from the journal
+    /// (or, with `--retry-failed`, taken from the earlier run).
     pub resumed_ids: usize,
+    /// `--retry-failed`: the run whose failed ids this one audited again.
+    #[serde(default)]
+    pub retry_of: Option<RetryOf>,
     pub settings: ManifestSettings,
     pub calls: ManifestCalls,
     /// Every report file with its size and SHA-256 (`verify` checks them).
     pub files: Vec<FileDigest>,
+}
+
+/// The earlier run a `--retry-failed` run completes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOf {
+    pub dir: String,
+    pub started: String,
+    pub finished: String,
+    pub input_sha256: String,
 }
 
 /// The input a run read.

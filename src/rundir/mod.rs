@@ -211,11 +211,21 @@ fn foreign_files(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// The input a run was made from, as `--compare-with auto` matches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputKey<'a> {
+    /// The input's path as given (`-` for stdin), as the manifest records it.
+    pub path: &'a str,
+    /// The id column.
+    pub id_column: &'a str,
+}
+
 /// `--compare-with`: `auto` is the latest complete run in the same parent
-/// directory as `out` (by its manifest's `finished`); a path must be a
-/// complete run whose manifest lists an `images.csv`. `Err` says why a named
-/// directory cannot be compared with.
-pub fn find_previous(arg: &str, out: &Path) -> Result<Option<PathBuf>, String> {
+/// directory as `out` (by its manifest's `finished`) made from the same
+/// input (the same path and id column, as restic picks a parent snapshot
+/// by its paths); a path must be a complete run whose manifest lists an
+/// `images.csv`. `Err` says why a named directory cannot be compared with.
+pub fn find_previous(arg: &str, out: &Path, input: &InputKey<'_>) -> Result<Option<PathBuf>, String> {
     let comparable = |dir: &Path| -> Result<Manifest, String> {
         let m = Manifest::read(dir).map_err(|e| e.to_string())?;
         if !m.complete {
@@ -244,6 +254,9 @@ pub fn find_previous(arg: &str, out: &Path) -> Result<Option<PathBuf>, String> {
             continue;
         }
         if let Ok(m) = comparable(&dir) {
+            if m.input.path != input.path || m.input.id_column != input.id_column {
+                continue;
+            }
             if best.as_ref().is_none_or(|(f, _)| m.finished > *f) {
                 best = Some((m.finished, dir));
             }

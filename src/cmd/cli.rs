@@ -117,6 +117,9 @@ pub struct DiffArgs {
     /// Write changes.csv here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Print the counts as one JSON object on stdout; changes.csv is then written only with --out.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where and how to call the API.
@@ -219,6 +222,14 @@ pub struct RunArgs {
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Write the run's metrics here at the end, in the Prometheus text format, atomically (for the
+    /// node_exporter textfile collector); also for a failed or stopped run, not for one refused before any call.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Print one JSON object on stdout at the end (totals, blocked, changes, the run directory and
+    /// its files, the exit code, the manifest's SHA-256), and nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `check`.

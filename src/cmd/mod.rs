@@ -9,6 +9,7 @@
 //! - [`check`]: the `check` command.
 //! - [`inspect`]: `verify` and `diff`.
 //! - [`simulator`]: `simulate` and `demo` (feature `simulator`).
+//! - [`metrics`]: the end of `run` for machines: `--metrics-file`, `--json`.
 //! - [`progress`]: the progress display.
 
 pub(crate) mod audit;
@@ -16,6 +17,7 @@ pub(crate) mod check;
 pub mod cli;
 pub mod error;
 pub(crate) mod inspect;
+pub(crate) mod metrics;
 pub(crate) mod progress;
 pub(crate) mod settings;
 #[cfg(feature = "simulator")]

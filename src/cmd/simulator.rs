@@ -212,6 +212,8 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         min_audit_status: super::settings::DEFAULT_MIN_AUDIT_STATUS,
         progress: a.progress,
         quiet: false,
+        metrics_file: None,
+        json: false,
         argv,
     };
     println!(

@@ -14,6 +14,7 @@ mod hostile_disk;
 mod hostile_input;
 mod hostile_server;
 mod nightly;
+mod ops;
 mod reliability;
 mod run_e2e;
 mod sim_strict;

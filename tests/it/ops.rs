@@ -3,6 +3,7 @@
 //! (`run --json`, `diff --json`), and retention (`prune`).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -327,4 +328,104 @@ fn json_prints_one_object_that_matches_the_reports() {
     assert_eq!(d["counts"], summary["changes"]["counts"]);
     assert_eq!(d["compared"], summary["changes"]["compared"]);
     assert_eq!(d["not_compared"], summary["changes"]["not_compared"]);
+}
+
+/// A copy of the complete run `from` as `to`, its manifest edited.
+fn copy_run(wd: &Workdir, from: &str, to: &str, edit: impl FnOnce(&mut Value)) {
+    let (from, to) = (wd.path().join(from), wd.path().join(to));
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    let mut m: Value = serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(to.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+fn finished(at: &str) -> impl FnOnce(&mut Value) + '_ {
+    move |m| m["finished"] = Value::from(at)
+}
+
+fn exists(wd: &Workdir, dir: &str) -> bool {
+    wd.path().join("reports").join(dir).exists()
+}
+
+#[test]
+fn prune_keeps_what_it_must_and_removes_the_rest() {
+    let cat = TestCatalog::generate(5, 164);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    Audit::new(&wd, &server).out("template").run().expect_code(0);
+    for (dir, at) in [
+        ("d1", "2026-01-01T12:00:00Z"),
+        ("d2", "2026-01-02T12:00:00Z"),
+        ("d3", "2026-01-03T12:00:00Z"),
+        ("d4", "2026-01-04T12:00:00Z"),
+        ("d5-early", "2026-01-05T06:00:00Z"),
+        ("old-locked", "2025-12-01T12:00:00Z"),
+    ] {
+        copy_run(&wd, "template", &format!("reports/{dir}"), finished(at));
+    }
+    copy_run(&wd, "template", "reports/old-compared", finished("2025-11-01T12:00:00Z"));
+    copy_run(&wd, "template", "reports/d5", |m| {
+        m["finished"] = Value::from("2026-01-05T12:00:00Z");
+        m["compared_with"] = Value::from("reports/old-compared");
+    });
+    copy_run(&wd, "template", "reports/incomplete", |m| {
+        m["finished"] = Value::from("2025-10-01T12:00:00Z");
+        m["complete"] = Value::from(false);
+    });
+    copy_run(&wd, "template", "reports/journaled", finished("2025-10-02T12:00:00Z"));
+    wd.write("reports/journaled/journal.jsonl", "{}\n");
+    wd.write("reports/no-manifest/journal.jsonl", "{}\n");
+    copy_run(&wd, "template", "reports/foreign", finished("2025-10-03T12:00:00Z"));
+    wd.write("reports/foreign/notes.txt", "mine\n");
+    let lock = std::fs::File::create(wd.path().join("reports/old-locked/.vod-image-audit.lock")).unwrap();
+    lock.lock().unwrap();
+
+    let removed = ["d1", "d2", "d5-early"];
+    let kept = ["d3", "d4", "d5", "old-compared", "old-locked", "incomplete", "journaled", "no-manifest", "foreign"];
+    let args = ["prune", "reports", "--keep-last", "1", "--keep-daily", "3"];
+    let dry = wd.run(&[&args[..], &["--dry-run"]].concat(), &[], None);
+    dry.expect_code(0);
+    for dir in removed.iter().chain(&kept) {
+        assert!(exists(&wd, dir), "--dry-run removed {dir}\n{}", dry.describe());
+    }
+    for dir in removed {
+        assert!(dry.stdout.lines().any(|l| l.contains("would remove") && l.contains(dir)), "{dir}\n{}", dry.describe());
+    }
+    assert!(!wd.path().join("reports/d1/.vod-image-audit.lock").exists(), "--dry-run leaves no lock file");
+
+    let out = wd.run(&args, &[], None);
+    out.expect_code(0);
+    for dir in removed {
+        assert!(!exists(&wd, dir), "{dir} kept\n{}", out.describe());
+        assert!(out.stdout.lines().any(|l| l.starts_with("removed") && l.contains(dir)), "{dir}\n{}", out.describe());
+    }
+    for dir in kept {
+        assert!(exists(&wd, dir), "{dir} removed\n{}", out.describe());
+        assert!(out.stdout.contains(dir) || out.stderr.contains(dir), "{dir} not named\n{}", out.describe());
+    }
+    assert!(wd.path().join("reports/foreign/notes.txt").exists());
+    assert!(out.stderr.contains("notes.txt"), "the refusal names the file\n{}", out.describe());
+    assert!(out.stdout.contains("locked") && out.stdout.contains("compared with"), "{}", out.describe());
+
+    // Once the lock is released, a run older than every kept one goes.
+    drop(lock);
+    let out = wd.run(&args, &[], None);
+    out.expect_code(0);
+    assert!(!exists(&wd, "old-locked"), "{}", out.describe());
+    assert!(exists(&wd, "old-compared") && exists(&wd, "d5"), "{}", out.describe());
+}
+
+#[test]
+fn prune_refuses_a_usage_error() {
+    let wd = Workdir::new();
+    std::fs::create_dir(wd.path().join("reports")).unwrap();
+    wd.run(&["prune", "reports"], &[], None).expect_code(2);
+    wd.run(&["prune", "nope", "--keep-last", "1"], &[], None).expect_code(2);
+    wd.run(&["prune", "reports", "--keep-last", "1"], &[], None).expect_code(0);
+    assert!(Path::new(&wd.path().join("reports")).is_dir());
 }

@@ -388,6 +388,7 @@ pub async fn run_audit(
             settings.out.display()
         );
     }
+    super::metrics::after_run(settings, &summary, &manifest, &manifest_digest.sha256, exit, dir.path(), started);
     Ok(exit)
 }
 

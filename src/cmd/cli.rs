@@ -83,6 +83,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// What changed between two runs (newly blocked, missing, ...), as changes.csv.
     Diff(DiffArgs),
+    /// Remove old complete run directories: keep the N newest, the newest of each of the last D days,
+    /// every incomplete or locked run, and the runs the kept ones compare with.
+    #[command(
+        after_help = "Exit codes: 0 done (each removal and each kept directory with its reason is printed); 2 usage error; 4 a directory could not be removed."
+    )]
+    Prune(PruneArgs),
 }
 
 impl Command {
@@ -118,6 +124,25 @@ pub struct DiffArgs {
     /// Write changes.csv here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Print the counts as one JSON object on stdout; changes.csv is then written only with --out.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `prune`.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// The folder that holds the run directories (e.g. reports).
+    pub dir: PathBuf,
+    /// Keep the N newest complete runs, by the manifest's finished time (at least 1).
+    #[arg(long, value_name = "N")]
+    pub keep_last: usize,
+    /// Also keep the newest run of each of the last D days that have a run (UTC dates).
+    #[arg(long, value_name = "D")]
+    pub keep_daily: Option<usize>,
+    /// Print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where and how to call the API.
@@ -229,6 +254,14 @@ pub struct RunArgs {
     /// Silent on success; a run that failed ids, stopped or alerted still prints one line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Write the run's metrics here at the end, in the Prometheus text format, atomically (for the
+    /// node_exporter textfile collector); also for a failed or stopped run, not for one refused before any call.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+    /// Print one JSON object on stdout at the end (totals, blocked, changes, the run directory and
+    /// its files, the exit code, the manifest's SHA-256), and nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `check`.

@@ -1,4 +1,4 @@
-//! The commands on finished runs: `verify DIR` and `diff OLD NEW`.
+//! The commands on finished runs: `verify DIR` and `diff OLD NEW` (`--json`: the counts on stdout).
 
 use std::path::Path;
 
@@ -61,6 +61,10 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
             .map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
             counts.expect("set by the writer")
         }
+        // --json: the counts are all stdout carries.
+        None if a.json => {
+            changes::compare(old, new, compared_with, |_| Ok(())).map_err(|e| CmdError::usage(format!("diff: {e}")))?
+        }
         None => {
             let stdout = std::io::stdout();
             let compared = (|| {
@@ -79,5 +83,15 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
         counts.not_compared,
         parts.join(", ")
     );
+    if a.json {
+        let line = serde_json::json!({
+            "old": a.old.display().to_string(),
+            "new": a.new.display().to_string(),
+            "compared": counts.compared,
+            "not_compared": counts.not_compared,
+            "counts": counts.counts,
+        });
+        println!("{line}");
+    }
     Ok(Exit::Ok)
 }

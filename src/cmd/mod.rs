@@ -9,14 +9,18 @@
 //! - [`check`]: the `check` command.
 //! - [`inspect`]: `verify` and `diff`.
 //! - [`simulator`]: `simulate` and `demo` (feature `simulator`).
+//! - [`metrics`]: the end of `run` for machines: `--metrics-file`, `--json`.
 //! - [`progress`]: the progress display.
+//! - [`prune`]: the `prune` command (retention).
 
 pub(crate) mod audit;
 pub(crate) mod check;
 pub mod cli;
 pub mod error;
 pub(crate) mod inspect;
+pub(crate) mod metrics;
 pub(crate) mod progress;
+pub(crate) mod prune;
 pub(crate) mod settings;
 #[cfg(feature = "simulator")]
 pub(crate) mod simulator;
@@ -45,6 +49,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
         Command::Check(args) => check::check(&args).await,
         Command::Verify(args) => inspect::verify(&args),
         Command::Diff(args) => inspect::diff(&args),
+        Command::Prune(args) => prune::prune(&args),
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulator::simulate(&args).await,
         #[cfg(feature = "simulator")]

@@ -52,6 +52,10 @@ pub struct RunSettings {
     pub trend_runs: usize,
     pub progress: ProgressMode,
     pub quiet: bool,
+    /// `--metrics-file`: where the metrics go at the end.
+    pub metrics_file: Option<PathBuf>,
+    /// `--json`: one JSON object on stdout at the end.
+    pub json: bool,
     /// The command line, recorded in the manifest.
     pub argv: Vec<String>,
 }
@@ -84,6 +88,9 @@ impl RunSettings {
             Some(p) => p.clone(),
             None => PathBuf::from("reports").join(utc_stamp(SystemTime::now())),
         };
+        if let Some(path) = &a.metrics_file {
+            check_metrics_file(path)?;
+        }
         Ok(RunSettings {
             input: InputSource::from_arg(&a.input),
             id_column: a.id_column.clone(),
@@ -122,6 +129,8 @@ impl RunSettings {
             trend_runs: a.trend_runs.unwrap_or(DEFAULT_TREND_RUNS),
             progress: a.progress,
             quiet: a.quiet,
+            metrics_file: a.metrics_file.clone(),
+            json: a.json,
             argv,
         })
     }
@@ -219,6 +228,19 @@ impl ApiTarget {
         };
         Ok(ApiTarget { credentials, identity: None, region, client })
     }
+}
+
+/// `--metrics-file`: a file name in a directory that exists, checked
+/// before any call so that a typo fails the start, not the end of a run.
+fn check_metrics_file(path: &std::path::Path) -> Result<(), CmdError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if path.file_name().and_then(|n| n.to_str()).is_none() {
+        return Err(CmdError::usage(format!("--metrics-file {}: needs a file name", path.display())));
+    }
+    if !dir.is_dir() {
+        return Err(CmdError::usage(format!("--metrics-file {}: no directory {}", path.display(), dir.display())));
+    }
+    Ok(())
 }
 
 /// A duration flag that must be more than zero (`10s`, `1500ms`).

@@ -214,6 +214,8 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         retry_failed: None,
         progress: a.progress,
         quiet: false,
+        metrics_file: None,
+        json: false,
         argv,
     };
     println!(

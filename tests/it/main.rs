@@ -15,6 +15,7 @@ mod hostile_input;
 mod hostile_server;
 mod nightly;
 mod nightly_loop;
+mod ops;
 mod reliability;
 mod run_e2e;
 mod sim_strict;

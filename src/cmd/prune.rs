@@ -1,0 +1,271 @@
+//! `prune REPORTS_DIR --keep-last N [--keep-daily D] [--dry-run]`: removes
+//! old complete runs from the reports folder.
+//!
+//! Owns which runs are kept and why. It removes only what it can prove is a
+//! finished run it wrote: a manifest that says complete, no journal, its
+//! lock free, and nothing in the directory but the files a run writes. Every
+//! other directory is kept, and named with the reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::cli::PruneArgs;
+use super::error::{CmdError, CmdResult, Exit};
+use crate::rundir::files::is_temp_name;
+use crate::rundir::lock::{LockError, RunLock};
+use crate::rundir::manifest::{Manifest, ManifestError};
+use crate::rundir::{JOURNAL, LOCK, REPORT_FILES, UNSETTLED, WRITE_PROBE};
+
+/// A run directory found in the reports folder.
+struct Found {
+    name: String,
+    path: PathBuf,
+    state: State,
+}
+
+enum State {
+    /// A complete run: a candidate for removal.
+    Complete { finished: SystemTime, compared_with: Option<String> },
+    /// Never removed, for this reason; what it compares with is kept too.
+    Kept { why: String, compared_with: Option<String> },
+}
+
+/// Why a complete run is kept by the rules, if it is.
+fn rule_reasons(runs: &[(&str, SystemTime)], keep_last: usize, keep_daily: usize) -> BTreeMap<String, String> {
+    let mut newest_first: Vec<&(&str, SystemTime)> = runs.iter().collect();
+    newest_first.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(a.0)));
+    let mut why = BTreeMap::new();
+    for (name, _) in newest_first.iter().take(keep_last) {
+        why.insert((*name).to_owned(), format!("one of the {keep_last} newest (--keep-last)"));
+    }
+    // As restic counts them: the last D days that have a run, each its newest.
+    let mut days: Vec<String> = Vec::new();
+    for (name, finished) in &newest_first {
+        let day = humantime::format_rfc3339_seconds(*finished).to_string()[..10].to_owned();
+        if days.contains(&day) {
+            continue;
+        }
+        if days.len() == keep_daily {
+            break;
+        }
+        why.entry((*name).to_owned()).or_insert_with(|| format!("the newest of {day} (--keep-daily {keep_daily})"));
+        days.push(day);
+    }
+    why
+}
+
+/// Whether `compared_with`, as a manifest recorded it (relative to where
+/// that run was started, or absolute), may name `dir`. Loose on purpose: the
+/// same final name counts, so a doubt keeps a run rather than removes it.
+fn names_dir(compared_with: &str, dir: &Path) -> bool {
+    let named = Path::new(compared_with);
+    let same_file = match (std::fs::canonicalize(named), std::fs::canonicalize(dir)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    same_file || (named.file_name().is_some() && named.file_name() == dir.file_name())
+}
+
+/// The entries of a run directory that no run writes.
+fn foreign_entries(dir: &Path) -> std::io::Result<Vec<String>> {
+    let ours = |name: &str| {
+        REPORT_FILES.contains(&name) || [JOURNAL, LOCK, UNSETTLED, WRITE_PROBE].contains(&name) || is_temp_name(name)
+    };
+    let mut foreign = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !ours(&name) || !entry.file_type()?.is_file() {
+            foreign.push(name);
+        }
+    }
+    foreign.sort();
+    Ok(foreign)
+}
+
+fn classify(name: String, path: PathBuf) -> Found {
+    let state = match Manifest::read(&path) {
+        Err(ManifestError::Absent { .. }) => {
+            State::Kept { why: "no manifest: not a finished run".into(), compared_with: None }
+        }
+        Err(e) => State::Kept { why: format!("its manifest cannot be read ({e})"), compared_with: None },
+        Ok(m) if !m.complete => {
+            State::Kept { why: "incomplete (the manifest says complete: false)".into(), compared_with: m.compared_with }
+        }
+        Ok(m) if path.join(JOURNAL).exists() => {
+            State::Kept { why: "incomplete (a journal is present)".into(), compared_with: m.compared_with }
+        }
+        Ok(m) => match humantime::parse_rfc3339_weak(&m.finished) {
+            Ok(finished) => State::Complete { finished, compared_with: m.compared_with },
+            Err(e) => State::Kept {
+                why: format!("the manifest's finished time {:?} cannot be read ({e})", m.finished),
+                compared_with: m.compared_with,
+            },
+        },
+    };
+    Found { name, path, state }
+}
+
+/// `prune`.
+pub fn prune(a: &PruneArgs) -> CmdResult {
+    if a.keep_last == 0 {
+        return Err(CmdError::usage(
+            "--keep-last must be at least 1: the newest run is what the next one compares with",
+        ));
+    }
+    let entries = std::fs::read_dir(&a.dir).map_err(|e| {
+        CmdError::usage(format!("prune {}: {e} (name the folder that holds the run directories)", a.dir.display()))
+    })?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| CmdError::usage(format!("prune {}: {e}", a.dir.display())))?;
+        // A link is not followed: what it leads to is not this folder's to remove.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.push(classify(entry.file_name().to_string_lossy().into_owned(), entry.path()));
+        }
+    }
+    found.sort_by(|x, y| x.name.cmp(&y.name));
+
+    let complete: Vec<(&str, SystemTime)> = found
+        .iter()
+        .filter_map(|f| match f.state {
+            State::Complete { finished, .. } => Some((f.name.as_str(), finished)),
+            State::Kept { .. } => None,
+        })
+        .collect();
+    let mut why_kept = rule_reasons(&complete, a.keep_last, a.keep_daily.unwrap_or(0));
+    for f in &found {
+        if let State::Kept { why, .. } = &f.state {
+            why_kept.insert(f.name.clone(), why.clone());
+        }
+    }
+    // One level only: a run kept because another compares with it does not
+    // keep what it compared with in turn, or nightly `--compare-with auto`
+    // would keep every run there is.
+    let keepers: Vec<(String, String)> = found
+        .iter()
+        .filter(|f| why_kept.contains_key(&f.name))
+        .filter_map(|f| match &f.state {
+            State::Complete { compared_with: Some(c), .. } | State::Kept { compared_with: Some(c), .. } => {
+                Some((f.display(&a.dir), c.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    for f in &found {
+        if why_kept.contains_key(&f.name) {
+            continue;
+        }
+        if let Some((by, _)) = keepers.iter().find(|(_, c)| names_dir(c, &f.path)) {
+            why_kept.insert(f.name.clone(), format!("compared with by {by}, which is kept"));
+        }
+    }
+
+    let mut failed = false;
+    for f in &found {
+        let shown = f.display(&a.dir);
+        if let Some(why) = why_kept.get(&f.name) {
+            println!("kept {shown}: {why}");
+            continue;
+        }
+        let lock = match RunLock::acquire(&f.path) {
+            Ok(lock) => lock,
+            Err(LockError::Busy { holder, .. }) => {
+                println!("kept {shown}: locked by a running vod-image-audit ({holder})");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
+                println!("kept {shown}: its lock cannot be taken");
+                continue;
+            }
+        };
+        match foreign_entries(&f.path) {
+            Ok(names) if names.is_empty() => {}
+            Ok(names) => {
+                eprintln!(
+                    "vod-image-audit: prune: not removing {shown}: it holds files vod-image-audit does not write ({})",
+                    names.join(", ")
+                );
+                println!("kept {shown}: holds other files");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
+                println!("kept {shown}: cannot be listed");
+                continue;
+            }
+        }
+        if a.dry_run {
+            println!("would remove {shown}");
+            continue;
+        }
+        match remove_run(&f.path, lock) {
+            Ok(()) => println!("removed {shown}"),
+            Err(e) => {
+                eprintln!("vod-image-audit: prune: removing {shown}: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { Exit::Stopped } else { Exit::Ok })
+}
+
+/// Removes a run's files, the manifest last so that a removal cut short
+/// leaves a directory that no longer claims to be a complete run; then the
+/// lock (its file goes with it) and the directory.
+fn remove_run(dir: &Path, lock: RunLock) -> std::io::Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.retain(|n| n != LOCK);
+    names.sort_by_key(|n| n == crate::rundir::MANIFEST_JSON || n == crate::rundir::MANIFEST_SHA256);
+    for name in names {
+        std::fs::remove_file(dir.join(name))?;
+    }
+    drop(lock);
+    std::fs::remove_dir(dir)
+}
+
+impl Found {
+    fn display(&self, parent: &Path) -> String {
+        parent.join(&self.name).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: &str) -> SystemTime {
+        humantime::parse_rfc3339(t).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_newest_and_the_newest_of_each_recent_day() {
+        let runs = [
+            ("a", at("2026-01-01T10:00:00Z")),
+            ("b", at("2026-01-02T10:00:00Z")),
+            ("c", at("2026-01-02T20:00:00Z")),
+            ("d", at("2026-01-04T01:00:00Z")),
+            ("e", at("2026-01-04T02:00:00Z")),
+        ];
+        let kept = |n, d| rule_reasons(&runs, n, d).into_keys().collect::<Vec<_>>();
+        assert_eq!(kept(1, 0), ["e"]);
+        assert_eq!(kept(2, 0), ["d", "e"]);
+        assert_eq!(kept(1, 2), ["c", "e"], "days with a run count, not calendar days");
+        assert_eq!(kept(1, 9), ["a", "c", "e"]);
+        assert!(rule_reasons(&runs, 1, 2)["c"].contains("2026-01-02"));
+    }
+
+    #[test]
+    fn a_comparison_names_a_directory_by_path_or_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("night1");
+        std::fs::create_dir(&run).unwrap();
+        assert!(names_dir(&run.display().to_string(), &run));
+        assert!(names_dir("elsewhere/night1", &run));
+        assert!(!names_dir("night2", &run));
+    }
+}

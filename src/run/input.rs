@@ -105,19 +105,10 @@ pub enum InputError {
     LineTooLong { file: String, line: u64 },
     #[error("{file}: line {line}: a quoted field opened on this line runs on for more than {} KiB without its closing quote; close the quote (or remove the stray '\"') and run again", MAX_LINE_BYTES / 1024)]
     QuoteTooLong { file: String, line: u64 },
-    #[error("{file}: no valid image id in {rows} data rows: {examples}; the ids were read from column {column:?}, fields split at {delimiter}: check that --input names the right file, and --id-column and --delimiter")]
-    NoValidIds { file: String, rows: u64, examples: String, column: String, delimiter: String },
-    #[error("{file}: {rejected} of {rows} data rows ({share:.1}%) are not valid image ids, more than --max-rejected {limit} allows: {examples}; the ids were read from column {column:?}, fields split at {delimiter}. Fix the input (or --id-column, --delimiter), or allow them with --max-rejected N or P% (they are then listed in rejected.csv)")]
-    TooManyRejected {
-        file: String,
-        rejected: u64,
-        rows: u64,
-        share: f64,
-        limit: RejectLimit,
-        examples: String,
-        column: String,
-        delimiter: String,
-    },
+    #[error("{file}: no valid image id in {rows} data rows: {examples}; {read_as}: check that --input names the right file, and --id-column and --delimiter")]
+    NoValidIds { file: String, rows: u64, examples: String, read_as: String },
+    #[error("{file}: {rejected} of {rows} data rows ({:.1}%) are not valid image ids, more than --max-rejected {limit} allows: {examples}; {read_as}. Fix the input (or --id-column, --delimiter), or allow them with --max-rejected N or P% (they are then listed in rejected.csv)", *.rejected as f64 * 100.0 / (*.rows).max(1) as f64)]
+    TooManyRejected { file: String, rejected: u64, rows: u64, limit: RejectLimit, examples: String, read_as: String },
     #[error("{file}: lines {first_line}-{last_line}: {rows} rows in a row are not image ids, starting with {examples} ({reason}); this does not look like a list of image ids: check that --input names the right file (and --id-column the right column)")]
     NotIds { file: String, first_line: u64, last_line: u64, rows: usize, examples: String, reason: String },
 }
@@ -671,8 +662,7 @@ pub fn read_ids_with(reader: impl Read, file: &str, options: &ReadOptions) -> Re
             file: file.to_owned(),
             rows: out.input_rows,
             examples: examples(&out.rejected),
-            column: out.id_column,
-            delimiter: delimiter_name(delimiter).to_owned(),
+            read_as: read_as(&out),
         });
     }
     out.sha256 = std::mem::take(&mut tap.hash).finish_hex();
@@ -704,6 +694,11 @@ fn examples(rejected: &[Rejected]) -> String {
         shown.push(format!("and {} more", rejected.len() - SHOWN_REJECTED));
     }
     shown.join(", ")
+}
+
+/// How the ids were read, for a message about rejected rows.
+fn read_as(list: &IdList) -> String {
+    format!("the ids were read from column {:?}, fields split at {}", list.id_column, delimiter_name(list.delimiter))
 }
 
 /// `--max-rejected`: how many data rows (blank rows aside) may be rejected
@@ -751,11 +746,9 @@ impl RejectLimit {
             file: file.to_owned(),
             rejected,
             rows,
-            share: if rows == 0 { 0.0 } else { rejected as f64 * 100.0 / rows as f64 },
             limit: *self,
             examples: examples(&list.rejected),
-            column: list.id_column.clone(),
-            delimiter: delimiter_name(list.delimiter).to_owned(),
+            read_as: read_as(list),
         })
     }
 }

@@ -499,6 +499,7 @@ fn manifest(
             sha256: ids.sha256.clone(),
             id_column: ids.id_column.clone(),
             blank_rows: ids.blank_rows,
+            delimiter: crate::run::input::delimiter_name(ids.delimiter).to_owned(),
         },
         resumed_ids,
         retry_of,

@@ -181,6 +181,18 @@ pub struct RunArgs {
     /// Column holding the ids (else the first of ImageId/image_id/imageid, any case, else a single column).
     #[arg(long, value_name = "NAME")]
     pub id_column: Option<String>,
+    /// Field delimiter of --input: , ; tab | (default: the one that splits the header line into the most
+    /// fields, outside quotes; the comma on a tie).
+    #[arg(long, value_name = "C")]
+    pub delimiter: Option<String>,
+    /// Refuse the input, before any call, when more data rows than this are not valid ids: a count, or a
+    /// percentage of the data rows, blank rows aside (default 10%). Rows under the limit go to rejected.csv.
+    #[arg(long, value_name = "N|P%")]
+    pub max_rejected: Option<String>,
+    /// Read and check the input, resolve the credentials and the endpoint, and print the plan:
+    /// no call, nothing written.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Report directory (default: reports/<UTC timestamp>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -8,6 +8,7 @@
 //! - [`audit`]: the `run` command.
 //! - [`check`]: the `check` command.
 //! - [`inspect`]: `verify` and `diff`.
+//! - [`plan`]: `run --dry-run`, the plan printed.
 //! - [`simulator`]: `simulate` and `demo` (feature `simulator`).
 //! - [`metrics`]: the end of `run` for machines: `--metrics-file`, `--json`.
 //! - [`progress`]: the progress display.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod error;
 pub(crate) mod inspect;
 pub(crate) mod metrics;
+pub(crate) mod plan;
 pub(crate) mod progress;
 pub(crate) mod prune;
 pub(crate) mod settings;
@@ -30,17 +32,25 @@ use std::io::BufReader;
 
 use cli::{Cli, Command};
 use error::CmdResult;
-use settings::{ApiTarget, RunSettings};
+use settings::{ApiTarget, InputSettings, RunSettings};
+
+use crate::run::input::{read_ids_with, ReadOptions};
 
 /// Runs a parsed command line. `argv` is recorded in the manifest.
 pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
     match cli.command {
         Command::Run(args) => {
             let settings = RunSettings::from_args(&args, argv)?;
+            let input = InputSettings::from_args(&args)?;
             let source = &settings.input;
             let reader = BufReader::with_capacity(256 * 1024, source.open()?);
-            let ids = crate::run::input::read_ids(reader, &source.display(), settings.id_column.as_deref())?;
+            let options = ReadOptions { id_column: settings.id_column.as_deref(), delimiter: input.delimiter };
+            let ids = read_ids_with(reader, &source.display(), &options)?;
+            input.max_rejected.check(&ids, &source.display())?;
             let target = ApiTarget::resolve(&args.api)?;
+            if input.dry_run {
+                return plan::print_plan(&settings, &input, &ids, &target);
+            }
             let stop = crate::run::engine::StopHandle::default();
             let phase = audit::Phase::default();
             audit::spawn_signal_listener(stop.clone(), phase.clone());

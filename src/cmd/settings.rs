@@ -19,7 +19,7 @@ use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
 use crate::run::engine::{self, AuditSettings};
 use crate::run::guard::{self, FailureLimit};
-use crate::run::input::InputSource;
+use crate::run::input::{parse_delimiter, InputSource, RejectLimit};
 use crate::run::retry::{self, RetryPolicy};
 use crate::rundir::manifest::ManifestSettings;
 
@@ -156,6 +156,35 @@ impl RunSettings {
             audit_source: a.audit_source.as_str().to_owned(),
             formats: self.reports.formats.iter().map(|f| f.as_str().to_owned()).collect(),
         }
+    }
+}
+
+/// Validated settings of `run` about reading the input and what to do
+/// with it (kept beside [`RunSettings`], which the demo builds by hand).
+#[derive(Debug, Clone, Copy)]
+pub struct InputSettings {
+    /// `--delimiter`; `None`: sniffed from the header line.
+    pub delimiter: Option<u8>,
+    /// `--max-rejected`.
+    pub max_rejected: RejectLimit,
+    /// `--dry-run`: print the plan, call nothing, write nothing.
+    pub dry_run: bool,
+}
+
+impl InputSettings {
+    /// Checks `--delimiter`, `--max-rejected` and `--dry-run`.
+    pub fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
+        Ok(InputSettings {
+            delimiter: match &a.delimiter {
+                Some(d) => Some(parse_delimiter(d).map_err(|e| CmdError::usage(format!("--delimiter {e}")))?),
+                None => None,
+            },
+            max_rejected: match &a.max_rejected {
+                Some(m) => RejectLimit::parse(m).map_err(|e| CmdError::usage(format!("--max-rejected {e}")))?,
+                None => RejectLimit::DEFAULT,
+            },
+            dry_run: a.dry_run,
+        })
     }
 }
 

@@ -38,6 +38,12 @@ const MAX_SHOWN_VALUE: usize = 200;
 /// Header names recognised as the id column, compared in lower case.
 const ID_HEADERS: &[&str] = &["imageid", "image_id"];
 
+/// The delimiters sniffed from the header line, the comma first: it wins a tie.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// How many rejected rows an error message shows.
+const SHOWN_REJECTED: usize = 3;
+
 /// Single-column header words that are clearly not ids.
 const SINGLE_COLUMN_HEADERS: &[&str] = &["id", "ids", "imageid", "image_id", "imageids", "image_ids", "image id"];
 
@@ -99,6 +105,10 @@ pub enum InputError {
     LineTooLong { file: String, line: u64 },
     #[error("{file}: line {line}: a quoted field opened on this line runs on for more than {} KiB without its closing quote; close the quote (or remove the stray '\"') and run again", MAX_LINE_BYTES / 1024)]
     QuoteTooLong { file: String, line: u64 },
+    #[error("{file}: no valid image id in {rows} data rows: {examples}; {read_as}: check that --input names the right file, and --id-column and --delimiter")]
+    NoValidIds { file: String, rows: u64, examples: String, read_as: String },
+    #[error("{file}: {rejected} of {rows} data rows ({:.1}%) are not valid image ids, more than --max-rejected {limit} allows: {examples}; {read_as}. Fix the input (or --id-column, --delimiter), or allow them with --max-rejected N or P% (they are then listed in rejected.csv)", *.rejected as f64 * 100.0 / (*.rows).max(1) as f64)]
+    TooManyRejected { file: String, rejected: u64, rows: u64, limit: RejectLimit, examples: String, read_as: String },
     #[error("{file}: lines {first_line}-{last_line}: {rows} rows in a row are not image ids, starting with {examples} ({reason}); this does not look like a list of image ids: check that --input names the right file (and --id-column the right column)")]
     NotIds { file: String, first_line: u64, last_line: u64, rows: usize, examples: String, reason: String },
 }
@@ -180,6 +190,9 @@ pub struct IdList {
     pub rejected: Vec<Rejected>,
     /// The column the ids came from (header name, or `#1` without a header).
     pub id_column: String,
+    /// The field delimiter used: sniffed from the header line, or
+    /// `--delimiter` (see [`delimiter_name`]).
+    pub delimiter: u8,
     /// SHA-256 of the bytes read, lower-case hex.
     pub sha256: String,
     /// Bytes read.
@@ -211,6 +224,8 @@ impl<R: Read> Read for Tap<R> {
 /// field longer than [`MAX_LINE_BYTES`] stops it as soon as it is read,
 /// before the parser buffers any more of it.
 struct Shape {
+    /// The field delimiter.
+    delimiter: u8,
     /// The 1-based line of the next byte.
     line: u64,
     field: Field,
@@ -263,8 +278,8 @@ impl Stop {
 }
 
 impl Shape {
-    fn new() -> Self {
-        Shape { line: 1, field: Field::Start, record_line: 1, record_len: 0, quote_line: 0 }
+    fn new(delimiter: u8) -> Self {
+        Shape { delimiter, line: 1, field: Field::Start, record_line: 1, record_len: 0, quote_line: 0 }
     }
 
     /// Follows one byte of the parser's input.
@@ -279,7 +294,8 @@ impl Shape {
                 self.quote_line = self.line;
                 Field::Quoted
             }
-            (_, b',' | b'\n') => Field::Start,
+            (_, b'\n') => Field::Start,
+            (_, d) if d == self.delimiter => Field::Start,
             _ => Field::Unquoted,
         };
         if b == b'\n' {
@@ -324,8 +340,8 @@ struct NormalizeLines<R> {
 }
 
 impl<R: Read> NormalizeLines<R> {
-    fn new(inner: R) -> Self {
-        NormalizeLines { inner, at_line_start: true, after_cr: false, shape: Shape::new() }
+    fn new(inner: R, delimiter: u8) -> Self {
+        NormalizeLines { inner, at_line_start: true, after_cr: false, shape: Shape::new(delimiter) }
     }
 
     fn emit(&mut self, buf: &mut [u8], n: &mut usize, b: u8) -> io::Result<()> {
@@ -407,12 +423,116 @@ fn clean_header(field: &[u8]) -> String {
     s.trim_start_matches('\u{feff}').trim().to_owned()
 }
 
-/// Reads ids from CSV. `file` names the source in messages; `id_column` is
-/// `--id-column`.
+/// How the input is read: `--id-column` and `--delimiter`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
+    pub id_column: Option<&'a str>,
+    /// `None`: sniffed from the header line.
+    pub delimiter: Option<u8>,
+}
+
+/// `--delimiter`: `,`, `;`, `tab` (or `\t`, or a tab), `|`.
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "," => Ok(b','),
+        ";" => Ok(b';'),
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        "|" => Ok(b'|'),
+        _ => Err(format!("{text:?} is not a delimiter: give one of , ; tab |")),
+    }
+}
+
+/// How a delimiter is named in messages, the plan and the manifest.
+pub fn delimiter_name(delimiter: u8) -> &'static str {
+    match delimiter {
+        b',' => ",",
+        b';' => ";",
+        b'\t' => "tab",
+        b'|' => "|",
+        _ => "?",
+    }
+}
+
+/// The fields of a header line split at `delimiter`, with csv-core's rules
+/// for quotes (a quote opens a quoted field only at the start of a field).
+fn count_fields(line: &[u8], delimiter: u8) -> usize {
+    let mut fields = 1;
+    let mut at = Field::Start;
+    for &b in line {
+        at = match (at, b) {
+            (Field::Quoted, b'"') => Field::QuoteInQuoted,
+            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Field::Quoted,
+            (Field::Start, b'"') => Field::Quoted,
+            (_, d) if d == delimiter => {
+                fields += 1;
+                Field::Start
+            }
+            _ => Field::Unquoted,
+        };
+    }
+    fields
+}
+
+/// The first non-blank line of `buf` (a line of only spaces, delimiters and
+/// quotes is blank), and whether its end has been read.
+fn first_line(buf: &[u8]) -> Option<(&[u8], bool)> {
+    let blank = |line: &[u8]| line.iter().all(|b| b.is_ascii_whitespace() || DELIMITERS.contains(b) || *b == b'"');
+    let mut rest = buf;
+    loop {
+        match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            Some(end) if blank(&rest[..end]) => rest = &rest[end + 1..],
+            Some(end) => return Some((&rest[..end], true)),
+            None if blank(rest) => return None,
+            None => return Some((rest, false)),
+        }
+    }
+}
+
+/// The delimiter that splits the header line into the most fields; the
+/// comma on a tie, and for a one-column file.
+pub fn sniff_delimiter(header_line: &[u8]) -> u8 {
+    let mut best = (b',', count_fields(header_line, b','));
+    for d in &DELIMITERS[1..] {
+        let n = count_fields(header_line, *d);
+        if n > best.1 {
+            best = (*d, n);
+        }
+    }
+    best.0
+}
+
+/// Reads from `reader` into `buf` until it holds the first non-blank line
+/// to its end, the input ends, a NUL byte is read (not text: the reading
+/// proper refuses it) or more than [`MAX_LINE_BYTES`] are held.
+fn peek_header(reader: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    while !matches!(first_line(buf), Some((_, true))) && !buf.contains(&0) && buf.len() <= MAX_LINE_BYTES {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
+/// Reads ids from CSV, the delimiter sniffed. `file` names the source in
+/// messages; `id_column` is `--id-column`.
 pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
+    read_ids_with(reader, file, &ReadOptions { id_column, delimiter: None })
+}
+
+/// Reads ids from CSV as `options` say. `file` names the source in messages.
+pub fn read_ids_with(reader: impl Read, file: &str, options: &ReadOptions) -> Result<IdList, InputError> {
+    let id_column = options.id_column;
     let mut tap = Tap { inner: reader, hash: Sha256::default(), bytes: 0 };
-    let lines = NormalizeLines::new(&mut tap);
-    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(lines);
+    let mut head = Vec::new();
+    peek_header(&mut tap, &mut head).map_err(|e| InputError::Read { file: file.to_owned(), reason: e.to_string() })?;
+    let delimiter = options.delimiter.unwrap_or_else(|| first_line(&head).map_or(b',', |(l, _)| sniff_delimiter(l)));
+    let lines = NormalizeLines::new(io::Cursor::new(head).chain(&mut tap), delimiter);
+    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(lines);
     let read_err = |e: csv::Error| csv_error(e, file);
 
     let mut records = csv.byte_records();
@@ -465,6 +585,7 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
         duplicates: 0,
         rejected: Vec::new(),
         id_column: col_name,
+        delimiter,
         sha256: String::new(),
         bytes: 0,
     };
@@ -490,7 +611,10 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
             return reject(
                 out,
                 &String::from_utf8_lossy(rec.as_slice()),
-                format!("{} fields in a one-column file (a comma inside an id?)", rec.len()),
+                match delimiter {
+                    b',' => format!("{} fields in a one-column file (a comma inside an id?)", rec.len()),
+                    d => format!("{} fields in a one-column file (a {} inside an id?)", rec.len(), delimiter_name(d)),
+                },
             );
         }
         if rec.len() <= col {
@@ -533,6 +657,14 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     if out.input_rows == 0 {
         return Err(InputError::NoIds { file: file.to_owned() });
     }
+    if out.ids.is_empty() {
+        return Err(InputError::NoValidIds {
+            file: file.to_owned(),
+            rows: out.input_rows,
+            examples: examples(&out.rejected),
+            read_as: read_as(&out),
+        });
+    }
     out.sha256 = std::mem::take(&mut tap.hash).finish_hex();
     out.bytes = tap.bytes;
     Ok(out)
@@ -546,15 +678,93 @@ enum Row {
     Rejected,
 }
 
+/// A rejected value, short and escaped, for a message.
+fn brief(r: &Rejected) -> String {
+    const SHOWN_CHARS: usize = 40;
+    let head: String = r.value.chars().take(SHOWN_CHARS).collect();
+    let more = if head.len() < r.value.len() { "…" } else { "" };
+    format!("{head:?}{more}")
+}
+
+/// The first rejected rows, their lines, values and reasons, for a message.
+fn examples(rejected: &[Rejected]) -> String {
+    let mut shown: Vec<String> =
+        rejected.iter().take(SHOWN_REJECTED).map(|r| format!("line {} {} ({})", r.line, brief(r), r.reason)).collect();
+    if rejected.len() > SHOWN_REJECTED {
+        shown.push(format!("and {} more", rejected.len() - SHOWN_REJECTED));
+    }
+    shown.join(", ")
+}
+
+/// How the ids were read, for a message about rejected rows.
+fn read_as(list: &IdList) -> String {
+    format!("the ids were read from column {:?}, fields split at {}", list.id_column, delimiter_name(list.delimiter))
+}
+
+/// `--max-rejected`: how many data rows (blank rows aside) may be rejected
+/// before the input is refused as a whole, before any call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RejectLimit {
+    /// At most this many rows.
+    Count(u64),
+    /// At most this percentage of the data rows.
+    Percent(f64),
+}
+
+impl RejectLimit {
+    /// The default: one row in ten.
+    pub const DEFAULT: RejectLimit = RejectLimit::Percent(10.0);
+
+    /// `N` or `P%`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let bad = || format!("{text:?}: give a count of rows (e.g. 25) or a percentage of the data rows (e.g. 10%)");
+        if let Some(p) = text.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(format!("{text:?}: a percentage is between 0% and 100%"));
+            }
+            Ok(RejectLimit::Percent(p))
+        } else {
+            text.parse().map(RejectLimit::Count).map_err(|_| bad())
+        }
+    }
+
+    /// Refuses `list` (read from `file`) if more of its rows were rejected
+    /// than the limit allows.
+    pub fn check(&self, list: &IdList, file: &str) -> Result<(), InputError> {
+        let rows = list.input_rows;
+        let rejected = list.rejected.len() as u64;
+        let over = match *self {
+            RejectLimit::Count(n) => rejected > n,
+            RejectLimit::Percent(p) => rejected as f64 * 100.0 > p * rows as f64,
+        };
+        if !over {
+            return Ok(());
+        }
+        Err(InputError::TooManyRejected {
+            file: file.to_owned(),
+            rejected,
+            rows,
+            limit: *self,
+            examples: examples(&list.rejected),
+            read_as: read_as(list),
+        })
+    }
+}
+
+impl std::fmt::Display for RejectLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectLimit::Count(n) => write!(f, "{n}"),
+            RejectLimit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
 /// The error for too many rejected rows in a row: `run`, their rows.
 fn not_ids(file: &str, run: &[Rejected]) -> InputError {
     const SHOWN: usize = 3;
-    const SHOWN_CHARS: usize = 40;
-    let brief = |r: &Rejected| {
-        let head: String = r.value.chars().take(SHOWN_CHARS).collect();
-        let more = if head.len() < r.value.len() { "…" } else { "" };
-        format!("{head:?}{more}")
-    };
     InputError::NotIds {
         file: file.to_owned(),
         first_line: run[0].line,

@@ -307,3 +307,135 @@ fn a_crlf_split_between_reads_is_not_the_end_of_the_input() {
     assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB", "CCC"]);
     assert_eq!(l.bytes, text.len() as u64);
 }
+
+// -- The delimiter: sniffed from the header line, or forced ---------------
+
+#[test]
+fn each_delimiter_is_sniffed_from_the_header() {
+    for (d, name) in [(b',', ","), (b';', ";"), (b'\t', "tab"), (b'|', "|")] {
+        let sep = d as char;
+        let text = format!("Title{sep}ImageId{sep}Owner\nt1{sep}AAA{sep}o\nt2{sep}BBB{sep}o\n");
+        let l = read(text.as_bytes()).unwrap();
+        assert_eq!(l.ids.to_vec(), vec!["AAA", "BBB"], "delimiter {name}");
+        assert!(l.rejected.is_empty(), "delimiter {name}: {:?}", l.rejected);
+        assert_eq!((l.delimiter, delimiter_name(l.delimiter)), (d, name));
+        assert_eq!(l.id_column, "ImageId");
+    }
+}
+
+#[test]
+fn the_header_is_the_first_non_blank_line() {
+    let l = read(b"\n  \r\nTitle;ImageId\nx;AAA\n").unwrap();
+    assert_eq!((l.delimiter, l.ids.to_vec()), (b';', vec!["AAA".to_owned()]));
+}
+
+#[test]
+fn delimiters_inside_quotes_do_not_count() {
+    // Three commas inside quotes, one semicolon outside: semicolon.
+    let l = read(b"\"a,b,c,d\";ImageId\n\"x,y\";AAA\n").unwrap();
+    assert_eq!(l.delimiter, b';');
+    assert_eq!(l.ids.to_vec(), vec!["AAA"]);
+    // Semicolons inside quotes of a comma file.
+    let l = read(b"\"Title; sub; more\",ImageId\n\"a;b\",AAA\n").unwrap();
+    assert_eq!(l.delimiter, b',');
+    assert_eq!(l.ids.to_vec(), vec!["AAA"]);
+}
+
+#[test]
+fn a_one_column_file_stays_one_column() {
+    let l = read(b"AAA\nBBB\n").unwrap();
+    assert_eq!(l.delimiter, b',');
+    assert_eq!(l.id_column, "#1");
+    let l = read(b"ImageId\nAAA\nB;B\n").unwrap();
+    assert_eq!(l.delimiter, b',');
+    assert_eq!(l.ids.to_vec(), vec!["AAA"]);
+    assert_eq!(l.rejected.len(), 1);
+}
+
+#[test]
+fn a_tie_prefers_the_comma() {
+    let l = read(b"a;b,ImageId\nx;y,AAA\n").unwrap();
+    assert_eq!(l.delimiter, b',');
+    assert_eq!(l.ids.to_vec(), vec!["AAA"]);
+    // Tab against pipe: neither is the comma, the first listed wins.
+    assert_eq!(sniff_delimiter(b"a\tb|c"), b'\t');
+    assert_eq!(sniff_delimiter(b"a|b;c"), b';');
+}
+
+#[test]
+fn a_forced_delimiter_wins_over_the_sniffed_one() {
+    let opts = ReadOptions { id_column: None, delimiter: Some(b'|') };
+    let l = read_ids_with(&b"ImageId|a,b,c\nAAA|x,y,z\n"[..], "f", &opts).unwrap();
+    assert_eq!((l.delimiter, l.ids.to_vec()), (b'|', vec!["AAA".to_owned()]));
+    for (text, d) in [(",", b','), (";", b';'), ("tab", b'\t'), ("\\t", b'\t'), ("\t", b'\t'), ("|", b'|')] {
+        assert_eq!(parse_delimiter(text), Ok(d), "{text:?}");
+    }
+    for bad in ["", ":", ",,", "space"] {
+        let e = parse_delimiter(bad).unwrap_err();
+        assert!(e.contains("tab"), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn a_line_end_inside_quotes_of_a_semicolon_file_is_text() {
+    let l = read(b"Title;ImageId\n\"two\nlines; here\";AAA\nx;bad id\n").unwrap();
+    assert_eq!(l.ids.to_vec(), vec!["AAA"]);
+    assert_eq!(l.rejected[0].line, 4);
+}
+
+// -- No valid id; more rejected rows than --max-rejected ----------------
+
+#[test]
+fn no_valid_id_is_an_error_naming_the_first_rejected_lines() {
+    let e = read(b"ImageId\nbad one\n\nbad/two\nbad three\nbad four\n").unwrap_err();
+    assert!(matches!(e, InputError::NoValidIds { rows: 4, .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.starts_with("in.csv: no valid image id in 4 data rows"), "{e}");
+    assert!(e.contains("line 2 \"bad one\"") && e.contains("line 4 \"bad/two\""), "{e}");
+    assert!(e.contains("contains a space"), "the reason is given: {e}");
+    assert!(!e.contains("bad four"), "only the first lines: {e}");
+}
+
+fn list_with(rows: usize, rejected: usize) -> IdList {
+    let mut text = String::from("ImageId\n");
+    for i in 0..rows - rejected {
+        text.push_str(&format!("id{i}\n\n"));
+    }
+    for i in 0..rejected {
+        text.push_str(&format!("bad id {i}\n"));
+    }
+    let l = read(text.as_bytes()).unwrap();
+    assert_eq!((l.input_rows, l.rejected.len()), (rows as u64, rejected));
+    l
+}
+
+#[test]
+fn max_rejected_as_a_count() {
+    let limit = RejectLimit::parse("3").unwrap();
+    assert_eq!(limit, RejectLimit::Count(3));
+    assert!(limit.check(&list_with(100, 3), "in.csv").is_ok(), "at the limit");
+    let e = limit.check(&list_with(100, 4), "in.csv").unwrap_err();
+    assert!(matches!(e, InputError::TooManyRejected { rejected: 4, rows: 100, .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.starts_with("in.csv: 4 of 100 data rows (4.0%) are not valid image ids"), "{e}");
+    assert!(e.contains("--max-rejected 3"), "{e}");
+    assert!(e.contains("line 194 \"bad id 0\" (contains a space"), "{e}");
+    assert!(RejectLimit::parse("0").unwrap().check(&list_with(10, 1), "f").is_err());
+}
+
+#[test]
+fn max_rejected_as_a_percentage_of_data_rows() {
+    let limit = RejectLimit::parse("10%").unwrap();
+    assert_eq!(limit, RejectLimit::DEFAULT);
+    // Blank rows (one after every good id) do not count.
+    assert!(limit.check(&list_with(50, 5), "in.csv").is_ok(), "10% is at the limit");
+    let e = limit.check(&list_with(50, 6), "in.csv").unwrap_err().to_string();
+    assert!(e.starts_with("in.csv: 6 of 50 data rows (12.0%) are not valid image ids"), "{e}");
+    assert!(e.contains("more than --max-rejected 10% allows"), "{e}");
+    assert!(e.contains("allow them with --max-rejected"), "{e}");
+    assert!(RejectLimit::parse("12.5%").unwrap().check(&list_with(48, 6), "f").is_ok());
+    assert!(RejectLimit::parse("100%").unwrap().check(&list_with(10, 9), "f").is_ok());
+    for bad in ["", "-1", "x", "101%", "-5%", "%", "1.5"] {
+        assert!(RejectLimit::parse(bad).is_err(), "{bad:?}");
+    }
+}

@@ -83,6 +83,9 @@ pub struct ManifestInput {
     pub sha256: String,
     pub id_column: String,
     pub blank_rows: u64,
+    /// The field delimiter read (sniffed from the header, or `--delimiter`).
+    #[serde(default)]
+    pub delimiter: String,
 }
 
 /// The validated settings of a run.

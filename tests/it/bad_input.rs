@@ -226,7 +226,8 @@ fn invalid_utf8_in_one_id() {
     text.extend_from_slice(b"ab\xff\xfecd\n");
     text.extend_from_slice(format!("{}\n{}\n", ids[1], ids[2]).as_bytes());
     b.wd.write("ids.csv", text);
-    let out = b.run("ids.csv", &[], None);
+    // 1 of 4 data rows rejected: over the default --max-rejected 10 %.
+    let out = b.run("ids.csv", &["--max-rejected", "1"], None);
     out.expect_code(0);
     let rejected = b.rejected();
     assert_eq!(rejected.len(), 1, "{rejected:?}");
@@ -269,7 +270,8 @@ fn mixed_line_endings_keep_line_numbers_right() {
         ids[0], ids[1], ids[2], ids[3], ids[4]
     );
     b.wd.write("mixed.csv", text);
-    let out = b.run("mixed.csv", &[], None);
+    // 4 of 9 data rows rejected, on purpose.
+    let out = b.run("mixed.csv", &["--max-rejected", "4"], None);
     out.expect_code(0);
     let lines: Vec<u64> = b.rejected().iter().map(|r| r.0).collect();
     assert_eq!(lines, vec![4, 7, 10, 12], "{:?}", b.rejected());
@@ -285,7 +287,8 @@ fn line_numbers_after_a_field_spanning_lines() {
     let text =
         format!("title,ImageId\n\"two\nlines\",{}\n\"three\r\nlines\rhere\",bad id\nx,{}\ny,bad.two\n", ids[0], ids[1]);
     b.wd.write("ml.csv", text);
-    let out = b.run("ml.csv", &[], None);
+    // 2 of 4 data rows rejected, on purpose.
+    let out = b.run("ml.csv", &["--max-rejected", "2"], None);
     out.expect_code(0);
     let lines: Vec<u64> = b.rejected().iter().map(|r| r.0).collect();
     assert_eq!(lines, vec![4, 8], "{:?}", b.rejected());
@@ -365,7 +368,8 @@ fn ids_with_characters_no_id_has_are_rejected_with_the_reason() {
     }
     text.push_str(&format!("{}\n  {}\t\n", ids[1], ids[2]));
     b.wd.write("bad.csv", &text);
-    let out = b.run("bad.csv", &[], None);
+    // Most rows are rejected, on purpose.
+    let out = b.run("bad.csv", &["--max-rejected", "100%"], None);
     out.expect_code(0);
     let rejected = b.rejected();
     assert_eq!(rejected.len(), bad.len(), "{rejected:?}");
@@ -386,7 +390,8 @@ fn stdin_input() {
     let b = Bench::new(17);
     let ids = b.ids(5);
     let text = format!("ImageId\r\n{}\r\nnot valid!\r\n", ids.join("\r\n"));
-    let out = b.run("-", &[], Some(text.as_bytes()));
+    // 1 of 6 data rows rejected: over the default --max-rejected 10 %.
+    let out = b.run("-", &["--max-rejected", "1"], Some(text.as_bytes()));
     out.expect_code(0);
     b.assert_audited(&ids);
     assert_eq!(b.rejected().iter().map(|r| r.0).collect::<Vec<_>>(), vec![7]);

@@ -13,6 +13,7 @@ mod cron_env;
 mod hostile_disk;
 mod hostile_input;
 mod hostile_server;
+mod input_plan;
 mod nightly;
 mod nightly_loop;
 mod ops;

@@ -1,0 +1,82 @@
+//! `run --dry-run`: the input read and checked, the credentials and the
+//! endpoint resolved, and what a run would do printed on stdout. No call is
+//! made and nothing is written: resolving the credentials reads the
+//! environment and the credential files only (a temporary key's source, STS
+//! or the metadata service, is first called when a run starts).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::error::{CmdError, CmdResult, Exit};
+use super::settings::{ApiTarget, InputSettings, RunSettings};
+use crate::run::input::{delimiter_name, IdList};
+
+/// `n thing` or `n things`.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The plan of a run, as printed.
+pub fn plan_text(settings: &RunSettings, input: &InputSettings, ids: &IdList, target: &ApiTarget) -> String {
+    let unique = ids.ids.len() as u64;
+    let qps = u64::from(settings.audit.qps.get());
+    let mut s = String::new();
+    let mut line = |text: String| {
+        s.push_str(&text);
+        s.push('\n');
+    };
+    line("dry run: no call made, nothing written".to_owned());
+    line(format!("input: {} ({} bytes, sha256 {})", settings.input.display(), ids.bytes, ids.sha256));
+    line(format!(
+        "ids: {} from {} ({}, {} rejected); {} skipped",
+        count(unique, "unique id"),
+        count(ids.input_rows, "row"),
+        count(ids.duplicates, "duplicate"),
+        ids.rejected.len(),
+        count(ids.blank_rows, "blank row"),
+    ));
+    let how = if input.delimiter.is_some() { "--delimiter" } else { "sniffed from the header" };
+    line(format!("delimiter: {} ({how})", delimiter_name(ids.delimiter)));
+    line(format!("id column: {}", ids.id_column));
+    line(format!("region: {}", target.region));
+    line(format!("endpoint: {}", target.client.endpoint.as_str()));
+    let mut credentials = format!("credentials: {}", target.credentials.source);
+    if target.credentials.kind.renews() {
+        let _ = write!(
+            credentials,
+            " (temporary keys: fetched from {} when the run starts, not now)",
+            target.client.sts_endpoint.as_str()
+        );
+    }
+    line(credentials);
+    line(format!("operation: {}, audit source: {}", settings.audit.api.as_str(), settings.audit.audit_source.as_str()));
+    let secs = unique.div_ceil(qps);
+    line(format!(
+        "estimated duration: {} at --qps {qps} ({unique} ids / {qps} per second; retries and throttling add to it)",
+        humantime::format_duration(Duration::from_secs(secs))
+    ));
+    let formats: Vec<&str> = settings.reports.formats.iter().map(|f| f.as_str()).collect();
+    line(format!("reports: {} ({})", settings.out.display(), formats.join(", ")));
+    if !ids.rejected.is_empty() {
+        line(format!(
+            "rejected rows: {} would be listed in {} (--max-rejected {})",
+            ids.rejected.len(),
+            settings.out.join("rejected.csv").display(),
+            input.max_rejected
+        ));
+    }
+    s
+}
+
+/// Prints the plan; exit 0.
+pub fn print_plan(settings: &RunSettings, input: &InputSettings, ids: &IdList, target: &ApiTarget) -> CmdResult {
+    use std::io::Write;
+    let text = plan_text(settings, input, ids, target);
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(CmdError::internal)?;
+    Ok(Exit::Ok)
+}

@@ -11,9 +11,11 @@
 //! - [`journal`]: the crash-safe record of settled ids, for resuming.
 
 pub(crate) mod batch;
+pub(crate) mod delimiter;
 pub(crate) mod engine;
 pub(crate) mod guard;
 pub mod input;
+pub(crate) mod input_stream;
 pub(crate) mod journal;
 pub(crate) mod outcome;
 pub(crate) mod rate;

@@ -661,7 +661,8 @@ async fn process(
     }
     if action == "GetMediaAuditResult" {
         let id = ids[0];
-        sim.count_answer(id);
+        // Counted apart: `answers_by_image` says how often an image was looked up.
+        sim.count_action("GetMediaAuditResult", "OK");
         return Ok(match cfg.catalog.get(id) {
             Some(img) => Answer::Audit(catalog::media_audit_result(&img.value())),
             // An assumption (no page documents it): an unknown media id is

@@ -32,7 +32,7 @@ use std::io::BufReader;
 
 use cli::{Cli, Command};
 use error::CmdResult;
-use settings::{ApiTarget, InputSettings, RunSettings};
+use settings::{ApiTarget, RunSettings};
 
 use crate::run::input::{read_ids_with, ReadOptions};
 
@@ -41,15 +41,15 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
     match cli.command {
         Command::Run(args) => {
             let settings = RunSettings::from_args(&args, argv)?;
-            let input = InputSettings::from_args(&args)?;
             let source = &settings.input;
             let reader = BufReader::with_capacity(256 * 1024, source.open()?);
-            let options = ReadOptions { id_column: settings.id_column.as_deref(), delimiter: input.delimiter };
+            let options =
+                ReadOptions { id_column: settings.id_column.as_deref(), delimiter: settings.reading.delimiter };
             let ids = read_ids_with(reader, &source.display(), &options)?;
-            input.max_rejected.check(&ids, &source.display())?;
+            settings.reading.max_rejected.check(&ids, &source.display())?;
             let target = ApiTarget::resolve(&args.api)?;
-            if input.dry_run {
-                return plan::print_plan(&settings, &input, &ids, &target);
+            if settings.reading.dry_run {
+                return plan::print_plan(&settings, &ids, &target);
             }
             let stop = crate::run::engine::StopHandle::default();
             let phase = audit::Phase::default();

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::error::{CmdError, CmdResult, Exit};
-use super::settings::{ApiTarget, InputSettings, RunSettings};
+use super::settings::{ApiTarget, RunSettings};
 use crate::run::input::{delimiter_name, IdList};
 
 /// `n thing` or `n things`.
@@ -21,7 +21,8 @@ fn count(n: u64, thing: &str) -> String {
 }
 
 /// The plan of a run, as printed.
-pub fn plan_text(settings: &RunSettings, input: &InputSettings, ids: &IdList, target: &ApiTarget) -> String {
+pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> String {
+    let input = &settings.reading;
     let unique = ids.ids.len() as u64;
     let qps = u64::from(settings.audit.qps.get());
     let mut s = String::new();
@@ -73,9 +74,9 @@ pub fn plan_text(settings: &RunSettings, input: &InputSettings, ids: &IdList, ta
 }
 
 /// Prints the plan; exit 0.
-pub fn print_plan(settings: &RunSettings, input: &InputSettings, ids: &IdList, target: &ApiTarget) -> CmdResult {
+pub fn print_plan(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> CmdResult {
     use std::io::Write;
-    let text = plan_text(settings, input, ids, target);
+    let text = plan_text(settings, ids, target);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(CmdError::internal)?;
     Ok(Exit::Ok)

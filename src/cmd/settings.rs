@@ -35,6 +35,8 @@ pub const DEFAULT_MIN_AUDIT_STATUS: f64 = 0.9;
 pub struct RunSettings {
     pub input: InputSource,
     pub id_column: Option<String>,
+    /// `--delimiter`, `--max-rejected`, `--dry-run`.
+    pub reading: InputSettings,
     /// `--compare-with`: `auto` or a run directory.
     pub compare_with: Option<String>,
     pub out: PathBuf,
@@ -94,6 +96,7 @@ impl RunSettings {
         Ok(RunSettings {
             input: InputSource::from_arg(&a.input),
             id_column: a.id_column.clone(),
+            reading: InputSettings::from_args(a)?,
             compare_with: a.compare_with.clone(),
             out,
             force: a.force,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::audit::{run_audit, spawn_signal_listener, Phase};
 use super::cli::{ApiArgs, DemoArgs, SimulateArgs};
 use super::error::{CmdError, CmdResult, Exit};
-use super::settings::{ApiTarget, RunSettings};
+use super::settings::{ApiTarget, InputSettings, RunSettings};
 use crate::api::client::OutputType;
 use crate::api::credentials::Credentials;
 use crate::api::secret::Secret;
@@ -17,7 +17,7 @@ use crate::report::pass::{Format, ReportSettings};
 use crate::report::summary::Summary;
 use crate::report::write::CsvStyle;
 use crate::run::engine::{self, ApiMode, AuditSettings, StopHandle};
-use crate::run::input::{self, InputSource};
+use crate::run::input::{self, InputSource, RejectLimit};
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
 use crate::rundir::SUMMARY_JSON;
@@ -192,6 +192,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     let settings = RunSettings {
         input: InputSource::Path("inputs/demo-image-ids.csv".into()),
         id_column: None,
+        reading: InputSettings { delimiter: None, max_rejected: RejectLimit::DEFAULT, dry_run: false },
         compare_with: None,
         out: a.out.clone(),
         force: true,

@@ -4,12 +4,11 @@
 //! and an unwritable output directory; and no secret in anything it writes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    answered_before_revocation, csv_rows, id_file, poll_until, unknown_ids, Audit, Output, SimServer, TestCatalog,
-    Workdir,
+    answered_before_revocation, csv_rows, files_under, id_file, poll_until, unknown_ids, Audit, Output, SimServer,
+    TestCatalog, Workdir,
 };
 use serde_json::Value;
 use vod_image_audit::sim::{Faults, OutageFault, SimConfig, SimKey, Stats};
@@ -913,20 +912,6 @@ fn leak_sim(cat: &TestCatalog, tweak: impl FnOnce(&mut SimConfig)) -> SimServer 
         vec![SimKey { id: LEAK_KEY_ID.into(), secret: LEAK_SECRET.into(), sts_token: Some(LEAK_TOKEN.into()) }];
     tweak(&mut config);
     SimServer::start(config)
-}
-
-/// Every file under `dir`, hidden ones (the lock, temporaries) included.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Panics, listing every place, if the output or any file of `out_dir`

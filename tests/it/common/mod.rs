@@ -504,3 +504,17 @@ pub fn id_file(ids: &[String]) -> String {
     }
     s
 }
+
+/// Every file under `dir`, hidden ones (the lock, temporaries) included.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

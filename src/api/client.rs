@@ -387,7 +387,7 @@ impl VodClient {
     /// One signed attempt of a VOD action, with the provider's current key;
     /// the answer's body, success or error, read up to `cap` bytes. Hands
     /// back the key, whose redactor scrubs the answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         action: &str,
         operation: &[(&str, &str)],

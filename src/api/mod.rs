@@ -11,6 +11,7 @@
 //! - [`provider`]: the key each call signs with, renewed before it expires.
 //! - [`client`]: one signed call and the decoding of its answer.
 //! - [`proxy`]: which proxy, if any, the calls go through.
+//! - [`search`]: `SearchMedia` pages of images, checked against the query.
 
 pub(crate) mod answer;
 pub(crate) mod client;
@@ -21,6 +22,7 @@ pub mod model;
 pub(crate) mod provider;
 pub(crate) mod proxy;
 pub(crate) mod redact;
+pub(crate) mod search;
 pub(crate) mod secret;
 pub mod signing;
 pub(crate) mod sts;

@@ -258,7 +258,7 @@ fn flexible_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 }
 
 /// Accepts `123`, `"123"` and `null`; text that is not an integer is an error.
-fn flexible_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn flexible_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     use serde::de::Error;
     match Option::<NumberOrText>::deserialize(d)? {
         None => Ok(None),

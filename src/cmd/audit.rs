@@ -111,7 +111,7 @@ impl Sink for Settle<'_> {
 /// The audit, from validated settings and input to reports and exit code.
 pub async fn run_audit(
     settings: &RunSettings,
-    ids: IdList,
+    ids: Option<IdList>,
     mut target: ApiTarget,
     stop: StopHandle,
     phase: Phase,
@@ -119,7 +119,8 @@ pub async fn run_audit(
     // Everything that can refuse the run is checked before the directory is
     // touched, so a failed start leaves nothing behind.
     let input_name = settings.input.display();
-    let key = rundir::InputKey { path: &input_name, id_column: &ids.id_column };
+    let id_column = ids.as_ref().map_or_else(|| "image_id".to_owned(), |i| i.id_column.clone());
+    let key = rundir::InputKey { path: &input_name, id_column: &id_column };
     let previous = match settings.compare_with.as_deref() {
         Some(arg) => {
             let found = rundir::find_previous(arg, &settings.out, &key).map_err(CmdError::usage)?;
@@ -128,7 +129,7 @@ pub async fn run_audit(
                 (Some(dir), "auto") => eprintln!("vod-image-audit: comparing with {}", dir.display()),
                 (None, _) => eprintln!(
                     "vod-image-audit: --compare-with auto: no earlier run of this input ({input_name}, column {}) beside {}; nothing is compared",
-                    ids.id_column,
+                    id_column,
                     settings.out.display()
                 ),
                 _ => {}
@@ -160,6 +161,14 @@ pub async fn run_audit(
         phase.holds_lock(lock);
     }
     let started = SystemTime::now();
+    let (ids, inventory) = match (ids, &settings.input) {
+        (Some(ids), _) => (ids, None),
+        (None, crate::run::input::InputSource::AllImages(filters)) => {
+            let (ids, inventory) = super::listing::list_for_run(settings, *filters, &client, dir.path(), &stop).await?;
+            (ids, Some(inventory))
+        }
+        (None, _) => return Err(CmdError::internal(anyhow::anyhow!("no ids and no listing"))),
+    };
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
     let (mut journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
@@ -249,6 +258,7 @@ pub async fn run_audit(
             let parent = dir.path().parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1))
         },
+        inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
     };
     let stop_reason = reason.as_ref().map(StopReason::describe);
     let reports = settings.reports.clone();
@@ -294,6 +304,7 @@ pub async fn run_audit(
             | StopReason::Storage(_),
         ) => Exit::Stopped,
         Some(StopReason::Interrupted) => Exit::Interrupted,
+        None if inventory.as_ref().is_some_and(|i| !i.complete) => Exit::InventoryIncomplete,
         None if summary.audit_status_coverage.below(settings.min_audit_status) => Exit::AuditStatusMissing,
         None if !alerts(&settings.fail_on, &summary).is_empty() => Exit::Alert,
         None if summary.totals.failed > 0 => Exit::Failures,
@@ -305,7 +316,16 @@ pub async fn run_audit(
         retries: counters.retries.load(Ordering::Relaxed),
         batch_fallbacks: counters.batch_fallbacks.load(Ordering::Relaxed),
     };
-    let manifest = manifest(settings, &target, &facts, &ids, &summary, previous, resumed, retry_of, calls, files, exit);
+    let mut manifest =
+        manifest(settings, &target, &facts, &ids, &summary, previous, resumed, retry_of, calls, files, exit);
+    if let Some(inv) = inventory {
+        let digest = crate::rundir::files::digest_file(&dir.join(rundir::INVENTORY_CSV))
+            .map_err(|e| CmdError::disk(format!("reading {}", dir.join(rundir::INVENTORY_CSV).display()), e))?;
+        manifest
+            .files
+            .insert(0, FileDigest { name: rundir::INVENTORY_CSV.to_owned(), bytes: digest.0, sha256: digest.1 });
+        manifest.inventory = Some(inv);
+    }
     let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
@@ -313,6 +333,7 @@ pub async fn run_audit(
         // The reports now hold everything the journal did.
         drop(journal);
         let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
+        let _ = std::fs::remove_file(dir.join(rundir::INVENTORY_JOURNAL));
         let _ = sync_dir(dir.path());
     }
 
@@ -506,5 +527,6 @@ fn manifest(
         settings: settings.for_manifest(&target.client),
         calls,
         files,
+        inventory: None,
     }
 }

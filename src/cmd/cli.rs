@@ -59,6 +59,9 @@ Exit codes:
   8    finished, and something --fail-on names happened (e.g. newly_blocked)
   9    finished, but AuditStatus was missing from more found images than
        --min-audit-status allows: the blocked count cannot be trusted
+  10   (--all-images, list-images) the inventory is not complete: one second
+       holds more images than SearchMedia can list, or the listing's counts do
+       not add up (see manifest.json inventory); a stopped listing resumes
   130  interrupted (SIGINT/SIGTERM); the report so far is written and marked
        incomplete; run the same command again to resume
 
@@ -94,6 +97,10 @@ pub enum Command {
     #[cfg(feature = "simulator")]
     /// Run an audit of the bundled sample against the in-process simulator.
     Demo(DemoArgs),
+    /// List every image of the account (SearchMedia, cut into queries small enough to page
+    /// through completely) into a CSV; prints the count.
+    #[command(after_help = EXIT_CODES_HELP)]
+    ListImages(ListImagesArgs),
     /// Re-check a finished run directory: file digests against the manifest, the ledger's sums.
     #[command(
         after_help = "Exit codes: 0 everything checks; 6 a file changed, a sum does not balance, or the run is incomplete; 2 not a run directory."
@@ -190,12 +197,68 @@ pub struct ApiArgs {
     pub auth_timeout: Option<u64>,
 }
 
+/// Which images `--all-images` and `list-images` list.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InventoryArgs {
+    /// Only images created at or after TIME (UTC, e.g. 2024-01-31T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_utc_arg)]
+    pub created_after: Option<i64>,
+    /// Only images created before TIME (UTC); default: when the listing starts.
+    #[arg(long, value_name = "TIME", value_parser = parse_utc_arg)]
+    pub created_before: Option<i64>,
+    /// Only images of this category (CateId).
+    #[arg(long, value_name = "ID")]
+    pub cate_id: Option<i64>,
+}
+
+impl InventoryArgs {
+    /// Whether any filter is given.
+    pub fn any(&self) -> bool {
+        self.created_after.is_some() || self.created_before.is_some() || self.cate_id.is_some()
+    }
+}
+
+fn parse_utc_arg(s: &str) -> Result<i64, String> {
+    crate::api::search::parse_utc(s).ok_or_else(|| format!("{s:?} is not a UTC time like 2024-01-31T00:00:00Z"))
+}
+
+/// `list-images`.
+#[derive(Debug, Clone, Args)]
+pub struct ListImagesArgs {
+    /// The CSV to write (image_id, creation_time, status, cate_id, title, ...). A listing that
+    /// stops resumes from FILE.listing.jsonl beside it.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Calls per second (default 20); 0 or "unlimited": no client-side limit.
+    #[arg(long, value_name = "N", value_parser = parse_qps)]
+    pub qps: Option<Qps>,
+    /// Pages asked at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 /// `run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// CSV of image ids, or - for stdin.
-    #[arg(long, value_name = "FILE|-")]
-    pub input: String,
+    #[arg(long, value_name = "FILE|-", required_unless_present = "all_images", conflicts_with = "all_images")]
+    pub input: Option<String>,
+    /// Audit every image of the account instead of a CSV: list them first (SearchMedia; the
+    /// listing is kept in the run directory as inventory.csv), then audit exactly those.
+    #[arg(long)]
+    pub all_images: bool,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
     /// Column holding the ids (else the first of ImageId/image_id/imageid, any case, else a single column).
     #[arg(long, value_name = "NAME")]
     pub id_column: Option<String>,

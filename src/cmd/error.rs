@@ -42,6 +42,9 @@ pub enum Exit {
     /// Finished, but too few found images carried `AuditStatus`
     /// (`--min-audit-status`): the blocked count cannot be trusted.
     AuditStatusMissing = 9,
+    /// `--all-images` / `list-images`: the listing could not be made
+    /// complete (a second too full to list, or counts that do not add up).
+    InventoryIncomplete = 10,
     /// SIGINT or SIGTERM.
     Interrupted = 130,
 }

@@ -40,6 +40,9 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
     let old = changes::records_from_csv(old, "the older images.csv");
     let new = changes::records_from_csv(new, "the newer images.csv");
     let compared_with = Some(a.old.display().to_string());
+    // Two runs of --all-images: an image in one only is a change.
+    let listed = |dir: &Path| crate::rundir::manifest::Manifest::read(dir).ok().is_some_and(|m| m.inventory.is_some());
+    let inventories = listed(&a.old) && listed(&a.new);
     let counts = match &a.out {
         Some(path) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -55,21 +58,20 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
             let mut counts = None;
             write_atomic(dir, name, |w| {
                 let mut writer = ChangesWriter::new(w, CsvStyle::default())?;
-                counts = Some(changes::compare(old, new, compared_with, |c| writer.write(c))?);
+                counts = Some(changes::compare(old, new, compared_with, inventories, |c| writer.write(c))?);
                 writer.finish()
             })
             .map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
             counts.expect("set by the writer")
         }
         // --json: the counts are all stdout carries.
-        None if a.json => {
-            changes::compare(old, new, compared_with, |_| Ok(())).map_err(|e| CmdError::usage(format!("diff: {e}")))?
-        }
+        None if a.json => changes::compare(old, new, compared_with, inventories, |_| Ok(()))
+            .map_err(|e| CmdError::usage(format!("diff: {e}")))?,
         None => {
             let stdout = std::io::stdout();
             let compared = (|| {
                 let mut writer = ChangesWriter::new(stdout.lock(), CsvStyle::default())?;
-                let counts = changes::compare(old, new, compared_with, |c| writer.write(c))?;
+                let counts = changes::compare(old, new, compared_with, inventories, |c| writer.write(c))?;
                 writer.finish()?;
                 Ok::<_, std::io::Error>(counts)
             })();

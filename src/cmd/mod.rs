@@ -13,12 +13,14 @@
 //! - [`metrics`]: the end of `run` for machines: `--metrics-file`, `--json`.
 //! - [`progress`]: the progress display.
 //! - [`prune`]: the `prune` command (retention).
+//! - [`listing`]: `list-images`, and the listing phase of `run --all-images`.
 
 pub(crate) mod audit;
 pub(crate) mod check;
 pub mod cli;
 pub mod error;
 pub(crate) mod inspect;
+pub(crate) mod listing;
 pub(crate) mod metrics;
 pub(crate) mod plan;
 pub(crate) mod progress;
@@ -41,6 +43,18 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
     match cli.command {
         Command::Run(args) => {
             let settings = RunSettings::from_args(&args, argv)?;
+            if let crate::run::input::InputSource::AllImages(filters) = &settings.input {
+                let target = ApiTarget::resolve(&args.api)?;
+                if settings.reading.dry_run {
+                    println!("dry run: no call made, nothing written");
+                    println!("would list {} (SearchMedia), then audit every image listed", filters.describe());
+                    return Ok(error::Exit::Ok);
+                }
+                let stop = crate::run::engine::StopHandle::default();
+                let phase = audit::Phase::default();
+                audit::spawn_signal_listener(stop.clone(), phase.clone());
+                return audit::run_audit(&settings, None, target, stop, phase).await;
+            }
             let source = &settings.input;
             let reader = BufReader::with_capacity(256 * 1024, source.open()?);
             let options =
@@ -54,12 +68,13 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
             let stop = crate::run::engine::StopHandle::default();
             let phase = audit::Phase::default();
             audit::spawn_signal_listener(stop.clone(), phase.clone());
-            audit::run_audit(&settings, ids, target, stop, phase).await
+            audit::run_audit(&settings, Some(ids), target, stop, phase).await
         }
         Command::Check(args) => check::check(&args).await,
         Command::Verify(args) => inspect::verify(&args),
         Command::Diff(args) => inspect::diff(&args),
         Command::Prune(args) => prune::prune(&args),
+        Command::ListImages(args) => listing::list_images(&args).await,
         #[cfg(feature = "simulator")]
         Command::Simulate(args) => simulator::simulate(&args).await,
         #[cfg(feature = "simulator")]

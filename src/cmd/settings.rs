@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::cli::{ApiArgs, Qps, RunArgs};
+use super::cli::{ApiArgs, InventoryArgs, Qps, RunArgs};
 use super::error::CmdError;
 use super::progress::ProgressMode;
 use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
@@ -20,6 +20,7 @@ use crate::report::write::CsvStyle;
 use crate::run::engine::{self, AuditSettings};
 use crate::run::guard::{self, FailureLimit};
 use crate::run::input::{parse_delimiter, InputSource, RejectLimit};
+use crate::run::inventory::Filters;
 use crate::run::rate::RateMode;
 use crate::run::retry::{self, RetryPolicy};
 use crate::rundir::manifest::ManifestSettings;
@@ -63,9 +64,24 @@ pub struct RunSettings {
     pub argv: Vec<String>,
 }
 
+/// The filters of `--all-images` and `list-images`, checked.
+pub fn inventory_filters(a: &InventoryArgs) -> Result<Filters, CmdError> {
+    if let (Some(after), Some(before)) = (a.created_after, a.created_before) {
+        if after >= before {
+            return Err(CmdError::usage("--created-after must be before --created-before"));
+        }
+    }
+    Ok(Filters { created_after: a.created_after, created_before: a.created_before, cate_id: a.cate_id })
+}
+
 impl RunSettings {
     /// Checks the flags of `run`.
     pub fn from_args(a: &RunArgs, argv: Vec<String>) -> Result<Self, CmdError> {
+        if a.input.is_some() && a.inventory.any() {
+            return Err(CmdError::usage(
+                "--created-after, --created-before and --cate-id choose what --all-images lists; with --input, filter the CSV instead",
+            ));
+        }
         let qps = match a.qps {
             None => NonZeroU32::new(engine::DEFAULT_QPS),
             Some(Qps::Limit(n)) => Some(n),
@@ -101,7 +117,10 @@ impl RunSettings {
             check_metrics_file(path)?;
         }
         Ok(RunSettings {
-            input: InputSource::from_arg(&a.input),
+            input: match &a.input {
+                Some(path) => InputSource::from_arg(path),
+                None => InputSource::AllImages(inventory_filters(&a.inventory)?),
+            },
             id_column: a.id_column.clone(),
             reading: InputSettings::from_args(a)?,
             compare_with: a.compare_with.clone(),

@@ -227,7 +227,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     let stop = StopHandle::default();
     let phase = Phase::default();
     spawn_signal_listener(stop.clone(), phase.clone());
-    let code = run_audit(&settings, ids, target, stop.clone(), phase).await?;
+    let code = run_audit(&settings, Some(ids), target, stop.clone(), phase).await?;
     shutdown.cancel();
     let _ = server.await;
     let stats = sim.stats();

@@ -1,6 +1,8 @@
 //! What changed between two runs: `newly_blocked`, `unblocked`,
 //! `newly_missing`, `reappeared`, `status_changed`, `category_changed`,
-//! `audit_status_appeared`.
+//! `audit_status_appeared`, and between two inventories (`--all-images`)
+//! `new_image`: an image listed tonight and not before. An image listed
+//! before and not tonight is `newly_missing` there (after: `not listed`).
 //!
 //! Owns the change rules (a pure function of two records) and the merge-join
 //! of two `images.csv` files, which are sorted by `image_id`: memory stays
@@ -24,6 +26,7 @@ pub const CHANGE_KINDS: &[&str] = &[
     "status_changed",
     "category_changed",
     "audit_status_appeared",
+    "new_image",
 ];
 
 /// The `changes.csv` header, in order.
@@ -145,6 +148,41 @@ pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
     out
 }
 
+/// A change of an image that only one of two inventories lists.
+fn one_sided(r: &ImageRecord, change: &'static str, before: String, after: String) -> Change {
+    Change {
+        image_id: r.image_id.clone(),
+        change,
+        before,
+        after,
+        title: r.title.clone(),
+        cate_id: r.cate_id,
+        cate_name: r.cate_name.clone(),
+        image_url: r.url.clone(),
+        before_cate_id: None,
+        before_cate_name: None,
+    }
+}
+
+/// What `after` says of an image the old inventory did not list: a new
+/// image (and newly blocked, when it is).
+fn listed_now(after: &ImageRecord) -> Vec<Change> {
+    let mut v = vec![one_sided(after, "new_image", String::new(), audit_text(after))];
+    if after.is_blocked() {
+        v.push(one_sided(after, "newly_blocked", String::new(), BLOCKED.into()));
+    }
+    v
+}
+
+/// What `before` says of an image the new inventory does not list.
+fn listed_no_more(before: &ImageRecord) -> Change {
+    Change {
+        before_cate_id: before.cate_id,
+        before_cate_name: before.cate_name.clone(),
+        ..one_sided(before, "newly_missing", audit_text(before), "not listed".into())
+    }
+}
+
 fn settled(r: &ImageRecord) -> bool {
     matches!(r.outcome, OutcomeKind::Found | OutcomeKind::Missing)
 }
@@ -179,10 +217,14 @@ impl<I: Iterator<Item = io::Result<ImageRecord>>> Sorted<I> {
 /// Merge-joins two record streams sorted by `image_id` (the older run's and
 /// the newer one's), hands every change to `emit`, and returns the counts.
 /// Input out of order is an error: the join would silently miss ids.
+/// `inventories`: both runs audited the whole account (`--all-images`), so
+/// an id in one run only is a change (`new_image`, `newly_missing`), not
+/// a difference of inputs.
 pub fn compare(
     old: impl Iterator<Item = io::Result<ImageRecord>>,
     new: impl Iterator<Item = io::Result<ImageRecord>>,
     compared_with: Option<String>,
+    inventories: bool,
     mut emit: impl FnMut(&Change) -> io::Result<()>,
 ) -> io::Result<ChangeCounts> {
     let mut counts = ChangeCounts::new(compared_with);
@@ -198,11 +240,28 @@ pub fn compare(
         };
         match order {
             std::cmp::Ordering::Less => {
-                counts.not_compared += 1;
+                match a.as_ref().filter(|x| inventories && settled(x)) {
+                    Some(x) => {
+                        counts.compared += 1;
+                        let c = listed_no_more(x);
+                        *counts.counts.entry(c.change.to_owned()).or_default() += 1;
+                        emit(&c)?;
+                    }
+                    None => counts.not_compared += 1,
+                }
                 a = old.next()?;
             }
             std::cmp::Ordering::Greater => {
-                counts.not_compared += 1;
+                match b.as_ref().filter(|y| inventories && settled(y)) {
+                    Some(y) => {
+                        counts.compared += 1;
+                        for c in listed_now(y) {
+                            *counts.counts.entry(c.change.to_owned()).or_default() += 1;
+                            emit(&c)?;
+                        }
+                    }
+                    None => counts.not_compared += 1,
+                }
                 b = new.next()?;
             }
             std::cmp::Ordering::Equal => {
@@ -334,12 +393,17 @@ mod tests {
             found("e", Some("Normal"), "Normal", None),
         ]);
         let mut rows = Vec::new();
-        let counts =
-            compare(records_from_csv(&old[..], "old"), records_from_csv(&new[..], "new"), Some("old".into()), |c| {
+        let counts = compare(
+            records_from_csv(&old[..], "old"),
+            records_from_csv(&new[..], "new"),
+            Some("old".into()),
+            false,
+            |c| {
                 rows.push(c.clone());
                 Ok(())
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         assert_eq!(counts.compared, 3);
         assert_eq!(counts.not_compared, 2, "d only in old, e only in new");
         assert_eq!(counts.counts["newly_blocked"], 1);
@@ -355,6 +419,8 @@ mod tests {
     fn unsorted_input_is_an_error() {
         let old = csv_of(&[missing("b"), missing("a")]);
         let new = csv_of(&[missing("a")]);
-        assert!(compare(records_from_csv(&old[..], "o"), records_from_csv(&new[..], "n"), None, |_| Ok(())).is_err());
+        assert!(
+            compare(records_from_csv(&old[..], "o"), records_from_csv(&new[..], "n"), None, false, |_| Ok(())).is_err()
+        );
     }
 }

@@ -75,6 +75,9 @@ pub struct RunFacts {
     pub account: Option<String>,
     /// Earlier runs for the trend, oldest first (this run is added).
     pub earlier: Vec<TrendPoint>,
+    /// `--all-images`: this run and the one compared with each audited the
+    /// account's whole inventory (see [`changes::compare`]).
+    pub inventory: bool,
 }
 
 /// Writes every report of `formats` into `dir` from the outcome files
@@ -161,7 +164,7 @@ pub fn write_reports<'a>(
         let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
         let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
         let mut writer = ChangesWriter::new(AtomicFile::create(dir, CHANGES_CSV)?, style)?;
-        let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), |c| {
+        let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), facts.inventory, |c| {
             if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
                 newly_blocked.push(c.clone());
             }

@@ -195,7 +195,22 @@ struct Shared<'a> {
     down_after: Duration,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    fn new(client: &'a VodClient, settings: &AuditSettings, counters: Arc<Counters>, stop: StopHandle) -> Self {
+        Shared {
+            client,
+            rate: RateControl::new(settings.rate_mode, settings.qps, settings.burst),
+            policy: settings.retry,
+            counters,
+            stop,
+            pause: Pause::default(),
+            budget: RetryBudget::default(),
+            failures_in_a_row: AtomicU64::new(0),
+            outage: Outage::default(),
+            down_after: settings.down_after,
+        }
+    }
+
     /// The service answered: the budget gets a token back and any outage ends.
     fn answered(&self) {
         self.budget.refund(SUCCESS_REFUND);
@@ -227,18 +242,7 @@ pub async fn audit(
     stop: StopHandle,
     sink: &mut impl Sink,
 ) {
-    let shared = Shared {
-        client,
-        rate: RateControl::new(settings.rate_mode, settings.qps, settings.burst),
-        policy: settings.retry,
-        counters,
-        stop,
-        pause: Pause::default(),
-        budget: RetryBudget::default(),
-        failures_in_a_row: AtomicU64::new(0),
-        outage: Outage::default(),
-        down_after: settings.down_after,
-    };
+    let shared = Shared::new(client, settings, counters, stop);
     let shared = &shared;
     let per_call = match settings.api {
         ApiMode::Single => 1,
@@ -279,6 +283,47 @@ pub async fn audit(
         }
         if let Err(e) = sink.settle(outcome).await {
             shared.stop.stop(StopReason::Storage(e));
+        }
+    }
+}
+
+/// Calls made with the run's discipline outside [`audit`]: the listing
+/// phase of `--all-images` (`SearchMedia`) goes through the same limiter,
+/// retry policy, retry budget, outage clock and stop switch as the audit.
+pub struct Caller<'a> {
+    shared: Shared<'a>,
+}
+
+/// How a call of [`Caller::call`] ended without an answer.
+#[derive(Debug, Clone)]
+pub enum CallEnd {
+    /// A final error: retries used up, or one no retry fixes.
+    Failed(ApiError),
+    /// The run is stopping (a signal, a fatal error, the budget); the stop
+    /// handle holds the reason.
+    Stopped,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(client: &'a VodClient, settings: &AuditSettings, counters: Arc<Counters>, stop: StopHandle) -> Self {
+        Caller { shared: Shared::new(client, settings, counters, stop) }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &'a VodClient {
+        self.shared.client
+    }
+
+    /// One call with its retries.
+    pub async fn call<T, F, Fut>(&self, label: &str, call: F) -> Result<T, CallEnd>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        match with_retries(&self.shared, label, call).await.0 {
+            Settled::Ok(v) => Ok(v),
+            Settled::Final(e) => Err(CallEnd::Failed(e)),
+            Settled::Stopped(_) | Settled::Fatal(_) => Err(CallEnd::Stopped),
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum InputSource {
     Stdin,
     /// A file.
     Path(PathBuf),
+    /// `--all-images`: the account's images, listed first
+    /// ([`crate::run::inventory`]).
+    AllImages(crate::run::inventory::Filters),
 }
 
 impl InputSource {
@@ -74,6 +77,7 @@ impl InputSource {
         match self {
             InputSource::Stdin => "<stdin>".to_owned(),
             InputSource::Path(p) => p.display().to_string(),
+            InputSource::AllImages(f) => f.describe(),
         }
     }
 
@@ -84,6 +88,9 @@ impl InputSource {
             InputSource::Path(p) => std::fs::File::open(p)
                 .map(|f| Box::new(f) as Box<dyn Read>)
                 .map_err(|e| InputError::Read { file: self.display(), reason: e.to_string() }),
+            InputSource::AllImages(_) => {
+                Err(InputError::Read { file: self.display(), reason: "listed, not read: see --all-images".into() })
+            }
         }
     }
 }

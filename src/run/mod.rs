@@ -16,6 +16,7 @@ pub(crate) mod engine;
 pub(crate) mod guard;
 pub mod input;
 pub(crate) mod input_stream;
+pub mod inventory;
 pub(crate) mod journal;
 pub(crate) mod outcome;
 pub(crate) mod rate;

@@ -64,6 +64,33 @@ pub struct Manifest {
     pub calls: ManifestCalls,
     /// Every report file with its size and SHA-256 (`verify` checks them).
     pub files: Vec<FileDigest>,
+    /// `--all-images`: the listing, and whether its counts prove it
+    /// complete. Its `inventory.csv` is among `files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<ManifestInventory>,
+}
+
+/// The listing of an `--all-images` run (see `run::inventory`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInventory {
+    /// What was listed: `[lower, upper)` of creation time, UTC, and the filters.
+    pub listed: String,
+    pub lower: String,
+    pub upper: String,
+    /// SearchMedia's `Total` for the whole range.
+    pub root_total: u64,
+    /// The sum of the `Total`s of the queries paged through.
+    pub leaf_total: u64,
+    /// Distinct ids listed (the rows of inventory.csv).
+    pub distinct: u64,
+    /// The three agree.
+    pub complete: bool,
+    /// Queries and pages asked by the run's last attempt (a resumed listing
+    /// asks only what its journal does not hold).
+    pub queries: u64,
+    pub pages: u64,
+    pub split_by_category: u64,
+    pub relisted: u64,
 }
 
 /// The earlier run a `--retry-failed` run completes.

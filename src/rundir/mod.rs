@@ -52,8 +52,14 @@ pub const UNSETTLED: &str = ".unsettled.jsonl.tmp";
 /// Written and removed once to check the directory can be written.
 pub const WRITE_PROBE: &str = ".write-probe";
 
+/// `--all-images`: the account's images as listed, the run's input.
+pub const INVENTORY_CSV: &str = "inventory.csv";
+/// `--all-images`: the listing journal, which a stopped listing resumes from.
+pub const INVENTORY_JOURNAL: &str = "inventory.jsonl";
+
 /// Every report file a run may write; the manifest and its digest last.
 pub const REPORT_FILES: &[&str] = &[
+    INVENTORY_CSV,
     IMAGES_CSV,
     CHANGES_CSV,
     SUMMARY_HTML,
@@ -67,7 +73,7 @@ pub const REPORT_FILES: &[&str] = &[
 ];
 
 /// Every file of a run's own state.
-pub const STATE_FILES: &[&str] = &[LOCK, JOURNAL, UNSETTLED];
+pub const STATE_FILES: &[&str] = &[LOCK, JOURNAL, UNSETTLED, INVENTORY_JOURNAL];
 
 /// Why a directory cannot be used for a run.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,631 @@
+//! The account's images, listed completely through `SearchMedia`, and the
+//! proof that the listing is complete.
+//!
+//! `SearchMedia` pages reach only the first 5,000 results of a query
+//! (`api::search`, which cites the operation's page), so the listing cuts
+//! the account into queries small enough to page through:
+//!
+//! 1. The root query is every image created in `[lower, upper)`, where
+//!    `upper` is fixed when the listing starts (`--created-before`, or the
+//!    second the listing began: images created during the listing are not
+//!    chased) and kept in the listing journal, so a resumed listing asks the
+//!    same questions.
+//! 2. A query whose `Total` is over 5,000 is cut in two at the middle of
+//!    its time range, again and again. One second that holds more than
+//!    5,000 images is cut by `CateId`: the categories are those of the
+//!    images in the first 5,000 results of that second (every page of it
+//!    that can be read). If the categories' `Total`s do not add up to the
+//!    second's (images in categories not seen, or in none), or one
+//!    category alone holds more than 5,000 images in that second, the
+//!    listing stops with an error naming the second and the counts: an
+//!    inventory is never silently partial.
+//! 3. A query of at most 5,000 is paged through (`PageSize` 100, sorted by
+//!    `CreationTime`). Every page must report the same `Total` as the first
+//!    (else the range changed under the listing, and it is listed again),
+//!    and the distinct ids of its pages must number exactly `Total` (else
+//!    paging was not stable, as when many images share a second and the
+//!    server orders them differently from one page to the next: the query
+//!    is cut smaller and listed again, down to one page where possible).
+//! 4. At the end, the `Total`s of the queries paged through must add up to
+//!    the root's `Total`, and the distinct ids of the whole listing must
+//!    number the same. [`Counts`] holds the three figures; the run reports
+//!    an incomplete inventory in its manifest and exit code.
+//!
+//! The listing journal (`inventory.jsonl`, one JSON line per answer) holds
+//! every answer the listing used, each written before the next question
+//! depends on it: a listing killed at any point resumes without asking
+//! again any page it had, only those in flight. The inventory
+//! (`inventory.csv`) is written from the journal once the listing is done.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::api::error::ApiError;
+use crate::api::search::{now_secs, utc, Listed, Page, Query, INVENTORY_COLUMNS, MAX_PAGE_SIZE, PAGING_LIMIT};
+use crate::report::write::CsvStyle;
+use crate::run::engine::{CallEnd, Caller};
+use crate::rundir::files::{open_private, write_atomic, FileDigest, Private};
+
+/// What to list: `--created-after`, `--created-before`, `--cate-id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    /// Seconds since the epoch, inclusive.
+    pub created_after: Option<i64>,
+    /// Seconds since the epoch, exclusive.
+    pub created_before: Option<i64>,
+    pub cate_id: Option<i64>,
+}
+
+impl Filters {
+    /// How the listing is named in messages and in the run's input key.
+    pub fn describe(&self) -> String {
+        let mut s = "all images (SearchMedia)".to_owned();
+        if let Some(a) = self.created_after {
+            s.push_str(&format!(" created at or after {}", utc(a)));
+        }
+        if let Some(b) = self.created_before {
+            s.push_str(&format!(" created before {}", utc(b)));
+        }
+        if let Some(c) = self.cate_id {
+            s.push_str(&format!(" in category {c}"));
+        }
+        s
+    }
+}
+
+/// The figures that prove a listing complete, or show it is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// The range listed: `[lower, upper)`, UTC.
+    pub lower: String,
+    pub upper: String,
+    /// The root query's `Total`.
+    pub root_total: u64,
+    /// The sum of the `Total`s of the queries paged through.
+    pub leaf_total: u64,
+    /// Distinct image ids listed.
+    pub distinct: u64,
+    /// Queries asked (each a first page), and pages asked in all.
+    pub queries: u64,
+    pub pages: u64,
+    /// Seconds cut by category.
+    pub split_by_category: u64,
+    /// Queries listed again because they changed or paged unstably.
+    pub relisted: u64,
+}
+
+impl Counts {
+    /// All three figures agree.
+    pub fn complete(&self) -> bool {
+        self.root_total == self.leaf_total && self.leaf_total == self.distinct
+    }
+}
+
+/// Why a listing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// A query that cannot be cut small enough.
+    #[error("cannot list {what} completely: {detail}; SearchMedia pages through at most 5,000 results of a query, and nothing smaller than one second and one category can be asked. The listing so far is kept: narrow the run with --created-after/--created-before/--cate-id, or audit those images from a CSV")]
+    Unsplittable { what: String, detail: String },
+    /// A call that failed for good.
+    #[error("SearchMedia failed for {what}: {error}")]
+    Failed { what: String, error: Box<ApiError> },
+    /// The run is stopping (signal, fatal error): the stop handle says why.
+    #[error("stopped")]
+    Stopped,
+    /// The listing journal or the inventory could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// The journal belongs to another listing.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// One line of the listing journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Line {
+    /// The first line: what is listed.
+    Start { lower: i64, upper: i64, filters: Filters },
+    /// A query's `Total`.
+    Node { q: Query, total: u64 },
+    /// One page of a query being paged through.
+    Page { q: Query, no: u32, total: u64, items: Vec<Listed> },
+    /// The categories seen in one second too full to page through.
+    Cats { q: Query, cates: Vec<i64>, uncategorised: u64, seen: u64 },
+    /// A query's pages so far are dropped: it is listed again.
+    Restart { q: Query },
+    /// A query paged through and checked; its pages count.
+    Leaf { q: Query, total: u64 },
+}
+
+/// The journal read back, and where to append.
+#[derive(Default)]
+struct State {
+    start: Option<(i64, i64, Filters)>,
+    totals: HashMap<Query, u64>,
+    /// Pages of the queries not yet finished: page number to (total, ids).
+    pages: HashMap<Query, std::collections::BTreeMap<u32, (u64, Vec<String>)>>,
+    cats: HashMap<Query, (Vec<i64>, u64, u64)>,
+    leaves: HashMap<Query, u64>,
+    counts: Counts,
+}
+
+/// The listing journal: one JSON line per answer, appended with one write.
+struct ListJournal {
+    file: File,
+    line: Vec<u8>,
+    shown: String,
+}
+
+impl ListJournal {
+    fn append(&mut self, line: &Line) -> Result<(), ListError> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, line).map_err(|e| ListError::Io(e.to_string()))?;
+        self.line.push(b'\n');
+        self.file.write_all(&self.line).map_err(|e| ListError::Io(format!("{}: {e}", self.shown)))
+    }
+}
+
+/// Reads a listing journal back; a torn last line (a crash mid-write) is cut.
+fn read_back(file: &mut File, shown: &str) -> Result<State, ListError> {
+    let io = |e: io::Error| ListError::Io(format!("{shown}: {e}"));
+    let mut st = State::default();
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = BufReader::new(&mut *file);
+    let (mut good_end, mut buf, mut n) = (0u64, Vec::new(), 0u64);
+    loop {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if read == 0 || buf.last() != Some(&b'\n') {
+            break;
+        }
+        n += 1;
+        let Ok(line) = serde_json::from_slice::<Line>(&buf) else {
+            return Err(ListError::Io(format!(
+                "{shown}: line {n} is not a listing record; the listing journal was changed by hand: remove it to list again"
+            )));
+        };
+        good_end += read as u64;
+        st.apply(line);
+    }
+    drop(reader);
+    let len = file.seek(SeekFrom::End(0)).map_err(io)?;
+    if good_end < len {
+        file.set_len(good_end).map_err(io)?;
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+    }
+    Ok(st)
+}
+
+impl State {
+    fn apply(&mut self, line: Line) {
+        match line {
+            Line::Start { lower, upper, filters } => self.start = Some((lower, upper, filters)),
+            Line::Node { q, total } => {
+                self.totals.insert(q, total);
+            }
+            Line::Page { q, no, total, items } => {
+                let ids = items.into_iter().map(|i| i.image_id).collect();
+                self.pages.entry(q).or_default().insert(no, (total, ids));
+            }
+            Line::Cats { q, cates, uncategorised, seen } => {
+                self.cats.insert(q, (cates, uncategorised, seen));
+            }
+            Line::Restart { q } => {
+                self.pages.remove(&q);
+                self.totals.remove(&q);
+            }
+            Line::Leaf { q, total } => {
+                self.pages.remove(&q);
+                self.leaves.insert(q, total);
+            }
+        }
+    }
+}
+
+/// How the listing reports progress (ranges done, images listed).
+pub trait ListProgress {
+    fn listed(&mut self, counts: &Counts, images: u64);
+}
+
+/// Prints a line to stderr at most every few seconds; nothing when quiet.
+pub struct EveryFewSeconds {
+    pub quiet: bool,
+    last: Option<Instant>,
+}
+
+impl EveryFewSeconds {
+    pub fn new(quiet: bool) -> Self {
+        EveryFewSeconds { quiet, last: None }
+    }
+}
+
+impl ListProgress for EveryFewSeconds {
+    fn listed(&mut self, c: &Counts, images: u64) {
+        if self.quiet || self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        eprintln!("vod-image-audit: listing: {} queries, {} pages, {images} images so far", c.queries, c.pages);
+    }
+}
+
+/// The result of a listing: the counts, and the inventory's digest.
+pub struct Listing {
+    pub counts: Counts,
+    pub inventory: FileDigest,
+}
+
+/// Lists every image that `filters` selects into `dir/csv_name`, with the
+/// journal `dir/journal_name`, which a killed listing resumes from and a
+/// finished one leaves in place (the run removes it with its own state).
+pub async fn list(
+    caller: &Caller<'_>,
+    dir: &Path,
+    journal_name: &str,
+    csv_name: &str,
+    filters: Filters,
+    concurrency: usize,
+    progress: &mut dyn ListProgress,
+) -> Result<Listing, ListError> {
+    let shown = dir.join(journal_name).display().to_string();
+    let mut file =
+        open_private(dir, journal_name, Private::Append).map_err(|e| ListError::Io(format!("{shown}: {e}")))?;
+    let mut st = read_back(&mut file, &shown)?;
+    let mut journal = ListJournal { file, line: Vec::with_capacity(64 * 1024), shown: shown.clone() };
+    let (lower, upper) = match st.start {
+        Some((lower, upper, was)) if was == filters => (lower, upper),
+        Some((_, _, was)) => {
+            return Err(ListError::Mismatch(format!(
+                "{shown} is the listing of {}, not of {}: choose another --out, or pass --force",
+                was.describe(),
+                filters.describe()
+            )))
+        }
+        None => {
+            let lower = filters.created_after.unwrap_or(0);
+            let upper = filters.created_before.map_or(now_secs(), |b| b.min(now_secs()));
+            journal.append(&Line::Start { lower, upper, filters })?;
+            (lower, upper)
+        }
+    };
+    st.counts.lower = utc(lower);
+    st.counts.upper = utc(upper);
+    let root = Query { from: lower, to: upper.max(lower), cate: filters.cate_id };
+    let mut l = Lister { caller, journal, st, concurrency: concurrency.max(1), progress, listed: 0 };
+    l.run(root).await?;
+    let mut counts = l.finish_counts(root);
+    let inventory = write_inventory(dir, journal_name, csv_name, &mut counts)?;
+    Ok(Listing { counts, inventory })
+}
+
+struct Lister<'c, 'p> {
+    caller: &'c Caller<'c>,
+    journal: ListJournal,
+    st: State,
+    concurrency: usize,
+    progress: &'p mut dyn ListProgress,
+    listed: u64,
+}
+
+/// What paging through a query found.
+enum Paged {
+    /// Paged through and checked.
+    Done,
+    /// It must be cut smaller (it grew past 5,000, or paged unstably).
+    Split(u64),
+}
+
+impl Lister<'_, '_> {
+    async fn run(&mut self, root: Query) -> Result<(), ListError> {
+        let mut stack = vec![root];
+        while let Some(q) = stack.pop() {
+            if self.st.leaves.contains_key(&q) {
+                continue;
+            }
+            let total = match self.st.totals.get(&q) {
+                Some(t) => *t,
+                None => self.first_page(q).await?,
+            };
+            let total = if total <= PAGING_LIMIT {
+                match self.page_through(q, total).await? {
+                    Paged::Done => continue,
+                    Paged::Split(t) => t,
+                }
+            } else {
+                total
+            };
+            let children = self.split(q, total).await?;
+            // Earliest first.
+            stack.extend(children.into_iter().rev());
+        }
+        Ok(())
+    }
+
+    async fn ask(&mut self, q: Query, no: u32) -> Result<Page, ListError> {
+        let client = self.caller.client();
+        self.st.counts.pages += 1;
+        self.caller
+            .call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE))
+            .await
+            .map_err(|e| end_error(e, &q))
+    }
+
+    /// Asks a query's first page: its `Total`, and, when it can be paged
+    /// through, its first page, both journaled.
+    async fn first_page(&mut self, q: Query) -> Result<u64, ListError> {
+        self.st.counts.queries += 1;
+        let page = self.ask(q, 1).await?;
+        let total = page.total;
+        self.journal.append(&Line::Node { q, total })?;
+        self.st.totals.insert(q, total);
+        if total <= PAGING_LIMIT {
+            self.keep_page(q, 1, page)?;
+        }
+        Ok(total)
+    }
+
+    fn keep_page(&mut self, q: Query, no: u32, page: Page) -> Result<(), ListError> {
+        let ids: Vec<String> = page.items.iter().map(|i| i.image_id.clone()).collect();
+        self.listed += ids.len() as u64;
+        self.journal.append(&Line::Page { q, no, total: page.total, items: page.items })?;
+        self.st.pages.entry(q).or_default().insert(no, (page.total, ids));
+        self.progress.listed(&self.st.counts, self.listed);
+        Ok(())
+    }
+
+    fn restart(&mut self, q: Query) -> Result<(), ListError> {
+        self.st.counts.relisted += 1;
+        self.journal.append(&Line::Restart { q })?;
+        self.st.pages.remove(&q);
+        self.st.totals.remove(&q);
+        Ok(())
+    }
+
+    /// Pages through a query of at most 5,000 images and checks it.
+    async fn page_through(&mut self, q: Query, mut total: u64) -> Result<Paged, ListError> {
+        for _round in 0..3 {
+            let needed = total.div_ceil(u64::from(MAX_PAGE_SIZE)) as u32;
+            let have: BTreeSet<u32> = self.st.pages.get(&q).map(|p| p.keys().copied().collect()).unwrap_or_default();
+            let missing: Vec<u32> = (1..=needed).filter(|n| !have.contains(n)).collect();
+            let client = self.caller.client();
+            let caller = self.caller;
+            let mut answers = futures::stream::iter(missing)
+                .map(|no| async move {
+                    let r = caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await;
+                    (no, r)
+                })
+                .buffer_unordered(self.concurrency);
+            let mut failure = None;
+            while let Some((no, r)) = answers.next().await {
+                self.st.counts.pages += 1;
+                match r {
+                    Ok(page) => self.keep_page(q, no, page)?,
+                    Err(e) => failure = failure.or(Some(end_error(e, &q))),
+                }
+            }
+            drop(answers);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let pages = self.st.pages.get(&q).cloned().unwrap_or_default();
+            // Every page must count the same Total: else the range changed.
+            if let Some((_, (t, _))) = pages.iter().find(|(_, (t, _))| *t != total) {
+                let now = *t;
+                self.restart(q)?;
+                self.journal.append(&Line::Node { q, total: now })?;
+                self.st.totals.insert(q, now);
+                total = now;
+                if total > PAGING_LIMIT {
+                    return Ok(Paged::Split(total));
+                }
+                continue;
+            }
+            let distinct: HashSet<&str> = pages.values().flat_map(|(_, ids)| ids.iter().map(String::as_str)).collect();
+            if distinct.len() as u64 == total {
+                self.journal.append(&Line::Leaf { q, total })?;
+                self.st.pages.remove(&q);
+                self.st.leaves.insert(q, total);
+                return Ok(Paged::Done);
+            }
+            // Paging was not stable (or the list and the count disagree):
+            // a smaller query pages less, down to one page.
+            self.restart(q)?;
+            if total > u64::from(MAX_PAGE_SIZE) && (q.seconds() > 1 || q.cate.is_none()) {
+                self.journal.append(&Line::Node { q, total })?;
+                self.st.totals.insert(q, total);
+                return Ok(Paged::Split(total));
+            }
+        }
+        Err(ListError::Unsplittable {
+            what: q.describe(),
+            detail: format!(
+                "SearchMedia counts {total} images there, but three listings of it did not return {total} distinct ids"
+            ),
+        })
+    }
+
+    /// Cuts a query: in two halves of its time range, or one second by category.
+    async fn split(&mut self, q: Query, total: u64) -> Result<Vec<Query>, ListError> {
+        if q.seconds() > 1 {
+            let mid = q.from + q.seconds() / 2;
+            return Ok(vec![Query { to: mid, ..q }, Query { from: mid, ..q }]);
+        }
+        if q.cate.is_some() {
+            return Err(ListError::Unsplittable { what: q.describe(), detail: format!("it holds {total} images") });
+        }
+        self.st.counts.split_by_category += 1;
+        let (cates, uncategorised, seen) = match self.st.cats.get(&q) {
+            Some(c) => c.clone(),
+            None => {
+                let readable = (PAGING_LIMIT / u64::from(MAX_PAGE_SIZE)) as u32;
+                let client = self.caller.client();
+                let caller = self.caller;
+                let mut answers = futures::stream::iter(1..=readable)
+                    .map(|no| async move {
+                        caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await
+                    })
+                    .buffer_unordered(self.concurrency);
+                let (mut cates, mut uncategorised, mut seen) = (BTreeSet::new(), 0u64, 0u64);
+                while let Some(r) = answers.next().await {
+                    self.st.counts.pages += 1;
+                    let page = r.map_err(|e| end_error(e, &q))?;
+                    for item in &page.items {
+                        seen += 1;
+                        match item.cate_id {
+                            Some(c) => {
+                                cates.insert(c);
+                            }
+                            None => uncategorised += 1,
+                        }
+                    }
+                }
+                let cates: Vec<i64> = cates.into_iter().collect();
+                self.journal.append(&Line::Cats { q, cates: cates.clone(), uncategorised, seen })?;
+                (cates, uncategorised, seen)
+            }
+        };
+        if uncategorised > 0 {
+            return Err(ListError::Unsplittable {
+                what: q.describe(),
+                detail: format!(
+                    "it holds {total} images, and {uncategorised} of the {seen} readable ones have no category to ask for"
+                ),
+            });
+        }
+        // Each category's Total first: they must add up to the second's.
+        let mut children = Vec::with_capacity(cates.len());
+        let mut sum = 0u64;
+        for c in cates {
+            let child = Query { cate: Some(c), ..q };
+            let t = match self.st.totals.get(&child) {
+                Some(t) => *t,
+                None => self.first_page(child).await?,
+            };
+            if t > PAGING_LIMIT {
+                return Err(ListError::Unsplittable {
+                    what: q.describe(),
+                    detail: format!("it holds {total} images, {t} of them in category {c}"),
+                });
+            }
+            sum += t;
+            children.push(child);
+        }
+        if sum != total {
+            return Err(ListError::Unsplittable {
+                what: q.describe(),
+                detail: format!(
+                    "it holds {total} images, but the categories seen in its first {seen} ({}) hold {sum}",
+                    children.iter().filter_map(|c| c.cate).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        Ok(children)
+    }
+
+    /// The root's and the leaves' totals.
+    fn finish_counts(&mut self, root: Query) -> Counts {
+        let mut c = self.st.counts.clone();
+        c.root_total = self.st.totals.get(&root).copied().unwrap_or(0);
+        c.leaf_total = self.st.leaves.values().sum();
+        c
+    }
+}
+
+fn end_error(e: CallEnd, q: &Query) -> ListError {
+    match e {
+        CallEnd::Failed(error) => ListError::Failed { what: q.describe(), error: Box::new(error) },
+        CallEnd::Stopped => ListError::Stopped,
+    }
+}
+
+/// Calls `f` with each line of the listing journal and its number.
+fn each_line(path: &Path, mut f: impl FnMut(usize, Line) -> Result<(), ListError>) -> Result<(), ListError> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|e| ListError::Io(format!("{shown}: {e}")))?;
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| ListError::Io(format!("{shown}: {e}")))?;
+        let line =
+            serde_json::from_str::<Line>(&line).map_err(|e| ListError::Io(format!("{shown}: line {}: {e}", i + 1)))?;
+        f(i, line)?;
+    }
+    Ok(())
+}
+
+/// Writes the inventory from the journal: the pages of the finished
+/// queries (after their last restart), each id once, in the order listed;
+/// counts the distinct ids. Two passes over the journal, so memory holds
+/// the ids' fingerprints, not the images.
+fn write_inventory(
+    dir: &Path,
+    journal_name: &str,
+    csv_name: &str,
+    counts: &mut Counts,
+) -> Result<FileDigest, ListError> {
+    let path = dir.join(journal_name);
+    let mut last_restart: HashMap<Query, usize> = HashMap::new();
+    let mut finished: HashSet<Query> = HashSet::new();
+    each_line(&path, |i, l| {
+        match l {
+            Line::Restart { q } => {
+                last_restart.insert(q, i);
+            }
+            Line::Leaf { q, .. } => {
+                finished.insert(q);
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let style = CsvStyle::default();
+    let fingerprint = crate::run::input::Fingerprint::default();
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut failed: Option<ListError> = None;
+    let digest = write_atomic(dir, csv_name, |w| {
+        let mut csv = csv::WriterBuilder::new().from_writer(w);
+        csv.write_record(INVENTORY_COLUMNS)?;
+        let text = |v: &Option<String>| v.as_deref().map(|s| style.cell(s).into_owned()).unwrap_or_default();
+        let walked = each_line(&path, |i, l| {
+            let Line::Page { q, items, .. } = l else { return Ok(()) };
+            if !finished.contains(&q) || last_restart.get(&q).is_some_and(|r| *r > i) {
+                return Ok(());
+            }
+            for it in items {
+                if !seen.insert(fingerprint.of(&it.image_id)) {
+                    continue;
+                }
+                csv.write_record([
+                    it.image_id.clone(),
+                    it.creation_time.clone(),
+                    text(&it.modification_time),
+                    text(&it.status),
+                    it.cate_id.map(|c| c.to_string()).unwrap_or_default(),
+                    text(&it.cate_name),
+                    text(&it.title),
+                    text(&it.tags),
+                    text(&it.storage_location),
+                ])
+                .map_err(|e| ListError::Io(e.to_string()))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = walked {
+            failed = Some(e);
+            return Err(io::Error::other("the listing journal could not be read"));
+        }
+        csv.flush()
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let digest = digest.map_err(|e| ListError::Io(format!("{}: {e}", dir.join(csv_name).display())))?;
+    counts.distinct = seen.len() as u64;
+    Ok(digest)
+}

@@ -331,7 +331,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub retry_failed: Option<PathBuf>,
     /// Exit 8 (after the reports) when any of these happened: change kinds (newly_blocked,
-    /// newly_missing, unblocked, reappeared, status_changed, category_changed, audit_status_appeared)
+    /// newly_missing, unblocked, reappeared, status_changed, category_changed, audit_status_appeared,
+    /// new_image)
     /// or failed, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     pub fail_on: Vec<String>,

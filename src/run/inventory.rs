@@ -137,8 +137,6 @@ enum Line {
     Node { q: Query, total: u64 },
     /// One page of a query being paged through.
     Page { q: Query, no: u32, total: u64, items: Vec<Listed> },
-    /// The categories seen in one second too full to page through.
-    Cats { q: Query, cates: Vec<i64>, uncategorised: u64, seen: u64 },
     /// A query's pages so far are dropped: it is listed again.
     Restart { q: Query },
     /// A query paged through and checked; its pages count.
@@ -150,9 +148,9 @@ enum Line {
 struct State {
     start: Option<(i64, i64, Filters)>,
     totals: HashMap<Query, u64>,
-    /// Pages of the queries not yet finished: page number to (total, ids).
-    pages: HashMap<Query, std::collections::BTreeMap<u32, (u64, Vec<String>)>>,
-    cats: HashMap<Query, (Vec<i64>, u64, u64)>,
+    /// Pages of the queries not yet finished (or being cut by category):
+    /// page number to (total, each image's id and category).
+    pages: HashMap<Query, std::collections::BTreeMap<u32, (u64, Vec<(String, Option<i64>)>)>>,
     leaves: HashMap<Query, u64>,
     counts: Counts,
 }
@@ -212,11 +210,8 @@ impl State {
                 self.totals.insert(q, total);
             }
             Line::Page { q, no, total, items } => {
-                let ids = items.into_iter().map(|i| i.image_id).collect();
+                let ids = items.into_iter().map(|i| (i.image_id, i.cate_id)).collect();
                 self.pages.entry(q).or_default().insert(no, (total, ids));
-            }
-            Line::Cats { q, cates, uncategorised, seen } => {
-                self.cats.insert(q, (cates, uncategorised, seen));
             }
             Line::Restart { q } => {
                 self.pages.remove(&q);
@@ -366,14 +361,16 @@ impl Lister<'_, '_> {
         let total = page.total;
         self.journal.append(&Line::Node { q, total })?;
         self.st.totals.insert(q, total);
-        if total <= PAGING_LIMIT {
+        // Kept when it can be paged through, or when it is one second that
+        // will be cut by category (its pages name the categories).
+        if total <= PAGING_LIMIT || (q.seconds() == 1 && q.cate.is_none()) {
             self.keep_page(q, 1, page)?;
         }
         Ok(total)
     }
 
     fn keep_page(&mut self, q: Query, no: u32, page: Page) -> Result<(), ListError> {
-        let ids: Vec<String> = page.items.iter().map(|i| i.image_id.clone()).collect();
+        let ids: Vec<(String, Option<i64>)> = page.items.iter().map(|i| (i.image_id.clone(), i.cate_id)).collect();
         self.listed += ids.len() as u64;
         self.journal.append(&Line::Page { q, no, total: page.total, items: page.items })?;
         self.st.pages.entry(q).or_default().insert(no, (page.total, ids));
@@ -428,7 +425,8 @@ impl Lister<'_, '_> {
                 }
                 continue;
             }
-            let distinct: HashSet<&str> = pages.values().flat_map(|(_, ids)| ids.iter().map(String::as_str)).collect();
+            let distinct: HashSet<&str> =
+                pages.values().flat_map(|(_, ids)| ids.iter().map(|(id, _)| id.as_str())).collect();
             if distinct.len() as u64 == total {
                 self.journal.append(&Line::Leaf { q, total })?;
                 self.st.pages.remove(&q);
@@ -462,36 +460,49 @@ impl Lister<'_, '_> {
             return Err(ListError::Unsplittable { what: q.describe(), detail: format!("it holds {total} images") });
         }
         self.st.counts.split_by_category += 1;
-        let (cates, uncategorised, seen) = match self.st.cats.get(&q) {
-            Some(c) => c.clone(),
-            None => {
-                let readable = (PAGING_LIMIT / u64::from(MAX_PAGE_SIZE)) as u32;
-                let client = self.caller.client();
-                let caller = self.caller;
-                let mut answers = futures::stream::iter(1..=readable)
-                    .map(|no| async move {
-                        caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await
-                    })
-                    .buffer_unordered(self.concurrency);
-                let (mut cates, mut uncategorised, mut seen) = (BTreeSet::new(), 0u64, 0u64);
-                while let Some(r) = answers.next().await {
-                    self.st.counts.pages += 1;
-                    let page = r.map_err(|e| end_error(e, &q))?;
-                    for item in &page.items {
-                        seen += 1;
-                        match item.cate_id {
-                            Some(c) => {
-                                cates.insert(c);
-                            }
-                            None => uncategorised += 1,
-                        }
-                    }
-                }
-                let cates: Vec<i64> = cates.into_iter().collect();
-                self.journal.append(&Line::Cats { q, cates: cates.clone(), uncategorised, seen })?;
-                (cates, uncategorised, seen)
+        // The categories of the images in every page of it that can be
+        // read (the first 5,000), each page journaled: a resumed listing
+        // asks none of them again.
+        let readable = total.min(PAGING_LIMIT).div_ceil(u64::from(MAX_PAGE_SIZE)) as u32;
+        let have: BTreeSet<u32> = self.st.pages.get(&q).map(|p| p.keys().copied().collect()).unwrap_or_default();
+        let missing: Vec<u32> = (1..=readable).filter(|n| !have.contains(n)).collect();
+        let client = self.caller.client();
+        let caller = self.caller;
+        let mut answers =
+            futures::stream::iter(missing)
+                .map(|no| async move {
+                    (no, caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await)
+                })
+                .buffer_unordered(self.concurrency);
+        let mut failure = None;
+        while let Some((no, r)) = answers.next().await {
+            self.st.counts.pages += 1;
+            match r {
+                Ok(page) => self.keep_page(q, no, page)?,
+                Err(e) => failure = failure.or(Some(end_error(e, &q))),
             }
-        };
+        }
+        drop(answers);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let (mut cates, mut uncategorised, mut seen) = (BTreeSet::new(), 0u64, 0u64);
+        let mut ids = HashSet::new();
+        for (_, items) in self.st.pages.get(&q).map(|p| p.values()).into_iter().flatten() {
+            for (id, cate) in items {
+                if !ids.insert(id.as_str()) {
+                    continue;
+                }
+                seen += 1;
+                match cate {
+                    Some(c) => {
+                        cates.insert(*c);
+                    }
+                    None => uncategorised += 1,
+                }
+            }
+        }
+        let cates: Vec<i64> = cates.into_iter().collect();
         if uncategorised > 0 {
             return Err(ListError::Unsplittable {
                 what: q.describe(),

@@ -389,6 +389,17 @@ pub struct SimulateArgs {
     /// Seed for the generated catalog and for fault decisions.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Give N of the generated images the same CreationTime second (2024-06-15T12:34:56Z), as a bulk
+    /// import does: a SearchMedia inventory must split it to stay within its 5,000-result paging window.
+    #[arg(long, value_name = "N", requires = "generate", conflicts_with = "catalog")]
+    pub burst_second: Option<usize>,
+    /// Spread the burst second's images over K categories (1 to 6; 1 puts them all in one).
+    #[arg(long, value_name = "K", default_value_t = crate::sim::catalog::DEFAULT_BURST_CATEGORIES, requires = "burst_second")]
+    pub burst_categories: usize,
+    /// Put M of the generated images, the burst second's included, in the hour that holds the burst
+    /// second (and no other image in it).
+    #[arg(long, value_name = "M", requires = "generate", conflicts_with = "catalog")]
+    pub burst_hour: Option<usize>,
     /// Write the catalog to FILE and exit (to make a catalog to edit).
     #[arg(long, value_name = "FILE")]
     pub write_catalog: Option<PathBuf>,
@@ -411,6 +422,13 @@ pub struct SimulateArgs {
     /// Share of ids a GetImageInfos answer leaves out of both lists (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub batch_forgets: f64,
+    /// SearchMedia's own quota in calls per second, on top of --qps (the documented quota is 50).
+    #[arg(long, value_name = "N")]
+    pub search_qps: Option<u32>,
+    /// Fault: SearchMedia breaks CreationTime ties by a key drawn per request instead of by ImageId,
+    /// so pages of one query may overlap and miss images.
+    #[arg(long)]
+    pub search_unstable_ties: bool,
     /// Send x-ratelimit-user TimeLeft hints with throttled answers.
     #[arg(long)]
     pub ratelimit_hints: bool,

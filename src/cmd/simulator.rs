@@ -27,7 +27,14 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     let catalog = match (&a.catalog, a.generate) {
         (Some(path), _) => Catalog::load(path).map_err(CmdError::usage)?,
         (None, Some(n)) => {
-            Catalog::from_values(sim::catalog::generate_iter(n, a.seed, &a.region)).map_err(CmdError::usage)?
+            let burst = sim::catalog::Burst {
+                second: a.burst_second.unwrap_or(0),
+                categories: a.burst_categories,
+                hour: a.burst_hour.unwrap_or(0),
+            };
+            burst.check(n).map_err(CmdError::usage)?;
+            Catalog::from_values(sim::catalog::generate_iter_with(n, a.seed, &a.region, burst))
+                .map_err(CmdError::usage)?
         }
         (None, None) => return Err(CmdError::usage("give --catalog FILE or --generate N")),
     };
@@ -51,6 +58,8 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
         sts_token: a.sts_token.clone(),
     }];
     config.qps = a.qps.filter(|q| *q > 0);
+    config.search_qps = a.search_qps.filter(|q| *q > 0);
+    config.search_unstable_ties = a.search_unstable_ties;
     config.ratelimit_hints = a.ratelimit_hints;
     config.seed = a.seed;
     config.clock_offset_secs = a.clock_offset;
@@ -113,6 +122,17 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
     println!("quota: {}", c.qps.map_or("none".to_owned(), |q| format!("{q} calls/s")));
     println!("stats: http://{addr}/__sim/stats");
+    if a.burst_second.is_some() || a.burst_hour.is_some() {
+        println!(
+            "burst: {} images created at {}, {} in its hour",
+            a.burst_second.unwrap_or(0),
+            sim::catalog::BURST_SECOND,
+            a.burst_hour.unwrap_or(0).max(a.burst_second.unwrap_or(0))
+        );
+    }
+    if let Some(q) = c.search_qps {
+        println!("SearchMedia quota: {q} calls/s");
+    }
     println!("Point the tool at it (simulator-only credentials, not a real key):");
     println!("  export ALIBABA_CLOUD_ACCESS_KEY_ID={}", a.access_key_id);
     println!("  export ALIBABA_CLOUD_ACCESS_KEY_SECRET={}", a.access_key_secret);

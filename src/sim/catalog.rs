@@ -160,12 +160,107 @@ const TITLE_SHAPES: &[&str] = &[
 
 const IMAGE_TYPES: &[&str] = &["CoverSnapshot", "NormalSnapshot", "SpriteSnapshot", "SpriteOriginSnapshot", "default"];
 
+/// The second every image of a [`Burst`] was created in: inside the
+/// generator's span of creation times (2024-01-01 plus 700 days).
+pub const BURST_SECOND: &str = "2024-06-15T12:34:56Z";
+
+/// How many categories a burst's images are spread over unless told.
+pub const DEFAULT_BURST_CATEGORIES: usize = 4;
+
+/// Creation times crowded into one second and one hour, as an account sees
+/// after a bulk import: what a `SearchMedia` inventory must split to stay
+/// within its 5,000-result paging window. The default is no burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    /// Images created in [`BURST_SECOND`].
+    pub second: usize,
+    /// Categories the second's images are spread over, round robin (1 to 6).
+    pub categories: usize,
+    /// Images created in the clock hour holding [`BURST_SECOND`], the
+    /// second's included (at least `second`).
+    pub hour: usize,
+}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst { second: 0, categories: DEFAULT_BURST_CATEGORIES, hour: 0 }
+    }
+}
+
+impl Burst {
+    /// Checks the burst fits a catalog of `n` images.
+    pub fn check(&self, n: usize) -> Result<(), String> {
+        if !(1..=CATEGORIES.len()).contains(&self.categories) {
+            return Err(format!("--burst-categories must be from 1 to {}", CATEGORIES.len()));
+        }
+        if self.hour != 0 && self.hour < self.second {
+            return Err("--burst-hour counts the burst second's images too: it must be at least --burst-second".into());
+        }
+        if self.second.max(self.hour) > n {
+            return Err(format!("the burst needs {} images, the catalog has {n}", self.second.max(self.hour)));
+        }
+        Ok(())
+    }
+
+    /// Moves image `i` of `n` into the burst, or out of the burst hour.
+    /// Burst images are every `n / hour`-th, so they interleave with the rest.
+    fn apply(&self, i: usize, n: usize, seed: u64, image: &mut Map<String, Value>) {
+        let hour = self.hour.max(self.second);
+        if hour == 0 {
+            return;
+        }
+        let second = humantime::parse_rfc3339(BURST_SECOND).expect("constant date");
+        let secs = second.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+        let offset = secs % 3600;
+        let hour_start = second - std::time::Duration::from_secs(offset);
+        let stride = (n / hour).max(1);
+        let at = |t: std::time::SystemTime| json!(humantime::format_rfc3339_seconds(t).to_string());
+        if i.is_multiple_of(stride) && i / stride < hour {
+            let rank = i / stride;
+            if rank < self.second {
+                let (cid, cname) = CATEGORIES[rank % self.categories];
+                image.insert("CreationTime".into(), at(second));
+                image.insert("CateId".into(), json!(cid));
+                image.insert("CateName".into(), json!(cname));
+            } else {
+                // Anywhere in the hour but the burst second, so that it holds exactly `second`.
+                let h = mix64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB0B5) % 3599;
+                let h = if h >= offset { h + 1 } else { h };
+                image.insert("CreationTime".into(), at(hour_start + std::time::Duration::from_secs(h)));
+            }
+        } else {
+            // An image the generator happened to put in the burst hour moves a day back.
+            let created =
+                image.get("CreationTime").and_then(Value::as_str).and_then(|t| humantime::parse_rfc3339(t).ok());
+            if let Some(t) =
+                created.filter(|t| *t >= hour_start && *t < hour_start + std::time::Duration::from_secs(3600))
+            {
+                image.insert("CreationTime".into(), at(t - std::time::Duration::from_secs(86400)));
+            }
+        }
+    }
+}
+
 /// Generates `n` images from `seed`: mostly `Normal`, some `Blocked`, some
 /// without `AuditStatus`, a few `Uploading`/`UploadFail`, several categories
 /// and uncategorized images, titles with commas, quotes, newlines and CJK,
 /// `FileSize` as a string or a number.
 pub fn generate(n: usize, seed: u64, region: &str) -> Vec<Value> {
     generate_iter(n, seed, region).collect()
+}
+
+/// [`generate`] with a [`Burst`] of creation times: the same images (ids,
+/// titles, ...), but `burst.hour` of them created in the hour holding
+/// [`BURST_SECOND`], `burst.second` of those in that very second, each of
+/// the second's in one of `burst.categories` categories; no other image is
+/// created in that hour. Call [`Burst::check`] first.
+pub fn generate_iter_with(n: usize, seed: u64, region: &str, burst: Burst) -> impl Iterator<Item = Value> + '_ {
+    generate_iter(n, seed, region).enumerate().map(move |(i, mut v)| {
+        if let Value::Object(m) = &mut v {
+            burst.apply(i, n, seed, m);
+        }
+        v
+    })
 }
 
 /// [`generate`], one image at a time.
@@ -290,6 +385,47 @@ mod tests {
         assert!(count(&|v| v["Title"].as_str().unwrap().contains('封')) > 10);
         let c = Catalog::from_values(a).unwrap();
         assert_eq!(c.len(), 2000);
+    }
+
+    #[test]
+    fn a_burst_crowds_exact_counts_into_one_second_and_one_hour() {
+        let burst = Burst { second: 5500, categories: DEFAULT_BURST_CATEGORIES, hour: 6000 };
+        burst.check(23_000).unwrap();
+        let plain = generate(23_000, 3, "cn-shanghai");
+        let with: Vec<Value> = generate_iter_with(23_000, 3, "cn-shanghai", burst).collect();
+        assert_eq!(with, generate_iter_with(23_000, 3, "cn-shanghai", burst).collect::<Vec<_>>());
+        let in_second: Vec<&Value> = with.iter().filter(|v| v["CreationTime"] == BURST_SECOND).collect();
+        assert_eq!(in_second.len(), 5500);
+        let in_hour = with.iter().filter(|v| v["CreationTime"].as_str().unwrap().starts_with("2024-06-15T12:")).count();
+        assert_eq!(in_hour, 6000);
+        let mut cates = std::collections::BTreeMap::<i64, usize>::new();
+        for v in &in_second {
+            *cates.entry(v["CateId"].as_i64().expect("a burst image has a category")).or_default() += 1;
+        }
+        assert_eq!(cates.len(), 4, "{cates:?}");
+        assert!(cates.values().all(|n| *n == 1375), "{cates:?}");
+        // Only creation times and the burst's categories change: the images stay the same.
+        for (a, b) in plain.iter().zip(&with) {
+            assert_eq!((&a["ImageId"], &a["Title"], &a["Status"]), (&b["ImageId"], &b["Title"], &b["Status"]));
+        }
+        assert_ne!(plain, with);
+        assert_eq!(
+            generate_iter_with(50, 3, "cn-shanghai", Burst::default()).collect::<Vec<_>>(),
+            generate(50, 3, "cn-shanghai")
+        );
+    }
+
+    #[test]
+    fn a_burst_may_fill_one_category_and_must_fit() {
+        let burst = Burst { second: 5001, categories: 1, hour: 0 };
+        burst.check(5001).unwrap();
+        let all: Vec<Value> = generate_iter_with(5001, 9, "cn-shanghai", burst).collect();
+        assert!(all.iter().all(|v| v["CreationTime"] == BURST_SECOND && v["CateId"] == CATEGORIES[0].0));
+        assert!(Burst { second: 10, categories: 0, hour: 0 }.check(100).is_err());
+        assert!(Burst { second: 10, categories: 7, hour: 0 }.check(100).is_err());
+        assert!(Burst { second: 10, categories: 4, hour: 5 }.check(100).is_err());
+        assert!(Burst { second: 10, categories: 4, hour: 101 }.check(100).is_err());
+        assert!(Burst { second: 0, categories: 4, hour: 100 }.check(100).is_ok());
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! sources need: STS (`AssumeRole`, `AssumeRoleWithOIDC`,
 //! `GetCallerIdentity`, version 2015-04-01, told apart by `Version`), the
 //! ECS metadata service (`/latest/...`) and a credentials URI
-//! (`/__sim/credentials-uri`). Its images come from [`catalog`]; its signature
+//! (`/__sim/credentials-uri`). `SearchMedia` for images (paging, the media
+//! search protocol, its stats) lives in `search`, behind the same checks,
+//! quota and faults. Its images come from [`catalog`]; its signature
 //! check reuses the client's [`crate::api::signing`], fed with the parameters as
 //! the server decoded them. It never talks to anything but its listener.
 
 pub mod catalog;
+mod search;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +36,7 @@ use tokio::net::TcpListener;
 use crate::api::signing;
 pub use catalog::Catalog;
 use catalog::{mix64, CatalogImage};
+pub use search::{SearchStats, DOCUMENTED_QPS as SEARCH_MEDIA_DOCUMENTED_QPS};
 use wire::{Answer, Format};
 
 /// Timestamp skew the real service allows.
@@ -143,6 +147,13 @@ pub struct SimConfig {
     /// After this many keys issued by `AssumeRole`, it answers 503
     /// `ServiceUnavailable`: renewals that fail.
     pub sts_fail_after: Option<u64>,
+    /// `SearchMedia`'s own quota in calls per second, on top of `qps`
+    /// (documented: 50, [`SEARCH_MEDIA_DOCUMENTED_QPS`]); `None` is unlimited.
+    pub search_qps: Option<u32>,
+    /// Fault: `SearchMedia` breaks ties of `CreationTime` by a key drawn per
+    /// request instead of by `ImageId`, so pages of one query may overlap
+    /// and miss images (`--search-unstable-ties`).
+    pub search_unstable_ties: bool,
 }
 
 /// The shortest `--sts-duration` the simulator allows.
@@ -184,6 +195,8 @@ impl SimConfig {
             imds_v1: true,
             sts_duration: Duration::from_secs(3600),
             sts_fail_after: None,
+            search_qps: None,
+            search_unstable_ties: false,
         }
     }
 }
@@ -208,6 +221,12 @@ pub struct Stats {
     /// count the VOD endpoint's.
     #[serde(default)]
     pub by_action: BTreeMap<String, u64>,
+    /// `SearchMedia`'s paging: pages served, the deepest page asked, refusals
+    /// past 5,000 results, repeated pages, distinct queries. Its calls are
+    /// also in `requests`, `by_code` and `by_action` (`SearchMedia OK`, ...),
+    /// never in the per-image counters.
+    #[serde(default)]
+    pub search: SearchStats,
 }
 
 /// A temporary key the simulator issued.
@@ -249,6 +268,7 @@ pub struct Simulator {
     by_action: Mutex<BTreeMap<String, u64>>,
     /// Keys issued by `AssumeRole`.
     assumed: AtomicU64,
+    search: search::SearchState,
 }
 
 /// Nonces seen recently, in two generations: a nonce older than two skew
@@ -297,6 +317,7 @@ impl Simulator {
             issued: Mutex::default(),
             by_action: Mutex::default(),
             assumed: AtomicU64::new(0),
+            search: search::SearchState::default(),
             config,
         })
     }
@@ -312,6 +333,7 @@ impl Simulator {
             requests: self.requests.load(Ordering::Relaxed),
             by_code: self.by_code.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             by_action: self.by_action.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            search: self.search.stats(),
             ..Default::default()
         };
         for shard in &self.per_image {
@@ -427,19 +449,7 @@ impl Simulator {
     /// Takes one call from this second's quota. `Err` is the milliseconds
     /// until the window resets.
     fn take_quota(&self) -> Result<(), u64> {
-        let Some(limit) = self.config.qps else { return Ok(()) };
-        let elapsed = self.started.elapsed();
-        let window = elapsed.as_secs();
-        let mut q = self.quota.lock().unwrap_or_else(|e| e.into_inner());
-        if q.0 != window {
-            *q = (window, 0);
-        }
-        if q.1 < limit {
-            q.1 += 1;
-            Ok(())
-        } else {
-            Err(1000 - u64::from(elapsed.subsec_millis()))
-        }
+        take_window(&self.quota, self.config.qps, self.started)
     }
 
     /// A seeded uniform number for (call key, call number, purpose).
@@ -450,6 +460,73 @@ impl Simulator {
         let x = mix64(self.config.seed ^ mix64(h ^ mix64(call.wrapping_add(purpose << 48))));
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// Takes one call from a per-second quota window of `limit` calls (`None`:
+/// unlimited) counted from `started`. `Err` is the milliseconds until the
+/// window resets.
+fn take_window(window: &Mutex<(u64, u32)>, limit: Option<u32>, started: Instant) -> Result<(), u64> {
+    let Some(limit) = limit else { return Ok(()) };
+    let elapsed = started.elapsed();
+    let second = elapsed.as_secs();
+    let mut q = window.lock().unwrap_or_else(|e| e.into_inner());
+    if q.0 != second {
+        *q = (second, 0);
+    }
+    if q.1 < limit {
+        q.1 += 1;
+        Ok(())
+    } else {
+        Err(1000 - u64::from(elapsed.subsec_millis()))
+    }
+}
+
+/// The throttled answer, with the `x-ratelimit-user` hint when configured.
+fn throttled(sim: &Simulator, limit: Option<u32>, time_left_ms: u64) -> Answer {
+    let mut a = Answer::error(400, "Throttling.User", "Request was denied due to user flow control.");
+    if sim.config.ratelimit_hints {
+        let limit = limit.unwrap_or_default();
+        let reset = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() + 1;
+        a.header("x-ratelimit-user", format!("Limit:{limit},Remain:0,TimeLeft:{time_left_ms},Reset:{reset}"));
+    }
+    a
+}
+
+/// What every valid VOD call meets before it is served: the outage window
+/// and the account's quota. `authenticated`: the call's number among
+/// authenticated calls.
+fn admit(sim: &Simulator, authenticated: u64) -> Option<Answer> {
+    if sim.config.faults.outage.is_some_and(|o| sim.in_outage(&o, authenticated)) {
+        return Some(unavailable());
+    }
+    sim.take_quota().err().map(|time_left_ms| throttled(sim, sim.config.qps, time_left_ms))
+}
+
+/// Latency, dropped connections, slow answers, 500s and 503s, drawn from
+/// (seed, the call's key, how many times that key was called).
+async fn inject_faults(sim: &Simulator, key: &str, call: u64) -> Result<Option<Answer>, Dropped> {
+    let f = &sim.config.faults;
+    if !f.latency.is_zero() {
+        tokio::time::sleep(f.latency).await;
+    }
+    if sim.draw(key, call, 1) < f.drop {
+        return Err(Dropped);
+    }
+    if sim.draw(key, call, 2) < f.slow {
+        tokio::time::sleep(f.slow_delay).await;
+    }
+    let fault = sim.draw(key, call, 3);
+    if fault < f.internal_error {
+        return Ok(Some(Answer::error(
+            500,
+            "InternalError",
+            "The request processing has failed due to some unknown error.",
+        )));
+    }
+    if fault < f.internal_error + f.unavailable {
+        return Ok(Some(unavailable()));
+    }
+    Ok(None)
 }
 
 /// Serves the simulator on `listener` until `shutdown` resolves.
@@ -576,6 +653,11 @@ async fn process(
         return Ok(Answer::error(400, "InvalidVersion", "Specified parameter Version is not valid."));
     }
     let action = p("Action");
+    if action == "SearchMedia" {
+        let answer = search::call(sim, params, authenticated).await;
+        sim.count_action("SearchMedia", answer.as_ref().map_or("Dropped", Answer::code));
+        return answer;
+    }
     let ids: Vec<&str> = match action {
         "GetImageInfo" => match get(params, "ImageId") {
             None | Some("") => {
@@ -625,40 +707,18 @@ async fn process(
             return Ok(Answer::error(400, "InvalidParameter", "The specified parameter AuthTimeout is not valid."));
         }
     }
-    if cfg.faults.outage.is_some_and(|o| sim.in_outage(&o, authenticated)) {
-        return Ok(unavailable());
-    }
-    if let Err(time_left_ms) = sim.take_quota() {
-        let mut a = Answer::error(400, "Throttling.User", "Request was denied due to user flow control.");
-        if cfg.ratelimit_hints {
-            let limit = cfg.qps.unwrap_or_default();
-            let reset = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() + 1;
-            a.header("x-ratelimit-user", format!("Limit:{limit},Remain:0,TimeLeft:{time_left_ms},Reset:{reset}"));
-        }
-        return Ok(a);
+    if let Some(refused) = admit(sim, authenticated) {
+        return Ok(refused);
     }
     // Faults are drawn from (seed, ids, how many times these ids were called),
     // so a run sees the same faults whatever the order of its calls.
     let key_ids = ids.join(",");
     let call = if ids.len() > 1 { sim.count_batch(&key_ids) } else { sim.count_call(&key_ids) };
     let id_calls: Vec<u64> = if ids.len() > 1 { ids.iter().map(|id| sim.count_call(id)).collect() } else { vec![call] };
+    if let Some(fault) = inject_faults(sim, &key_ids, call).await? {
+        return Ok(fault);
+    }
     let f = &cfg.faults;
-    if !f.latency.is_zero() {
-        tokio::time::sleep(f.latency).await;
-    }
-    if sim.draw(&key_ids, call, 1) < f.drop {
-        return Err(Dropped);
-    }
-    if sim.draw(&key_ids, call, 2) < f.slow {
-        tokio::time::sleep(f.slow_delay).await;
-    }
-    let fault = sim.draw(&key_ids, call, 3);
-    if fault < f.internal_error {
-        return Ok(Answer::error(500, "InternalError", "The request processing has failed due to some unknown error."));
-    }
-    if fault < f.internal_error + f.unavailable {
-        return Ok(unavailable());
-    }
     if action == "GetMediaAuditResult" {
         let id = ids[0];
         // Counted apart: `answers_by_image` says how often an image was looked up.

@@ -25,6 +25,12 @@ pub(super) enum Answer {
     Audit(Value),
     /// Any other answer (STS), as JSON with its `RequestId`.
     Json(Value),
+    /// A VOD action's answer: `body` and its `RequestId`, as JSON or as XML
+    /// under `<root>` (`SearchMediaResponse`).
+    Action {
+        root: &'static str,
+        body: Value,
+    },
     Error {
         status: u16,
         code: String,
@@ -106,6 +112,23 @@ impl Answer {
                 }
                 body.push_str("</GetImageInfosResponse>");
                 xml(StatusCode::OK, body.into_bytes(), &[])
+            }
+            (Answer::Action { body: mut v, .. }, Format::Json) => {
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("RequestId".into(), Value::String(request_id.into()));
+                }
+                json(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default(), &[])
+            }
+            (Answer::Action { root, body }, Format::Xml) => {
+                let mut out = format!("<?xml version='1.0' encoding='UTF-8'?><{root}>");
+                element(&mut out, "RequestId", &Value::String(request_id.into()));
+                if let Value::Object(m) = &body {
+                    for (k, v) in m {
+                        element(&mut out, k, v);
+                    }
+                }
+                out.push_str(&format!("</{root}>"));
+                xml(StatusCode::OK, out.into_bytes(), &[])
             }
             (Answer::Json(mut v), _) => {
                 if let Some(m) = v.as_object_mut() {

@@ -800,6 +800,81 @@ async fn shutdown_stops_accepting() {
 }
 
 // ---------------------------------------------------------------------------
+// SearchMedia
+// ---------------------------------------------------------------------------
+
+/// A correct `SearchMedia` call for images with `extra` parameters, JSON answer.
+fn search_params(extra: &[(&str, &str)]) -> Params {
+    let mut p = set(set(without(params(IMG_A), "ImageId"), "Action", "SearchMedia"), "SearchType", "image");
+    for (k, v) in extra {
+        p = set(p, k, v);
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_media_is_signed_checked_and_counted_like_any_action() {
+    let s = Server::start(small_config()).await;
+    let c = client();
+    let p = search_params(&[("Match", "CreationTime = ['2024-03-01T00:00:00Z','2024-03-02T12:00:00Z']")]);
+
+    call_as(&c, &s, "GET", "GET", &p, "wrong-secret").await.assert_error(400, "SignatureDoesNotMatch");
+    get(&c, &s, &set(p.clone(), "Timestamp", &timestamp(-3600))).await.assert_error(400, "InvalidTimeStamp.Expired");
+    let once = set(p.clone(), "SignatureNonce", &nonce());
+    assert_eq!(get(&c, &s, &once).await.status, 200);
+    get(&c, &s, &once).await.assert_error(400, "SignatureNonceUsed");
+
+    let r = get(&c, &s, &p).await;
+    assert_eq!(r.status, 200, "body: {}", r.body);
+    let v = r.json();
+    assert!(v["RequestId"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(v["Total"], 2, "{v}");
+    let ids: Vec<&str> = v["MediaList"].as_array().unwrap().iter().map(|m| m["MediaId"].as_str().unwrap()).collect();
+    assert_eq!(ids, [IMG_B, IMG_A], "newest first");
+    assert_eq!(v["MediaList"][1]["Image"], json!({"ImageId": IMG_A, "CreationTime": "2024-03-01T12:00:00Z"}));
+
+    // A bad Match, and a page past the first 5,000 results, are refused.
+    get(&c, &s, &search_params(&[("Match", "Title = 'x'")])).await.assert_error(400, "InvalidParameter");
+    get(&c, &s, &search_params(&[("PageNo", "51"), ("PageSize", "100")])).await.assert_error(400, "InvalidParameter");
+
+    // XML when asked, as for the other actions.
+    let xml = get(&c, &s, &set(search_params(&[("Fields", "Title")]), "Format", "XML")).await;
+    assert_eq!(xml.status, 200, "body: {}", xml.body);
+    let leaves = xml_leaves(&xml.body);
+    assert_eq!(xml_get(&leaves, "SearchMediaResponse/Total"), Some("2"), "{}", xml.body);
+    assert_eq!(xml_get(&leaves, "SearchMediaResponse/MediaList/Image/Title"), Some("Plain"), "{}", xml.body);
+
+    let stats = s.sim.stats();
+    assert_eq!(stats.by_action.get("SearchMedia OK"), Some(&3), "{stats:?}");
+    assert_eq!(stats.by_action.get("SearchMedia InvalidParameter"), Some(&2), "{stats:?}");
+    assert_eq!(stats.search.pages, 3);
+    assert_eq!(stats.search.over_limit, 1);
+    assert_eq!(stats.search.max_page_end, 5100);
+    assert_eq!(stats.search.duplicate_pages, 1, "the same page was answered twice");
+    assert!(stats.answers_by_image.is_empty() && stats.calls_by_image.is_empty(), "{stats:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_media_has_a_quota_of_its_own() {
+    let mut config = small_config();
+    config.search_qps = Some(20);
+    let s = Server::start(config).await;
+    let c = client();
+    let queries: Vec<String> = (0..60).map(|_| signing::signed_query("GET", &search_params(&[]), SECRET)).collect();
+    let replies = futures::future::join_all(queries.iter().map(|q| send_query(&c, &s, "GET", q))).await;
+    let ok = replies.iter().map(|r| r.as_ref().expect("transport")).filter(|r| r.status == 200).count();
+    for r in replies.iter().map(|r| r.as_ref().unwrap()).filter(|r| r.status != 200) {
+        r.assert_error(400, "Throttling.User");
+    }
+    // The window may straddle a second boundary: up to two quotas.
+    assert!((20..=40).contains(&ok), "{ok} of 60 answered OK at a search quota of 20");
+    // The image calls are not under the search quota.
+    get(&c, &s, &params(IMG_A)).await.assert_image(IMG_A);
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------------------
 // Known simulator bugs (reported with patches; un-ignore once fixed)
 // ---------------------------------------------------------------------------
 

@@ -38,6 +38,11 @@ use crate::api::client::{VodClient, MAX_BATCH_ANSWER_BYTES};
 use crate::api::error::ApiError;
 use crate::api::model::flexible_i64;
 
+/// SearchMedia's own quota: 50 calls per second per account ("QPS limits
+/// on API operations", <https://www.alibabacloud.com/help/en/vod/developer-reference/qps-limits-on-api-operations>).
+/// The listing never asks faster, whatever `--qps` says.
+pub const SEARCH_MEDIA_QPS: u32 = 50;
+
 /// The most results a query can page through (`PageNo × PageSize`).
 pub const PAGING_LIMIT: u64 = 5_000;
 /// The largest page.

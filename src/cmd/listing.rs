@@ -11,6 +11,7 @@ use super::cli::{ListImagesArgs, Qps};
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{inventory_filters, ApiTarget};
 use crate::api::client::VodClient;
+use crate::api::search::SEARCH_MEDIA_QPS;
 use crate::run::engine::{self, ApiMode, AuditSettings, AuditSource, Caller, Counters, StopHandle, StopReason};
 use crate::run::inventory::{self, EveryFewSeconds, ListError, Listing};
 use crate::run::rate::RateMode;
@@ -18,6 +19,12 @@ use crate::run::retry::RetryPolicy;
 
 use crate::rundir::manifest::ManifestInventory;
 use crate::rundir::{INVENTORY_CSV, INVENTORY_JOURNAL};
+
+/// The listing's rate: `--qps`, but never above SearchMedia's own quota
+/// (unlimited stays unlimited: the simulator, or a quota not shared).
+fn listing_qps(qps: Option<NonZeroU32>) -> Option<NonZeroU32> {
+    qps.map(|q| q.min(NonZeroU32::new(SEARCH_MEDIA_QPS).expect("constant is non-zero")))
+}
 
 /// The exit code and message of a listing that stopped.
 pub fn list_error(e: ListError, stop: &StopHandle) -> CmdError {
@@ -108,7 +115,7 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
     })?;
     let settings = AuditSettings {
         api: ApiMode::Single,
-        qps,
+        qps: listing_qps(qps),
         rate_mode: RateMode::Fixed,
         burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("constant is non-zero"),
         concurrency: a.concurrency,
@@ -143,7 +150,8 @@ pub async fn list_for_run(
     dir: &Path,
     stop: &StopHandle,
 ) -> Result<(crate::run::input::IdList, ManifestInventory), CmdError> {
-    let caller = Caller::new(client, &settings.audit, Arc::new(Counters::default()), stop.clone());
+    let audit = AuditSettings { qps: listing_qps(settings.audit.qps), ..settings.audit.clone() };
+    let caller = Caller::new(client, &audit, Arc::new(Counters::default()), stop.clone());
     let mut progress = EveryFewSeconds::new(settings.quiet);
     let listing = inventory::list(
         &caller,

@@ -137,7 +137,10 @@ impl RunDir {
             files::refuse_symlink(&out.join(name)).map_err(|e| RunDirError::Link(e.to_string()))?;
         }
         let lock = RunLock::acquire(out)?;
-        let started = out.join(MANIFEST_JSON).exists() || out.join(JOURNAL).exists();
+        // A run's journal, or the listing of an --all-images run that has
+        // not got to its audit yet.
+        let started =
+            out.join(MANIFEST_JSON).exists() || out.join(JOURNAL).exists() || out.join(INVENTORY_JOURNAL).exists();
         if !started && !force {
             let foreign =
                 foreign_files(out).map_err(|e| RunDirError::NotWritable { dir: dir.clone(), reason: e.to_string() })?;
@@ -158,7 +161,7 @@ impl RunDir {
             return Err(RunDirError::Finished { dir });
         }
         if finished {
-            for name in REPORT_FILES.iter().chain([&JOURNAL]) {
+            for name in REPORT_FILES.iter().chain([&JOURNAL, &INVENTORY_JOURNAL]) {
                 let path = out.join(name);
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {

@@ -14,6 +14,7 @@ mod hostile_disk;
 mod hostile_input;
 mod hostile_server;
 mod input_plan;
+mod inventory;
 mod nightly;
 mod nightly_loop;
 mod ops;

@@ -51,7 +51,15 @@ pub struct TestCatalog {
 
 impl TestCatalog {
     pub fn generate(n: usize, seed: u64) -> Self {
-        let values = sim::catalog::generate(n, seed, "cn-shanghai");
+        Self::from_values(sim::catalog::generate(n, seed, "cn-shanghai"))
+    }
+
+    /// A generated catalog whose creation times crowd into one second and hour.
+    pub fn generate_burst(n: usize, seed: u64, burst: sim::catalog::Burst) -> Self {
+        Self::from_values(sim::catalog::generate_iter_with(n, seed, "cn-shanghai", burst).collect())
+    }
+
+    pub fn from_values(values: Vec<Value>) -> Self {
         let by_id = values
             .iter()
             .map(|v| (v["ImageId"].as_str().unwrap().to_owned(), serde_json::from_value(v.clone()).unwrap()))
@@ -221,6 +229,12 @@ impl<'a> Audit<'a> {
         a.out = None;
         a.args = vec!["--image-id".into(), image_id.into()];
         a
+    }
+
+    /// Another subcommand than `run` (`list-images`), with the same flags.
+    pub fn subcommand(mut self, name: &str) -> Self {
+        self.sub = vec![name.into()];
+        self
     }
 
     /// `--input <path>` (`-`: stdin) instead of `ids.csv`.

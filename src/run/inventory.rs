@@ -143,6 +143,10 @@ enum Line {
     Leaf { q: Query, total: u64 },
 }
 
+/// One page as the listing keeps it: the page's `Total`, and each image's
+/// id and category.
+type PageIds = (u64, Vec<(String, Option<i64>)>);
+
 /// The journal read back, and where to append.
 #[derive(Default)]
 struct State {
@@ -150,7 +154,7 @@ struct State {
     totals: HashMap<Query, u64>,
     /// Pages of the queries not yet finished (or being cut by category):
     /// page number to (total, each image's id and category).
-    pages: HashMap<Query, std::collections::BTreeMap<u32, (u64, Vec<(String, Option<i64>)>)>>,
+    pages: HashMap<Query, std::collections::BTreeMap<u32, PageIds>>,
     leaves: HashMap<Query, u64>,
     counts: Counts,
 }

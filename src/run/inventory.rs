@@ -231,7 +231,9 @@ impl State {
 
 /// How the listing reports progress (ranges done, images listed).
 pub trait ListProgress {
-    fn listed(&mut self, counts: &Counts, images: u64);
+    /// `ranges`: queries paged through and checked; `images`: ids listed
+    /// by this process so far.
+    fn listed(&mut self, counts: &Counts, ranges: u64, images: u64);
 }
 
 /// Prints a line to stderr at most every few seconds; nothing when quiet.
@@ -247,12 +249,15 @@ impl EveryFewSeconds {
 }
 
 impl ListProgress for EveryFewSeconds {
-    fn listed(&mut self, c: &Counts, images: u64) {
+    fn listed(&mut self, c: &Counts, ranges: u64, images: u64) {
         if self.quiet || self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
             return;
         }
         self.last = Some(Instant::now());
-        eprintln!("vod-image-audit: listing: {} queries, {} pages, {images} images so far", c.queries, c.pages);
+        eprintln!(
+            "vod-image-audit: listing: {ranges} ranges done, {images} images listed ({} queries, {} pages asked)",
+            c.queries, c.pages
+        );
     }
 }
 
@@ -378,7 +383,7 @@ impl Lister<'_, '_> {
         self.listed += ids.len() as u64;
         self.journal.append(&Line::Page { q, no, total: page.total, items: page.items })?;
         self.st.pages.entry(q).or_default().insert(no, (page.total, ids));
-        self.progress.listed(&self.st.counts, self.listed);
+        self.progress.listed(&self.st.counts, self.st.leaves.len() as u64, self.listed);
         Ok(())
     }
 

@@ -296,13 +296,25 @@ pub async fn list(
         None => {
             let lower = filters.created_after.unwrap_or(0);
             let upper = filters.created_before.map_or(now_secs(), |b| b.min(now_secs()));
-            journal.append(&Line::Start { lower, upper, filters })?;
+            if upper > lower {
+                journal.append(&Line::Start { lower, upper, filters })?;
+            }
             (lower, upper)
         }
     };
+    if upper <= lower {
+        // Nothing was listed: leave no journal behind.
+        drop(journal);
+        let _ = std::fs::remove_file(dir.join(journal_name));
+        return Err(ListError::Mismatch(format!(
+            "nothing to list: no second lies in [{}, {}) (--created-after is not before --created-before or now)",
+            utc(lower),
+            utc(upper)
+        )));
+    }
     st.counts.lower = utc(lower);
     st.counts.upper = utc(upper);
-    let root = Query { from: lower, to: upper.max(lower), cate: filters.cate_id };
+    let root = Query { from: lower, to: upper, cate: filters.cate_id };
     let mut l = Lister { caller, journal, st, concurrency: concurrency.max(1), progress, listed: 0 };
     l.run(root).await?;
     let mut counts = l.finish_counts(root);

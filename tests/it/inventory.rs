@@ -130,6 +130,11 @@ fn list_images_writes_the_inventory_and_prints_the_count() {
         b.iter().all(|r| r["creation_time"].as_str() < cut) && a.iter().all(|r| r["creation_time"].as_str() >= cut)
     );
 
+    let future = list(&["--out", "x.csv", "--created-after", "2999-01-01T00:00:00Z"]);
+    future.expect_code(2);
+    assert!(future.stderr.contains("nothing to list"), "{}", future.describe());
+    assert!(!wd.path().join("x.csv.listing.jsonl").exists());
+
     let bad = list(&["--out", "x.csv", "--created-after", "yesterday"]);
     bad.expect_code(2);
     assert!(bad.stderr.contains("not a UTC time"), "{}", bad.describe());

@@ -23,17 +23,16 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{file_batch_answer, Filed};
 use super::guard::{
-    FailureLimit, Outage, OutageStep, Pause, RetryBudget, FAILURES_IN_A_ROW, RETRY_BUDGET, RETRY_COST, SUCCESS_REFUND,
+    FailureLimit, Outage, OutageStep, Pause, RetryBudget, FAILURES_IN_A_ROW, RETRY_COST, SUCCESS_REFUND,
     TIMEOUT_RETRY_COST,
 };
 use crate::run::rate::{RateControl, RateMode};
 use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
 
 use std::collections::HashMap;
 
@@ -116,71 +115,7 @@ named_enum! {
     }
 }
 
-/// Why a run stopped before settling every id.
-#[derive(Debug, Clone)]
-pub enum StopReason {
-    /// An error that every further call would repeat.
-    Fatal(ApiError),
-    /// SIGINT or SIGTERM.
-    Interrupted,
-    /// The retry budget ran out, or every recent call failed: the service
-    /// keeps failing.
-    RetryBudget(ApiError),
-    /// Every call failed for `--down-after`: an outage that did not end.
-    ServiceDown { last: ApiError, lasted: Duration },
-    /// `--max-failures` was passed.
-    TooManyFailures { failed: u64, settled: u64 },
-    /// The journal could not be written.
-    Storage(String),
-}
-
-impl StopReason {
-    /// One line for people.
-    pub fn describe(&self) -> String {
-        match self {
-            StopReason::Fatal(e) => format!("stopped by a fatal API error: {e}; {}", e.advice()),
-            StopReason::Interrupted => "interrupted by a signal".to_owned(),
-            StopReason::RetryBudget(e) => format!(
-                "the retry budget ran out ({RETRY_BUDGET} retries' worth, last error {e}): the service keeps failing; run the same command later to resume"
-            ),
-            StopReason::ServiceDown { last, lasted } if lasted.as_secs() == 0 => format!(
-                "the service looks down: {FAILURES_IN_A_ROW} calls in a row failed (last error {last}); run the same command later to resume"
-            ),
-            StopReason::ServiceDown { last, lasted } => format!(
-                "the service looks down: every call failed for {} ({FAILURES_IN_A_ROW} or more in a row, last error {last}); run the same command later to resume",
-                humantime::format_duration(Duration::from_secs(lasted.as_secs()))
-            ),
-            StopReason::TooManyFailures { failed, settled } => {
-                format!("--max-failures passed: {failed} of {settled} settled ids failed")
-            }
-            StopReason::Storage(e) => format!("the journal could not be written: {e}"),
-        }
-    }
-}
-
-/// A handle to stop a running audit from outside (signals).
-#[derive(Clone, Default)]
-pub struct StopHandle {
-    token: CancellationToken,
-    reason: Arc<OnceLock<StopReason>>,
-}
-
-impl StopHandle {
-    /// Stops new calls; calls in flight finish. The first reason wins.
-    pub fn stop(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
-    }
-
-    /// Why it stopped, if it did.
-    pub fn reason(&self) -> Option<StopReason> {
-        self.reason.get().cloned()
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.token.is_cancelled()
-    }
-}
+pub use super::stop::{StopHandle, StopReason};
 
 struct Shared<'a> {
     client: &'a VodClient,

@@ -21,3 +21,4 @@ pub(crate) mod journal;
 pub(crate) mod outcome;
 pub(crate) mod rate;
 pub(crate) mod retry;
+pub(crate) mod stop;

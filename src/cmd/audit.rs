@@ -184,14 +184,14 @@ pub async fn run_audit(
     let mut progress = Progress::new(todo_count as u64, settings.progress, settings.quiet, counters.clone());
     if !progress.is_silent() {
         eprintln!(
-            "vod-image-audit: {} unique ids ({} rows, {} duplicates, {} rejected) from {} -> {} at {} calls/s via {}",
+            "vod-image-audit: {} unique ids ({} rows, {} duplicates, {} rejected) from {} -> {} at {} via {}",
             ids.ids.len(),
             ids.input_rows,
             ids.duplicates,
             ids.rejected.len(),
             settings.input.display(),
             settings.out.display(),
-            settings.audit.qps,
+            settings.audit.qps.map_or("no client-side limit of".to_owned(), |q| format!("{q}")) + " calls/s",
             client.endpoint().as_str()
         );
         if let Some(of) = retry_of.as_ref().filter(|_| recovered.count == 0) {

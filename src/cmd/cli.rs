@@ -16,6 +16,24 @@ use crate::run::engine::{ApiMode, AuditSource};
 use crate::run::rate::RateMode;
 
 /// A flag whose value is one of a library enum's names.
+/// `--qps` of `run`: calls per second, or no client-side limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qps {
+    Limit(std::num::NonZeroU32),
+    Unlimited,
+}
+
+fn parse_qps(s: &str) -> Result<Qps, String> {
+    if s.eq_ignore_ascii_case("unlimited") {
+        return Ok(Qps::Unlimited);
+    }
+    match s.parse::<u32>() {
+        Ok(0) => Ok(Qps::Unlimited),
+        Ok(n) => Ok(Qps::Limit(std::num::NonZeroU32::new(n).expect("not zero"))),
+        Err(_) => Err(format!("{s:?} is not a number of calls per second (or 0 / unlimited)")),
+    }
+}
+
 fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
 where
     T: std::str::FromStr + Clone + Send + Sync + 'static,
@@ -202,8 +220,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub api: ApiArgs,
     /// Calls per second, retries included (default 20: a fifth of the ~100/s account quota, which production shares).
-    #[arg(long, value_name = "N")]
-    pub qps: Option<u32>,
+    /// 0 or "unlimited": no client-side limit, only for the simulator or a quota you do not share.
+    #[arg(long, value_name = "N", value_parser = parse_qps)]
+    pub qps: Option<Qps>,
     /// Operation: single (GetImageInfo per id) or batch (GetImageInfos, 20 ids per call,
     /// GetImageInfo again for answers without AuditStatus). Single stays the default until a real
     /// account confirms the batch answer carries AuditStatus.

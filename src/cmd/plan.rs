@@ -24,7 +24,6 @@ fn count(n: u64, thing: &str) -> String {
 pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> String {
     let input = &settings.reading;
     let unique = ids.ids.len() as u64;
-    let qps = u64::from(settings.audit.qps.get());
     let mut s = String::new();
     let mut line = |text: String| {
         s.push_str(&text);
@@ -55,11 +54,19 @@ pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> St
     }
     line(credentials);
     line(format!("operation: {}, audit source: {}", settings.audit.api.as_str(), settings.audit.audit_source.as_str()));
-    let secs = unique.div_ceil(qps);
-    line(format!(
-        "estimated duration: {} at --qps {qps} ({unique} ids / {qps} per second; retries and throttling add to it)",
-        humantime::format_duration(Duration::from_secs(secs))
-    ));
+    match settings.audit.qps {
+        Some(qps) => {
+            let qps = u64::from(qps.get());
+            let secs = unique.div_ceil(qps);
+            line(format!(
+                "estimated duration: {} at --qps {qps} ({unique} ids / {qps} per second; retries and throttling add to it)",
+                humantime::format_duration(Duration::from_secs(secs))
+            ));
+        }
+        None => line(format!(
+            "estimated duration: unknown: --qps 0 sets no client-side limit ({unique} ids as fast as the server answers)"
+        )),
+    }
     let formats: Vec<&str> = settings.reports.formats.iter().map(|f| f.as_str()).collect();
     line(format!("reports: {} ({})", settings.out.display(), formats.join(", ")));
     if !ids.rejected.is_empty() {

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::cli::{ApiArgs, RunArgs};
+use super::cli::{ApiArgs, Qps, RunArgs};
 use super::error::CmdError;
 use super::progress::ProgressMode;
 use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
@@ -20,6 +20,7 @@ use crate::report::write::CsvStyle;
 use crate::run::engine::{self, AuditSettings};
 use crate::run::guard::{self, FailureLimit};
 use crate::run::input::{parse_delimiter, InputSource, RejectLimit};
+use crate::run::rate::RateMode;
 use crate::run::retry::{self, RetryPolicy};
 use crate::rundir::manifest::ManifestSettings;
 
@@ -65,8 +66,14 @@ pub struct RunSettings {
 impl RunSettings {
     /// Checks the flags of `run`.
     pub fn from_args(a: &RunArgs, argv: Vec<String>) -> Result<Self, CmdError> {
-        let qps = a.qps.unwrap_or(engine::DEFAULT_QPS);
-        let qps = NonZeroU32::new(qps).ok_or_else(|| CmdError::usage("--qps must be at least 1"))?;
+        let qps = match a.qps {
+            None => NonZeroU32::new(engine::DEFAULT_QPS),
+            Some(Qps::Limit(n)) => Some(n),
+            Some(Qps::Unlimited) => None,
+        };
+        if qps.is_none() && a.rate == RateMode::Adaptive {
+            return Err(CmdError::usage("--rate adaptive starts from a --qps: give one (not 0 / unlimited)"));
+        }
         let concurrency = a.concurrency.unwrap_or(engine::DEFAULT_CONCURRENCY);
         if concurrency == 0 || concurrency > 1024 {
             return Err(CmdError::usage("--concurrency must be between 1 and 1024"));
@@ -143,7 +150,7 @@ impl RunSettings {
         let a = &self.audit;
         ManifestSettings {
             api: a.api.as_str().to_owned(),
-            qps: a.qps.get(),
+            qps: a.qps.map_or(0, NonZeroU32::get),
             rate: a.rate_mode.as_str().to_owned(),
             burst: a.burst.get(),
             concurrency: a.concurrency,

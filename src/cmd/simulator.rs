@@ -198,7 +198,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         force: true,
         audit: AuditSettings {
             api: ApiMode::Single,
-            qps: NonZeroU32::new(240).expect("non-zero"),
+            qps: NonZeroU32::new(240),
             rate_mode: RateMode::Fixed,
             burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("non-zero"),
             concurrency: 32,

@@ -62,7 +62,8 @@ pub const DEFAULT_BURST: u32 = 1;
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     pub api: ApiMode,
-    pub qps: NonZeroU32,
+    /// Calls per second; `None`: no client-side limit (`--qps 0`).
+    pub qps: Option<NonZeroU32>,
     pub rate_mode: RateMode,
     pub burst: NonZeroU32,
     pub concurrency: usize,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::common::{answered_before_revocation, csv_rows, Audit, SimServer, TestCatalog, Workdir};
+use crate::common::{answered_before_revocation, csv_rows, id_file, Audit, SimServer, TestCatalog, Workdir};
 use serde_json::Value;
 use vod_image_audit::api::model::ImageInfo;
 use vod_image_audit::sim::{self, Faults, SimKey};
@@ -334,7 +334,9 @@ fn input_and_usage_errors_exit_2_before_any_call() {
         (run("garbage.bin"), "not a CSV text file"),
         (run("nope.csv"), "nope.csv: cannot read"),
         (run("noid.csv").args(["--id-column", "c"]), "--id-column \"c\" is not in the header"),
-        (run("-").qps(0), "--qps must be at least 1"),
+        (run("-").qps(0).args(["--rate", "adaptive"]), "--rate adaptive starts from a --qps"),
+        (run("-").args(["--qps", "fast"]), "\"fast\" is not a number of calls per second (or 0 / unlimited)"),
+        (run("-").args(["--qps", "-1"]), "unexpected argument '-1'"),
         (run("-").args(["--timeout", "soon"]), "--timeout \"soon\""),
         (run("-").credentials(&[]), "no credentials"),
         (run("-").credentials(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "x")]), "ALIBABA_CLOUD_ACCESS_KEY_SECRET is not"),
@@ -348,6 +350,28 @@ fn input_and_usage_errors_exit_2_before_any_call() {
         assert!(!out.stderr.contains("panicked"), "{}", out.describe());
     }
     assert_eq!(server.stats().requests, 0, "an input or usage error made calls");
+}
+
+/// `--qps 0` and `--qps unlimited`: no client-side limit; the manifest
+/// records 0, and the dry run says the duration is unknown.
+#[test]
+fn qps_zero_or_unlimited_means_no_client_side_limit() {
+    let cat = TestCatalog::generate(40, 17);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    for (i, value) in ["0", "unlimited", "UNLIMITED"].into_iter().enumerate() {
+        let out_dir = format!("o{i}");
+        let out = Audit::new(&wd, &server).out(&out_dir).args(["--qps", value]).run();
+        out.expect_code(0);
+        assert!(out.stderr.contains("no client-side limit"), "{}", out.describe());
+        let m = wd.json(&format!("{out_dir}/manifest.json"));
+        assert_eq!(m["settings"]["qps"], 0, "{m}");
+        assert_eq!(m["ledger"]["found"], 40, "{m}");
+    }
+    let plan = Audit::new(&wd, &server).out("plan").args(["--qps", "0", "--dry-run"]).run();
+    plan.expect_code(0);
+    assert!(plan.stdout.contains("estimated duration: unknown: --qps 0"), "{}", plan.describe());
 }
 
 #[test]

@@ -51,6 +51,29 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
             Ok(_) => v.checked.push(format!("{}: SHA-256 matches", f.name)),
         }
     }
+    if let Some(inv) = &manifest.inventory {
+        // An --all-images run: the inventory must prove itself complete, be
+        // hashed with the reports, and be exactly what was audited.
+        if !manifest.lists(crate::rundir::INVENTORY_CSV) {
+            v.problems.push("an --all-images run whose manifest does not list inventory.csv".into());
+        }
+        if !(inv.complete && inv.root_total == inv.leaf_total && inv.leaf_total == inv.distinct) {
+            v.problems.push(format!(
+                "the inventory is not proven complete: SearchMedia counted {}, the queries listed {}, {} distinct ids",
+                inv.root_total, inv.leaf_total, inv.distinct
+            ));
+        } else if inv.distinct != manifest.ledger.unique_ids {
+            v.problems.push(format!(
+                "the inventory lists {} images; the ledger audited {} unique ids",
+                inv.distinct, manifest.ledger.unique_ids
+            ));
+        } else {
+            v.checked.push(format!(
+                "inventory: {} images, SearchMedia's Total, the queries' Totals and the distinct ids agree, all audited",
+                inv.distinct
+            ));
+        }
+    }
     if !manifest.lists(SUMMARY_JSON) && !manifest.lists(IMAGES_CSV) && !manifest.lists(AUDIT_XLSX) {
         v.problems.push("the manifest lists no report (summary.json, images.csv or audit.xlsx)".into());
     }

@@ -210,6 +210,25 @@ fn two_nights_show_a_deleted_image_as_newly_missing_and_an_added_one_as_new_imag
     let summary = wd.json("reports/night2/summary.json");
     assert_eq!(summary["changes"]["counts"]["new_image"], 1, "{summary}");
     assert_eq!(summary["changes"]["counts"]["newly_missing"], 1, "{summary}");
+
+    // verify proves the inventory complete and audited, and catches an edit of it.
+    let ok = wd.run(&["verify", "reports/night2"], &[], None);
+    ok.expect_code(0);
+    assert!(ok.stdout.contains("inventory: 300 images"), "{}", ok.describe());
+    let text = wd.read("reports/night2/inventory.csv");
+    let cut: String = text
+        .lines()
+        .filter(|l| !l.starts_with(&gone_id) && !l.starts_with("0a1b2c"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    wd.write("reports/night2/inventory.csv", cut);
+    let bad = wd.run(&["verify", "reports/night2"], &[], None);
+    bad.expect_code(6);
+    assert!(
+        bad.stdout.contains("inventory.csv: changed") || bad.stderr.contains("inventory.csv: changed"),
+        "{}",
+        bad.describe()
+    );
 }
 
 /// A service whose paging is not stable (ties in `CreationTime` ordered

@@ -259,3 +259,24 @@ fn unstable_paging_is_caught_never_a_silently_partial_inventory() {
     out.expect_code(0);
     assert_eq!(wd.json("out/manifest.json")["inventory"]["distinct"], 2_500);
 }
+
+/// SIGINT during the listing: exit 130, the listing kept, no report; the
+/// same command then finishes it.
+#[test]
+fn sigint_during_the_listing_exits_130_and_the_rerun_finishes() {
+    let cat = TestCatalog::generate(8_000, 48);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    let child = all_images(&wd, &server).qps(20).concurrency(4).spawn("listing");
+    poll_until(LIMIT, "10 SearchMedia pages", || server.stats().search.pages >= 10);
+    child.interrupt();
+    let out = child.wait(LIMIT);
+    out.expect_code(130);
+    assert!(out.stderr.contains("the listing was interrupted"), "{}", out.describe());
+    assert!(wd.path().join("out/inventory.jsonl").exists());
+    assert!(!wd.path().join("out/manifest.json").exists(), "no report claims anything");
+    let again = all_images(&wd, &server).qps(0).run();
+    again.expect_code(0);
+    assert_eq!(wd.json("out/manifest.json")["inventory"]["distinct"], 8_000);
+    assert_eq!(server.stats().search.duplicate_pages, 0, "{:?}", server.stats().search);
+}

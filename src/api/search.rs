@@ -204,7 +204,7 @@ impl VodClient {
             ("PageSize", size.as_str()),
         ];
         let (body, request_id_header, key) = self.call("SearchMedia", &params, MAX_BATCH_ANSWER_BYTES).await?;
-        let mut page = parse_page(&body, q)?;
+        let mut page = parse_page(&body, q, page_size)?;
         if page.request_id.is_none() {
             page.request_id = request_id_header;
         }
@@ -225,12 +225,15 @@ impl VodClient {
     }
 }
 
-/// Decodes and checks one answer to `q`.
-pub fn parse_page(body: &[u8], q: &Query) -> Result<Page, ApiError> {
+/// Decodes and checks one answer to `q`, asked with `page_size`.
+pub fn parse_page(body: &[u8], q: &Query, page_size: u32) -> Result<Page, ApiError> {
     let parsed: Body = serde_json::from_slice(body).map_err(|e| bad_response(200, &e.to_string()))?;
     let total = parsed.total.ok_or_else(|| bad_response(200, "the SearchMedia answer has no Total"))?;
     let total = u64::try_from(total).map_err(|_| bad_response(200, &format!("Total is {total}")))?;
     let refuse = |why: String| bad_answer(200, format!("the SearchMedia answer for {}: {why}; not kept", q.describe()));
+    if parsed.media_list.len() > page_size as usize {
+        return Err(refuse(format!("{} items on a page of {page_size}", parsed.media_list.len())));
+    }
     let mut items = Vec::with_capacity(parsed.media_list.len());
     for (i, m) in parsed.media_list.into_iter().enumerate() {
         let n = i + 1;
@@ -303,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_page_in_range_is_kept() {
-        let p = parse_page(&body(vec![item("a1", "2024-01-01T00:00:00Z", Some(3))], 9), &q()).unwrap();
+        let p = parse_page(&body(vec![item("a1", "2024-01-01T00:00:00Z", Some(3))], 9), &q(), 100).unwrap();
         assert_eq!(p.total, 9);
         assert_eq!(p.items[0].image_id, "a1");
         assert_eq!(p.items[0].cate_id, Some(3));
@@ -326,14 +329,17 @@ mod tests {
             (serde_json::json!({"MediaType": "image", "Image": {"ImageId": "a"}}), "no CreationTime"),
         ];
         for (it, want) in cases {
-            let e = parse_page(&body(vec![it], 1), &q()).unwrap_err();
+            let e = parse_page(&body(vec![it], 1), &q(), 100).unwrap_err();
             assert!(e.message.contains(want), "{want}: {e}");
             assert_eq!(e.class, crate::api::error::ErrorClass::Transient);
         }
         let c = Query { cate: Some(7), ..q() };
-        let e = parse_page(&body(vec![item("a1", "2024-01-01T00:00:00Z", Some(8))], 1), &c).unwrap_err();
+        let e = parse_page(&body(vec![item("a1", "2024-01-01T00:00:00Z", Some(8))], 1), &c, 100).unwrap_err();
         assert!(e.message.contains("not 7"), "{e}");
-        let e = parse_page(br#"{"MediaList": []}"#, &q()).unwrap_err();
+        let e = parse_page(br#"{"MediaList": []}"#, &q(), 100).unwrap_err();
         assert!(e.message.contains("no Total"), "{e}");
+        let many: Vec<_> = (0..3).map(|i| item(&format!("a{i}"), "2024-01-01T00:00:00Z", None)).collect();
+        let e = parse_page(&body(many, 3), &q(), 2).unwrap_err();
+        assert!(e.message.contains("3 items on a page of 2"), "{e}");
     }
 }

@@ -210,6 +210,13 @@ fn two_nights_show_a_deleted_image_as_newly_missing_and_an_added_one_as_new_imag
     assert_eq!(summary["changes"]["counts"]["new_image"], 1, "{summary}");
     assert_eq!(summary["changes"]["counts"]["newly_missing"], 1, "{summary}");
 
+    // diff says the same of the two directories.
+    let diff = wd.run(&["diff", "reports/night1", "reports/night2"], &[], None);
+    diff.expect_code(0);
+    let rows = csv_rows(&diff.stdout);
+    assert!(rows.iter().any(|r| r["image_id"] == gone_id && r["change"] == "newly_missing"), "{}", diff.describe());
+    assert!(rows.iter().any(|r| r["image_id"] == added_id && r["change"] == "new_image"), "{}", diff.describe());
+
     // verify proves the inventory complete and audited, and catches an edit of it.
     let ok = wd.run(&["verify", "reports/night2"], &[], None);
     ok.expect_code(0);

@@ -297,6 +297,29 @@ impl Lister<'_, '_> {
         Ok(())
     }
 
+    /// Asks the pages `nos` of `q`, `--concurrency` at a time, and keeps
+    /// (journals) each as it comes; the first failure is returned once the
+    /// pages in flight have settled, so none that came back is lost.
+    async fn fetch_pages(&mut self, q: Query, nos: Vec<u32>) -> Result<(), ListError> {
+        let client = self.caller.client();
+        let caller = self.caller;
+        let mut answers =
+            futures::stream::iter(nos)
+                .map(|no| async move {
+                    (no, caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await)
+                })
+                .buffer_unordered(self.concurrency);
+        let mut failure = None;
+        while let Some((no, r)) = answers.next().await {
+            self.st.counts.pages += 1;
+            match r {
+                Ok(page) => self.keep_page(q, no, page)?,
+                Err(e) => failure = failure.or(Some(end_error(e, &q))),
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
     fn restart(&mut self, q: Query) -> Result<(), ListError> {
         self.st.counts.relisted += 1;
         self.journal.append(&Line::Restart { q })?;
@@ -311,26 +334,7 @@ impl Lister<'_, '_> {
             let needed = total.div_ceil(u64::from(MAX_PAGE_SIZE)) as u32;
             let have: BTreeSet<u32> = self.st.pages.get(&q).map(|p| p.keys().copied().collect()).unwrap_or_default();
             let missing: Vec<u32> = (1..=needed).filter(|n| !have.contains(n)).collect();
-            let client = self.caller.client();
-            let caller = self.caller;
-            let mut answers = futures::stream::iter(missing)
-                .map(|no| async move {
-                    let r = caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await;
-                    (no, r)
-                })
-                .buffer_unordered(self.concurrency);
-            let mut failure = None;
-            while let Some((no, r)) = answers.next().await {
-                self.st.counts.pages += 1;
-                match r {
-                    Ok(page) => self.keep_page(q, no, page)?,
-                    Err(e) => failure = failure.or(Some(end_error(e, &q))),
-                }
-            }
-            drop(answers);
-            if let Some(e) = failure {
-                return Err(e);
-            }
+            self.fetch_pages(q, missing).await?;
             let pages = self.st.pages.get(&q).cloned().unwrap_or_default();
             // Every page must count the same Total: else the range changed.
             if let Some((_, (t, _))) = pages.iter().find(|(_, (t, _))| *t != total) {
@@ -385,26 +389,7 @@ impl Lister<'_, '_> {
         let readable = total.min(PAGING_LIMIT).div_ceil(u64::from(MAX_PAGE_SIZE)) as u32;
         let have: BTreeSet<u32> = self.st.pages.get(&q).map(|p| p.keys().copied().collect()).unwrap_or_default();
         let missing: Vec<u32> = (1..=readable).filter(|n| !have.contains(n)).collect();
-        let client = self.caller.client();
-        let caller = self.caller;
-        let mut answers =
-            futures::stream::iter(missing)
-                .map(|no| async move {
-                    (no, caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await)
-                })
-                .buffer_unordered(self.concurrency);
-        let mut failure = None;
-        while let Some((no, r)) = answers.next().await {
-            self.st.counts.pages += 1;
-            match r {
-                Ok(page) => self.keep_page(q, no, page)?,
-                Err(e) => failure = failure.or(Some(end_error(e, &q))),
-            }
-        }
-        drop(answers);
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        self.fetch_pages(q, missing).await?;
         let (mut cates, mut uncategorised, mut seen) = (BTreeSet::new(), 0u64, 0u64);
         let mut ids = HashSet::new();
         for (_, items) in self.st.pages.get(&q).map(|p| p.values()).into_iter().flatten() {

@@ -15,8 +15,6 @@ use std::time::SystemTime;
 use super::error::{CmdError, Exit};
 use super::progress::Progress;
 use super::settings::{ApiTarget, RunSettings};
-use crate::api::client::VodClient;
-use crate::api::error::ErrorClass;
 use crate::report::pass::{self, Expected, RunFacts};
 use crate::report::record::{ImageRecord, OutcomeKind};
 use crate::report::summary::Summary;
@@ -138,17 +136,13 @@ pub async fn run_audit(
         }
         None => None,
     };
-    let client = VodClient::new(target.credentials.clone(), target.client.clone())
-        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let client = target.client()?;
     // A host that does not resolve is a mistake in the configuration, not an outage to ride out.
     // Through a proxy the proxy resolves the name: this machine may not.
     if target.client.proxy.is_none() {
         client.endpoint().resolve_host().await.map_err(|e| CmdError::new(Exit::Stopped, anyhow::anyhow!(e)))?;
     }
-    client.first_key().await.map_err(|e| {
-        let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
-        CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", target.credentials.source))
-    })?;
+    client.first_key().await.map_err(|e| target.no_key(&e))?;
     target.identity = match client.caller_identity().await {
         Ok(i) => Some(i),
         Err(e) => {

@@ -6,7 +6,6 @@
 use super::cli::CheckArgs;
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::ApiTarget;
-use crate::api::client::VodClient;
 use crate::api::error::{json_for_terminal, ErrorClass};
 use crate::report::record::OutcomeKind;
 use crate::run::input;
@@ -32,13 +31,11 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
     if target.client.proxy.is_none() {
         target.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
     }
-    let client = VodClient::new(target.credentials.clone(), target.client.clone())
-        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let client = target.client()?;
     eprintln!("vod-image-audit: credentials: {}", target.credentials.source);
     if let Err(e) = client.first_key().await {
         eprintln!("vod-image-audit: {e}");
-        let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
-        return Err(CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", target.credentials.source)));
+        return Err(target.no_key(&e));
     }
     let identity = match client.caller_identity().await {
         Ok(i) => {

@@ -107,12 +107,8 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
         )));
     }
     let target = ApiTarget::resolve(&a.api)?;
-    let client = VodClient::new(target.credentials.clone(), target.client.clone())
-        .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))?;
-    client.first_key().await.map_err(|e| {
-        let exit = if e.class == crate::api::error::ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
-        CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", target.credentials.source))
-    })?;
+    let client = target.client()?;
+    client.first_key().await.map_err(|e| target.no_key(&e))?;
     let settings = AuditSettings {
         api: ApiMode::Single,
         qps: listing_qps(qps),

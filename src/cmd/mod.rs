@@ -36,39 +36,33 @@ use cli::{Cli, Command};
 use error::CmdResult;
 use settings::{ApiTarget, RunSettings};
 
-use crate::run::input::{read_ids_with, ReadOptions};
+use crate::run::input::{read_ids_with, InputSource, ReadOptions};
 
 /// Runs a parsed command line. `argv` is recorded in the manifest.
 pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
     match cli.command {
         Command::Run(args) => {
             let settings = RunSettings::from_args(&args, argv)?;
-            if let crate::run::input::InputSource::AllImages(filters) = &settings.input {
-                let target = ApiTarget::resolve(&args.api)?;
-                if settings.reading.dry_run {
-                    println!("dry run: no call made, nothing written");
-                    println!("would list {} (SearchMedia), then audit every image listed", filters.describe());
-                    return Ok(error::Exit::Ok);
+            // The ids of a CSV are read now; --all-images lists them in the run.
+            let ids = match &settings.input {
+                InputSource::AllImages(_) => None,
+                source => {
+                    let reader = BufReader::with_capacity(256 * 1024, source.open()?);
+                    let options =
+                        ReadOptions { id_column: settings.id_column.as_deref(), delimiter: settings.reading.delimiter };
+                    let ids = read_ids_with(reader, &source.display(), &options)?;
+                    settings.reading.max_rejected.check(&ids, &source.display())?;
+                    Some(ids)
                 }
-                let stop = crate::run::engine::StopHandle::default();
-                let phase = audit::Phase::default();
-                audit::spawn_signal_listener(stop.clone(), phase.clone());
-                return audit::run_audit(&settings, None, target, stop, phase).await;
-            }
-            let source = &settings.input;
-            let reader = BufReader::with_capacity(256 * 1024, source.open()?);
-            let options =
-                ReadOptions { id_column: settings.id_column.as_deref(), delimiter: settings.reading.delimiter };
-            let ids = read_ids_with(reader, &source.display(), &options)?;
-            settings.reading.max_rejected.check(&ids, &source.display())?;
+            };
             let target = ApiTarget::resolve(&args.api)?;
             if settings.reading.dry_run {
-                return plan::print_plan(&settings, &ids, &target);
+                return plan::print_plan(&settings, ids.as_ref(), &target);
             }
             let stop = crate::run::engine::StopHandle::default();
             let phase = audit::Phase::default();
             audit::spawn_signal_listener(stop.clone(), phase.clone());
-            audit::run_audit(&settings, Some(ids), target, stop, phase).await
+            audit::run_audit(&settings, ids, target, stop, phase).await
         }
         Command::Check(args) => check::check(&args).await,
         Command::Verify(args) => inspect::verify(&args),

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::cli::{ApiArgs, InventoryArgs, Qps, RunArgs};
-use super::error::CmdError;
+use super::error::{CmdError, Exit};
 use super::progress::ProgressMode;
-use crate::api::client::{ClientConfig, Endpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::api::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::api::credentials::{self, CredentialRequest, CredentialSource};
 use crate::api::endpoints;
+use crate::api::error::{ApiError, ErrorClass};
 use crate::api::proxy::{choose_proxy, ProxyEnv};
 use crate::api::sts::Identity;
 use crate::report::pass::ReportSettings;
@@ -227,6 +228,19 @@ pub struct ApiTarget {
 }
 
 impl ApiTarget {
+    /// The client of this target (no call made yet).
+    pub fn client(&self) -> Result<VodClient, CmdError> {
+        VodClient::new(self.credentials.clone(), self.client.clone())
+            .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))
+    }
+
+    /// Why no first key could be had: exit 2 when no retry fixes it (the
+    /// configuration), exit 4 when it may (the source did not answer).
+    pub fn no_key(&self, e: &ApiError) -> CmdError {
+        let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
+        CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", self.credentials.source))
+    }
+
     /// Resolves credentials, region, endpoint and client settings.
     pub fn resolve(a: &ApiArgs) -> Result<Self, CmdError> {
         let resolved = credentials::resolve_from_process(&CredentialRequest {

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{id_file, Audit, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{self, id_file, Audit, Output, Workdir};
 
 /// The address-space limit, in KiB, of every run here: nearly twice what a
 /// normal audit maps unconstrained, a tenth of what the old reader reached.
@@ -35,17 +35,19 @@ struct Feed {
 }
 
 /// A simulator that must get no call, and a work directory.
-struct Bench {
-    cat: TestCatalog,
-    server: SimServer,
-    wd: Workdir,
+struct Bench(common::Bench);
+
+impl std::ops::Deref for Bench {
+    type Target = common::Bench;
+
+    fn deref(&self) -> &common::Bench {
+        &self.0
+    }
 }
 
 impl Bench {
     fn new(seed: u64) -> Self {
-        let cat = TestCatalog::generate(20, seed);
-        let server = SimServer::start(cat.config());
-        Bench { cat, server, wd: Workdir::new() }
+        Bench(common::Bench::new(20, seed))
     }
 
     /// `run --input <input>` under the limit and the deadline, stdin fed
@@ -60,11 +62,7 @@ impl Bench {
 
     /// Exit 2 with every `wants` in the message, not one call, no report.
     fn expect_refused(&self, out: &Output, wants: &[&str]) {
-        out.expect_code(2);
-        for want in wants {
-            assert!(out.stderr.contains(want), "expected {want:?} in the message\n{}", out.describe());
-        }
-        assert_eq!(self.server.stats().requests, 0, "a refused input made calls\n{}", out.describe());
+        self.expect_refused_without_calls(out, wants);
         assert!(!self.wd.path().join("out/images.csv").exists(), "a refused input wrote a report");
     }
 }

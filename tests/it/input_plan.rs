@@ -5,23 +5,22 @@
 
 use std::collections::BTreeSet;
 
-use crate::common::{csv_rows, id_file, Audit, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{self, csv_rows, id_file, Audit, Output};
 
-struct Bench {
-    cat: TestCatalog,
-    server: SimServer,
-    wd: Workdir,
+/// A simulator with a small catalog and a work directory.
+struct Bench(common::Bench);
+
+impl std::ops::Deref for Bench {
+    type Target = common::Bench;
+
+    fn deref(&self) -> &common::Bench {
+        &self.0
+    }
 }
 
 impl Bench {
     fn new(seed: u64) -> Self {
-        let cat = TestCatalog::generate(30, seed);
-        let server = SimServer::start(cat.config());
-        Bench { cat, server, wd: Workdir::new() }
-    }
-
-    fn ids(&self, n: usize) -> Vec<String> {
-        self.cat.ids()[..n].to_vec()
+        Bench(common::Bench::new(30, seed))
     }
 
     fn audit(&self) -> Audit<'_> {
@@ -35,11 +34,7 @@ impl Bench {
 
     /// Exit 2, every `wants` in stderr, no call, no report directory.
     fn expect_refused(&self, out: &Output, wants: &[&str]) {
-        out.expect_code(2);
-        for want in wants {
-            assert!(out.stderr.contains(want), "expected {want:?} in the message\n{}", out.describe());
-        }
-        assert_eq!(self.server.stats().requests, 0, "a refused input made calls\n{}", out.describe());
+        self.expect_refused_without_calls(out, wants);
         assert!(!self.wd.path().join("out").exists(), "a refused input wrote the output directory");
     }
 }

@@ -76,6 +76,38 @@ impl TestCatalog {
     }
 }
 
+/// The fixture of the input tests: a simulator with a small generated
+/// catalog, and a work directory. Each module adds its own checks through
+/// a trait of its own.
+pub struct Bench {
+    pub cat: TestCatalog,
+    pub server: SimServer,
+    pub wd: Workdir,
+}
+
+impl Bench {
+    /// `images` generated from `seed`.
+    pub fn new(images: usize, seed: u64) -> Self {
+        let cat = TestCatalog::generate(images, seed);
+        let server = SimServer::start(cat.config());
+        Bench { cat, server, wd: Workdir::new() }
+    }
+
+    /// The first `n` ids of the catalog.
+    pub fn ids(&self, n: usize) -> Vec<String> {
+        self.cat.ids()[..n].to_vec()
+    }
+
+    /// Exit 2 with every `wants` in the message, and not one call.
+    pub fn expect_refused_without_calls(&self, out: &Output, wants: &[&str]) {
+        out.expect_code(2);
+        for want in wants {
+            assert!(out.stderr.contains(want), "expected {want:?} in the message\n{}", out.describe());
+        }
+        assert_eq!(self.server.stats().requests, 0, "a refused input made calls\n{}", out.describe());
+    }
+}
+
 /// A scratch directory with its own HOME, so no real credentials leak in.
 pub struct Workdir {
     pub dir: tempfile::TempDir,

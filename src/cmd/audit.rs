@@ -158,8 +158,8 @@ pub async fn run_audit(
     let (ids, inventory) = match (ids, &settings.input) {
         (Some(ids), _) => (ids, None),
         (None, crate::run::input::InputSource::AllImages(filters)) => {
-            let (ids, inventory) = super::listing::list_for_run(settings, *filters, &client, dir.path(), &stop).await?;
-            (ids, Some(inventory))
+            let (ids, listed) = super::listing::list_for_run(settings, *filters, &client, dir.path(), &stop).await?;
+            (ids, Some(listed))
         }
         (None, _) => return Err(CmdError::internal(anyhow::anyhow!("no ids and no listing"))),
     };
@@ -298,7 +298,7 @@ pub async fn run_audit(
             | StopReason::Storage(_),
         ) => Exit::Stopped,
         Some(StopReason::Interrupted) => Exit::Interrupted,
-        None if inventory.as_ref().is_some_and(|i| !i.complete) => Exit::InventoryIncomplete,
+        None if inventory.as_ref().is_some_and(|(i, _)| !i.complete) => Exit::InventoryIncomplete,
         None if summary.audit_status_coverage.below(settings.min_audit_status) => Exit::AuditStatusMissing,
         None if !alerts(&settings.fail_on, &summary).is_empty() => Exit::Alert,
         None if summary.totals.failed > 0 => Exit::Failures,
@@ -312,12 +312,9 @@ pub async fn run_audit(
     };
     let mut manifest =
         manifest(settings, &target, &facts, &ids, &summary, previous, resumed, retry_of, calls, files, exit);
-    if let Some(inv) = inventory {
-        let digest = crate::rundir::files::digest_file(&dir.join(rundir::INVENTORY_CSV))
-            .map_err(|e| CmdError::disk(format!("reading {}", dir.join(rundir::INVENTORY_CSV).display()), e))?;
-        manifest
-            .files
-            .insert(0, FileDigest { name: rundir::INVENTORY_CSV.to_owned(), bytes: digest.0, sha256: digest.1 });
+    if let Some((inv, digest)) = inventory {
+        // The digest taken as the listing wrote it.
+        manifest.files.insert(0, digest);
         manifest.inventory = Some(inv);
     }
     let manifest_digest = manifest

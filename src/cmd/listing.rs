@@ -17,6 +17,7 @@ use crate::run::inventory::{self, EveryFewSeconds, ListError, Listing};
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
 
+use crate::rundir::files::FileDigest;
 use crate::rundir::manifest::ManifestInventory;
 use crate::rundir::{INVENTORY_CSV, INVENTORY_JOURNAL};
 
@@ -137,7 +138,7 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
 /// The listing phase of `run --all-images`: lists into the run directory
 /// (resuming a listing its journal holds; a finished one asks nothing
 /// again and writes the same inventory), then reads the inventory back as
-/// the run's input. A listing that cannot be completed ends the run here;
+/// the run's input; hands back its digest as the listing took it. A listing that cannot be completed ends the run here;
 /// one whose counts do not add up is audited, and reported incomplete.
 pub async fn list_for_run(
     settings: &super::settings::RunSettings,
@@ -145,7 +146,7 @@ pub async fn list_for_run(
     client: &VodClient,
     dir: &Path,
     stop: &StopHandle,
-) -> Result<(crate::run::input::IdList, ManifestInventory), CmdError> {
+) -> Result<(crate::run::input::IdList, (ManifestInventory, FileDigest)), CmdError> {
     let audit = AuditSettings { qps: listing_qps(settings.audit.qps), ..settings.audit.clone() };
     let caller = Caller::new(client, &audit, Arc::new(Counters::default()), stop.clone());
     let mut progress = EveryFewSeconds::new(settings.quiet);
@@ -192,5 +193,5 @@ pub async fn list_for_run(
         split_by_category: c.split_by_category,
         relisted: c.relisted,
     };
-    Ok((ids, inventory))
+    Ok((ids, (inventory, listing.inventory)))
 }

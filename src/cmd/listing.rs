@@ -47,7 +47,7 @@ pub fn list_error(e: ListError, stop: &StopHandle) -> CmdError {
             None => CmdError::internal(anyhow::anyhow!("the listing stopped with no reason")),
         },
         ListError::Io(m) => CmdError::disk("the listing", anyhow::anyhow!(m)),
-        ListError::Mismatch(m) => CmdError::usage(m),
+        ListError::Mismatch(m) | ListError::Link(m) => CmdError::usage(m),
     }
 }
 

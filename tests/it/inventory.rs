@@ -312,3 +312,45 @@ fn kill_9_during_the_audit_reuses_the_listing() {
     assert_eq!(m["ledger"]["unique_ids"], 3_000);
     assert_eq!(m["ledger"]["unaccounted"], 0);
 }
+
+/// A shared directory with links planted at the names the listing writes
+/// (`inventory.csv`, `inventory.jsonl`; `FILE.listing.jsonl` and FILE for
+/// `list-images`): refused with exit 2 naming the link, the linked file
+/// never written, no call made.
+#[test]
+fn links_planted_at_the_listing_s_names_are_refused() {
+    use std::os::unix::fs::symlink;
+    let cat = TestCatalog::generate(50, 50);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    for name in ["inventory.csv", "inventory.jsonl"] {
+        let out = format!("out-{name}");
+        std::fs::create_dir_all(wd.path().join(&out)).unwrap();
+        let victim = wd.write(&format!("victim-{name}"), "someone else's file\n");
+        symlink(&victim, wd.path().join(&out).join(name)).unwrap();
+        let done = all_images(&wd, &server).out(&out).qps(0).run();
+        done.expect_code(2);
+        assert!(done.stderr.contains(name) && done.stderr.contains("symbolic link"), "{}", done.describe());
+        assert_eq!(wd.read(&format!("victim-{name}")), "someone else's file\n", "{name} was written through");
+    }
+    let list = |args: &[&str]| {
+        Audit::new(&wd, &server).no_input().no_out().subcommand("list-images").args(args.iter().copied()).run()
+    };
+    let victim = wd.write("victim-journal", "someone else's file\n");
+    symlink(&victim, wd.path().join("images.csv.listing.jsonl")).unwrap();
+    let done = list(&["--out", "images.csv", "--qps", "0"]);
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains("images.csv.listing.jsonl") && done.stderr.contains("symbolic link"),
+        "{}",
+        done.describe()
+    );
+    assert_eq!(wd.read("victim-journal"), "someone else's file\n");
+    let victim = wd.write("victim-csv", "someone else's file\n");
+    symlink(&victim, wd.path().join("list.csv")).unwrap();
+    let done = list(&["--out", "list.csv", "--qps", "0", "--force"]);
+    done.expect_code(2);
+    assert!(done.stderr.contains("list.csv") && done.stderr.contains("symbolic link"), "{}", done.describe());
+    assert_eq!(wd.read("victim-csv"), "someone else's file\n");
+    assert!(server.stats().answers_by_image.is_empty());
+}

@@ -195,7 +195,7 @@ pub(super) fn write_inventory(
     if let Some(e) = failed {
         return Err(e);
     }
-    let digest = digest.map_err(|e| ListError::Io(format!("{}: {e}", dir.join(csv_name).display())))?;
+    let digest = digest.map_err(|e| ListError::io(dir.join(csv_name).display(), &e))?;
     counts.distinct = seen.len() as u64;
     Ok(digest)
 }

@@ -125,6 +125,22 @@ pub enum ListError {
     /// The journal belongs to another listing.
     #[error("{0}")]
     Mismatch(String),
+    /// A symbolic link where the listing writes: refused, someone else's to
+    /// remove.
+    #[error("{0}")]
+    Link(String),
+}
+
+impl ListError {
+    /// An I/O error about `what`. The files' own refusal of a symbolic link
+    /// (`InvalidInput`, from `rundir::files`) is the user's to fix; any
+    /// other error is the disk's.
+    pub(crate) fn io(what: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput => ListError::Link(e.to_string()),
+            _ => ListError::Io(format!("{what}: {e}")),
+        }
+    }
 }
 
 /// How the listing reports progress (ranges done, images listed).
@@ -178,8 +194,7 @@ pub async fn list(
     progress: &mut dyn ListProgress,
 ) -> Result<Listing, ListError> {
     let shown = dir.join(journal_name).display().to_string();
-    let mut file =
-        open_private(dir, journal_name, Private::Append).map_err(|e| ListError::Io(format!("{shown}: {e}")))?;
+    let mut file = open_private(dir, journal_name, Private::Append).map_err(|e| ListError::io(&shown, &e))?;
     let mut st = read_back(&mut file, &shown)?;
     let mut journal = ListJournal { file, line: Vec::with_capacity(64 * 1024), shown: shown.clone() };
     let (lower, upper) = match st.start {

@@ -354,3 +354,26 @@ fn links_planted_at_the_listing_s_names_are_refused() {
     assert_eq!(wd.read("victim-csv"), "someone else's file\n");
     assert!(server.stats().answers_by_image.is_empty());
 }
+
+/// The disk fills during the listing (a file size limit stands in for it):
+/// exit 4 naming the listing journal, with the advice to free space and run
+/// again; the rerun finishes the same inventory.
+#[test]
+fn a_full_disk_during_the_listing_stops_resumably() {
+    let cat = TestCatalog::generate(3_000, 51);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    let run = all_images(&wd, &server).qps(0).concurrency(4);
+    let out = run.run_in_shell("trap '' XFSZ; ulimit -f 40; exec \"$0\" \"$@\"", "(ulimit -f 40)");
+    out.expect_code(4);
+    assert!(out.stderr.contains("inventory.jsonl"), "says which file\n{}", out.describe());
+    assert!(
+        out.stderr.contains("the run is resumable: free space and run the same command again"),
+        "the disk-full advice\n{}",
+        out.describe()
+    );
+    assert!(!wd.path().join("out/manifest.json").exists());
+    let again = run.run();
+    again.expect_code(0);
+    assert_eq!(wd.json("out/manifest.json")["inventory"]["distinct"], 3_000);
+}

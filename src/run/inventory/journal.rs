@@ -58,7 +58,7 @@ impl ListJournal {
         self.line.clear();
         serde_json::to_writer(&mut self.line, line).map_err(|e| ListError::Io(e.to_string()))?;
         self.line.push(b'\n');
-        self.file.write_all(&self.line).map_err(|e| ListError::Io(format!("{}: {e}", self.shown)))
+        self.file.write_all(&self.line).map_err(|e| ListError::io(&self.shown, &e))
     }
 }
 

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::error::ApiError;
 use crate::api::search::{now_secs, utc, Page, Query, MAX_PAGE_SIZE, PAGING_LIMIT};
 use crate::run::engine::{CallEnd, Caller};
-use crate::rundir::files::{open_private, FileDigest, Private};
+use crate::rundir::files::{open_private, room_advice, FileDigest, Private};
 
 mod journal;
 use journal::{read_back, write_inventory, Line, ListJournal, State};
@@ -134,11 +134,12 @@ pub enum ListError {
 impl ListError {
     /// An I/O error about `what`. The files' own refusal of a symbolic link
     /// (`InvalidInput`, from `rundir::files`) is the user's to fix; any
-    /// other error is the disk's.
+    /// other error is the disk's, with what to do when it is full.
     pub(crate) fn io(what: impl std::fmt::Display, e: &std::io::Error) -> Self {
-        match e.kind() {
-            std::io::ErrorKind::InvalidInput => ListError::Link(e.to_string()),
-            _ => ListError::Io(format!("{what}: {e}")),
+        match (e.kind(), room_advice(e)) {
+            (std::io::ErrorKind::InvalidInput, _) => ListError::Link(e.to_string()),
+            (_, Some(advice)) => ListError::Io(format!("{what}: {e}; {advice}")),
+            (_, None) => ListError::Io(format!("{what}: {e}")),
         }
     }
 }

@@ -152,19 +152,31 @@ pub const GUARD_WINDOW: Duration = Duration::from_millis(1010);
 /// one send time per call of the window); governor's cap still holds.
 pub const GUARD_MAX_QPS: u32 = 10_000;
 
-/// Fixed mode releases the calls that are due together, on ticks this far
-/// apart: at 100 calls/s five calls share one wake-up (of the pacer, of the
-/// connection's answers and of the journal thread) instead of each paying
-/// for its own. Measured at `--qps 100` on 2 cores: CPU per call 490 µs
-/// with no tick, 300 µs at 20 ms, 220 µs at 50 ms (context switches per
-/// call 3.5, 2.8, 1.7); 100 ms saved more but stretched the run. A call leaves at most this much after its slot on the
-/// schedule, never before; the schedule itself does not move. Chosen
-/// by measurement (bench/run, CPU per call at `--qps 100`).
-pub const RELEASE_TICK: Duration = Duration::from_millis(50);
+/// Fixed mode releases the calls that are due together, on ticks about
+/// this many calls apart ([`release_tick`]): they share one wake-up of the
+/// pacer, of the connections' answers and of the journal thread, instead
+/// of each paying for its own. At `--qps 100` on 2 cores, CPU per call was
+/// 490 µs with no tick, 210 µs at 5 calls a tick (50 ms), 155 µs at 10 and
+/// 125 µs at 20: about 100 µs a call plus 550 µs a wake-up. A call leaves
+/// at most one tick after its slot on the schedule, never before it; the
+/// schedule itself does not move, and no 1.01 s holds more than `--qps`.
+pub const TICK_CALLS: u32 = 20;
+/// The shortest tick: from 400 calls/s up a tick releases more than
+/// [`TICK_CALLS`].
+pub const MIN_TICK: Duration = Duration::from_millis(50);
+/// The longest tick: below 100 calls/s a tick releases fewer calls, so
+/// that no call waits long past its slot.
+pub const MAX_TICK: Duration = Duration::from_millis(200);
 
-/// How far behind its schedule fixed mode may fall and still make the late
-/// calls up (sending them at once) rather than starting the schedule again
-/// from now. A tokio timer fires up to a millisecond late, a busy machine
+/// The release tick at `qps` calls/s: [`TICK_CALLS`] calls' worth,
+/// between [`MIN_TICK`] and [`MAX_TICK`].
+pub fn release_tick(qps: NonZeroU32) -> Duration {
+    (Duration::from_secs(u64::from(TICK_CALLS)) / qps.get()).clamp(MIN_TICK, MAX_TICK)
+}
+
+/// How far behind its schedule, beyond the tick that was due, fixed mode may
+/// fall and still make the late calls up (sending them at once) rather than
+/// starting the schedule again from now. A tokio timer fires up to a millisecond late, a busy machine
 /// later still: at 5,000 calls/s that is 5 calls or more a wake-up, lost
 /// for good if the schedule restarted. Beyond this (idle, a pause) the
 /// schedule restarts: no burst after a quiet spell.
@@ -177,11 +189,11 @@ pub const MAX_LAG: Duration = Duration::from_millis(100);
 /// queued behind it sleep instead of all waking at every slot.
 ///
 /// Fixed mode paces calls on a schedule, slot `k` at `start + k/qps`, and
-/// releases on each [`RELEASE_TICK`] every call whose slot has come since
+/// releases on each tick ([`release_tick`]) every call whose slot has come since
 /// the tick before: a call leaves at most one tick after its slot, never
 /// before it. A wake-up that comes late (timer granularity, a busy machine)
 /// is made up: every call whose slot has passed leaves at once, up to
-/// [`MAX_LAG`] behind; the schedule is not restarted, so the rate holds at
+/// a tick and [`MAX_LAG`] behind; the schedule is not restarted, so the rate holds at
 /// 1,000 or 5,000 calls/s with a 1 ms timer. So that making up never puts
 /// more than `--qps` calls into one second of the server's, no call leaves
 /// less than [`GUARD_WINDOW`] after the call `--qps` calls before it.
@@ -198,8 +210,10 @@ pub struct RateControl {
     interval_ns: AtomicU64,
     /// Fixed mode: how many send times the guard keeps.
     guard_len: usize,
-    /// Fixed mode: ticks are counted from here.
+    /// Fixed mode: ticks are counted from here...
     epoch: Instant,
+    /// ...this far apart.
+    tick: Duration,
 }
 
 #[derive(Default)]
@@ -226,10 +240,12 @@ impl RateControl {
                 interval_ns: AtomicU64::new(0),
                 guard_len: 0,
                 epoch: Instant::now(),
+                tick: MIN_TICK,
             };
         };
         let rate = f64::from(qps.get());
-        let made_up = (rate * (RELEASE_TICK + MAX_LAG).as_secs_f64()).ceil() as u32;
+        let tick = release_tick(qps);
+        let made_up = (rate * (tick + MAX_LAG).as_secs_f64()).ceil() as u32;
         let burst = burst.saturating_add(1).max(NonZeroU32::new(made_up.saturating_add(1)).unwrap_or(NonZeroU32::MIN));
         RateControl {
             limiter: Some(RateLimiter::direct_with_clock(Quota::per_second(qps).allow_burst(burst), MonotonicClock)),
@@ -238,13 +254,14 @@ impl RateControl {
             interval_ns: AtomicU64::new(Duration::from_secs_f64(1.0 / rate).as_nanos() as u64),
             guard_len: if qps.get() <= GUARD_MAX_QPS { qps.get() as usize } else { 0 },
             epoch: Instant::now(),
+            tick,
         }
     }
 
     /// The first tick at or after `t`.
     fn tick_at_or_after(&self, t: Instant) -> Instant {
         let since = t.saturating_duration_since(self.epoch).as_nanos();
-        let tick = RELEASE_TICK.as_nanos();
+        let tick = self.tick.as_nanos();
         let ticks = since.div_ceil(tick);
         self.epoch + Duration::from_nanos((ticks * tick) as u64)
     }
@@ -285,10 +302,10 @@ impl RateControl {
         let interval = Duration::from_nanos(self.interval_ns.load(Ordering::Relaxed));
         loop {
             let now = Instant::now();
-            // Up to MAX_LAG behind, the schedule is kept (the late calls
-            // are made up); further behind, it restarts from now.
+            // Up to a tick and MAX_LAG behind, the schedule is kept (the
+            // late calls are made up); further behind, it restarts from now.
             let mut slot = match p.next_slot {
-                Some(slot) if slot + MAX_LAG >= now => slot,
+                Some(slot) if slot + self.tick + MAX_LAG >= now => slot,
                 _ => now,
             };
             // A pause moves the schedule to its end: what it held back is
@@ -397,6 +414,33 @@ mod tests {
         }
     }
 
+    /// Fixed mode sends the calls that are due together, about
+    /// [`TICK_CALLS`] a wake-up (at 100 calls/s: 20 every 200 ms, where a
+    /// 50 ms tick sent 5), each no earlier than its slot on the schedule and
+    /// at most a tick after it; at 5 calls/s the tick is [`MAX_TICK`], so a
+    /// call waits at most that long past its slot.
+    #[tokio::test]
+    async fn due_calls_leave_together_never_early_and_at_most_a_tick_late() {
+        assert_eq!(release_tick(NonZeroU32::new(100).unwrap()), Duration::from_millis(200));
+        assert_eq!(release_tick(NonZeroU32::new(5).unwrap()), MAX_TICK);
+        assert_eq!(release_tick(NonZeroU32::new(5_000).unwrap()), MIN_TICK);
+        for (q, n) in [(100u32, 120usize), (5, 6)] {
+            let tick = release_tick(NonZeroU32::new(q).unwrap());
+            let (t, _) = send_times(q, n, 32).await;
+            let slot = |i: usize| t[0] + Duration::from_secs_f64(i as f64 / f64::from(q));
+            for (i, sent) in t.iter().enumerate() {
+                assert!(*sent + Duration::from_millis(1) >= slot(i), "at {q}/s call {i} left before its slot");
+                let late = sent.saturating_duration_since(slot(i));
+                assert!(late <= tick + Duration::from_millis(30), "at {q}/s call {i} left {late:?} after its slot");
+            }
+            // Wake-ups: a gap of more than 10 ms starts a new one.
+            let wakeups = 1 + t.windows(2).filter(|w| w[1] - w[0] > Duration::from_millis(10)).count();
+            if q == 100 {
+                assert!(wakeups <= n / 15, "at {q}/s {n} calls took {wakeups} wake-ups");
+            }
+        }
+    }
+
     /// `--qps 0`: no limit, but a pause still holds every call.
     #[tokio::test]
     async fn unlimited_sends_at_once_but_honours_a_pause() {
@@ -412,21 +456,21 @@ mod tests {
     }
 
     /// A pause in fixed mode moves the schedule: the calls it held back are
-    /// not sent in a burst when it ends.
+    /// not sent in a burst when it ends. The schedule starts again at the
+    /// pause's end, so the k-th call after it leaves no earlier than k
+    /// intervals after the end (at the tick that releases its slot); made
+    /// up, all would leave at the end at once.
     #[tokio::test]
     async fn a_pause_is_not_made_up_afterwards() {
         let rc = RateControl::new(RateMode::Fixed, NonZeroU32::new(100), NonZeroU32::MIN);
         rc.until_ready(|| None).await;
         let until = Instant::now() + Duration::from_millis(80);
-        rc.until_ready(|| Some(until)).await;
-        let resumed = Instant::now();
-        assert!(resumed >= until);
-        for _ in 0..3 {
+        for k in 0..6u32 {
             rc.until_ready(|| Some(until)).await;
+            let left = Instant::now();
+            let slot = until + Duration::from_millis(10) * k;
+            assert!(left + Duration::from_millis(1) >= slot, "call {k} left {:?} before its slot", slot - left);
         }
-        // Three more calls at 100/s after the pause: at least 20 ms more
-        // (the third leaves two intervals after the first after the pause).
-        assert!(resumed.elapsed() >= Duration::from_millis(20), "{:?}", resumed.elapsed());
     }
 
     /// Drives the policy against a per-second window quota of `q`, sending

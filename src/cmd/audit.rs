@@ -96,13 +96,19 @@ pub fn spawn_signal_listener(stop: StopHandle, phase: Phase) {
 struct Settle<'a> {
     progress: &'a mut Progress,
     recorder: &'a Recorder,
+    /// Settled, not yet handed to the recorder: whether each was cut short.
+    held: Vec<(ImageRecord, bool)>,
 }
 
 impl Sink for Settle<'_> {
-    async fn settle(&mut self, o: Outcome) -> Result<(), String> {
+    fn settle(&mut self, o: Outcome) {
         self.progress.record(&o);
         let cut_short = o.cut_short;
-        self.recorder.record(o.record(), cut_short).await
+        self.held.push((o.record(), cut_short));
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        self.recorder.record_all(self.held.drain(..)).await
     }
 }
 
@@ -218,7 +224,8 @@ pub async fn run_audit(
     let recorder = Recorder::start(journal, spill, unsettled_path.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("starting the journal thread: {e}")))?;
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
-    let mut sink = Settle { progress: &mut progress, recorder: &recorder };
+    let mut sink =
+        Settle { progress: &mut progress, recorder: &recorder, held: Vec::with_capacity(engine::HAND_ON_EVERY) };
     engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
     progress.finish();
     drop(done);

@@ -32,7 +32,7 @@ use super::guard::{
     TIMEOUT_RETRY_COST,
 };
 use crate::run::rate::{RateControl, RateMode};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use std::collections::HashMap;
 
@@ -159,10 +159,17 @@ impl<'a> Shared<'a> {
 /// by the one consumer of the calls, so a sink that waits (a full queue to
 /// a slow disk) holds back new calls instead of letting memory grow.
 pub trait Sink {
-    /// Takes one outcome. An error (the journal cannot be written) stops
-    /// the run.
-    fn settle(&mut self, outcome: Outcome) -> impl std::future::Future<Output = Result<(), String>>;
+    /// Takes one outcome; it may hold it until [`Sink::flush`].
+    fn settle(&mut self, outcome: Outcome);
+    /// Hands on what it holds. Called before the audit waits for anything
+    /// (no other outcome is ready) and after every [`HAND_ON_EVERY`]
+    /// outcomes, so an outcome is held only while the ones settling with it
+    /// are taken. An error (the journal cannot be written) stops the run.
+    fn flush(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
 }
+
+/// Most outcomes a [`Sink`] holds before they are handed on.
+pub const HAND_ON_EVERY: usize = 64;
 
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
 /// order); nothing is kept here, so memory does not grow with the number of
@@ -206,7 +213,19 @@ pub async fn audit(
         .buffer_unordered(settings.concurrency.max(1))
         .flat_map(futures::stream::iter);
     let (mut failed, mut settled) = (0u64, 0u64);
-    while let Some(outcome) = stream.next().await {
+    let mut held = 0usize;
+    loop {
+        // The outcomes that are ready are taken together, and handed on
+        // together before waiting for more: at `--qps 100` the answers of one
+        // tick wake the journal thread once, not once or more each.
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                hand_on(sink, shared, &mut held).await;
+                stream.next().await
+            }
+        };
+        let Some(outcome) = next else { break };
         if !outcome.cut_short {
             settled += 1;
             failed += u64::from(outcome.kind == OutcomeKind::Failed);
@@ -216,7 +235,19 @@ pub async fn audit(
                 }
             }
         }
-        if let Err(e) = sink.settle(outcome).await {
+        sink.settle(outcome);
+        held += 1;
+        if held >= HAND_ON_EVERY {
+            hand_on(sink, shared, &mut held).await;
+        }
+    }
+    hand_on(sink, shared, &mut held).await;
+}
+
+/// Flushes `sink` if it holds anything; an error stops the run.
+async fn hand_on(sink: &mut impl Sink, shared: &Shared<'_>, held: &mut usize) {
+    if std::mem::take(held) > 0 {
+        if let Err(e) = sink.flush().await {
             shared.stop.stop(StopReason::Storage(e));
         }
     }

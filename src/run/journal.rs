@@ -5,10 +5,11 @@
 //!
 //! Owns the journal file format, its header (which input it belongs to),
 //! reading it back with a torn last line tolerated, and durability: each line
-//! is written with one `write` call as it settles (so it survives the process
-//! being killed) and the file is fsynced at least every [`SYNC_EVERY`] (so a
-//! power loss costs at most that much re-done work). Deciding what to resume
-//! is the `run` command's business.
+//! is written as soon as the recorder thread takes it, the lines that queued
+//! up meanwhile with it in one `write` call (so it survives the process being
+//! killed), and the file is fsynced at least every [`SYNC_EVERY`] (so a power
+//! loss costs at most that much re-done work). Deciding what to resume is the
+//! `run` command's business.
 //!
 //! The writes happen on a thread of their own ([`Recorder`]), fed by a
 //! bounded queue: a disk that stalls holds back at most
@@ -39,6 +40,10 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// a minute of calls at 100 calls/s. When it is full the audit's consumer
 /// waits, so new calls wait too and memory stays flat.
 pub const RECORDER_QUEUE: usize = 4096;
+
+/// Most outcomes the recorder writes with one `write` call: the ones that
+/// queued while it wrote the last (about 250 KB at most).
+pub const RECORDER_BATCH: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -122,10 +127,19 @@ impl Journal {
     /// Appends one settled outcome with a single write; fsyncs when the
     /// last sync is older than [`SYNC_EVERY`].
     pub fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends settled outcomes with a single write, all or none of them;
+    /// fsyncs when the last sync is older than [`SYNC_EVERY`].
+    pub fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
         self.line.clear();
-        record.write_line(&mut self.line)?;
+        for record in records {
+            record.write_line(&mut self.line)?;
+        }
         if let Err(e) = self.file.write_all(&self.line) {
-            // Leave no torn line behind (a full disk, a file size limit).
+            // Leave no torn line behind (a full disk, a file size limit),
+            // and none of the batch: the caller keeps them all elsewhere.
             let _ = self.file.set_len(self.len);
             return Err(e);
         }
@@ -156,8 +170,8 @@ impl Journal {
 /// Where the recorder writes settled outcomes: the [`Journal`], or a test
 /// double.
 pub trait Store: Send + 'static {
-    /// Appends one settled outcome.
-    fn append(&mut self, record: &ImageRecord) -> io::Result<()>;
+    /// Appends settled outcomes, all of them or (on an error) none.
+    fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()>;
     /// Makes everything appended durable.
     fn sync(&mut self) -> io::Result<()>;
     /// Where it is, for messages.
@@ -165,8 +179,8 @@ pub trait Store: Send + 'static {
 }
 
 impl Store for Journal {
-    fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
-        Journal::append(self, record)
+    fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
+        Journal::append_all(self, records)
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -207,23 +221,39 @@ impl<S: Store> Recorder<S> {
         let thread = std::thread::Builder::new().name("journal".into()).spawn(move || {
             let mut spill = io::BufWriter::new(spill);
             let spill_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", spill_path.display()));
-            while let Some(entry) = rx.blocking_recv() {
-                let record = match entry {
-                    Entry::CutShort(r) => r,
-                    Entry::Settled(r) => match journal.append(&r) {
-                        Ok(()) => continue,
-                        Err(e) => {
-                            // Still reported (and called again on a resume); the run stops.
-                            let _ = fail.set(with_advice(format!("{}: {e}", journal.shown()), &e));
-                            r
-                        }
-                    },
-                };
-                if let Err(e) = record.write_line(&mut spill) {
+            let mut spill_one = |record: &ImageRecord| {
+                record.write_line(&mut spill).map_err(|e| {
                     let e = spill_err(e);
                     let _ = fail.set(with_advice(e.to_string(), &e));
-                    return Err(e);
+                    e
+                })
+            };
+            let mut batch = Vec::with_capacity(RECORDER_BATCH);
+            while let Some(first) = rx.blocking_recv() {
+                // What queued up while the last batch was written goes in
+                // one write with this one: one wake-up and one system call
+                // for them all, and no outcome waits for a later one.
+                let mut next = Some(first);
+                while let Some(entry) = next.take() {
+                    match entry {
+                        Entry::CutShort(r) => spill_one(&r)?,
+                        Entry::Settled(r) => batch.push(r),
+                    }
+                    if batch.len() < RECORDER_BATCH {
+                        next = rx.try_recv().ok();
+                    }
                 }
+                if batch.is_empty() {
+                    continue;
+                }
+                if let Err(e) = journal.append_all(&batch) {
+                    // Still reported (and called again on a resume); the run stops.
+                    let _ = fail.set(with_advice(format!("{}: {e}", journal.shown()), &e));
+                    for r in &batch {
+                        spill_one(r)?;
+                    }
+                }
+                batch.clear();
             }
             spill.flush().map_err(spill_err)?;
             journal.sync().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", journal.shown())))?;
@@ -234,11 +264,27 @@ impl<S: Store> Recorder<S> {
 
     /// Hands one outcome to the thread, waiting while its queue is full.
     /// `Err` once any write has failed.
+    #[cfg(test)]
     pub async fn record(&self, record: ImageRecord, cut_short: bool) -> Result<(), String> {
-        let entry = if cut_short { Entry::CutShort(record) } else { Entry::Settled(record) };
+        self.record_all(std::iter::once((record, cut_short))).await
+    }
+
+    /// Hands outcomes (each with whether it was cut short) to the thread
+    /// together, waiting while its queue has no room for them all (up to
+    /// [`RECORDER_QUEUE`] at a time): the thread is woken once for them.
+    /// `Err` once any write has failed.
+    pub async fn record_all(
+        &self,
+        mut records: impl ExactSizeIterator<Item = (ImageRecord, bool)>,
+    ) -> Result<(), String> {
         let tx = self.tx.as_ref().expect("recording before finish");
-        if tx.send(entry).await.is_err() {
-            return Err(self.failed.get().cloned().unwrap_or_else(|| "the journal thread ended".into()));
+        while records.len() > 0 {
+            let Ok(permits) = tx.reserve_many(records.len().min(RECORDER_QUEUE)).await else {
+                return Err(self.failed.get().cloned().unwrap_or_else(|| "the journal thread ended".into()));
+            };
+            for (permit, (record, cut_short)) in permits.zip(&mut records) {
+                permit.send(if cut_short { Entry::CutShort(record) } else { Entry::Settled(record) });
+            }
         }
         match self.failed.get() {
             Some(e) => Err(e.clone()),
@@ -344,14 +390,16 @@ mod tests {
     struct Stalled {
         gate: Option<std::sync::mpsc::Receiver<()>>,
         appended: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     }
 
     impl Store for Stalled {
-        fn append(&mut self, _: &ImageRecord) -> io::Result<()> {
+        fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
             if let Some(gate) = self.gate.take() {
                 let _ = gate.recv();
             }
-            self.appended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.appended.fetch_add(records.len(), std::sync::atomic::Ordering::SeqCst);
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         }
         fn sync(&mut self) -> io::Result<()> {
@@ -375,7 +423,8 @@ mod tests {
         let spill_path = dir.path().join("spill");
         let (open, gate) = std::sync::mpsc::channel();
         let appended = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let store = Stalled { gate: Some(gate), appended: appended.clone() };
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Stalled { gate: Some(gate), appended: appended.clone(), writes: writes.clone() };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
@@ -403,15 +452,90 @@ mod tests {
             let (_, failed) = recorder.finish().await.unwrap();
             assert_eq!(failed, None);
             assert_eq!(appended.load(std::sync::atomic::Ordering::SeqCst), n);
+            // What queued behind the stuck write went in batches of up to
+            // RECORDER_BATCH, not in a write each.
+            let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(writes <= 1 + (n - 1).div_ceil(RECORDER_BATCH) + 1, "{writes} writes for {n} outcomes");
             ticker.abort();
         });
+    }
+
+    /// A batch that cannot be written leaves none of its lines in the
+    /// journal (a full disk here is a file that refuses writes past a
+    /// length), and every one of its outcomes is spilled for the reports:
+    /// each outcome ends in exactly one of the two files.
+    #[test]
+    fn a_batch_is_journaled_whole_or_spilled_whole() {
+        /// A journal on a disk with `room` bytes left.
+        struct Cramped {
+            journal: Journal,
+            room: u64,
+        }
+        impl Store for Cramped {
+            fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
+                let mut need = Vec::new();
+                for r in records {
+                    r.write_line(&mut need)?;
+                }
+                if self.journal.len + need.len() as u64 > self.room {
+                    // What a full disk does to a write: part of it lands.
+                    self.journal.file.write_all(&need[..need.len() / 2])?;
+                    let _ = self.journal.file.set_len(self.journal.len);
+                    return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+                }
+                self.journal.append_all(records)
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                self.journal.sync()
+            }
+            fn shown(&self) -> String {
+                self.journal.shown()
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path(), "ab", |_| {}).unwrap();
+        let spill_path = dir.path().join("spill");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let n = 600;
+        rt.block_on(async {
+            let store = Cramped { room: journal.len + 40_000, journal };
+            let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
+            for i in 0..n {
+                // Bursts, so that batches form behind a write.
+                let _ = recorder.record(record(&format!("{i:032x}")), false).await;
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            let (_, failed) = recorder.finish().await.unwrap();
+            assert!(failed.is_some_and(|e| e.contains("free space")), "a full disk is reported with advice");
+        });
+        let mut journaled = Vec::new();
+        let mut file = File::open(dir.path().join(JOURNAL_FILE)).unwrap();
+        let end = read_back(&mut file, "journal", "ab", &mut |r| journaled.push(r.image_id)).unwrap();
+        assert_eq!(end, std::fs::metadata(dir.path().join(JOURNAL_FILE)).unwrap().len(), "no torn line");
+        let spilled: Vec<String> = std::fs::read_to_string(&spill_path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<ImageRecord>(l).unwrap().image_id)
+            .collect();
+        assert!(
+            !journaled.is_empty() && !spilled.is_empty(),
+            "{} journaled, {} spilled",
+            journaled.len(),
+            spilled.len()
+        );
+        let mut all: Vec<String> = journaled.into_iter().chain(spilled).collect();
+        all.sort();
+        let want: Vec<String> = (0..n).map(|i| format!("{i:032x}")).collect();
+        assert_eq!(all, want, "each outcome in exactly one file");
     }
 
     #[test]
     fn a_failed_journal_write_is_spilled_and_reported() {
         struct Full;
         impl Store for Full {
-            fn append(&mut self, _: &ImageRecord) -> io::Result<()> {
+            fn append_all(&mut self, _: &[ImageRecord]) -> io::Result<()> {
                 Err(io::Error::other("No space left on device"))
             }
             fn sync(&mut self) -> io::Result<()> {

@@ -171,6 +171,38 @@ pub trait Sink {
 /// Most outcomes a [`Sink`] holds before they are handed on.
 pub const HAND_ON_EVERY: usize = 64;
 
+/// How often the [`WheelAnchor`]'s timer fires: once a second, shorter
+/// than any request timeout.
+const ANCHOR_PERIOD: Duration = Duration::from_secs(1);
+
+/// Keeps one timer in tokio's timer wheel while the calls run. When the
+/// wheel is empty (every call in flight, none waiting for the pacer: each
+/// tick of a paced run), tokio plans no wake-up, and registering a timer
+/// then wakes the runtime's driver through its eventfd (tokio 1.54,
+/// `time::Handle::reregister`: "unpark" when the new deadline is before the
+/// planned wake-up, or none is planned). Every call registers one, its
+/// request timeout: a `write` and a spurious wake of `epoll_wait` per call
+/// (1,061 writes for 1,000 calls at `--qps 100`, seen with strace). With a
+/// wake-up always planned at most a second ahead, a later deadline wakes
+/// nothing.
+struct WheelAnchor(tokio::task::JoinHandle<()>);
+
+impl WheelAnchor {
+    fn start() -> Self {
+        WheelAnchor(tokio::spawn(async {
+            loop {
+                tokio::time::sleep(ANCHOR_PERIOD).await;
+            }
+        }))
+    }
+}
+
+impl Drop for WheelAnchor {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
 /// order); nothing is kept here, so memory does not grow with the number of
 /// ids. Ids left when the run stops are handed over as not attempted, so
@@ -186,6 +218,7 @@ pub async fn audit(
 ) {
     let shared = Shared::new(client, settings, counters, stop);
     let shared = &shared;
+    let _anchor = WheelAnchor::start();
     let per_call = match settings.api {
         ApiMode::Single => 1,
         ApiMode::Batch => crate::api::client::MAX_BATCH_IDS,

@@ -74,7 +74,9 @@ fn key_of(line: &[u8]) -> io::Result<String> {
 }
 
 fn read_line(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
+    // An outcome line is about a kilobyte: one allocation, not a doubling
+    // from eight bytes up.
+    let mut buf = Vec::with_capacity(1024);
     loop {
         buf.clear();
         if r.read_until(b'\n', &mut buf)? == 0 {

@@ -101,10 +101,13 @@ struct Settle<'a> {
 }
 
 impl Sink for Settle<'_> {
-    fn settle(&mut self, o: Outcome) {
+    fn settle(&mut self, o: Outcome) -> Result<(), String> {
         self.progress.record(&o);
         let cut_short = o.cut_short;
         self.held.push((o.record(), cut_short));
+        // A write that failed stops the run as soon as the next outcome
+        // settles, as when each was handed over on its own.
+        self.recorder.failure().map_or(Ok(()), |e| Err(e.to_owned()))
     }
 
     async fn flush(&mut self) -> Result<(), String> {

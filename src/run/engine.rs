@@ -159,8 +159,9 @@ impl<'a> Shared<'a> {
 /// by the one consumer of the calls, so a sink that waits (a full queue to
 /// a slow disk) holds back new calls instead of letting memory grow.
 pub trait Sink {
-    /// Takes one outcome; it may hold it until [`Sink::flush`].
-    fn settle(&mut self, outcome: Outcome);
+    /// Takes one outcome; it may hold it until [`Sink::flush`]. An error
+    /// (an earlier outcome could not be journaled) stops the run.
+    fn settle(&mut self, outcome: Outcome) -> Result<(), String>;
     /// Hands on what it holds. Called before the audit waits for anything
     /// (no other outcome is ready) and after every [`HAND_ON_EVERY`]
     /// outcomes, so an outcome is held only while the ones settling with it
@@ -268,7 +269,9 @@ pub async fn audit(
                 }
             }
         }
-        sink.settle(outcome);
+        if let Err(e) = sink.settle(outcome) {
+            shared.stop.stop(StopReason::Storage(e));
+        }
         held += 1;
         if held >= HAND_ON_EVERY {
             hand_on(sink, shared, &mut held).await;

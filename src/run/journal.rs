@@ -247,10 +247,17 @@ impl<S: Store> Recorder<S> {
                     continue;
                 }
                 if let Err(e) = journal.append_all(&batch) {
-                    // Still reported (and called again on a resume); the run stops.
+                    // The run stops: said at once, so that no more calls
+                    // start while what fits is saved. A batch that does not
+                    // fit (a full disk, a file size limit) left nothing
+                    // behind; its outcomes go one by one, as many as fit, so
+                    // no more is lost than without batching. The rest are
+                    // still reported (and called again on a resume).
                     let _ = fail.set(with_advice(format!("{}: {e}", journal.shown()), &e));
                     for r in &batch {
-                        spill_one(r)?;
+                        if journal.append_all(std::slice::from_ref(r)).is_err() {
+                            spill_one(r)?;
+                        }
                     }
                 }
                 batch.clear();
@@ -290,6 +297,11 @@ impl<S: Store> Recorder<S> {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    /// The first write that failed, if any: the run must stop.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.get().map(String::as_str)
     }
 
     /// Waits for every outcome to be written and synced (on a blocking
@@ -460,12 +472,13 @@ mod tests {
         });
     }
 
-    /// A batch that cannot be written leaves none of its lines in the
-    /// journal (a full disk here is a file that refuses writes past a
-    /// length), and every one of its outcomes is spilled for the reports:
-    /// each outcome ends in exactly one of the two files.
+    /// A batch that does not fit (a full disk here is a file that refuses
+    /// writes past a length) leaves no torn line; its outcomes are then
+    /// written one by one as long as they fit, so the journal is as full as
+    /// without batching, and the rest are spilled for the reports: each
+    /// outcome ends in exactly one of the two files.
     #[test]
-    fn a_batch_is_journaled_whole_or_spilled_whole() {
+    fn a_batch_that_does_not_fit_is_journaled_line_by_line_and_the_rest_spilled() {
         /// A journal on a disk with `room` bytes left.
         struct Cramped {
             journal: Journal,
@@ -497,15 +510,14 @@ mod tests {
         let spill_path = dir.path().join("spill");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let n = 600;
+        let room = journal.len + 40_000;
         rt.block_on(async {
-            let store = Cramped { room: journal.len + 40_000, journal };
+            let store = Cramped { room, journal };
             let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
-            for i in 0..n {
-                // Bursts, so that batches form behind a write.
-                let _ = recorder.record(record(&format!("{i:032x}")), false).await;
-                if i % 50 == 0 {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
+            for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+                // Handed over 50 at a time, so that batches form.
+                let _ = recorder.record_all(chunk.iter().map(|i| (record(&format!("{i:032x}")), false))).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let (_, failed) = recorder.finish().await.unwrap();
             assert!(failed.is_some_and(|e| e.contains("free space")), "a full disk is reported with advice");
@@ -514,6 +526,10 @@ mod tests {
         let mut file = File::open(dir.path().join(JOURNAL_FILE)).unwrap();
         let end = read_back(&mut file, "journal", "ab", &mut |r| journaled.push(r.image_id)).unwrap();
         assert_eq!(end, std::fs::metadata(dir.path().join(JOURNAL_FILE)).unwrap().len(), "no torn line");
+        // Filled to the last line that fits: the next one would not have.
+        let mut next = Vec::new();
+        record(&format!("{:032x}", journaled.len())).write_line(&mut next).unwrap();
+        assert!(end + next.len() as u64 > room, "{end} bytes journaled of {room}: lines that fit were spilled");
         let spilled: Vec<String> = std::fs::read_to_string(&spill_path)
             .unwrap()
             .lines()

@@ -820,7 +820,8 @@ fn run_until_the_journal_is_full() -> JournalLimited {
     JournalLimited { server, wd, out }
 }
 
-/// The calls stop at once (no answer goes unrecorded), the exit code is 4
+/// The calls stop promptly (the few answers that go unrecorded are asked
+/// again on the rerun), the exit code is 4
 /// (stopped, resumable: a disk error is not a bug),
 /// and the rerun, without the limit, resumes from what was journaled.
 #[test]
@@ -829,9 +830,15 @@ fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
     out.expect_code(4);
     let kept = journaled(&wd);
     assert!(kept > 50 && kept < 300, "{kept} lines journaled");
+    // Beyond what was kept: the line that did not fit, the calls in flight
+    // when the failure was seen, and those started while the journal thread,
+    // which writes beside the calls, was still writing that line (on two
+    // busy cores it lags an answer or a few). This was `1 + CONCURRENCY`,
+    // which the code before batched journal writes also broke about one run
+    // in five (170-174 calls for 168 kept, the bound 173); now 171-175.
     let calls = server.stats().requests;
     assert!(
-        calls <= kept as u64 + 1 + CONCURRENCY as u64,
+        calls <= kept as u64 + 1 + 2 * CONCURRENCY as u64,
         "{calls} calls for {kept} journaled ids: calls went on unrecorded"
     );
     assert_not_claimed_complete(&wd, "after the journal filled up");
@@ -842,7 +849,7 @@ fn a_journal_that_cannot_be_written_stops_the_calls_and_the_rerun_resumes() {
     assert_eq!(outcomes(&wd, "out").len(), 300);
     assert_eq!(wd.json("out/manifest.json")["complete"], true);
     let twice = answered_twice(&server.stats());
-    assert!(twice.len() <= 1 + CONCURRENCY, "{twice:?}");
+    assert!(twice.len() <= 1 + 2 * CONCURRENCY, "{twice:?}");
 }
 
 /// ... and says why, in an incomplete report, like any other stop.

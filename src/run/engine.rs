@@ -224,6 +224,12 @@ pub async fn audit(
         ApiMode::Single => 1,
         ApiMode::Batch => crate::api::client::MAX_BATCH_IDS,
     };
+    // Once every id has been taken, the last calls need not wait for a
+    // release tick: their slot is enough.
+    let ids = ids.into_iter().chain(std::iter::from_fn(|| {
+        shared.rate.last_calls();
+        None
+    }));
     let mut stream = futures::stream::iter(ids)
         .chunks(per_call)
         .map(|chunk| async move {

@@ -197,9 +197,10 @@ pub const MAX_LAG: Duration = Duration::from_millis(100);
 /// (a lower rate, or a pause, applies to the very next call), and the calls
 /// queued behind it sleep instead of all waking at every slot.
 ///
-/// Fixed mode paces calls on a schedule, slot `k` at `start + k/qps`, and
-/// releases on each tick ([`release_tick`]) every call whose slot has come since
-/// the tick before: a call leaves at most one tick after its slot, never
+/// Fixed mode paces calls on a schedule, slot `k` at `start + k × 1.01/qps`
+/// (the [`GUARD_WINDOW`]'s pace), and releases on each tick ([`release_tick`])
+/// every call whose slot has come since the tick before (once the last calls
+/// are known, each at its slot): a call leaves at most one tick after its slot, never
 /// before it. A wake-up that comes late (timer granularity, a busy machine)
 /// is made up: every call whose slot has passed leaves at once, up to
 /// a tick and [`MAX_LAG`] behind; the schedule is not restarted, so the rate holds at
@@ -214,7 +215,7 @@ pub struct RateControl {
     adaptive: Option<Mutex<Adaptive>>,
     /// Held by the one call waiting for its slot.
     pacer: tokio::sync::Mutex<Pacer>,
-    /// The interval between calls, in nanoseconds: `1/qps` in fixed mode,
+    /// The interval between calls, in nanoseconds: `1.01/qps` in fixed mode,
     /// the adaptive rate's in adaptive mode.
     interval_ns: AtomicU64,
     /// Fixed mode: how many send times the guard keeps.

@@ -5,10 +5,12 @@
 //!
 //! Owns the journal file format, its header (which input it belongs to),
 //! reading it back with a torn last line tolerated, and durability: each line
-//! is written as soon as the recorder thread takes it, the lines that queued
-//! up meanwhile with it in one `write` call (so it survives the process being
-//! killed), and the file is fsynced at least every [`SYNC_EVERY`] (so a power
-//! loss costs at most that much re-done work). Deciding what to resume is the
+//! is written as soon as the recorder thread is free, after at most
+//! [`LINGER`] of waiting for the lines settling with it, all in one `write`
+//! call (so it survives the process being killed; a kill loses only the
+//! lines not yet written, and those ids are called again on resume),
+//! and the file is fsynced at least every [`SYNC_EVERY`] (so a power loss
+//! costs at most that much re-done work). Deciding what to resume is the
 //! `run` command's business.
 //!
 //! The writes happen on a thread of their own ([`Recorder`]), fed by a
@@ -44,6 +46,15 @@ pub const RECORDER_QUEUE: usize = 4096;
 /// Most outcomes the recorder writes with one `write` call: the ones that
 /// queued while it wrote the last (about 250 KB at most).
 pub const RECORDER_BATCH: usize = 256;
+
+/// How long the recorder, woken by an outcome, waits for the ones settling
+/// with it before it writes them all. The calls of one release tick answer
+/// within a few milliseconds of each other, and unpaced ones settle a few
+/// a millisecond: without it the recorder thread is woken (a futex call on
+/// the runtime thread, a switch on its own) and writes for every few
+/// outcomes. It is all a killed run can lose beyond what was in flight,
+/// and those ids are called again on resume.
+pub const LINGER: Duration = Duration::from_millis(5);
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -229,10 +240,17 @@ impl<S: Store> Recorder<S> {
                 })
             };
             let mut batch = Vec::with_capacity(RECORDER_BATCH);
+            let mut behind = false;
             while let Some(first) = rx.blocking_recv() {
-                // What queued up while the last batch was written goes in
-                // one write with this one: one wake-up and one system call
-                // for them all, and no outcome waits for a later one.
+                // What settles within LINGER of this one, and what queued
+                // while the last batch was written, goes in one write with
+                // it: one wake-up and one system call for them all. Sleeping
+                // rather than waiting on the queue, the thread is not woken
+                // by each hand-over. A full batch means it is behind: no
+                // sleep then.
+                if !behind {
+                    std::thread::sleep(LINGER);
+                }
                 let mut next = Some(first);
                 while let Some(entry) = next.take() {
                     match entry {
@@ -243,6 +261,7 @@ impl<S: Store> Recorder<S> {
                         next = rx.try_recv().ok();
                     }
                 }
+                behind = batch.len() == RECORDER_BATCH;
                 if batch.is_empty() {
                     continue;
                 }
@@ -470,6 +489,38 @@ mod tests {
             assert!(writes <= 1 + (n - 1).div_ceil(RECORDER_BATCH) + 1, "{writes} writes for {n} outcomes");
             ticker.abort();
         });
+    }
+
+    /// Outcomes that trickle in one at a time, as an unpaced run's do (each
+    /// hand-over a millisecond after the last), are written together: the
+    /// recorder waits LINGER for the ones settling with the first, rather
+    /// than being woken and writing for each. Every write but those of full
+    /// batches is preceded by a LINGER of sleep, so there can be no more
+    /// writes than LINGERs in the time taken.
+    #[test]
+    fn outcomes_handed_over_one_at_a_time_are_written_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill_path = dir.path().join("spill");
+        let appended = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let store = Stalled { gate: None, appended: appended.clone(), writes: writes.clone() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let n = 100;
+        let started = Instant::now();
+        rt.block_on(async {
+            let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
+            for i in 0..n {
+                recorder.record(record(&format!("{i:032x}")), false).await.unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let (_, failed) = recorder.finish().await.unwrap();
+            assert_eq!(failed, None);
+        });
+        let elapsed = started.elapsed();
+        assert_eq!(appended.load(std::sync::atomic::Ordering::SeqCst), n);
+        let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
+        let most = (elapsed.as_secs_f64() / LINGER.as_secs_f64()) as usize;
+        assert!(writes <= most, "{writes} writes for {n} outcomes handed over one by one in {elapsed:?}");
     }
 
     /// A batch that does not fit (a full disk here is a file that refuses

@@ -21,7 +21,7 @@ use crate::report::summary::Summary;
 use crate::report::{sort, trend};
 use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
-use crate::run::journal::{Journal, Recorder};
+use crate::run::journal::{Journal, Lines, Recorder};
 use crate::run::outcome::Outcome;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
@@ -96,22 +96,25 @@ pub fn spawn_signal_listener(stop: StopHandle, phase: Phase) {
 struct Settle<'a> {
     progress: &'a mut Progress,
     recorder: &'a Recorder,
-    /// Settled, not yet handed to the recorder: whether each was cut short.
-    held: Vec<(ImageRecord, bool)>,
+    /// Settled, not yet handed to the recorder: their journal lines.
+    held: Lines,
 }
 
 impl Sink for Settle<'_> {
     fn settle(&mut self, o: Outcome) -> Result<(), String> {
         self.progress.record(&o);
         let cut_short = o.cut_short;
-        self.held.push((o.record(), cut_short));
+        self.held
+            .push(&o.record(), cut_short)
+            .map_err(|e| format!("an outcome that cannot be written as JSON: {e}"))?;
         // A write that failed stops the run as soon as the next outcome
         // settles, as when each was handed over on its own.
         self.recorder.failure().map_or(Ok(()), |e| Err(e.to_owned()))
     }
 
     async fn flush(&mut self) -> Result<(), String> {
-        self.recorder.record_all(self.held.drain(..)).await
+        let lines = std::mem::replace(&mut self.held, Lines::with_capacity(engine::HAND_ON_EVERY));
+        self.recorder.record(lines).await
     }
 }
 
@@ -228,7 +231,7 @@ pub async fn run_audit(
         .map_err(|e| CmdError::internal(anyhow::anyhow!("starting the journal thread: {e}")))?;
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
     let mut sink =
-        Settle { progress: &mut progress, recorder: &recorder, held: Vec::with_capacity(engine::HAND_ON_EVERY) };
+        Settle { progress: &mut progress, recorder: &recorder, held: Lines::with_capacity(engine::HAND_ON_EVERY) };
     engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
     progress.finish();
     drop(done);

@@ -83,7 +83,6 @@ pub struct Journal {
     path: PathBuf,
     last_sync: Instant,
     dirty: bool,
-    line: Vec<u8>,
 }
 
 /// What an existing journal held.
@@ -129,32 +128,28 @@ impl Journal {
             }
         }
         let len = file.seek(SeekFrom::End(0)).map_err(io_err)?;
-        Ok((
-            Journal { file, len, path, last_sync: Instant::now(), dirty: false, line: Vec::with_capacity(1024) },
-            recovered,
-        ))
+        Ok((Journal { file, len, path, last_sync: Instant::now(), dirty: false }, recovered))
     }
 
     /// Appends one settled outcome with a single write; fsyncs when the
     /// last sync is older than [`SYNC_EVERY`].
     pub fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
-        self.append_all(std::slice::from_ref(record))
+        let mut line = Vec::with_capacity(1024);
+        record.write_line(&mut line)?;
+        self.append_lines(&line)
     }
 
-    /// Appends settled outcomes with a single write, all or none of them;
-    /// fsyncs when the last sync is older than [`SYNC_EVERY`].
-    pub fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
-        self.line.clear();
-        for record in records {
-            record.write_line(&mut self.line)?;
-        }
-        if let Err(e) = self.file.write_all(&self.line) {
+    /// Appends whole journal lines (each ending in `\n`) with a single
+    /// write, all or none of them; fsyncs when the last sync is older than
+    /// [`SYNC_EVERY`].
+    pub fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.file.write_all(lines) {
             // Leave no torn line behind (a full disk, a file size limit),
             // and none of the batch: the caller keeps them all elsewhere.
             let _ = self.file.set_len(self.len);
             return Err(e);
         }
-        self.len += self.line.len() as u64;
+        self.len += lines.len() as u64;
         self.dirty = true;
         if self.last_sync.elapsed() >= SYNC_EVERY {
             self.sync()?;
@@ -181,8 +176,9 @@ impl Journal {
 /// Where the recorder writes settled outcomes: the [`Journal`], or a test
 /// double.
 pub trait Store: Send + 'static {
-    /// Appends settled outcomes, all of them or (on an error) none.
-    fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()>;
+    /// Appends whole journal lines (each ending in `\n`), all of them or
+    /// (on an error) none.
+    fn append_lines(&mut self, lines: &[u8]) -> io::Result<()>;
     /// Makes everything appended durable.
     fn sync(&mut self) -> io::Result<()>;
     /// Where it is, for messages.
@@ -190,8 +186,8 @@ pub trait Store: Send + 'static {
 }
 
 impl Store for Journal {
-    fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
-        Journal::append_all(self, records)
+    fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        Journal::append_lines(self, lines)
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -203,13 +199,52 @@ impl Store for Journal {
     }
 }
 
-/// One outcome for the recorder.
-enum Entry {
-    /// Settled: journaled (and spilled if the journal cannot take it).
-    Settled(ImageRecord),
+/// Settled outcomes as journal lines, for the [`Recorder`]. They are
+/// serialized on the thread that settled them, while the record is still in
+/// its cache and its strings go back to that thread's allocator cache; the
+/// recorder thread only copies bytes.
+#[derive(Default)]
+pub struct Lines {
+    /// Journaled (and spilled if the journal cannot take them).
+    settled: Vec<u8>,
     /// Cut short by a stop: reported but not journaled, so that a resumed
-    /// run calls the id again.
-    CutShort(ImageRecord),
+    /// run calls the ids again.
+    cut_short: Vec<u8>,
+    count: usize,
+}
+
+impl Lines {
+    /// Room for about `outcomes` lines of a kilobyte.
+    pub fn with_capacity(outcomes: usize) -> Self {
+        Lines { settled: Vec::with_capacity(outcomes * 1024), ..Lines::default() }
+    }
+
+    /// Adds an outcome's line; `cut_short` ones go to the spill file only.
+    pub fn push(&mut self, record: &ImageRecord, cut_short: bool) -> io::Result<()> {
+        let to = if cut_short { &mut self.cut_short } else { &mut self.settled };
+        let end = to.len();
+        if let Err(e) = record.write_line(to) {
+            to.truncate(end);
+            return Err(e);
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Whether it holds no outcome.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Closes the recorder's queue room when its thread ends, however it ends,
+/// so that a caller waiting for room is told instead of waiting for ever.
+struct CloseOnDrop(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The journal and the spill file of outcomes cut short, written on a
@@ -217,7 +252,9 @@ enum Entry {
 /// [`Recorder::record`]; the first write error is kept and handed back to
 /// every later caller, which stops the run.
 pub struct Recorder<S: Store = Journal> {
-    tx: Option<tokio::sync::mpsc::Sender<Entry>>,
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Lines>>,
+    /// Room in the queue, in outcomes: [`RECORDER_QUEUE`] at most wait.
+    room: std::sync::Arc<tokio::sync::Semaphore>,
     thread: Option<std::thread::JoinHandle<io::Result<S>>>,
     failed: std::sync::Arc<std::sync::OnceLock<String>>,
 }
@@ -226,20 +263,23 @@ impl<S: Store> Recorder<S> {
     /// Starts the thread; `spill` is the already created spill file, shown
     /// in messages as `spill_path`.
     pub fn start(mut journal: S, spill: File, spill_path: PathBuf) -> io::Result<Self> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Entry>(RECORDER_QUEUE);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Lines>();
+        let room = std::sync::Arc::new(tokio::sync::Semaphore::new(RECORDER_QUEUE));
         let failed = std::sync::Arc::new(std::sync::OnceLock::new());
         let fail = failed.clone();
+        let freed = room.clone();
         let thread = std::thread::Builder::new().name("journal".into()).spawn(move || {
+            let _close = CloseOnDrop(freed.clone());
             let mut spill = io::BufWriter::new(spill);
             let spill_err = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", spill_path.display()));
-            let mut spill_one = |record: &ImageRecord| {
-                record.write_line(&mut spill).map_err(|e| {
+            let mut spill_lines = |lines: &[u8]| {
+                spill.write_all(lines).map_err(|e| {
                     let e = spill_err(e);
                     let _ = fail.set(with_advice(e.to_string(), &e));
                     e
                 })
             };
-            let mut batch = Vec::with_capacity(RECORDER_BATCH);
+            let mut batch: Vec<u8> = Vec::with_capacity(RECORDER_BATCH * 1024);
             let mut behind = false;
             while let Some(first) = rx.blocking_recv() {
                 // What settles within LINGER of this one, and what queued
@@ -251,21 +291,24 @@ impl<S: Store> Recorder<S> {
                 if !behind {
                     std::thread::sleep(LINGER);
                 }
+                let mut taken = 0;
                 let mut next = Some(first);
-                while let Some(entry) = next.take() {
-                    match entry {
-                        Entry::CutShort(r) => spill_one(&r)?,
-                        Entry::Settled(r) => batch.push(r),
+                while let Some(lines) = next.take() {
+                    if !lines.cut_short.is_empty() {
+                        spill_lines(&lines.cut_short)?;
                     }
-                    if batch.len() < RECORDER_BATCH {
+                    batch.extend_from_slice(&lines.settled);
+                    taken += lines.count;
+                    freed.add_permits(lines.count.min(RECORDER_QUEUE));
+                    if taken < RECORDER_BATCH {
                         next = rx.try_recv().ok();
                     }
                 }
-                behind = batch.len() == RECORDER_BATCH;
+                behind = taken >= RECORDER_BATCH;
                 if batch.is_empty() {
                     continue;
                 }
-                if let Err(e) = journal.append_all(&batch) {
+                if let Err(e) = journal.append_lines(&batch) {
                     // The run stops: said at once, so that no more calls
                     // start while what fits is saved. A batch that does not
                     // fit (a full disk, a file size limit) left nothing
@@ -273,9 +316,9 @@ impl<S: Store> Recorder<S> {
                     // no more is lost than without batching. The rest are
                     // still reported (and called again on a resume).
                     let _ = fail.set(with_advice(format!("{}: {e}", journal.shown()), &e));
-                    for r in &batch {
-                        if journal.append_all(std::slice::from_ref(r)).is_err() {
-                            spill_one(r)?;
+                    for line in batch.split_inclusive(|&b| b == b'\n') {
+                        if journal.append_lines(line).is_err() {
+                            spill_lines(line)?;
                         }
                     }
                 }
@@ -285,31 +328,32 @@ impl<S: Store> Recorder<S> {
             journal.sync().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", journal.shown())))?;
             Ok(journal)
         })?;
-        Ok(Recorder { tx: Some(tx), thread: Some(thread), failed })
+        Ok(Recorder { tx: Some(tx), room, thread: Some(thread), failed })
     }
 
     /// Hands one outcome to the thread, waiting while its queue is full.
     /// `Err` once any write has failed.
     #[cfg(test)]
-    pub async fn record(&self, record: ImageRecord, cut_short: bool) -> Result<(), String> {
-        self.record_all(std::iter::once((record, cut_short))).await
+    pub async fn record_one(&self, record: ImageRecord, cut_short: bool) -> Result<(), String> {
+        let mut lines = Lines::default();
+        lines.push(&record, cut_short).map_err(|e| e.to_string())?;
+        self.record(lines).await
     }
 
-    /// Hands outcomes (each with whether it was cut short) to the thread
-    /// together, waiting while its queue has no room for them all (up to
-    /// [`RECORDER_QUEUE`] at a time): the thread is woken once for them.
-    /// `Err` once any write has failed.
-    pub async fn record_all(
-        &self,
-        mut records: impl ExactSizeIterator<Item = (ImageRecord, bool)>,
-    ) -> Result<(), String> {
+    /// Hands outcomes to the thread together, waiting while its queue has
+    /// no room for them (up to [`RECORDER_QUEUE`] at a time): the thread is
+    /// woken at most once for them. `Err` once any write has failed.
+    pub async fn record(&self, lines: Lines) -> Result<(), String> {
         let tx = self.tx.as_ref().expect("recording before finish");
-        while records.len() > 0 {
-            let Ok(permits) = tx.reserve_many(records.len().min(RECORDER_QUEUE)).await else {
-                return Err(self.failed.get().cloned().unwrap_or_else(|| "the journal thread ended".into()));
-            };
-            for (permit, (record, cut_short)) in permits.zip(&mut records) {
-                permit.send(if cut_short { Entry::CutShort(record) } else { Entry::Settled(record) });
+        let ended = || self.failed.get().cloned().unwrap_or_else(|| "the journal thread ended".into());
+        if !lines.is_empty() {
+            let need = lines.count.min(RECORDER_QUEUE) as u32;
+            match self.room.acquire_many(need).await {
+                Ok(permits) => permits.forget(),
+                Err(_) => return Err(ended()),
+            }
+            if tx.send(lines).is_err() {
+                return Err(ended());
             }
         }
         match self.failed.get() {
@@ -425,11 +469,12 @@ mod tests {
     }
 
     impl Store for Stalled {
-        fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
+        fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
             if let Some(gate) = self.gate.take() {
                 let _ = gate.recv();
             }
-            self.appended.fetch_add(records.len(), std::sync::atomic::Ordering::SeqCst);
+            let records = lines.iter().filter(|&&b| b == b'\n').count();
+            self.appended.fetch_add(records, std::sync::atomic::Ordering::SeqCst);
             self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         }
@@ -472,7 +517,7 @@ mod tests {
             let n = 1000;
             assert!(n < RECORDER_QUEUE);
             for i in 0..n {
-                recorder.record(record(&format!("{i:032x}")), false).await.unwrap();
+                recorder.record_one(record(&format!("{i:032x}")), false).await.unwrap();
                 tokio::task::yield_now().await;
             }
             // Every outcome was taken, and the other task ran, while the
@@ -510,7 +555,7 @@ mod tests {
         rt.block_on(async {
             let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
             for i in 0..n {
-                recorder.record(record(&format!("{i:032x}")), false).await.unwrap();
+                recorder.record_one(record(&format!("{i:032x}")), false).await.unwrap();
                 std::thread::sleep(Duration::from_millis(1));
             }
             let (_, failed) = recorder.finish().await.unwrap();
@@ -521,6 +566,57 @@ mod tests {
         let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
         let most = (elapsed.as_secs_f64() / LINGER.as_secs_f64()) as usize;
         assert!(writes <= most, "{writes} writes for {n} outcomes handed over one by one in {elapsed:?}");
+    }
+
+    /// When the recorder thread ends early (the journal refuses every
+    /// write and the spill file cannot be written either) while a caller
+    /// waits for room in the full queue, the caller is told, and does not
+    /// wait for ever.
+    #[test]
+    fn a_caller_waiting_for_room_is_told_when_the_recorder_thread_ends() {
+        /// Stalls its first write until the gate opens, then refuses all.
+        struct StalledThenFull(Option<std::sync::mpsc::Receiver<()>>);
+        impl Store for StalledThenFull {
+            fn append_lines(&mut self, _: &[u8]) -> io::Result<()> {
+                if let Some(gate) = self.0.take() {
+                    let _ = gate.recv();
+                }
+                Err(io::Error::other("No space left on device"))
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+            fn shown(&self) -> String {
+                "journal.jsonl".into()
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spill_path = dir.path().join("spill");
+        std::fs::write(&spill_path, b"").unwrap();
+        // Opened for reading: every write to it fails.
+        let spill = File::open(&spill_path).unwrap();
+        let (open, gate) = std::sync::mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let recorder = Recorder::start(StalledThenFull(Some(gate)), spill, spill_path.clone()).unwrap();
+            let opener = tokio::spawn(async move {
+                // By now the queue is full and the caller waits for room.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                open.send(()).unwrap();
+            });
+            let handed = tokio::time::timeout(Duration::from_secs(20), async {
+                for i in 0..(2 * RECORDER_QUEUE) {
+                    recorder.record_one(record(&format!("{i:032x}")), false).await?;
+                }
+                Ok::<_, String>(())
+            })
+            .await
+            .expect("a caller waited for room that never came");
+            let e = handed.expect_err("the failure reaches the caller");
+            assert!(e.contains("journal.jsonl") || e.contains("spill"), "{e}");
+            assert!(recorder.finish().await.is_err(), "the thread's own error is handed back");
+            opener.await.unwrap();
+        });
     }
 
     /// A batch that does not fit (a full disk here is a file that refuses
@@ -536,18 +632,14 @@ mod tests {
             room: u64,
         }
         impl Store for Cramped {
-            fn append_all(&mut self, records: &[ImageRecord]) -> io::Result<()> {
-                let mut need = Vec::new();
-                for r in records {
-                    r.write_line(&mut need)?;
-                }
-                if self.journal.len + need.len() as u64 > self.room {
+            fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+                if self.journal.len + lines.len() as u64 > self.room {
                     // What a full disk does to a write: part of it lands.
-                    self.journal.file.write_all(&need[..need.len() / 2])?;
+                    self.journal.file.write_all(&lines[..lines.len() / 2])?;
                     let _ = self.journal.file.set_len(self.journal.len);
                     return Err(io::Error::from_raw_os_error(libc::ENOSPC));
                 }
-                self.journal.append_all(records)
+                self.journal.append_lines(lines)
             }
             fn sync(&mut self) -> io::Result<()> {
                 self.journal.sync()
@@ -567,7 +659,11 @@ mod tests {
             let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
             for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
                 // Handed over 50 at a time, so that batches form.
-                let _ = recorder.record_all(chunk.iter().map(|i| (record(&format!("{i:032x}")), false))).await;
+                let mut lines = Lines::default();
+                for i in chunk {
+                    lines.push(&record(&format!("{i:032x}")), false).unwrap();
+                }
+                let _ = recorder.record(lines).await;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let (_, failed) = recorder.finish().await.unwrap();
@@ -602,7 +698,7 @@ mod tests {
     fn a_failed_journal_write_is_spilled_and_reported() {
         struct Full;
         impl Store for Full {
-            fn append_all(&mut self, _: &[ImageRecord]) -> io::Result<()> {
+            fn append_lines(&mut self, _: &[u8]) -> io::Result<()> {
                 Err(io::Error::other("No space left on device"))
             }
             fn sync(&mut self) -> io::Result<()> {
@@ -619,7 +715,7 @@ mod tests {
             let recorder = Recorder::start(Full, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
             let mut first_error = None;
             for i in 0..50 {
-                if let Err(e) = recorder.record(record(&format!("{i:032x}")), false).await {
+                if let Err(e) = recorder.record_one(record(&format!("{i:032x}")), false).await {
                     first_error.get_or_insert(e);
                 }
                 tokio::task::yield_now().await;

@@ -2,7 +2,8 @@
 //! written here.
 //!
 //! - [`input`]: reading and validating the ids.
-//! - [`rate`]: the rate limiter, fixed or adaptive.
+//! - [`rate`]: the rate limiter, fixed or adaptive; [`tick_timer`]: its
+//!   release tick's timer.
 //! - [`retry`]: the retry decision and backoff, pure.
 //! - [`engine`]: the rate-limited, concurrent calls, each settled as an
 //!   [`outcome::Outcome`].
@@ -22,3 +23,4 @@ pub(crate) mod outcome;
 pub(crate) mod rate;
 pub(crate) mod retry;
 pub(crate) mod stop;
+pub(crate) mod tick_timer;

@@ -20,6 +20,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
+use super::tick_timer::TickTimer;
+
 /// governor's limiter on the standard monotonic clock, the one the pacer
 /// schedules with: the hard cap and the pacer then agree on what time it
 /// is. (Its default clock, quanta, calibrates the CPU's time-stamp counter
@@ -238,6 +240,8 @@ struct Pacer {
     next_slot: Option<Instant>,
     /// Fixed: when the last `guard_len` calls left, oldest first.
     sent: VecDeque<Instant>,
+    /// Fixed: what the waiting call sleeps on (one wake-up a tick).
+    timer: TickTimer,
 }
 
 impl RateControl {
@@ -350,7 +354,7 @@ impl RateControl {
                 p.next_slot = Some(slot + interval);
                 break;
             }
-            tokio::time::sleep_until(at.into()).await;
+            p.timer.sleep_until(at).await;
         }
         limiter.until_ready().await;
         if self.guard_len > 0 {

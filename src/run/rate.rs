@@ -208,7 +208,8 @@ pub const MAX_LAG: Duration = Duration::from_millis(100);
 /// a tick and [`MAX_LAG`] behind; the schedule is not restarted, so the rate holds at
 /// 1,000 or 5,000 calls/s with a 1 ms timer. So that making up never puts
 /// more than `--qps` calls into one second of the server's, no call leaves
-/// less than [`GUARD_WINDOW`] after the call `--qps` calls before it.
+/// less than [`GUARD_WINDOW`] after the call `--qps` calls before it. The
+/// waiting call sleeps on a [`TickTimer`]: one wake-up of the runtime a tick.
 /// Adaptive mode spaces calls at the adaptive rate from when the last left.
 /// Unlimited (`--qps 0`) only honours pauses.
 pub struct RateControl {

@@ -486,6 +486,25 @@ mod tests {
         }
     }
 
+    /// A full disk: refuses every write, the first only once the gate (if
+    /// any) opens, so that a test can stall it first.
+    struct Full(Option<std::sync::mpsc::Receiver<()>>);
+
+    impl Store for Full {
+        fn append_lines(&mut self, _: &[u8]) -> io::Result<()> {
+            if let Some(gate) = self.0.take() {
+                let _ = gate.recv();
+            }
+            Err(io::Error::other("No space left on device"))
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn shown(&self) -> String {
+            "journal.jsonl".into()
+        }
+    }
+
     fn record(id: &str) -> ImageRecord {
         crate::run::outcome::Outcome::missing(id.into(), 1, None).record()
     }
@@ -574,22 +593,6 @@ mod tests {
     /// wait for ever.
     #[test]
     fn a_caller_waiting_for_room_is_told_when_the_recorder_thread_ends() {
-        /// Stalls its first write until the gate opens, then refuses all.
-        struct StalledThenFull(Option<std::sync::mpsc::Receiver<()>>);
-        impl Store for StalledThenFull {
-            fn append_lines(&mut self, _: &[u8]) -> io::Result<()> {
-                if let Some(gate) = self.0.take() {
-                    let _ = gate.recv();
-                }
-                Err(io::Error::other("No space left on device"))
-            }
-            fn sync(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-            fn shown(&self) -> String {
-                "journal.jsonl".into()
-            }
-        }
         let dir = tempfile::tempdir().unwrap();
         let spill_path = dir.path().join("spill");
         std::fs::write(&spill_path, b"").unwrap();
@@ -598,7 +601,7 @@ mod tests {
         let (open, gate) = std::sync::mpsc::channel();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let recorder = Recorder::start(StalledThenFull(Some(gate)), spill, spill_path.clone()).unwrap();
+            let recorder = Recorder::start(Full(Some(gate)), spill, spill_path.clone()).unwrap();
             let opener = tokio::spawn(async move {
                 // By now the queue is full and the caller waits for room.
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -696,23 +699,11 @@ mod tests {
 
     #[test]
     fn a_failed_journal_write_is_spilled_and_reported() {
-        struct Full;
-        impl Store for Full {
-            fn append_lines(&mut self, _: &[u8]) -> io::Result<()> {
-                Err(io::Error::other("No space left on device"))
-            }
-            fn sync(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-            fn shown(&self) -> String {
-                "journal.jsonl".into()
-            }
-        }
         let dir = tempfile::tempdir().unwrap();
         let spill_path = dir.path().join("spill");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let recorder = Recorder::start(Full, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
+            let recorder = Recorder::start(Full(None), File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
             let mut first_error = None;
             for i in 0..50 {
                 if let Err(e) = recorder.record_one(record(&format!("{i:032x}")), false).await {

@@ -113,12 +113,16 @@ pub fn write_reports<'a>(
     let mut want = expected.sorted_ids.peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut order = IdOrder::default();
-    let mut records = sorted.filter_map(|line| {
-        let line = match line {
+    let mut sorted = sorted;
+    // Each line is decoded, checked against the input, counted and written
+    // while it is borrowed from the sort; the record goes on to the
+    // comparison.
+    let mut records = std::iter::from_fn(|| loop {
+        let line = match sorted.next_line()? {
             Ok(line) => line,
             Err(e) => return Some(Err(e)),
         };
-        let r: ImageRecord = match serde_json::from_slice(&line) {
+        let r: ImageRecord = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => return Some(Err(std::io::Error::other(format!("an outcome line that is not a record: {e}")))),
         };
@@ -126,7 +130,7 @@ pub fn write_reports<'a>(
             Ok(()) => {}
             Err(OutOfOrder::Duplicate(id)) => {
                 tracing::warn!("a second outcome for {id} was ignored");
-                return None;
+                continue;
             }
             Err(e) => return Some(Err(std::io::Error::other(format!("the sorted outcomes: {e}")))),
         }
@@ -135,7 +139,7 @@ pub fn write_reports<'a>(
         }
         if want.next_if_eq(&r.image_id.as_str()).is_none() {
             tracing::warn!("an outcome for {}, which is not in the input, was ignored", r.image_id);
-            return None;
+            continue;
         }
         fold.add(&r);
         if r.is_blocked() && blocked.len() < html::MAX_BLOCKED_ROWS {
@@ -147,14 +151,14 @@ pub fn write_reports<'a>(
             }
             if let Some(w) = jsonl.as_mut() {
                 // The line is the record as serialized when it settled.
-                w.write_all(&line)?;
+                w.write_all(line)?;
             }
             if let Some(w) = &workbook {
                 w.borrow_mut().add_record(&r)?;
             }
             Ok::<_, std::io::Error>(())
         })();
-        Some(written.map(|_| r))
+        return Some(written.map(|_| r));
     });
     let mut newly_blocked: Vec<Change> = Vec::new();
     let mut changes_file = None;
@@ -180,7 +184,6 @@ pub fn write_reports<'a>(
     for r in records.by_ref() {
         r?;
     }
-    drop(records);
     unaccounted_ids.extend(want.map(str::to_owned));
 
     let mut files = Vec::new();

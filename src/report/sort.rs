@@ -2,17 +2,19 @@
 //! sort of JSON lines (the journal and the run's unsettled outcomes), which
 //! hands the lines back as they are, for the reports to copy or decode.
 //!
-//! Owns chunking, the temporary sorted runs and the k-way merge. Memory is
+//! Owns chunking, the temporary sorted runs and the k-way merge. A chunk's
+//! lines are read into one buffer and sorted as offsets, and the merge keeps
+//! one line buffer a run: no allocation a line. Memory is
 //! about [`CHUNK_BYTES`] whatever the number of ids, so a run of a million
 //! images writes its sorted `images.csv` in the same memory as a run of a
 //! thousand. What is done with the sorted outcomes is [`super::pass`]'s
 //! business.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -35,15 +37,20 @@ pub struct Source<'a> {
     pub skip_lines: usize,
 }
 
-/// Outcome lines in `image_id` order, each ending in `\n`.
+/// Outcome lines in `image_id` order, each ending in `\n`, handed out one
+/// at a time with [`Sorted::next_line`].
 pub struct Sorted {
     inner: Inner,
     runs: Vec<PathBuf>,
 }
 
 enum Inner {
-    Memory(std::vec::IntoIter<(String, Vec<u8>)>),
-    Merge { readers: Vec<BufReader<File>>, heap: BinaryHeap<Reverse<(String, usize, Vec<u8>)>> },
+    /// Lines in one buffer, in the order of `order`; `next` is the next.
+    Memory { chunk: Chunk, next: usize },
+    /// Sorted runs on disk, merged: each run's current line in `current`,
+    /// `heap` a min-heap of the runs that have one, `last` the line handed
+    /// out last.
+    Merge { readers: Vec<BufReader<File>>, current: Vec<Vec<u8>>, heap: Vec<usize>, last: Vec<u8> },
 }
 
 impl Drop for Sorted {
@@ -54,60 +61,132 @@ impl Drop for Sorted {
     }
 }
 
-/// The `image_id` of an outcome line. Outcomes are serialized with
-/// `image_id` first, so a plain id (no escapes) is read straight off the
-/// line; anything else goes through the JSON parser.
-fn key_of(line: &[u8]) -> io::Result<String> {
-    const PREFIX: &[u8] = b"{\"image_id\":\"";
-    if let Some(rest) = line.strip_prefix(PREFIX) {
-        if let Some(end) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
-            if rest[end] == b'"' {
-                if let Ok(id) = std::str::from_utf8(&rest[..end]) {
-                    return Ok(id.to_owned());
-                }
-            }
-        }
+/// Outcome lines in one buffer (no allocation a line), with where each
+/// line and its key are. A key that needed decoding (escapes) is kept in
+/// `decoded`; a plain one is read off the line.
+#[derive(Default)]
+struct Chunk {
+    text: Vec<u8>,
+    decoded: Vec<u8>,
+    order: Vec<Entry>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    line: (usize, usize),
+    key: (usize, usize),
+    decoded: bool,
+}
+
+impl Chunk {
+    fn key(&self, e: &Entry) -> &[u8] {
+        let from = if e.decoded { &self.decoded } else { &self.text };
+        &from[e.key.0..e.key.1]
     }
+
+    fn line(&self, e: &Entry) -> &[u8] {
+        &self.text[e.line.0..e.line.1]
+    }
+
+    /// Takes the line just read into `text[start..]`, finding its key.
+    fn push(&mut self, start: usize) -> io::Result<()> {
+        let end = self.text.len();
+        let line = &self.text[start..end];
+        let (key, decoded) = match plain_key(line) {
+            Some(k) => ((start + k.start, start + k.end), false),
+            None => {
+                let id = parsed_key(line)?;
+                let at = self.decoded.len();
+                self.decoded.extend_from_slice(id.as_bytes());
+                ((at, self.decoded.len()), true)
+            }
+        };
+        self.order.push(Entry { line: (start, end), key, decoded });
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        let mut order = std::mem::take(&mut self.order);
+        order.sort_unstable_by(|a, b| self.key(a).cmp(self.key(b)));
+        self.order = order;
+    }
+
+    fn bytes(&self) -> usize {
+        self.text.len() + self.decoded.len() + self.order.len() * std::mem::size_of::<Entry>()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.decoded.clear();
+        self.order.clear();
+    }
+}
+
+/// Where the `image_id` of an outcome line is, when it can be read straight
+/// off the line: outcomes are serialized with `image_id` first, so a plain
+/// id (no escapes) is the bytes after the prefix up to the next quote.
+fn plain_key(line: &[u8]) -> Option<Range<usize>> {
+    const PREFIX: &[u8] = b"{\"image_id\":\"";
+    let rest = line.strip_prefix(PREFIX)?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    (rest[end] == b'"' && std::str::from_utf8(&rest[..end]).is_ok()).then(|| PREFIX.len()..PREFIX.len() + end)
+}
+
+/// The `image_id` of any outcome line, through the JSON parser.
+fn parsed_key(line: &[u8]) -> io::Result<String> {
     serde_json::from_slice::<Key>(line)
         .map(|k| k.image_id.into_owned())
         .map_err(|e| io::Error::other(format!("an outcome line without image_id: {e}")))
 }
 
-fn read_line(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
-    // An outcome line is about a kilobyte: one allocation, not a doubling
-    // from eight bytes up.
-    let mut buf = Vec::with_capacity(1024);
+/// The `image_id` of an outcome line, as bytes.
+fn key_of(line: &[u8]) -> io::Result<Cow<'_, [u8]>> {
+    match plain_key(line) {
+        Some(k) => Ok(Cow::Borrowed(&line[k])),
+        None => parsed_key(line).map(|k| Cow::Owned(k.into_bytes())),
+    }
+}
+
+/// Appends the next line that is not blank to `buf`, ending it in `\n`;
+/// false at the end of the input (nothing appended).
+fn read_line_into(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let start = buf.len();
     loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(None);
+        if r.read_until(b'\n', buf)? == 0 {
+            return Ok(false);
         }
-        if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+        if buf[start..].iter().any(|b| !b.is_ascii_whitespace()) {
             if buf.last() != Some(&b'\n') {
                 buf.push(b'\n');
             }
-            return Ok(Some(buf));
+            return Ok(true);
         }
+        buf.truncate(start);
     }
 }
 
 /// Sorts the outcome lines of `sources`, spilling sorted runs into `tmp_dir`
 /// (removed when the result is dropped) when they exceed `chunk_bytes`.
 pub fn sort_outcomes(sources: &[Source<'_>], tmp_dir: &Path, chunk_bytes: usize) -> io::Result<Sorted> {
-    let mut chunk: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut bytes = 0usize;
+    // The buffer is sized once from the sources (up to a chunk), so that it
+    // is not copied as it grows.
+    let size: u64 = sources.iter().filter_map(|s| std::fs::metadata(s.path).ok()).map(|m| m.len()).sum();
+    let room = usize::try_from(size).unwrap_or(usize::MAX).min(chunk_bytes).saturating_add(64 * 1024);
+    let mut chunk = Chunk { text: Vec::with_capacity(room), order: Vec::with_capacity(room / 900), ..Chunk::default() };
     let mut runs: Vec<PathBuf> = Vec::new();
-    let spill = |chunk: &mut Vec<(String, Vec<u8>)>, runs: &mut Vec<PathBuf>| -> io::Result<()> {
-        chunk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let spill = |chunk: &mut Chunk, runs: &mut Vec<PathBuf>| -> io::Result<()> {
+        chunk.sort();
         let (file, path) = create_temp(tmp_dir, "sort-run", PRIVATE_MODE)?;
-        let mut w = BufWriter::new(file);
-        for (_, line) in chunk.drain(..) {
-            w.write_all(&line)?;
+        runs.push(path);
+        let mut w = BufWriter::with_capacity(256 * 1024, file);
+        for e in &chunk.order {
+            w.write_all(chunk.line(e))?;
         }
         w.flush()?;
-        runs.push(path);
+        chunk.clear();
         Ok(())
     };
+    let mut skipped = Vec::new();
     for source in sources {
         let file = match File::open(source.path) {
             Ok(f) => f,
@@ -116,57 +195,116 @@ pub fn sort_outcomes(sources: &[Source<'_>], tmp_dir: &Path, chunk_bytes: usize)
         };
         let mut r = BufReader::with_capacity(1 << 20, file);
         for _ in 0..source.skip_lines {
-            read_line(&mut r)?;
+            skipped.clear();
+            read_line_into(&mut r, &mut skipped)?;
         }
-        while let Some(line) = read_line(&mut r)? {
-            bytes += line.len() + 64;
-            chunk.push((key_of(&line)?, line));
-            if bytes >= chunk_bytes {
+        loop {
+            let start = chunk.text.len();
+            if !read_line_into(&mut r, &mut chunk.text)? {
+                break;
+            }
+            chunk.push(start)?;
+            if chunk.bytes() >= chunk_bytes {
                 spill(&mut chunk, &mut runs)?;
-                bytes = 0;
             }
         }
     }
     if runs.is_empty() {
-        chunk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        return Ok(Sorted { inner: Inner::Memory(chunk.into_iter()), runs });
+        chunk.sort();
+        return Ok(Sorted { inner: Inner::Memory { chunk, next: 0 }, runs });
     }
-    if !chunk.is_empty() {
+    if !chunk.order.is_empty() {
         spill(&mut chunk, &mut runs)?;
     }
     drop(chunk);
     let mut readers = Vec::with_capacity(runs.len());
-    let mut heap = BinaryHeap::with_capacity(runs.len());
-    for (i, path) in runs.iter().enumerate() {
+    let mut current = Vec::with_capacity(runs.len());
+    let mut sorted = Sorted {
+        inner: Inner::Merge { readers: Vec::new(), current: Vec::new(), heap: Vec::new(), last: Vec::new() },
+        runs,
+    };
+    for path in &sorted.runs {
         let mut r = BufReader::with_capacity(256 * 1024, File::open(path)?);
-        if let Some(line) = read_line(&mut r)? {
-            heap.push(Reverse((key_of(&line)?, i, line)));
-        }
+        let mut line = Vec::with_capacity(1024);
+        let has = read_line_into(&mut r, &mut line)?;
         readers.push(r);
+        current.push(if has { line } else { Vec::new() });
     }
-    Ok(Sorted { inner: Inner::Merge { readers, heap }, runs })
+    let mut heap = Vec::with_capacity(current.len());
+    for i in 0..current.len() {
+        if !current[i].is_empty() {
+            heap.push(i);
+            let at = heap.len() - 1;
+            sift_up(&mut heap, &current, at)?;
+        }
+    }
+    sorted.inner = Inner::Merge { readers, current, heap, last: Vec::with_capacity(1024) };
+    Ok(sorted)
 }
 
-impl Iterator for Sorted {
-    type Item = io::Result<Vec<u8>>;
+/// Orders two runs by the key of their current line (the run's index breaks
+/// ties, so equal ids come out in a fixed order).
+fn run_order(current: &[Vec<u8>], a: usize, b: usize) -> io::Result<Ordering> {
+    Ok(key_of(&current[a])?.cmp(&key_of(&current[b])?).then(a.cmp(&b)))
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let line = match &mut self.inner {
-            Inner::Memory(it) => it.next()?.1,
-            Inner::Merge { readers, heap } => {
-                let Reverse((_, i, line)) = heap.pop()?;
-                match read_line(&mut readers[i]) {
-                    Ok(Some(next)) => match key_of(&next) {
-                        Ok(k) => heap.push(Reverse((k, i, next))),
-                        Err(e) => return Some(Err(e)),
-                    },
-                    Ok(None) => {}
-                    Err(e) => return Some(Err(e)),
-                }
-                line
+fn sift_up(heap: &mut [usize], current: &[Vec<u8>], mut at: usize) -> io::Result<()> {
+    while at > 0 {
+        let parent = (at - 1) / 2;
+        if run_order(current, heap[at], heap[parent])? != Ordering::Less {
+            break;
+        }
+        heap.swap(at, parent);
+        at = parent;
+    }
+    Ok(())
+}
+
+fn sift_down(heap: &mut [usize], current: &[Vec<u8>], mut at: usize) -> io::Result<()> {
+    loop {
+        let (l, r) = (2 * at + 1, 2 * at + 2);
+        let mut least = at;
+        if l < heap.len() && run_order(current, heap[l], heap[least])? == Ordering::Less {
+            least = l;
+        }
+        if r < heap.len() && run_order(current, heap[r], heap[least])? == Ordering::Less {
+            least = r;
+        }
+        if least == at {
+            return Ok(());
+        }
+        heap.swap(at, least);
+        at = least;
+    }
+}
+
+impl Sorted {
+    /// The next line in `image_id` order, `None` after the last.
+    pub fn next_line(&mut self) -> Option<io::Result<&[u8]>> {
+        match &mut self.inner {
+            Inner::Memory { chunk, next } => {
+                let e = chunk.order.get(*next)?;
+                *next += 1;
+                Some(Ok(chunk.line(e)))
             }
-        };
-        Some(Ok(line))
+            Inner::Merge { readers, current, heap, last } => {
+                let i = *heap.first()?;
+                // The run's line is handed out; the run reads its next one.
+                std::mem::swap(last, &mut current[i]);
+                current[i].clear();
+                let step = (|| {
+                    if read_line_into(&mut readers[i], &mut current[i])? {
+                        sift_down(heap, current, 0)
+                    } else {
+                        let end = heap.len() - 1;
+                        heap.swap(0, end);
+                        heap.pop();
+                        sift_down(heap, current, 0)
+                    }
+                })();
+                Some(step.map(|()| last.as_slice()))
+            }
+        }
     }
 }
 
@@ -188,8 +326,12 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
-    fn ids_of(s: Sorted) -> Vec<String> {
-        s.map(|line| serde_json::from_slice::<ImageRecord>(&line.unwrap()).unwrap().image_id).collect()
+    fn ids_of(mut s: Sorted) -> Vec<String> {
+        let mut ids = Vec::new();
+        while let Some(line) = s.next_line() {
+            ids.push(serde_json::from_slice::<ImageRecord>(line.unwrap()).unwrap().image_id);
+        }
+        ids
     }
 
     #[test]
@@ -216,9 +358,50 @@ mod tests {
     fn keys_are_read_off_plain_lines_and_parsed_from_escaped_ones() {
         for id in ["abc", "a\"b", "a\\b", "caf\u{e9}", "x\u{1}y", ""] {
             let line = serde_json::to_vec(&Outcome::missing(id.to_owned(), 1, None).record()).unwrap();
-            assert_eq!(key_of(&line).unwrap(), id, "{}", String::from_utf8_lossy(&line));
+            assert_eq!(&*key_of(&line).unwrap(), id.as_bytes(), "{}", String::from_utf8_lossy(&line));
         }
         assert!(key_of(b"{\"title\":\"x\"}").is_err());
+    }
+
+    /// What a journal written through a crash and a resume holds: an id
+    /// twice (once in each source), ids that need JSON escapes, blank
+    /// lines, a last line with no newline. Spilled into many runs or not,
+    /// every line comes out once, whole, ending in a newline, in id order.
+    #[test]
+    fn duplicates_escapes_blank_lines_and_a_torn_end_sort_alike_in_memory_and_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let line = |id: &str| serde_json::to_string(&Outcome::missing(id.to_owned(), 1, None).record()).unwrap();
+        let mut ids: Vec<String> = (0..300).map(|i| format!("{:08x}", (i * 7919) % 1000)).collect();
+        ids.extend(["q\"uote", "back\\slash", "caf\u{e9}", "\u{1}ctl"].map(String::from));
+        let mut text_a = String::from("{\"vod_image_audit_journal\":2}\n\n");
+        for id in &ids[..200] {
+            text_a.push_str(&line(id));
+            text_a.push_str("\n  \n");
+        }
+        let mut text_b = String::new();
+        for id in ids[150..].iter().chain([&ids[3]]) {
+            text_b.push_str(&line(id));
+            text_b.push('\n');
+        }
+        text_b.pop();
+        std::fs::write(&a, text_a).unwrap();
+        std::fs::write(&b, text_b).unwrap();
+        let sources = [Source { path: &a, skip_lines: 1 }, Source { path: &b, skip_lines: 0 }];
+        let mut want: Vec<String> = ids[..200].iter().chain(&ids[150..]).chain([&ids[3]]).map(|id| line(id)).collect();
+        want.sort_by(|x, y| key_of(x.as_bytes()).unwrap().cmp(&key_of(y.as_bytes()).unwrap()));
+        for chunk_bytes in [CHUNK_BYTES, 3000] {
+            let mut sorted = sort_outcomes(&sources, dir.path(), chunk_bytes).unwrap();
+            let spilled = sorted.runs.len();
+            assert!(chunk_bytes == CHUNK_BYTES || spilled > 10, "{spilled} runs");
+            let mut got = Vec::new();
+            while let Some(l) = sorted.next_line() {
+                let l = String::from_utf8(l.unwrap().to_vec()).unwrap();
+                assert!(l.ends_with('\n'), "{l:?}");
+                got.push(l.trim_end_matches('\n').to_owned());
+            }
+            assert_eq!(got, want, "chunk of {chunk_bytes} bytes, {spilled} runs");
+        }
     }
 
     #[test]

@@ -95,6 +95,16 @@ pub struct Fold {
     with_audit_status: u64,
 }
 
+/// Counts one more `key` in `map`, copying the key only the first time.
+fn count(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 impl Fold {
     /// Starts from the input's counts.
     pub fn new(input_rows: u64, duplicates: u64, invalid: u64) -> Self {
@@ -119,8 +129,7 @@ impl Fold {
             OutcomeKind::NotAttempted => s.totals.not_attempted += 1,
             OutcomeKind::Failed => {
                 s.totals.failed += 1;
-                let code = r.error_code.clone().unwrap_or_else(|| UNKNOWN.to_owned());
-                *s.failures_by_code.entry(code).or_default() += 1;
+                count(&mut s.failures_by_code, r.error_code.as_deref().unwrap_or(UNKNOWN));
             }
         }
         if r.outcome != OutcomeKind::Found {
@@ -128,12 +137,12 @@ impl Fold {
         }
         self.with_audit_status += u64::from(r.audit_status.is_some());
         for label in r.audit_labels.as_deref().unwrap_or_default().split(';').filter(|l| !l.is_empty()) {
-            *s.by_audit_label.entry(label.to_owned()).or_default() += 1;
+            count(&mut s.by_audit_label, label);
         }
-        let audit = r.audit_status.clone().unwrap_or_else(|| UNKNOWN.to_owned());
+        let audit = r.audit_status.as_deref().unwrap_or(UNKNOWN);
         let blocked = audit == BLOCKED;
-        *s.by_audit_status.entry(audit).or_default() += 1;
-        *s.by_status.entry(r.status.clone().unwrap_or_else(|| UNKNOWN.to_owned())).or_default() += 1;
+        count(&mut s.by_audit_status, audit);
+        count(&mut s.by_status, r.status.as_deref().unwrap_or(UNKNOWN));
         let c = self.categories.entry(r.cate_id).or_insert_with(|| CategoryCount {
             cate_id: r.cate_id,
             cate_name: None,

@@ -57,7 +57,7 @@ macro_rules! named_enum {
 
 pub mod api;
 pub mod cmd;
-pub(crate) mod report;
+pub mod report;
 pub mod run;
 pub mod rundir;
 #[cfg(feature = "simulator")]

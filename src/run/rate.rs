@@ -163,9 +163,11 @@ pub const GUARD_MAX_QPS: u32 = 10_000;
 /// at most one tick after its slot on the schedule, never before it; the
 /// schedule itself does not move, and no 1.01 s holds more than `--qps`.
 pub const TICK_CALLS: u32 = 20;
-/// The shortest tick: from 400 calls/s up a tick releases more than
-/// [`TICK_CALLS`].
-pub const MIN_TICK: Duration = Duration::from_millis(50);
+/// The shortest tick: from 2,000 calls/s up a tick releases more than
+/// [`TICK_CALLS`]. Short, because a run's last calls may leave up to a tick
+/// late (the guard ties each to the tick of the call `--qps` before it);
+/// at such rates 100 wake-ups a second are a small share of the calls.
+pub const MIN_TICK: Duration = Duration::from_millis(10);
 /// The longest tick: below 100 calls/s a tick releases fewer calls, so
 /// that no call waits long past its slot.
 pub const MAX_TICK: Duration = Duration::from_millis(200);
@@ -179,10 +181,21 @@ fn spacing(mode: RateMode) -> f64 {
     }
 }
 
-/// The release tick at `qps` calls/s: [`TICK_CALLS`] calls' worth,
-/// between [`MIN_TICK`] and [`MAX_TICK`].
+/// The release tick at `qps` calls/s: about [`TICK_CALLS`] calls' worth,
+/// between [`MIN_TICK`] and [`MAX_TICK`], made a whole fraction of
+/// [`GUARD_WINDOW`] (202 ms at 100/s, 20.2 ms at 1,000/s, 10 ms at
+/// 5,000/s). Slots 1.01 s apart then fall at the same point of ticks 1.01 s
+/// apart, so a call that leaves at its tick is never held back by the
+/// guard for the call `--qps` before it, which left at its own tick.
 pub fn release_tick(qps: NonZeroU32) -> Duration {
-    (Duration::from_secs(u64::from(TICK_CALLS)) / qps.get()).clamp(MIN_TICK, MAX_TICK)
+    let wanted = (Duration::from_secs(u64::from(TICK_CALLS)) / qps.get()).clamp(MIN_TICK, MAX_TICK);
+    let window = GUARD_WINDOW.as_nanos();
+    let near = (GUARD_WINDOW.as_secs_f64() / wanted.as_secs_f64()).round().max(1.0) as u128;
+    // The whole number of ticks a window nearest that, which divides it to
+    // the nanosecond (1.01 s = 2^7 x 5^7 x 101 ns: one is always close).
+    let per_window =
+        (0..near).flat_map(|d| [near - d, near + d]).find(|n| *n > 0 && window.is_multiple_of(*n)).unwrap_or(1);
+    Duration::from_nanos((window / per_window) as u64)
 }
 
 /// How far behind its schedule, beyond the tick that was due, fixed mode may
@@ -453,9 +466,9 @@ mod tests {
     /// call waits at most that long past its slot.
     #[tokio::test]
     async fn due_calls_leave_together_never_early_and_at_most_a_tick_late() {
-        assert_eq!(release_tick(NonZeroU32::new(100).unwrap()), Duration::from_millis(200));
-        assert_eq!(release_tick(NonZeroU32::new(5).unwrap()), MAX_TICK);
-        assert_eq!(release_tick(NonZeroU32::new(5_000).unwrap()), MIN_TICK);
+        assert_eq!(release_tick(NonZeroU32::new(100).unwrap()), GUARD_WINDOW / 5);
+        assert_eq!(release_tick(NonZeroU32::new(5).unwrap()), GUARD_WINDOW / 5);
+        assert_eq!(release_tick(NonZeroU32::new(5_000).unwrap()), GUARD_WINDOW / 101);
         for (q, n) in [(100u32, 120usize), (5, 6)] {
             let tick = release_tick(NonZeroU32::new(q).unwrap());
             let (t, _) = send_times(q, n, 32).await;
@@ -471,6 +484,41 @@ mod tests {
                 assert!(wakeups <= n / 15, "at {q}/s {n} calls took {wakeups} wake-ups");
             }
         }
+    }
+
+    /// The tick divides the guard's window, so a call that leaves at its
+    /// tick finds the call `--qps` before it 1.01 s (a whole number of
+    /// ticks) earlier, at the same point of its own tick: the guard never
+    /// holds it back past the tick. With a tick that did not divide it
+    /// (200 ms at 100/s, 50 ms from 400/s), the guard held a share of
+    /// every second's calls 10 ms past their tick: a wake-up more a tick,
+    /// and a run's last calls a tick late (a 2 s run at 1,000 or 5,000/s
+    /// took 2.060 s against its schedule's 2.020).
+    #[test]
+    fn the_tick_divides_the_guard_window() {
+        for q in [1u32, 5, 40, 99, 100, 101, 400, 1_000, 2_000, 5_000, 10_000, 1_000_000] {
+            let tick = release_tick(NonZeroU32::new(q).unwrap());
+            assert_eq!(GUARD_WINDOW.as_nanos() % tick.as_nanos(), 0, "at {q}/s the tick is {tick:?}");
+            assert!(tick >= MIN_TICK && tick <= MAX_TICK + MAX_TICK / 20, "at {q}/s the tick is {tick:?}");
+            let per_tick = f64::from(q) * tick.as_secs_f64();
+            if (100..=400).contains(&q) {
+                assert!((15.0..=25.0).contains(&per_tick), "at {q}/s {per_tick} calls a tick");
+            }
+        }
+    }
+
+    /// From the second second on, calls still leave on the ticks alone: at
+    /// 100 calls/s, 500 calls take one wake-up a tick (25 ticks of 202 ms
+    /// in 5 s), not one more for the calls the window guard held back
+    /// (the 200 ms tick took 18 for 300 calls in 16 ticks).
+    #[tokio::test]
+    async fn after_the_first_second_the_guard_adds_no_wake_up() {
+        let (q, n) = (100u32, 500usize);
+        let tick = release_tick(NonZeroU32::new(q).unwrap());
+        let (t, _) = send_times(q, n, 32).await;
+        let wakeups = 1 + t.windows(2).filter(|w| w[1] - w[0] > Duration::from_millis(5)).count();
+        let ticks = ((t[n - 1] - t[0]).as_secs_f64() / tick.as_secs_f64()).ceil() as usize;
+        assert!(wakeups <= ticks + 1, "{n} calls at {q}/s: {wakeups} wake-ups in {ticks} ticks of {tick:?}");
     }
 
     /// Once the last calls are known, each leaves at its own slot rather

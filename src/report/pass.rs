@@ -93,7 +93,7 @@ pub fn write_reports<'a>(
     stop_reason: Option<String>,
 ) -> anyhow::Result<(Summary, Vec<FileDigest>)> {
     let (formats, style) = (&settings.formats, settings.csv);
-    let sorted = sort::sort_outcomes(sources, dir, sort::CHUNK_BYTES).context("sorting the outcomes")?;
+    let mut sorted = sort::sort_outcomes(sources, dir, sort::CHUNK_BYTES).context("sorting the outcomes")?;
     let mut images_csv = match formats.contains(&Format::Csv) {
         true => Some(ImagesCsv::new(AtomicFile::create(dir, IMAGES_CSV)?, style)?),
         false => None,
@@ -113,7 +113,6 @@ pub fn write_reports<'a>(
     let mut want = expected.sorted_ids.peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut order = IdOrder::default();
-    let mut sorted = sorted;
     // Each line is decoded, checked against the input, counted and written
     // while it is borrowed from the sort; the record goes on to the
     // comparison.

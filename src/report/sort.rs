@@ -11,7 +11,8 @@
 //! business.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::ops::Range;
@@ -48,9 +49,15 @@ enum Inner {
     /// Lines in one buffer, in the order of `order`; `next` is the next.
     Memory { chunk: Chunk, next: usize },
     /// Sorted runs on disk, merged: each run's current line in `current`,
-    /// `heap` a min-heap of the runs that have one, `last` the line handed
-    /// out last.
-    Merge { readers: Vec<BufReader<File>>, current: Vec<Vec<u8>>, heap: Vec<usize>, last: Vec<u8> },
+    /// `heap` the key of each run that has one (with the run, which breaks
+    /// ties), `last` the line handed out last. The buffers are reused line
+    /// after line.
+    Merge {
+        readers: Vec<BufReader<File>>,
+        current: Vec<Vec<u8>>,
+        heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+        last: Vec<u8>,
+    },
 }
 
 impl Drop for Sorted {
@@ -217,65 +224,23 @@ pub fn sort_outcomes(sources: &[Source<'_>], tmp_dir: &Path, chunk_bytes: usize)
         spill(&mut chunk, &mut runs)?;
     }
     drop(chunk);
-    let mut readers = Vec::with_capacity(runs.len());
-    let mut current = Vec::with_capacity(runs.len());
-    let mut sorted = Sorted {
-        inner: Inner::Merge { readers: Vec::new(), current: Vec::new(), heap: Vec::new(), last: Vec::new() },
-        runs,
-    };
-    for path in &sorted.runs {
+    // Owned by the result from here, so that the runs are removed if
+    // opening or reading one fails.
+    let mut sorted = Sorted { inner: Inner::Memory { chunk: Chunk::default(), next: 0 }, runs };
+    let mut readers = Vec::with_capacity(sorted.runs.len());
+    let mut current = Vec::with_capacity(sorted.runs.len());
+    let mut heap = BinaryHeap::with_capacity(sorted.runs.len());
+    for (i, path) in sorted.runs.iter().enumerate() {
         let mut r = BufReader::with_capacity(256 * 1024, File::open(path)?);
         let mut line = Vec::with_capacity(1024);
-        let has = read_line_into(&mut r, &mut line)?;
-        readers.push(r);
-        current.push(if has { line } else { Vec::new() });
-    }
-    let mut heap = Vec::with_capacity(current.len());
-    for i in 0..current.len() {
-        if !current[i].is_empty() {
-            heap.push(i);
-            let at = heap.len() - 1;
-            sift_up(&mut heap, &current, at)?;
+        if read_line_into(&mut r, &mut line)? {
+            heap.push(Reverse((key_of(&line)?.into_owned(), i)));
         }
+        readers.push(r);
+        current.push(line);
     }
     sorted.inner = Inner::Merge { readers, current, heap, last: Vec::with_capacity(1024) };
     Ok(sorted)
-}
-
-/// Orders two runs by the key of their current line (the run's index breaks
-/// ties, so equal ids come out in a fixed order).
-fn run_order(current: &[Vec<u8>], a: usize, b: usize) -> io::Result<Ordering> {
-    Ok(key_of(&current[a])?.cmp(&key_of(&current[b])?).then(a.cmp(&b)))
-}
-
-fn sift_up(heap: &mut [usize], current: &[Vec<u8>], mut at: usize) -> io::Result<()> {
-    while at > 0 {
-        let parent = (at - 1) / 2;
-        if run_order(current, heap[at], heap[parent])? != Ordering::Less {
-            break;
-        }
-        heap.swap(at, parent);
-        at = parent;
-    }
-    Ok(())
-}
-
-fn sift_down(heap: &mut [usize], current: &[Vec<u8>], mut at: usize) -> io::Result<()> {
-    loop {
-        let (l, r) = (2 * at + 1, 2 * at + 2);
-        let mut least = at;
-        if l < heap.len() && run_order(current, heap[l], heap[least])? == Ordering::Less {
-            least = l;
-        }
-        if r < heap.len() && run_order(current, heap[r], heap[least])? == Ordering::Less {
-            least = r;
-        }
-        if least == at {
-            return Ok(());
-        }
-        heap.swap(at, least);
-        at = least;
-    }
 }
 
 impl Sorted {
@@ -288,19 +253,18 @@ impl Sorted {
                 Some(Ok(chunk.line(e)))
             }
             Inner::Merge { readers, current, heap, last } => {
-                let i = *heap.first()?;
-                // The run's line is handed out; the run reads its next one.
+                let Reverse((mut key, i)) = heap.pop()?;
+                // The run's line is handed out; the run reads its next one,
+                // whose key goes back into the heap in the same buffer.
                 std::mem::swap(last, &mut current[i]);
                 current[i].clear();
                 let step = (|| {
                     if read_line_into(&mut readers[i], &mut current[i])? {
-                        sift_down(heap, current, 0)
-                    } else {
-                        let end = heap.len() - 1;
-                        heap.swap(0, end);
-                        heap.pop();
-                        sift_down(heap, current, 0)
+                        key.clear();
+                        key.extend_from_slice(&key_of(&current[i])?);
+                        heap.push(Reverse((key, i)));
                     }
+                    Ok(())
                 })();
                 Some(step.map(|()| last.as_slice()))
             }

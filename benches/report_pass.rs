@@ -27,10 +27,14 @@ fn record(i: u64) -> ImageRecord {
     let text = |s: String| (!missing).then_some(s);
     ImageRecord {
         outcome: if missing { OutcomeKind::Missing } else { OutcomeKind::Found },
+        verdict: text(if i.is_multiple_of(17) { "Blocked" } else { "Normal" }.into()),
+        verdict_source: text("audit_status".into()),
         audit_status: text(if i.is_multiple_of(17) { "Blocked" } else { "Normal" }.into()),
-        audit_suggestion: None,
-        audit_labels: None,
-        audit_source: text("image-info".into()),
+        moderation_suggestion: None,
+        reasons: None,
+        abnormal_modules: None,
+        disagreement: None,
+        unrecognised: None,
         status: text("Normal".into()),
         cate_id: (!missing).then_some(1_000_000 + (i % 7) as i64),
         cate_name: text(format!("Sport, \"Live\" {}", i % 7)),

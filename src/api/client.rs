@@ -46,11 +46,12 @@ use reqwest::header::{HeaderValue, CONTENT_TYPE};
 
 use std::sync::Arc;
 
-use crate::api::answer::{bad_response, error_from_answer, header_str, read_capped, transport_error};
+use crate::api::answer::{bad_answer, bad_response, error_from_answer, header_str, read_capped, transport_error};
 use crate::api::credentials::{CredentialSource, Credentials};
 use crate::api::endpoints;
 use crate::api::error::{quote_answer_id, ApiError, ErrorClass};
 use crate::api::model::{GetImageInfoResponse, GetImageInfosResponse, GetMediaAuditResultResponse, ImageInfo};
+use crate::api::moderation::ModerationReading;
 use crate::api::provider::{Hosts, Provider};
 use crate::api::proxy::ProxyUrl;
 use crate::api::redact::Redactor;
@@ -331,7 +332,11 @@ impl VodClient {
             self.call("GetImageInfo", &[("ImageId", image_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetImageInfoResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+        refuse_error_code("GetImageInfo", parsed.code.as_deref(), &key.redactor)?;
         let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
+        if info == ImageInfo::default() {
+            return Err(bad_response(200, "the answer's ImageInfo is empty: it describes no image"));
+        }
         let mut request_id = parsed.request_id.or(request_id_header);
         if let Some(id) = &mut request_id {
             key.redactor.redact_in_place(id);
@@ -345,26 +350,32 @@ impl VodClient {
         Ok(Found { info, request_id })
     }
 
-    /// One `GetMediaAuditResult` attempt for an image id: the moderation
-    /// verdict (`Suggestion` block / review / pass) and the labels that say
-    /// why. An image never reviewed has no `MediaAuditResult`: `Ok` with
-    /// no suggestion. Bounded like `GetImageInfo`.
-    pub async fn get_media_audit_result(&self, media_id: &str) -> Result<MediaAudit, ApiError> {
+    /// One `GetMediaAuditResult` attempt for an image id: the machine's
+    /// moderation result, every part of it read ([`ModerationReading`]). A
+    /// 200 without `MediaAuditResult`, or carrying an error `Code`, is a bad
+    /// answer (retried, then failed): what the service answers for a medium
+    /// never reviewed is not documented, and an answer that says nothing
+    /// must not pass for one that says "pass". Bounded like `GetImageInfo`.
+    pub async fn get_media_audit_result(&self, media_id: &str) -> Result<Moderated, ApiError> {
         let (body, request_id_header, key) =
             self.call("GetMediaAuditResult", &[("MediaId", media_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetMediaAuditResultResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
-        let result = parsed.media_audit_result.unwrap_or_default();
+        refuse_error_code("GetMediaAuditResult", parsed.code.as_deref(), &key.redactor)?;
+        let result = parsed.media_audit_result.ok_or_else(|| {
+            bad_response(200, "the GetMediaAuditResult answer has no MediaAuditResult (see the README's assumptions)")
+        })?;
+        let mut reading = result.read();
         let r = &key.redactor;
-        let mut suggestion = result.suggestion.clone().filter(|s| !s.is_empty());
-        if let Some(s) = &mut suggestion {
-            r.redact_in_place(s);
+        let ModerationReading { suggestion, strictest: _, unrecognised, reasons, abnormal_modules } = &mut reading;
+        for text in suggestion.iter_mut().chain(abnormal_modules.iter_mut()).chain(unrecognised).chain(reasons) {
+            r.redact_in_place(text);
         }
-        let mut labels = result.labels();
-        for l in &mut labels {
-            r.redact_in_place(l);
+        let mut request_id = parsed.request_id.or(request_id_header);
+        if let Some(id) = &mut request_id {
+            r.redact_in_place(id);
         }
-        Ok(MediaAudit { suggestion, labels, request_id: parsed.request_id.or(request_id_header) })
+        Ok(Moderated { reading, request_id })
     }
 
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
@@ -374,6 +385,7 @@ impl VodClient {
         let mut answer: GetImageInfosResponse =
             serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
         let r = &key.redactor;
+        refuse_error_code("GetImageInfos", answer.code.as_deref(), r)?;
         for info in &mut answer.image_info {
             info.for_each_text(|text| r.redact_in_place(text));
         }
@@ -530,12 +542,22 @@ fn names_another<'a>(asked: &str, info: &'a ImageInfo) -> Option<&'a str> {
 
 /// What `GetMediaAuditResult` said about one image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MediaAudit {
-    /// `block`, `review` or `pass`; none when the image was never reviewed.
-    pub suggestion: Option<String>,
-    /// Why, when not plainly normal: `porn`, `terrorism`, `ad`, ...
-    pub labels: Vec<String>,
+pub struct Moderated {
+    pub reading: ModerationReading,
     pub request_id: Option<String>,
+}
+
+/// A 200 answer that carries an error `Code` is not the action's answer,
+/// whatever else it holds: a bad answer, retried like one (never filed as a
+/// found image with empty fields).
+fn refuse_error_code(action: &str, code: Option<&str>, redactor: &Redactor) -> Result<(), ApiError> {
+    match code.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Ok(()),
+        Some(code) => {
+            let why = format!("the {action} answer is a 200 carrying the error Code {code:?}");
+            Err(bad_answer(200, redactor.redact(&why).into_owned()))
+        }
+    }
 }
 
 #[cfg(test)]

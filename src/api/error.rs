@@ -153,6 +153,15 @@ impl ApiError {
         }
     }
 
+    /// Whether this error refuses one API to the account (it is not offered
+    /// in the region, or the key may not call it), as opposed to one about
+    /// the key, the signature or the clock, which every call would get.
+    pub fn denies_the_api(&self) -> bool {
+        let family = self.code.split('.').next().unwrap_or(&self.code);
+        self.class == ErrorClass::Fatal
+            && matches!(family, "InvalidApi" | "InvalidAction" | "Forbidden" | "OperationDenied" | "NoPermission")
+    }
+
     /// For a fatal error: what is wrong and what the operator should do.
     pub fn advice(&self) -> String {
         let family = self.code.split('.').next().unwrap_or(&self.code);
@@ -161,7 +170,7 @@ impl ApiError {
                 "the AccessKey secret does not match the AccessKey ID: check ALIBABA_CLOUD_ACCESS_KEY_SECRET or the profile's access_key_secret".to_owned()
             }
             "InvalidAccessKeyId" => "the AccessKey ID is not known to this endpoint: check the key, and that it is not disabled or deleted".to_owned(),
-            "Forbidden" | "OperationDenied" => "the key is not allowed to call GetImageInfo: grant the RAM user AliyunVODReadOnlyAccess (or vod:GetImageInfo), and check the account is not suspended".to_owned(),
+            "Forbidden" | "OperationDenied" => "the key is not allowed to make this call: grant the RAM user AliyunVODReadOnlyAccess (or vod:GetImageInfo, and vod:GetMediaAuditResult for --audit-source), and check the account is not suspended".to_owned(),
             "InvalidTimeStamp" => match self.clock_skew() {
                 Some(skew) => format!(
                     "the clock is {} minutes {} the server's: the server allows 15; fix the clock (NTP)",

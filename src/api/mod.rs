@@ -6,6 +6,7 @@
 //! - [`credentials`]: the Alibaba Cloud credential chain and region.
 //! - [`endpoints`]: the region to endpoint table (VOD and STS).
 //! - [`model`]: the wire model (`ImageInfo` and the envelopes).
+//! - [`moderation`]: reading `GetMediaAuditResult`: the machine's suggestion and its reasons.
 //! - [`error`]: a failed call and its class (missing, throttled, fatal, ...).
 //! - [`sts`]: the STS calls, the metadata service and credentials URI answers.
 //! - [`provider`]: the key each call signs with, renewed before it expires.
@@ -19,6 +20,7 @@ pub(crate) mod credentials;
 pub mod endpoints;
 pub(crate) mod error;
 pub mod model;
+pub mod moderation;
 pub(crate) mod provider;
 pub(crate) mod proxy;
 pub(crate) mod redact;

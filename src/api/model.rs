@@ -118,6 +118,9 @@ pub struct Mezzanine {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetImageInfoResponse {
+    /// An error `Code` in a 200 answer: not the action's answer.
+    #[serde(default)]
+    pub code: Option<String>,
     #[serde(default)]
     pub request_id: Option<String>,
     #[serde(default)]
@@ -128,6 +131,9 @@ pub struct GetImageInfoResponse {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetImageInfosResponse {
+    /// An error `Code` in a 200 answer: not the action's answer.
+    #[serde(default)]
+    pub code: Option<String>,
     #[serde(default)]
     pub request_id: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -142,36 +148,49 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) ->
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The success body of `GetMediaAuditResult`, as far as this tool reads it.
-/// Shape from the official models: alibabacloud-java-sdk
-/// `vod-20170321/.../GetMediaAuditResultResponseBody.java` (`MediaAuditResult`:
-/// `AbnormalModules`, `Label` comma-separated, `Suggestion` block / review /
-/// pass, `ImageResult` list with `Label`, `Suggestion`, `Type`, `Url` and
-/// `Result` of `Label`, `Scene`, `Suggestion`, `Score`).
+/// The success body of `GetMediaAuditResult`: the **automated** moderation
+/// result (the machine's `Suggestion`, not the account's decision; see
+/// [`crate::api::moderation`]). Shape from the official models
+/// (alibabacloud-go-sdk and alibabacloud-java-sdk `vod-20170321`
+/// `GetMediaAuditResultResponseBody`; vod-openapi.md §9): scores are strings,
+/// every part may be absent.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GetMediaAuditResultResponse {
+    /// An error `Code` in a 200 answer: not the action's answer.
+    #[serde(default)]
+    pub code: Option<String>,
     #[serde(default)]
     pub request_id: Option<String>,
     #[serde(default)]
     pub media_audit_result: Option<MediaAuditResult>,
 }
 
-/// The moderation verdict of one media item.
+/// The moderation result of one medium (for an image id: the image).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MediaAuditResult {
+    /// `block`, `review` or `pass` (lower case in the model).
     #[serde(default)]
     pub suggestion: Option<String>,
+    /// Comma list of labels.
     #[serde(default)]
     pub label: Option<String>,
+    /// Comma list of the modules that were not normal: `video`,
+    /// `image-cover`, `text-title`.
     #[serde(default)]
     pub abnormal_modules: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub image_result: Vec<ImageAuditResult>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub text_result: Vec<TextAuditResult>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub audio_result: Vec<LabelledPart>,
+    #[serde(default)]
+    pub video_result: Option<VideoAuditResult>,
 }
 
-/// The verdict on one image of the item (for an image id: the image).
+/// The verdict on one image of the medium (`Type`: `cover`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageAuditResult {
@@ -179,46 +198,54 @@ pub struct ImageAuditResult {
     pub suggestion: Option<String>,
     #[serde(default)]
     pub label: Option<String>,
+    #[serde(default, rename = "Type")]
+    pub kind: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
-    pub result: Vec<SceneAuditResult>,
+    pub result: Vec<LabelledPart>,
 }
 
-/// One scene's verdict (porn, terrorism, ad, ...).
+/// One text of the medium (`Type`: `title`, ...) and its verdict.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct SceneAuditResult {
+pub struct TextAuditResult {
+    #[serde(default)]
+    pub suggestion: Option<String>,
+    /// spam, ad, abuse, flood, contraband, meaningless, normal.
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default, rename = "Type")]
+    pub kind: Option<String>,
+}
+
+/// A part that carries a label and a suggestion: an image's scene (`porn`,
+/// `terrorism`), an audio result, a video sub-result.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LabelledPart {
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]
     pub suggestion: Option<String>,
 }
 
-impl MediaAuditResult {
-    /// The labels that say why (every `Label` of the item, its images and
-    /// their scenes, `normal` left out), sorted, once each.
-    pub fn labels(&self) -> Vec<String> {
-        let mut all: Vec<String> = Vec::new();
-        let mut add = |text: &Option<String>| {
-            for l in text.as_deref().unwrap_or_default().split(',') {
-                let l = l.trim();
-                if !l.is_empty() && !l.eq_ignore_ascii_case("normal") {
-                    all.push(l.to_owned());
-                }
-            }
-        };
-        add(&self.label);
-        for image in &self.image_result {
-            add(&image.label);
-            for scene in &image.result {
-                if scene.suggestion.as_deref() != Some("pass") {
-                    add(&scene.label);
-                }
-            }
-        }
-        all.sort();
-        all.dedup();
-        all
-    }
+/// The video's verdict and its five sub-results.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VideoAuditResult {
+    #[serde(default)]
+    pub suggestion: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub ad_result: Option<LabelledPart>,
+    #[serde(default)]
+    pub live_result: Option<LabelledPart>,
+    #[serde(default)]
+    pub logo_result: Option<LabelledPart>,
+    #[serde(default)]
+    pub porn_result: Option<LabelledPart>,
+    #[serde(default)]
+    pub terrorism_result: Option<LabelledPart>,
 }
 
 /// The error body every Alibaba Cloud RPC API sends with a 4xx or 5xx.

@@ -18,11 +18,12 @@ use super::settings::{ApiTarget, RunSettings};
 use crate::report::pass::{self, Expected, RunFacts};
 use crate::report::record::{ImageRecord, OutcomeKind};
 use crate::report::summary::Summary;
-use crate::report::{sort, trend};
-use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
+use crate::report::{sort, trend, verdict};
+use crate::run::engine::{self, AuditSource, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
 use crate::run::journal::{Journal, Lines, Recorder};
 use crate::run::outcome::Outcome;
+use crate::run::stop::MODERATION_REGION_NOTE;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
 use crate::rundir::{self, RunDir};
@@ -305,6 +306,7 @@ pub async fn run_audit(
         _ if summary.ledger.unaccounted > 0 => Exit::Internal,
         Some(
             StopReason::Fatal(_)
+            | StopReason::ModerationUnavailable(_)
             | StopReason::RetryBudget(_)
             | StopReason::ServiceDown { .. }
             | StopReason::TooManyFailures { .. }
@@ -312,7 +314,7 @@ pub async fn run_audit(
         ) => Exit::Stopped,
         Some(StopReason::Interrupted) => Exit::Interrupted,
         None if inventory.as_ref().is_some_and(|(i, _)| !i.complete) => Exit::InventoryIncomplete,
-        None if summary.audit_status_coverage.below(settings.min_audit_status) => Exit::AuditStatusMissing,
+        None if summary.verdict_coverage.below(settings.min_audit_status) => Exit::AuditStatusMissing,
         None if !alerts(&settings.fail_on, &summary).is_empty() => Exit::Alert,
         None if summary.totals.failed > 0 => Exit::Failures,
         None => Exit::Ok,
@@ -342,19 +344,27 @@ pub async fn run_audit(
     }
 
     if exit == Exit::AuditStatusMissing {
-        let c = &summary.audit_status_coverage;
+        let c = &summary.verdict_coverage;
         eprintln!(
-            "vod-image-audit: AuditStatus missing from the service's answers: {} of {} found images ({}) carry it, below --min-audit-status {}; the blocked count ({}) cannot be trusted, since an image without AuditStatus may be blocked. {}",
-            c.with_audit_status,
+            "vod-image-audit: no verdict for most images: {} of {} found images ({}) have one, below --min-audit-status {}; the blocked count ({}) cannot be trusted, since an image without a verdict may be blocked. {}",
+            c.with_verdict,
             c.found,
             c.percent(),
             settings.min_audit_status,
             summary.blocked(),
-            AUDIT_STATUS_ADVICE
+            verdict_advice(settings.audit.audit_source, &summary)
         );
     }
+    for line in verdict_warnings(&summary) {
+        eprintln!("vod-image-audit: warning: {line}");
+    }
     if let Some(r) = &reason {
-        eprintln!("vod-image-audit: {}", r.describe());
+        match r {
+            StopReason::ModerationUnavailable(_) => {
+                eprintln!("vod-image-audit: {} (this run's region: {})", r.describe(), target.region)
+            }
+            _ => eprintln!("vod-image-audit: {}", r.describe()),
+        }
         eprintln!("vod-image-audit: the report in {} is marked incomplete", settings.out.display());
     }
     if let Some(c) = &summary.changes {
@@ -388,12 +398,12 @@ pub async fn run_audit(
             None => String::new(),
         };
         eprintln!(
-            "vod-image-audit: {}: {} ids: {} found ({} blocked; AuditStatus on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled{changes}; report in {}",
+            "vod-image-audit: {}: {} ids: {} found ({} blocked; verdict on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled{changes}; report in {}",
             if summary.complete { "done" } else { "stopped" },
             t.unique_ids,
             t.found,
             summary.blocked(),
-            summary.audit_status_coverage.percent(),
+            summary.verdict_coverage.percent(),
             t.missing,
             t.failed,
             match t.not_attempted {
@@ -482,8 +492,45 @@ fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
         .collect()
 }
 
-/// What to do when the answers lack `AuditStatus`.
-const AUDIT_STATUS_ADVICE: &str = "Ask the moderation results instead: run again with --audit-source media-audit (GetMediaAuditResult), or check the account's answers with `vod-image-audit check`.";
+/// What to do when too few images have a verdict, for the mode the run
+/// was in.
+fn verdict_advice(source: AuditSource, summary: &Summary) -> String {
+    let unavailable = summary.by_reason.keys().any(|r| r.starts_with(verdict::MODERATION_UNAVAILABLE));
+    match source {
+        AuditSource::ImageInfo => "The answers lack AuditStatus: run again with --audit-source both, which asks GetMediaAuditResult (the automated moderation) about the images without it, or check the account's answers with `vod-image-audit check`.".to_owned(),
+        _ if unavailable => format!("GetMediaAuditResult is refused for this account (reason moderation-unavailable in images.csv): {MODERATION_REGION_NOTE}."),
+        _ => "GetMediaAuditResult gave no verdict for them either (never reviewed, or a value this tool does not know: see unrecognised_values in summary.json). Check the account's moderation settings, or lower --min-audit-status if unreviewed images are expected.".to_owned(),
+    }
+}
+
+/// Lines that say the verdict rests on less than it should, once each.
+fn verdict_warnings(summary: &Summary) -> Vec<String> {
+    let mut lines = Vec::new();
+    let unavailable: Vec<(&String, &u64)> =
+        summary.by_reason.iter().filter(|(r, _)| r.starts_with(verdict::MODERATION_UNAVAILABLE)).collect();
+    for (reason, n) in unavailable {
+        let code = reason.split_once(':').map_or("", |(_, c)| c);
+        lines.push(format!(
+            "GetMediaAuditResult is refused for this account ({code}): {n} images that needed it have no moderation verdict (reason {reason}); the audit went on with AuditStatus alone; {MODERATION_REGION_NOTE}",
+            reason = crate::api::error::escape_for_terminal(reason),
+            code = crate::api::error::escape_for_terminal(code),
+        ));
+    }
+    if !summary.unrecognised_values.is_empty() {
+        let values: Vec<String> = summary
+            .unrecognised_values
+            .iter()
+            .take(5)
+            .map(|(v, n)| format!("{} ({n})", crate::api::error::escape_for_terminal(v)))
+            .collect();
+        lines.push(format!(
+            "values this tool does not recognise were counted as verdict Unknown: {}{}; see unrecognised_values in summary.json",
+            values.join(", "),
+            if summary.unrecognised_values.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+    lines
+}
 
 /// The manifest of a finished (or stopped) run.
 #[allow(clippy::too_many_arguments)]
@@ -517,6 +564,7 @@ fn manifest(
         finished: facts.finished.clone(),
         ledger: summary.ledger.clone(),
         audit_status_coverage: summary.audit_status_coverage,
+        verdict_coverage: summary.verdict_coverage,
         compared_with: previous.map(|p| p.display().to_string()),
         input: ManifestInput {
             path: settings.input.display(),

@@ -419,6 +419,10 @@ pub struct SimulateArgs {
     /// Leave AuditStatus out of every answer, GetImageInfo too (an account whose answers lack it).
     #[arg(long)]
     pub omit_audit_status: bool,
+    /// Fault: refuse every GetMediaAuditResult with CODE (404 for InvalidApi.*, else 403), as for an
+    /// account or region where moderation results cannot be had.
+    #[arg(long, value_name = "CODE", num_args = 0..=1, default_missing_value = "InvalidApi.NotFound")]
+    pub media_audit_refused: Option<String>,
     /// Share of ids a GetImageInfos answer leaves out of both lists (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub batch_forgets: f64,

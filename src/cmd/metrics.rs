@@ -71,7 +71,9 @@ pub fn json_line(end: &RunEnd<'_>) -> serde_json::Value {
         "stop_reason": s.stop_reason,
         "totals": s.totals,
         "blocked": s.blocked(),
+        "by_verdict": s.by_verdict,
         "audit_status_coverage": s.audit_status_coverage,
+        "verdict_coverage": s.verdict_coverage,
         "changes": s.changes.as_ref().map(|c| &c.counts),
         "calls": end.manifest.calls,
         "files": end.manifest.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
@@ -99,7 +101,17 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
     let outcomes =
         [("found", t.found), ("missing", t.missing), ("failed", t.failed), ("not_attempted", t.not_attempted)];
     e.family("ids", "Unique ids of the last run by outcome.", outcomes.map(|(o, v)| (vec![("outcome", o)], v as f64)));
-    e.gauge("blocked", "Found images whose AuditStatus is Blocked.", s.blocked() as f64);
+    e.gauge("blocked", "Found images whose verdict is Blocked.", s.blocked() as f64);
+    e.family(
+        "images_by_verdict",
+        "Found images by verdict (AuditStatus when present, else moderation's Suggestion, else Unknown).",
+        s.by_verdict.iter().map(|(k, v)| (vec![("verdict", k.as_str())], *v as f64)),
+    );
+    e.gauge(
+        "disagreements",
+        "Found images whose AuditStatus overrides moderation's Suggestion (cleared or blocked by a person).",
+        s.disagreement_count() as f64,
+    );
     e.family(
         "images_by_audit_status",
         "Found images by AuditStatus (Unknown: not in the answer).",
@@ -124,11 +136,14 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
     e.gauge("run_duration_seconds", "Wall time of the last run.", duration.as_secs_f64());
     e.gauge("exit_code", "Exit code of the last run (0: success).", f64::from(end.exit.code()));
     e.gauge("complete", "1 when the last run settled every id.", f64::from(u8::from(s.complete)));
-    e.gauge(
-        "audit_status_share",
-        "Share of found images whose answer carried AuditStatus (1 when none was found).",
-        s.audit_status_coverage.share,
-    );
+    // No share when nothing was found: the series is left out rather than
+    // reading 100 %.
+    if let Some(share) = s.audit_status_coverage.share {
+        e.gauge("audit_status_share", "Share of found images whose answer carried AuditStatus.", share);
+    }
+    if let Some(share) = s.verdict_coverage.share {
+        e.gauge("verdict_share", "Share of found images with a verdict (not Unknown).", share);
+    }
     e.gauge("last_run_timestamp_seconds", "When the last run finished (Unix time).", unix_seconds(now));
     let success = match end.exit {
         Exit::Ok => Some(humantime::parse_rfc3339(&m.finished).map_or(unix_seconds(now), unix_seconds)),

@@ -66,6 +66,7 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.revoke_key_after = a.revoke_key_after;
     config.batch_omits_audit_status = !a.batch_includes_audit_status;
     config.omit_audit_status = a.omit_audit_status;
+    config.media_audit_refused = a.media_audit_refused.clone();
     config.batch_forgets = a.batch_forgets;
     config.sts_duration =
         humantime::parse_duration(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
@@ -277,10 +278,19 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
     println!("{:<28}{:>8}", "missing (NoSuchResource)", t.missing);
     println!("{:<28}{:>8}", "failed", t.failed);
     println!();
-    println!("AuditStatus of found images:");
+    println!("Verdict of found images (AuditStatus, else the moderation's Suggestion):");
+    for (k, v) in &summary.by_verdict {
+        println!("  {k:<26}{v:>8}");
+    }
+    println!("AuditStatus as answered:");
     for (k, v) in &summary.by_audit_status {
         println!("  {k:<26}{v:>8}");
     }
+    println!("Reasons (GetMediaAuditResult):");
+    for (k, v) in &summary.by_reason {
+        println!("  {k:<26}{v:>8}");
+    }
+    println!("{:<28}{:>8}", "a person overrode the machine", summary.disagreement_count());
     println!("Status of found images:");
     for (k, v) in &summary.by_status {
         println!("  {k:<26}{v:>8}");

@@ -4,6 +4,10 @@
 //! `new_image`: an image listed tonight and not before. An image listed
 //! before and not tonight is `newly_missing` there (after: `not listed`).
 //!
+//! Blocked means the verdict ([`ImageRecord::is_blocked`]); a run written
+//! before the verdict had its own column is read by what its `audit_status`
+//! stood for, so tonight compares with last night across the change.
+//!
 //! Owns the change rules (a pure function of two records) and the merge-join
 //! of two `images.csv` files, which are sorted by `image_id`: memory stays
 //! flat however many ids there are. Finding the previous run is
@@ -14,7 +18,8 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::record::{IdOrder, ImageRecord, OutcomeKind, BLOCKED, UNKNOWN};
+use super::record::{IdOrder, ImageRecord, OutcomeKind};
+use super::verdict::Verdict;
 use super::write::CsvStyle;
 
 /// The kinds of change, in report order.
@@ -87,12 +92,16 @@ impl ChangeCounts {
     }
 }
 
+/// A record's state as a change shows it: the verdict of a found image
+/// (of an old record, what its `audit_status` stood for), else the outcome.
 fn audit_text(r: &ImageRecord) -> String {
-    match r.outcome {
-        OutcomeKind::Found => r.audit_status.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
-        other => other.as_str().to_owned(),
+    match r.verdict() {
+        Some(v) => v.as_str().to_owned(),
+        None => r.outcome.as_str().to_owned(),
     }
 }
+
+const BLOCKED: &str = Verdict::Blocked.as_str();
 
 /// The changes of one id between two settled records (found or missing).
 pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
@@ -130,7 +139,7 @@ pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
                 push("unblocked", audit_text(before), audit_text(after));
             }
             if before.audit_status.is_none() && after.audit_status.is_some() {
-                push("audit_status_appeared", String::new(), audit_text(after));
+                push("audit_status_appeared", String::new(), after.audit_status.clone().unwrap_or_default());
             }
             if before.status != after.status {
                 push(

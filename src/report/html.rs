@@ -13,9 +13,10 @@
 use std::io::{self, Write};
 
 use super::changes::{Change, CHANGE_KINDS};
-use super::record::{ImageRecord, BLOCKED};
+use super::record::ImageRecord;
 use super::summary::Summary;
 use super::trend::TrendPoint;
+use super::verdict::Verdict;
 
 /// The colour of blocked images in every chart.
 const RED: &str = "#d62728";
@@ -41,6 +42,9 @@ pub struct PageInfo<'a> {
     pub newly_blocked: &'a [Change],
     /// Earlier runs and this one, oldest first.
     pub trend: &'a [TrendPoint],
+    /// The first images whose `AuditStatus` overrides moderation's
+    /// `Suggestion` (up to [`MAX_BLOCKED_ROWS`]).
+    pub disagreements: &'a [ImageRecord],
 }
 
 /// A category for people: `News (7)`, the id alone, or `(uncategorized)`.
@@ -86,6 +90,51 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#555}.b
 .title{white-space:pre-wrap;max-width:28em;overflow-wrap:anywhere}
 @media print{body{margin:0;max-width:none}a{color:inherit;text-decoration:none}}";
 
+/// A record's reasons for people: `image-cover:porn, text-title:ad`, or
+/// what is known when none was asked.
+fn reasons_text(r: &ImageRecord) -> String {
+    let reasons: Vec<&str> = r.reason_list().collect();
+    if reasons.is_empty() {
+        "(moderation not asked: --audit-source both gives the reasons)".to_owned()
+    } else {
+        reasons.join(", ")
+    }
+}
+
+/// Whose decision the verdict is, and whether a person overrode the machine.
+fn decided_by(r: &ImageRecord) -> String {
+    let source = match r.verdict_source.as_deref() {
+        Some("audit_status") => "the account (AuditStatus)",
+        Some("moderation") => "the machine (moderation Suggestion)",
+        Some(_) => "nobody",
+        // A run written before the verdict had a column.
+        None => "AuditStatus",
+    };
+    match r.disagreement.as_deref() {
+        Some("blocked_by_account") => format!("{source}; the machine passed it"),
+        Some("cleared_by_account") => format!("{source}; the machine blocked it"),
+        _ => source.to_owned(),
+    }
+}
+
+/// A two-column table of counts, each number readable by its `data-k`;
+/// nothing when there are none.
+fn count_table(
+    w: &mut dyn Write,
+    title: &str,
+    key: &str,
+    counts: &std::collections::BTreeMap<String, u64>,
+) -> io::Result<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "<table><tr><th>{}</th><th class=\"n\">images</th></tr>", escape(title))?;
+    for (k, v) in counts {
+        writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"{key}:{}\">{v}</td></tr>", escape(k), escape(k))?;
+    }
+    writeln!(w, "</table>")
+}
+
 /// A horizontal bar chart; each row is (label, count, the part of it that is
 /// blocked, drawn red over the bar).
 fn bar_chart(w: &mut dyn Write, title: &str, rows: &[(String, u64, Option<u64>)]) -> io::Result<()> {
@@ -114,7 +163,7 @@ fn bar_chart(w: &mut dyn Write, title: &str, rows: &[(String, u64, Option<u64>)]
             )?;
         }
         let text = match blocked {
-            Some(b) if b != n || label != BLOCKED => format!("{n} ({b} blocked)"),
+            Some(b) if b != n || label != Verdict::Blocked.as_str() => format!("{n} ({b} blocked)"),
             _ => n.to_string(),
         };
         writeln!(w, "<text x=\"{}\" y=\"{}\">{}</text>", label_w + len + 6.0, y + 14.0, text)?;
@@ -217,14 +266,15 @@ pub fn write_summary_html(
         escape(info.input),
         escape(info.input_sha256)
     )?;
-    let c = &s.audit_status_coverage;
+    let c = &s.verdict_coverage;
     writeln!(
         w,
-        "<p class=\"{}\">AuditStatus carried by <span data-k=\"audit_status_share\">{}</span> of found images ({} of {}).</p>",
-        if c.share < 1.0 { "bad" } else { "ok" },
+        "<p class=\"{}\">Verdict known for <span data-k=\"verdict_share\">{}</span> of found images ({} of {}); AuditStatus carried by <span data-k=\"audit_status_share\">{}</span>.</p>",
+        if c.share.is_some_and(|s| s >= 1.0) { "ok" } else { "bad" },
         c.percent(),
-        c.with_audit_status,
-        c.found
+        c.with_verdict,
+        c.found,
+        s.audit_status_coverage.percent(),
     )?;
     if s.complete {
         writeln!(w, "<p class=\"ok\" data-k=\"complete\">Complete: every input row is accounted for.</p>")?;
@@ -261,8 +311,10 @@ pub fn write_summary_html(
     }
 
     writeln!(w, "<h2>Found images</h2><div class=\"charts\">")?;
-    let audit: Vec<_> = s.by_audit_status.iter().map(|(k, v)| (k.clone(), *v, (k == BLOCKED).then_some(*v))).collect();
-    bar_chart(w, "AuditStatus", &audit)?;
+    let blocked_word = Verdict::Blocked.as_str();
+    let verdicts: Vec<_> =
+        s.by_verdict.iter().map(|(k, v)| (k.clone(), *v, (k == blocked_word).then_some(*v))).collect();
+    bar_chart(w, "Verdict", &verdicts)?;
     let status: Vec<_> = s.by_status.iter().map(|(k, v)| (k.clone(), *v, None)).collect();
     bar_chart(w, "Status", &status)?;
     let cats: Vec<_> = s
@@ -271,22 +323,12 @@ pub fn write_summary_html(
         .map(|c| (category(c.cate_id, c.cate_name.as_deref()), c.images, Some(c.blocked)))
         .collect();
     bar_chart(w, "Categories (red: blocked)", &cats)?;
-    writeln!(w, "</div><table><tr><th>AuditStatus</th><th class=\"n\">images</th></tr>")?;
-    for (k, v) in &s.by_audit_status {
-        writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"audit:{}\">{v}</td></tr>", escape(k), escape(k))?;
-    }
-    writeln!(w, "</table><table><tr><th>Status</th><th class=\"n\">images</th></tr>")?;
-    for (k, v) in &s.by_status {
-        writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"status:{}\">{v}</td></tr>", escape(k), escape(k))?;
-    }
-    writeln!(w, "</table>")?;
-    if !s.by_audit_label.is_empty() {
-        writeln!(w, "<table><tr><th>moderation label</th><th class=\"n\">images</th></tr>")?;
-        for (k, v) in &s.by_audit_label {
-            writeln!(w, "<tr><td>{}</td><td class=\"n\" data-k=\"label:{}\">{v}</td></tr>", escape(k), escape(k))?;
-        }
-        writeln!(w, "</table>")?;
-    }
+    writeln!(w, "</div>")?;
+    count_table(w, "verdict", "verdict", &s.by_verdict)?;
+    count_table(w, "AuditStatus (as answered)", "audit", &s.by_audit_status)?;
+    count_table(w, "Status", "status", &s.by_status)?;
+    count_table(w, "reason", "reason", &s.by_reason)?;
+    count_table(w, "value not recognised (counted as Unknown)", "unrecognised", &s.unrecognised_values)?;
 
     if info.trend.len() > 1 {
         writeln!(w, "<h2>Trend over the last {} runs</h2>", info.trend.len())?;
@@ -333,7 +375,7 @@ pub fn write_summary_html(
     writeln!(w, "<h2>Blocked images (<span data-k=\"blocked\">{blocked_total}</span>)</h2>")?;
     writeln!(
         w,
-        "<table class=\"blocked\"><tr><th>image id</th><th>title</th><th>category</th><th>why (moderation labels)</th><th>created</th><th>link</th></tr>"
+        "<table class=\"blocked\"><tr><th>image id</th><th>title</th><th>category</th><th>reasons</th><th>decided by</th><th>created</th><th>link</th></tr>"
     )?;
     let mut shown = 0usize;
     for r in blocked.take(MAX_BLOCKED_ROWS) {
@@ -341,11 +383,12 @@ pub fn write_summary_html(
         let cat = category(r.cate_id, r.cate_name.as_deref());
         writeln!(
             w,
-            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.image_id),
             escape(r.title.as_deref().unwrap_or("")),
             escape(&cat),
-            escape(&r.audit_labels.as_deref().unwrap_or("").replace(';', ", ")),
+            escape(&reasons_text(r)),
+            escape(&decided_by(r)),
             escape(r.creation_time.as_deref().unwrap_or("")),
             link(r.url.as_deref().unwrap_or(""))
         )?;
@@ -353,6 +396,45 @@ pub fn write_summary_html(
     writeln!(w, "</table>")?;
     if (shown as u64) < blocked_total {
         writeln!(w, "<p class=\"meta\">The first {shown} of {blocked_total}; images.csv has them all.</p>")?;
+    }
+
+    let disagreeing = s.disagreement_count();
+    writeln!(w, "<h2>A person overrode the machine (<span data-k=\"disagreements\">{disagreeing}</span>)</h2>")?;
+    if disagreeing == 0 {
+        writeln!(
+            w,
+            "<p class=\"meta\">None seen. (Moderation is asked about every image only with <code>--audit-source media-audit</code>.)</p>"
+        )?;
+    } else {
+        writeln!(
+            w,
+            "<p class=\"meta\">AuditStatus is the account's decision and wins over the automated moderation's Suggestion.</p><table class=\"disagreements\"><tr><th>image id</th><th>title</th><th>AuditStatus</th><th>moderation said</th><th>what happened</th><th>machine's reasons</th></tr>"
+        )?;
+        for r in info.disagreements {
+            let what = match r.disagreement.as_deref() {
+                Some("cleared_by_account") => "a person cleared what the machine blocked",
+                Some("blocked_by_account") => "a person blocked what the machine passed",
+                _ => "",
+            };
+            writeln!(
+                w,
+                "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td data-k=\"disagreement:{}\">{what}</td><td>{}</td></tr>",
+                escape(&r.image_id),
+                escape(r.title.as_deref().unwrap_or("")),
+                escape(r.audit_status.as_deref().unwrap_or("")),
+                escape(r.moderation_suggestion.as_deref().unwrap_or("")),
+                escape(&r.image_id),
+                escape(&reasons_text(r)),
+            )?;
+        }
+        writeln!(w, "</table>")?;
+        if (info.disagreements.len() as u64) < disagreeing {
+            writeln!(
+                w,
+                "<p class=\"meta\">The first {} of {disagreeing}; images.csv has them all (column disagreement).</p>",
+                info.disagreements.len()
+            )?;
+        }
     }
 
     writeln!(w, "<h2>Failures by code</h2>")?;
@@ -397,6 +479,7 @@ mod tests {
             account: None,
             newly_blocked: &[],
             trend: &[],
+            disagreements: &[],
         };
         let mut buf = Vec::new();
         write_summary_html(&mut buf, &s, &page, &mut [&rec].into_iter()).unwrap();

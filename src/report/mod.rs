@@ -3,6 +3,8 @@
 //! turns the settled outcomes into the files.
 //!
 //! - [`record`]: the flat record of one id and the words the reports use.
+//! - [`verdict`]: the account's decision and the machine's, and the one
+//!   verdict they give.
 //! - [`summary`]: aggregation, a fold over the records.
 //! - [`write`]: `images.csv`, `images.jsonl`, `summary.*`, `rejected.csv`.
 //! - [`changes`]: what changed since an earlier run (a merge-join).
@@ -25,6 +27,7 @@ pub mod record;
 pub mod sort;
 pub mod summary;
 pub mod trend;
+pub mod verdict;
 pub mod verify;
 pub mod write;
 pub mod xlsx;

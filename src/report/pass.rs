@@ -110,6 +110,7 @@ pub fn write_reports<'a>(
     };
     let mut fold = Fold::new(expected.input_rows, expected.duplicates, expected.rejected.len() as u64);
     let mut blocked: Vec<ImageRecord> = Vec::new();
+    let mut disagreements: Vec<ImageRecord> = Vec::new();
     let mut want = expected.sorted_ids.peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut order = IdOrder::default();
@@ -143,6 +144,9 @@ pub fn write_reports<'a>(
         fold.add(&r);
         if r.is_blocked() && blocked.len() < html::MAX_BLOCKED_ROWS {
             blocked.push(r.clone());
+        }
+        if r.disagreement.is_some() && disagreements.len() < html::MAX_BLOCKED_ROWS {
+            disagreements.push(r.clone());
         }
         let written = (|| {
             if let Some(w) = images_csv.as_mut() {
@@ -236,6 +240,7 @@ pub fn write_reports<'a>(
             account: facts.account.as_deref(),
             newly_blocked: &newly_blocked,
             trend: &trend,
+            disagreements: &disagreements,
         };
         files.push(write_atomic(dir, SUMMARY_HTML, |out| {
             html::write_summary_html(out, &summary, &info, &mut blocked.iter())

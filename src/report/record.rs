@@ -1,16 +1,21 @@
 //! The report's unit: one flat record per image id ([`ImageRecord`], a row of
-//! `images.csv` and a line of `images.jsonl` and of the journal), the three
+//! `images.csv` and a line of `images.jsonl` and of the journal), the four
 //! outcomes, a rejected input row, and the words the reports use for them.
+//!
+//! Records written before the verdict had its own column (no `verdict`
+//! field) still read: their `audit_status` column then held the verdict, and
+//! [`ImageRecord::verdict`] reads it so ([`super::verdict::legacy`]); their
+//! `audit_suggestion` and `audit_labels` columns read as
+//! `moderation_suggestion` and `reasons`.
 
 use serde::{Deserialize, Serialize};
 
-/// The `AuditStatus` of an image that moderation blocked.
-pub const BLOCKED: &str = "Blocked";
+use super::verdict::Verdict;
 
 /// The bucket for an absent `AuditStatus` or `Status`.
 pub const UNKNOWN: &str = "Unknown";
 
-/// The three ends of an id.
+/// The four ends of an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
@@ -43,16 +48,36 @@ impl OutcomeKind {
 pub struct ImageRecord {
     pub image_id: String,
     pub outcome: OutcomeKind,
+    /// What the service decided about a found image: `Blocked`, `Review`,
+    /// `Normal` or `Unknown` ([`super::verdict`]). Absent in records
+    /// written before it had a column.
+    #[serde(default)]
+    pub verdict: Option<String>,
+    /// Where the verdict came from: `audit_status`, `moderation`, `none`.
+    #[serde(default)]
+    pub verdict_source: Option<String>,
+    /// GetImageInfo's `AuditStatus` exactly as answered; never filled from
+    /// anything else.
     pub audit_status: Option<String>,
-    /// `GetMediaAuditResult`'s `Suggestion` (block / review / pass), when asked.
+    /// GetMediaAuditResult's top-level `Suggestion` exactly as answered,
+    /// when asked.
+    #[serde(default, alias = "audit_suggestion")]
+    pub moderation_suggestion: Option<String>,
+    /// Why, as `module:label` joined with `;` (`image-cover:porn`,
+    /// `text-title:ad`, `unspecified`, `moderation-unavailable:CODE`).
+    #[serde(default, alias = "audit_labels")]
+    pub reasons: Option<String>,
+    /// GetMediaAuditResult's `AbnormalModules` as answered.
     #[serde(default)]
-    pub audit_suggestion: Option<String>,
-    /// Why, from `GetMediaAuditResult`: labels joined with `;`.
+    pub abnormal_modules: Option<String>,
+    /// A person's decision that overrides the machine's:
+    /// `cleared_by_account` or `blocked_by_account`.
     #[serde(default)]
-    pub audit_labels: Option<String>,
-    /// Where `audit_status` came from: `image-info` or `media-audit`.
+    pub disagreement: Option<String>,
+    /// Values this tool does not know, as `Field=value` joined with `;`;
+    /// each makes the verdict `Unknown` unless a block decides it.
     #[serde(default)]
-    pub audit_source: Option<String>,
+    pub unrecognised: Option<String>,
     pub status: Option<String>,
     pub cate_id: Option<i64>,
     pub cate_name: Option<String>,
@@ -91,9 +116,10 @@ macro_rules! text_fields {
     ($r:expr, $($b:tt)+) => {
         [
             $($b)+ $r.audit_status,
-            $($b)+ $r.audit_suggestion,
-            $($b)+ $r.audit_labels,
-            $($b)+ $r.audit_source,
+            $($b)+ $r.moderation_suggestion,
+            $($b)+ $r.reasons,
+            $($b)+ $r.abnormal_modules,
+            $($b)+ $r.unrecognised,
             $($b)+ $r.status,
             $($b)+ $r.cate_name,
             $($b)+ $r.title,
@@ -116,19 +142,38 @@ macro_rules! text_fields {
 }
 
 impl ImageRecord {
-    /// Found, with `AuditStatus` `Blocked`.
+    /// The verdict of a found image (none for the other outcomes); in a
+    /// record written before the verdict had a column, what its
+    /// `audit_status` stood for.
+    pub fn verdict(&self) -> Option<Verdict> {
+        if self.outcome != OutcomeKind::Found {
+            return None;
+        }
+        Some(match self.verdict.as_deref() {
+            Some(v) => v.parse().unwrap_or(Verdict::Unknown),
+            None => super::verdict::legacy(self.audit_status.as_deref()),
+        })
+    }
+
+    /// Found, with the verdict `Blocked`: the one meaning of "blocked" in
+    /// every report, count and alert.
     pub fn is_blocked(&self) -> bool {
-        self.outcome == OutcomeKind::Found && self.audit_status.as_deref() == Some(BLOCKED)
+        self.verdict() == Some(Verdict::Blocked)
+    }
+
+    /// The reasons, one by one.
+    pub fn reason_list(&self) -> impl Iterator<Item = &str> {
+        self.reasons.as_deref().unwrap_or_default().split(';').filter(|r| !r.is_empty())
     }
 
     /// Every free-text field (from the server's answer or its error), for
     /// the caps and escaping that reports apply.
-    pub fn text_fields(&self) -> [&Option<String>; 21] {
+    pub fn text_fields(&self) -> [&Option<String>; 22] {
         text_fields!(self, &)
     }
 
     /// [`ImageRecord::text_fields`], to change them.
-    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 21] {
+    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 22] {
         text_fields!(self, &mut)
     }
 

@@ -1,7 +1,10 @@
 //! The summary: a fold over the settled records, in bounded memory.
 //!
-//! Owns the counts by outcome, `AuditStatus`, `Status` and category, and the
-//! failures by error code. Categories are keyed by `CateId`; the name shown is
+//! Owns the counts by outcome, verdict, raw `AuditStatus`, `Status`,
+//! category and reason, the failures by error code, and the counts that say
+//! how far the verdict can be trusted (its coverage, the values not
+//! recognised, the disagreements between a person and the machine). Every
+//! count of "blocked" is of the verdict ([`ImageRecord::is_blocked`]). Categories are keyed by `CateId`; the name shown is
 //! the first one seen in `image_id` order, so the result does not depend on
 //! the order the answers came in.
 
@@ -10,8 +13,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeCounts;
-use super::record::{ImageRecord, OutcomeKind, BLOCKED, UNKNOWN};
-use crate::rundir::manifest::{AuditStatusCoverage, Ledger};
+use super::record::{ImageRecord, OutcomeKind, UNKNOWN};
+use super::verdict::{self, Verdict};
+use crate::rundir::manifest::{AuditStatusCoverage, Ledger, VerdictCoverage};
 
 /// The accounting of the input and of the outcomes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,26 +51,50 @@ pub struct Summary {
     pub totals: Totals,
     #[serde(default)]
     pub ledger: Ledger,
+    /// Found images by verdict (`Blocked`, `Review`, `Normal`, `Unknown`).
+    #[serde(default)]
+    pub by_verdict: BTreeMap<String, u64>,
+    /// Found images by the raw `AuditStatus` field (absent: `Unknown`).
     pub by_audit_status: BTreeMap<String, u64>,
     pub by_status: BTreeMap<String, u64>,
     pub by_category: Vec<CategoryCount>,
     pub failures_by_code: BTreeMap<String, u64>,
-    /// Found images by moderation label (`GetMediaAuditResult`), when asked.
+    /// Found images by reason (`module:label`), when moderation was asked.
+    #[serde(default, alias = "by_audit_label")]
+    pub by_reason: BTreeMap<String, u64>,
+    /// Blocked or Review verdicts whose moderation answer named no label.
     #[serde(default)]
-    pub by_audit_label: BTreeMap<String, u64>,
-    /// How many found images carried `AuditStatus`: the verdict this audit
-    /// is run for, absent from some answers (see the README).
+    pub unspecified_reasons: u64,
+    /// Images where a person's decision overrode the machine's, by kind.
+    #[serde(default)]
+    pub disagreements: BTreeMap<String, u64>,
+    /// Values this tool does not know (`Field=value`), and how often; each
+    /// left its image `Unknown` unless a block decided it.
+    #[serde(default)]
+    pub unrecognised_values: BTreeMap<String, u64>,
+    /// How many found images carried `AuditStatus` (the raw field).
     #[serde(default)]
     pub audit_status_coverage: AuditStatusCoverage,
+    /// How many found images have a verdict: what the exit-9 guard judges.
+    #[serde(default)]
+    pub verdict_coverage: VerdictCoverage,
     /// Changes since an earlier run, when one was compared.
     #[serde(default)]
     pub changes: Option<ChangeCounts>,
 }
 
 impl Summary {
-    /// Found images whose `AuditStatus` is `Blocked`.
+    /// Found images whose verdict is `Blocked`. A summary written before
+    /// the verdict was counted has no `by_verdict`: its `by_audit_status`
+    /// then held the verdict.
     pub fn blocked(&self) -> u64 {
-        self.by_audit_status.get(BLOCKED).copied().unwrap_or(0)
+        let counts = if self.by_verdict.is_empty() { &self.by_audit_status } else { &self.by_verdict };
+        counts.get(Verdict::Blocked.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Found images with a disagreement of any kind.
+    pub fn disagreement_count(&self) -> u64 {
+        self.disagreements.values().sum()
     }
 }
 
@@ -93,6 +121,7 @@ pub struct Fold {
     summary: Summary,
     categories: BTreeMap<Option<i64>, CategoryCount>,
     with_audit_status: u64,
+    with_verdict: u64,
 }
 
 /// Counts one more `key` in `map`, copying the key only the first time.
@@ -116,6 +145,7 @@ impl Fold {
             },
             categories: BTreeMap::new(),
             with_audit_status: 0,
+            with_verdict: 0,
         }
     }
 
@@ -136,12 +166,21 @@ impl Fold {
             return;
         }
         self.with_audit_status += u64::from(r.audit_status.is_some());
-        for label in r.audit_labels.as_deref().unwrap_or_default().split(';').filter(|l| !l.is_empty()) {
-            count(&mut s.by_audit_label, label);
+        let verdict = r.verdict().unwrap_or(Verdict::Unknown);
+        self.with_verdict += u64::from(verdict != Verdict::Unknown);
+        count(&mut s.by_verdict, verdict.as_str());
+        for reason in r.reason_list() {
+            count(&mut s.by_reason, reason);
+            s.unspecified_reasons += u64::from(reason == verdict::UNSPECIFIED);
         }
-        let audit = r.audit_status.as_deref().unwrap_or(UNKNOWN);
-        let blocked = audit == BLOCKED;
-        count(&mut s.by_audit_status, audit);
+        if let Some(d) = r.disagreement.as_deref().filter(|d| !d.is_empty()) {
+            count(&mut s.disagreements, d);
+        }
+        for value in r.unrecognised.as_deref().unwrap_or_default().split(';').filter(|v| !v.is_empty()) {
+            count(&mut s.unrecognised_values, value);
+        }
+        let blocked = verdict == Verdict::Blocked;
+        count(&mut s.by_audit_status, r.audit_status.as_deref().unwrap_or(UNKNOWN));
         count(&mut s.by_status, r.status.as_deref().unwrap_or(UNKNOWN));
         let c = self.categories.entry(r.cate_id).or_insert_with(|| CategoryCount {
             cate_id: r.cate_id,
@@ -161,6 +200,7 @@ impl Fold {
         self.summary.by_category = self.categories.into_values().collect();
         self.summary.audit_status_coverage =
             AuditStatusCoverage::new(self.summary.totals.found, self.with_audit_status);
+        self.summary.verdict_coverage = VerdictCoverage::new(self.summary.totals.found, self.with_verdict);
         self.summary
     }
 }

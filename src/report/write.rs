@@ -8,8 +8,9 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::record::{ImageRecord, Rejected, BLOCKED};
+use super::record::{ImageRecord, Rejected};
 use super::summary::Summary;
+use super::verdict::Verdict;
 
 /// How the CSV files are written for the spreadsheet that opens them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +60,14 @@ fn needs_defusing(value: &str) -> bool {
 pub const IMAGES_COLUMNS: &[&str] = &[
     "image_id",
     "outcome",
+    "verdict",
+    "verdict_source",
     "audit_status",
-    "audit_suggestion",
-    "audit_labels",
-    "audit_source",
+    "moderation_suggestion",
+    "reasons",
+    "abnormal_modules",
+    "disagreement",
+    "unrecognised",
     "status",
     "cate_id",
     "cate_name",
@@ -196,9 +201,21 @@ pub fn write_summary_csv(w: &mut dyn Write, s: &Summary, style: CsvStyle) -> io:
         let blocked = if value == "found" { blocked_found.to_string() } else { String::new() };
         csv.write_record(["outcome", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
     }
+    for (value, n) in &s.by_verdict {
+        let blocked = if value == Verdict::Blocked.as_str() { n.to_string() } else { "0".to_owned() };
+        csv.write_record(["verdict", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
+    }
     for (value, n) in &s.by_audit_status {
-        let blocked = if value == BLOCKED { n.to_string() } else { "0".to_owned() };
-        csv.write_record(["audit_status", &style.cell(value), "", &n.to_string(), &blocked]).map_err(csv_err)?;
+        csv.write_record(["audit_status", &style.cell(value), "", &n.to_string(), ""]).map_err(csv_err)?;
+    }
+    for (value, n) in &s.by_reason {
+        csv.write_record(["reason", &style.cell(value), "", &n.to_string(), ""]).map_err(csv_err)?;
+    }
+    for (value, n) in &s.disagreements {
+        csv.write_record(["disagreement", value, "", &n.to_string(), ""]).map_err(csv_err)?;
+    }
+    for (value, n) in &s.unrecognised_values {
+        csv.write_record(["unrecognised", &style.cell(value), "", &n.to_string(), ""]).map_err(csv_err)?;
     }
     for (value, n) in &s.by_status {
         csv.write_record(["status", &style.cell(value), "", &n.to_string(), ""]).map_err(csv_err)?;
@@ -245,7 +262,7 @@ mod tests {
         let text = String::from_utf8(buf.clone()).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "image_id,outcome,audit_status,audit_suggestion,audit_labels,audit_source,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id"
+            "image_id,outcome,verdict,verdict_source,audit_status,moderation_suggestion,reasons,abnormal_modules,disagreement,unrecognised,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id"
         );
         let mut rdr = csv::Reader::from_reader(&buf[..]);
         let back: Vec<ImageRecord> = rdr.deserialize().collect::<Result<_, _>>().unwrap();
@@ -299,16 +316,21 @@ mod tests {
             keys,
             vec![
                 "audit_status_coverage",
-                "by_audit_label",
                 "by_audit_status",
                 "by_category",
+                "by_reason",
                 "by_status",
+                "by_verdict",
                 "changes",
                 "complete",
+                "disagreements",
                 "failures_by_code",
                 "ledger",
                 "stop_reason",
-                "totals"
+                "totals",
+                "unrecognised_values",
+                "unspecified_reasons",
+                "verdict_coverage"
             ]
         );
         let totals: Vec<&str> = v["totals"].as_object().unwrap().keys().map(String::as_str).collect();
@@ -339,7 +361,7 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(
             text,
-            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\noutcome,not_attempted,,0,\naudit_status,Blocked,,1,1\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n"
+            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\noutcome,not_attempted,,0,\nverdict,Blocked,,1,1\naudit_status,Blocked,,1,\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n"
         );
     }
 }

@@ -31,8 +31,9 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::changes::{Change, CHANGES_COLUMNS, CHANGE_KINDS};
 use super::pass::RunFacts;
-use super::record::{ImageRecord, BLOCKED};
+use super::record::ImageRecord;
 use super::summary::Summary;
+use super::verdict::Verdict;
 use super::write::{CUT_MARKER, IMAGES_COLUMNS};
 
 /// The first sheet: the run and its counts.
@@ -49,7 +50,8 @@ pub const SUMMARY_COLUMNS: &[&str] = &["section", "item", "label", "count", "blo
 
 /// The Blocked sheet's header. `reason` stays empty until the moderation
 /// API is asked why (a later change).
-pub const BLOCKED_COLUMNS: &[&str] = &["image_id", "title", "cate_id", "cate_name", "creation_time", "url", "reason"];
+pub const BLOCKED_COLUMNS: &[&str] =
+    &["image_id", "title", "cate_id", "cate_name", "creation_time", "url", "reasons", "verdict_source", "disagreement"];
 
 /// Rows in one Excel worksheet, the header included (Excel's
 /// specification and limits).
@@ -93,18 +95,22 @@ enum Cell<'a> {
     Digits(Option<&'a str>),
 }
 
-const _: () = assert!(IMAGES_COLUMNS.len() == 28 && BLOCKED_COLUMNS.len() == 7 && CHANGES_COLUMNS.len() == 10);
+const _: () = assert!(IMAGES_COLUMNS.len() == 32 && BLOCKED_COLUMNS.len() == 9 && CHANGES_COLUMNS.len() == 10);
 
 /// A record as the cells of an `All images` row, in [`IMAGES_COLUMNS`] order.
-fn image_cells(r: &ImageRecord) -> [Cell<'_>; 28] {
+fn image_cells(r: &ImageRecord) -> [Cell<'_>; 32] {
     use Cell::{Digits, Int, Text};
     [
         Text(Some(&r.image_id)),
         Text(Some(r.outcome.as_str())),
+        Text(r.verdict.as_deref()),
+        Text(r.verdict_source.as_deref()),
         Text(r.audit_status.as_deref()),
-        Text(r.audit_suggestion.as_deref()),
-        Text(r.audit_labels.as_deref()),
-        Text(r.audit_source.as_deref()),
+        Text(r.moderation_suggestion.as_deref()),
+        Text(r.reasons.as_deref()),
+        Text(r.abnormal_modules.as_deref()),
+        Text(r.disagreement.as_deref()),
+        Text(r.unrecognised.as_deref()),
         Text(r.status.as_deref()),
         Int(r.cate_id),
         Text(r.cate_name.as_deref()),
@@ -131,7 +137,7 @@ fn image_cells(r: &ImageRecord) -> [Cell<'_>; 28] {
 }
 
 /// A blocked record as the cells of a `Blocked` row ([`BLOCKED_COLUMNS`]).
-fn blocked_cells(r: &ImageRecord) -> [Cell<'_>; 7] {
+fn blocked_cells(r: &ImageRecord) -> [Cell<'_>; 9] {
     use Cell::{Int, Text};
     [
         Text(Some(&r.image_id)),
@@ -141,7 +147,9 @@ fn blocked_cells(r: &ImageRecord) -> [Cell<'_>; 7] {
         Text(r.creation_time.as_deref()),
         Text(r.url.as_deref()),
         // Why, when GetMediaAuditResult was asked (--audit-source).
-        Text(r.audit_labels.as_deref()),
+        Text(r.reasons.as_deref()),
+        Text(r.verdict_source.as_deref()),
+        Text(r.disagreement.as_deref()),
     ]
 }
 
@@ -495,15 +503,34 @@ fn write_summary(
     ] {
         w.line("ledger", text(item), None, Some(n), None)?;
     }
+    let percent = Format::new().set_num_format("0.0%");
+    let c = &s.verdict_coverage;
+    w.line("verdict_coverage", text("found"), None, Some(c.found), None)?;
+    w.line("verdict_coverage", text("with_verdict"), None, Some(c.with_verdict), None)?;
+    let row = w.line("verdict_coverage", text("share"), Some(&c.percent()), None, None)?;
+    if let Some(share) = c.share {
+        w.ws.write_number_with_format(row, 3, share, &percent).map_err(xlsx_error)?;
+    }
     let c = &s.audit_status_coverage;
     w.line("audit_status_coverage", text("found"), None, Some(c.found), None)?;
     w.line("audit_status_coverage", text("with_audit_status"), None, Some(c.with_audit_status), None)?;
     let row = w.line("audit_status_coverage", text("share"), Some(&c.percent()), None, None)?;
-    let percent = Format::new().set_num_format("0.0%");
-    w.ws.write_number_with_format(row, 3, c.share, &percent).map_err(xlsx_error)?;
+    if let Some(share) = c.share {
+        w.ws.write_number_with_format(row, 3, share, &percent).map_err(xlsx_error)?;
+    }
+    for (value, n) in &s.by_verdict {
+        let blocked = if value == Verdict::Blocked.as_str() { *n } else { 0 };
+        w.line("verdict", text(value), None, Some(*n), Some(blocked))?;
+    }
     for (value, n) in &s.by_audit_status {
-        let blocked = if value == BLOCKED { *n } else { 0 };
-        w.line("audit_status", text(value), None, Some(*n), Some(blocked))?;
+        w.line("audit_status", text(value), None, Some(*n), None)?;
+    }
+    for (dimension, counts) in
+        [("reason", &s.by_reason), ("disagreement", &s.disagreements), ("unrecognised", &s.unrecognised_values)]
+    {
+        for (value, n) in counts {
+            w.line(dimension, text(value), None, Some(*n), None)?;
+        }
     }
     for (value, n) in &s.by_status {
         w.line("status", text(value), None, Some(*n), None)?;

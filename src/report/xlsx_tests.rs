@@ -143,8 +143,10 @@ fn four_sheets_headers_and_typed_cells_with_no_formula() {
         |section: &str, item: &str| summary.rows().find(|r| r[0] == *section && r[1] == *item).map(|r| r.to_vec());
     assert_eq!(find("totals", "found").unwrap()[3..], [Data::Float(2.0), Data::Float(1.0)]);
     assert_eq!(find("ledger", "unique_ids").unwrap()[3], Data::Float(4.0));
-    assert_eq!(find("audit_status", "Blocked").unwrap()[3..], [Data::Float(1.0), Data::Float(1.0)]);
+    assert_eq!(find("verdict", "Blocked").unwrap()[3..], [Data::Float(1.0), Data::Float(1.0)]);
+    assert_eq!(find("audit_status", "Blocked").unwrap()[3], Data::Float(1.0));
     assert_eq!(find("audit_status_coverage", "share").unwrap()[3], Data::Float(1.0));
+    assert_eq!(find("verdict_coverage", "share").unwrap()[3], Data::Float(1.0));
     assert_eq!(find("changes", "newly_blocked").unwrap()[3], Data::Float(0.0), "the summary's counts");
     assert_eq!(find("sheets", IMAGES_SHEET).unwrap()[3], Data::Float(4.0));
     let category = summary.rows().find(|r| r[0] == "category" && r[1] == Data::Float(7.0));

@@ -25,7 +25,7 @@ pub(crate) struct Filed {
 /// holds an `ImageInfo` without `ImageId` (see the module doc). Ids in
 /// neither list are simply absent from the result.
 pub(crate) fn file_batch_answer(asked: &[&str], answer: GetImageInfosResponse) -> Result<Filed, ApiError> {
-    let GetImageInfosResponse { request_id, image_info, non_exist_image_ids } = answer;
+    let GetImageInfosResponse { request_id, image_info, non_exist_image_ids, code: _ } = answer;
     let refuse = |why: String| {
         let why = format!("the GetImageInfos answer for this id's call {why}; nothing in it is filed");
         Err(ApiError::mismatched_image_id(why, request_id.clone()))
@@ -69,6 +69,7 @@ mod tests {
 
     fn answer(found: &[Option<&str>], missing: &[&str]) -> GetImageInfosResponse {
         GetImageInfosResponse {
+            code: None,
             request_id: Some("R".into()),
             image_info: found.iter().map(|id| info(*id)).collect(),
             non_exist_image_ids: missing.iter().map(|s| s.to_string()).collect(),

@@ -39,8 +39,8 @@ use std::collections::HashMap;
 use crate::api::client::VodClient;
 use crate::api::error::{ApiError, ErrorClass};
 use crate::report::record::OutcomeKind;
-use crate::report::record::BLOCKED;
-use crate::run::outcome::{AuditNote, FailureInfo, Outcome};
+use crate::report::verdict::AccountDecision;
+use crate::run::outcome::{FailureInfo, ModerationNote, Outcome};
 use crate::run::retry::{Decision, RetryPolicy};
 
 /// Calls per second when `--qps` is not given: a fifth of GetImageInfo's
@@ -128,6 +128,10 @@ struct Shared<'a> {
     failures_in_a_row: AtomicU64,
     outage: Outage,
     down_after: Duration,
+    audit_source: AuditSource,
+    /// The code with which `GetMediaAuditResult` was refused for the
+    /// account, once it was (`--audit-source both`).
+    moderation_unavailable: std::sync::OnceLock<String>,
 }
 
 impl<'a> Shared<'a> {
@@ -143,6 +147,19 @@ impl<'a> Shared<'a> {
             failures_in_a_row: AtomicU64::new(0),
             outage: Outage::default(),
             down_after: settings.down_after,
+            audit_source: settings.audit_source,
+            moderation_unavailable: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The stop reason of an error no retry fixes, or none when it must
+    /// not stop the run: in `--audit-source both`, `GetMediaAuditResult`
+    /// refused for the account only takes the moderation away.
+    fn fatal_stops(&self, label: &str, err: &ApiError) -> Option<StopReason> {
+        match (label, self.audit_source) {
+            (MODERATION, AuditSource::Both) if err.denies_the_api() => None,
+            (MODERATION, _) if err.denies_the_api() => Some(StopReason::ModerationUnavailable(err.clone())),
+            _ => Some(StopReason::Fatal(err.clone())),
         }
     }
 
@@ -431,7 +448,9 @@ where
             Decision::AbortRun => {
                 // Said once, at the end, as the stop reason; a log only when asked for.
                 tracing::debug!("{err}: {}", err.advice());
-                s.stop.stop(StopReason::Fatal(err.clone()));
+                if let Some(reason) = s.fatal_stops(label, &err) {
+                    s.stop.stop(reason);
+                }
                 return (Settled::Fatal(err), attempts);
             }
             Decision::RetryAfter(_) if err.class == ErrorClass::Transient && !s.budget.try_spend(retry_cost(&err)) => {
@@ -473,44 +492,69 @@ fn strip<T>(end: Settled<T>) -> Settled<()> {
 }
 
 /// Asks `GetMediaAuditResult` about a found image when `source` says so,
-/// through the same limiter, retries and error classes as every call. A
-/// verdict that cannot be had fails the id (what the run is for is unknown);
-/// a reason that cannot be had for a `Blocked` image leaves the verdict.
+/// through the same limiter, retries and error classes as every call:
+/// `media-audit` asks about every found image, `both` only where the
+/// account's decision (`AuditStatus`) is Blocked (for the reasons) or cannot
+/// be read (for the verdict). The verdict itself is decided from what both
+/// calls said, in [`Outcome::record`].
+///
+/// What cannot be had: an answer the account cannot get (the API is not
+/// offered in the region, or the key may not call it) stops a `media-audit`
+/// run, whose every verdict needs it; in `both` it marks every image that
+/// needed it `moderation-unavailable:CODE` and the audit goes on. A failure
+/// after retries fails the id when the verdict needed the answer, and is a
+/// reason (`moderation-failed:CODE`) when the account had decided.
 async fn ask_moderation(s: &Shared<'_>, source: AuditSource, mut o: Outcome) -> Outcome {
     if o.kind != OutcomeKind::Found {
         return o;
     }
-    let status = o.info.as_ref().and_then(|i| i.audit_status.clone());
+    let account = AccountDecision::read(o.info.as_ref().and_then(|i| i.audit_status.as_deref()));
     let ask = match source {
         AuditSource::ImageInfo => false,
         AuditSource::MediaAudit => true,
-        AuditSource::Both => status.is_none() || status.as_deref() == Some(BLOCKED),
+        AuditSource::Both => account.wants_moderation(),
     };
     if !ask {
         return o;
     }
-    let decides = source == AuditSource::MediaAudit || status.is_none();
+    if let Some(code) = s.moderation_unavailable.get() {
+        o.moderation = Some(ModerationNote::Unavailable(code.clone()));
+        return o;
+    }
+    let decided = matches!(account, AccountDecision::Normal | AccountDecision::Blocked);
     let id = o.image_id.clone();
-    let (end, attempts) = with_retries(s, "GetMediaAuditResult", || s.client.get_media_audit_result(&id)).await;
+    let (end, attempts) = with_retries(s, MODERATION, || s.client.get_media_audit_result(&id)).await;
     o.attempts += attempts;
     match end {
         Settled::Ok(m) => {
-            let verdict = if decides { AuditNote::status_of(m.suggestion.as_deref()) } else { None };
-            o.audit = Some(AuditNote { suggestion: m.suggestion, labels: m.labels, verdict });
+            o.moderation = Some(ModerationNote::Answered(m.reading));
             o
         }
         // No moderation record for it: asked, nothing to say.
         Settled::Final(e) if e.class == ErrorClass::Missing => {
-            o.audit = Some(AuditNote { suggestion: None, labels: Vec::new(), verdict: None });
+            o.moderation = Some(ModerationNote::NotFound);
             o
         }
-        _ if !decides => o,
+        Settled::Fatal(e) if !s.stop.is_stopped() => {
+            // Spared by `fatal_stops`: the account cannot have moderation.
+            let code = s.moderation_unavailable.get_or_init(|| e.code.clone());
+            o.moderation = Some(ModerationNote::Unavailable(code.clone()));
+            o
+        }
+        Settled::Final(e) if decided => {
+            o.moderation = Some(ModerationNote::Failed(e.code));
+            o
+        }
+        _ if decided => o,
         other => {
             let attempts = o.attempts;
             unsettled(s, id, attempts, strip(other))
         }
     }
 }
+
+/// The label of `GetMediaAuditResult` calls.
+const MODERATION: &str = "GetMediaAuditResult";
 
 async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
     let (end, attempts) = with_retries(s, "GetImageInfo", || s.client.get_image_info(&id)).await;

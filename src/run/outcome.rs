@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::api::model::ImageInfo;
+use crate::api::moderation::ModerationReading;
 use crate::report::record::{ImageRecord, OutcomeKind};
+use crate::report::verdict::{self, AccountDecision, Disagreement, Machine, Verdict, VerdictSource};
 
 /// The error of a failed id, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,38 +35,24 @@ impl From<&ApiError> for FailureInfo {
 /// The code used for ids that were never called because the run stopped.
 pub const NOT_ATTEMPTED: &str = "NotAttempted";
 
-/// What `GetMediaAuditResult` said of a found image, and whether its
-/// verdict replaced (or filled in) the answer's `AuditStatus`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditNote {
-    /// `block`, `review` or `pass`; none when never reviewed.
-    pub suggestion: Option<String>,
-    pub labels: Vec<String>,
-    /// The `AuditStatus` this verdict gives, when it decides the verdict.
-    pub verdict: Option<String>,
+/// What became of the question to `GetMediaAuditResult` about a found
+/// image, when it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationNote {
+    /// It answered.
+    Answered(ModerationReading),
+    /// It does not know the medium (`NoSuchResource`): asked, nothing said.
+    NotFound,
+    /// The account cannot have it (this `Code`): the API is not offered in
+    /// the region, or the key may not call it.
+    Unavailable(String),
+    /// No answer after retries (this `Code`); asked only for the reasons,
+    /// since the account had decided.
+    Failed(String),
 }
-
-impl AuditNote {
-    /// The `AuditStatus` a suggestion stands for: `block` is `Blocked`,
-    /// `pass` is `Normal`, `review` is its own `Review` (a person has yet to
-    /// decide), anything else none.
-    pub fn status_of(suggestion: Option<&str>) -> Option<String> {
-        match suggestion? {
-            "block" => Some(crate::report::record::BLOCKED.to_owned()),
-            "pass" => Some("Normal".to_owned()),
-            "review" => Some("Review".to_owned()),
-            _ => None,
-        }
-    }
-}
-
-/// `audit_source` of a verdict from `GetImageInfo`'s `AuditStatus`.
-pub const AUDIT_SOURCE_IMAGE: &str = "image-info";
-/// `audit_source` of a verdict from `GetMediaAuditResult`'s `Suggestion`.
-pub const AUDIT_SOURCE_MEDIA: &str = "media-audit";
 
 /// The end of one id. Journaled and reported as its [`ImageRecord`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub image_id: String,
     pub kind: OutcomeKind,
@@ -76,13 +64,11 @@ pub struct Outcome {
     pub request_id: Option<String>,
     /// Why it failed, when it did.
     pub failure: Option<FailureInfo>,
-    /// The moderation verdict from `GetMediaAuditResult`, when asked.
-    #[serde(default)]
-    pub audit: Option<AuditNote>,
+    /// What `GetMediaAuditResult` said, when it was asked.
+    pub moderation: Option<ModerationNote>,
     /// Set when the run stopped before this id was settled (not called, or
     /// its retries cut short): such an outcome is reported but not
     /// journaled, so a resumed run calls the id again.
-    #[serde(skip)]
     pub cut_short: bool,
 }
 
@@ -96,7 +82,7 @@ impl Outcome {
             attempts,
             request_id,
             failure: None,
-            audit: None,
+            moderation: None,
             cut_short: false,
         }
     }
@@ -110,7 +96,7 @@ impl Outcome {
             attempts,
             request_id,
             failure: None,
-            audit: None,
+            moderation: None,
             cut_short: false,
         }
     }
@@ -124,7 +110,7 @@ impl Outcome {
             attempts,
             request_id: None,
             failure: Some(failure),
-            audit: None,
+            moderation: None,
             cut_short: false,
         }
     }
@@ -148,27 +134,19 @@ impl Outcome {
             Some(f) => (Some(f.code), Some(f.message), f.http_status, f.request_id),
             None => (None, None, None, None),
         };
-        let (audit_status, audit_suggestion, audit_labels, audit_source) = match self.audit {
-            Some(a) => {
-                let labels = (!a.labels.is_empty()).then(|| a.labels.join(";"));
-                match a.verdict {
-                    Some(v) => (Some(v), a.suggestion, labels, Some(AUDIT_SOURCE_MEDIA.to_owned())),
-                    None => (info.audit_status, a.suggestion, labels, Some(AUDIT_SOURCE_IMAGE.to_owned())),
-                }
-            }
-            None if self.kind == OutcomeKind::Found => {
-                let source = info.audit_status.is_some().then(|| AUDIT_SOURCE_IMAGE.to_owned());
-                (info.audit_status, None, None, source)
-            }
-            None => (None, None, None, None),
-        };
+        let judged = (self.kind == OutcomeKind::Found).then(|| judge(info.audit_status.as_deref(), self.moderation));
+        let judged = judged.unwrap_or_default();
         ImageRecord {
             image_id: self.image_id,
             outcome: self.kind,
-            audit_status,
-            audit_suggestion,
-            audit_labels,
-            audit_source,
+            verdict: judged.verdict.map(|v| v.as_str().to_owned()),
+            verdict_source: judged.source.map(|v| v.as_str().to_owned()),
+            audit_status: info.audit_status,
+            moderation_suggestion: judged.suggestion,
+            reasons: judged.reasons,
+            abnormal_modules: judged.abnormal_modules,
+            disagreement: judged.disagreement.map(|d| d.as_str().to_owned()),
+            unrecognised: judged.unrecognised,
             status: info.status,
             cate_id: info.cate_id,
             cate_name: info.cate_name,
@@ -192,5 +170,60 @@ impl Outcome {
             http_status,
             request_id: failure_request_id.or(self.request_id),
         }
+    }
+}
+
+/// The verdict columns of a found image's record.
+#[derive(Default)]
+struct Judged {
+    verdict: Option<Verdict>,
+    source: Option<VerdictSource>,
+    suggestion: Option<String>,
+    reasons: Option<String>,
+    abnormal_modules: Option<String>,
+    disagreement: Option<Disagreement>,
+    unrecognised: Option<String>,
+}
+
+/// Applies the verdict rule ([`crate::report::verdict`]) to what the two
+/// calls said, and gathers the reasons and the values not recognised.
+fn judge(audit_status: Option<&str>, moderation: Option<ModerationNote>) -> Judged {
+    let mut unrecognised = Vec::new();
+    if AccountDecision::read(audit_status) == AccountDecision::Unrecognised {
+        unrecognised.push(format!("AuditStatus={}", audit_status.unwrap_or_default()));
+    }
+    let (machine, mut reasons, suggestion, abnormal_modules) = match moderation {
+        Some(ModerationNote::Answered(r)) => {
+            let machine = Machine { strictest: r.strictest, unrecognised: !r.unrecognised.is_empty() };
+            unrecognised.extend(r.unrecognised);
+            (Some(machine), r.reasons, r.suggestion, r.abnormal_modules)
+        }
+        Some(ModerationNote::NotFound) => {
+            (Some(Machine { strictest: None, unrecognised: false }), Vec::new(), None, None)
+        }
+        Some(ModerationNote::Unavailable(code)) => {
+            (None, vec![format!("{}:{code}", verdict::MODERATION_UNAVAILABLE)], None, None)
+        }
+        Some(ModerationNote::Failed(code)) => {
+            (None, vec![format!("{}:{code}", verdict::MODERATION_FAILED)], None, None)
+        }
+        None => (None, Vec::new(), None, None),
+    };
+    let d = verdict::decide(audit_status, machine);
+    if machine.is_some() && reasons.is_empty() && matches!(d.verdict, Verdict::Blocked | Verdict::Review) {
+        reasons.push(match d.source {
+            VerdictSource::AuditStatus => verdict::ACCOUNT_DECISION.to_owned(),
+            _ => verdict::UNSPECIFIED.to_owned(),
+        });
+    }
+    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(";"));
+    Judged {
+        verdict: Some(d.verdict),
+        source: Some(d.source),
+        suggestion,
+        reasons: join(reasons),
+        abnormal_modules,
+        disagreement: d.disagreement,
+        unrecognised: join(unrecognised),
     }
 }

@@ -10,11 +10,19 @@ use tokio_util::sync::CancellationToken;
 use crate::api::error::ApiError;
 use crate::run::guard::{FAILURES_IN_A_ROW, RETRY_BUDGET};
 
+/// What the documentation says of where `GetMediaAuditResult` runs, and
+/// what to do about it (vod-openapi.md §5: the international pages say
+/// "supported only in the Singapore region").
+pub const MODERATION_REGION_NOTE: &str = "the international documentation says GetMediaAuditResult is supported only in the Singapore region (ap-southeast-1): audit the images there, or run with --audit-source both, which finishes the audit with AuditStatus alone where moderation cannot be had";
+
 /// Why a run stopped before settling every id.
 #[derive(Debug, Clone)]
 pub enum StopReason {
     /// An error that every further call would repeat.
     Fatal(ApiError),
+    /// `--audit-source media-audit`, and `GetMediaAuditResult` is refused
+    /// for the account: no verdict can be had.
+    ModerationUnavailable(ApiError),
     /// SIGINT or SIGTERM.
     Interrupted,
     /// The retry budget ran out, or every recent call failed: the service
@@ -33,6 +41,9 @@ impl StopReason {
     pub fn describe(&self) -> String {
         match self {
             StopReason::Fatal(e) => format!("stopped by a fatal API error: {e}; {}", e.advice()),
+            StopReason::ModerationUnavailable(e) => format!(
+                "stopped: GetMediaAuditResult is refused for this account ({e}), and --audit-source media-audit takes every verdict from it; {MODERATION_REGION_NOTE}"
+            ),
             StopReason::Interrupted => "interrupted by a signal".to_owned(),
             StopReason::RetryBudget(e) => format!(
                 "the retry budget ran out ({RETRY_BUDGET} retries' worth, last error {e}): the service keeps failing; run the same command later to resume"

@@ -51,6 +51,9 @@ pub struct Manifest {
     /// How many found images carried `AuditStatus`.
     #[serde(default)]
     pub audit_status_coverage: AuditStatusCoverage,
+    /// How many found images have a verdict (not `Unknown`).
+    #[serde(default)]
+    pub verdict_coverage: VerdictCoverage,
     /// The run directory compared with, if any.
     pub compared_with: Option<String>,
     pub input: ManifestInput,
@@ -195,43 +198,78 @@ impl Manifest {
     }
 }
 
-/// Found images before the `AuditStatus` share is judged (see
-/// [`AuditStatusCoverage::below`]): with a few per cent of images lacking it
+/// Found images before the verdict's share is judged (see
+/// [`VerdictCoverage::below`]): with a few per cent of images lacking it
 /// by chance, a 90 % floor flaps on twenty images and holds on a hundred.
 pub const MIN_FOUND_FOR_SHARE: u64 = 100;
 
-/// Found images, and how many of them carried `AuditStatus`.
+/// What a share reads as when no image was found: there is nothing to have
+/// a share of, and "100 %" would vouch for answers that never came (every id
+/// `NoSuchResource`, as a wrong region gives).
+pub const NO_IMAGE_FOUND: &str = "no image found";
+
+fn share_of(found: u64, with: u64) -> Option<f64> {
+    (found > 0).then(|| with as f64 / found as f64)
+}
+
+fn percent_of(share: Option<f64>) -> String {
+    share.map_or_else(|| NO_IMAGE_FOUND.to_owned(), |s| format!("{:.1} %", s * 100.0))
+}
+
+/// Found images, and how many of them carried `AuditStatus` (the raw
+/// field, whatever its value).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditStatusCoverage {
     pub found: u64,
     pub with_audit_status: u64,
-    /// `with_audit_status / found`; 1 when nothing was found.
-    pub share: f64,
+    /// `with_audit_status / found`; none (`null`) when nothing was found.
+    pub share: Option<f64>,
 }
 
 impl AuditStatusCoverage {
     /// The coverage of these counts.
     pub fn new(found: u64, with_audit_status: u64) -> Self {
-        let share = if found == 0 { 1.0 } else { with_audit_status as f64 / found as f64 };
-        AuditStatusCoverage { found, with_audit_status, share }
+        AuditStatusCoverage { found, with_audit_status, share: share_of(found, with_audit_status) }
     }
 
-    /// Whether too few found images carried `AuditStatus` for the blocked
-    /// count to be trusted: the share is below `min` (0..1), judged once
+    /// `97.5 %` for people, or "no image found".
+    pub fn percent(&self) -> String {
+        percent_of(self.share)
+    }
+}
+
+/// Found images, and how many of them have a verdict (`Blocked`, `Review`
+/// or `Normal`: not `Unknown`), from either source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerdictCoverage {
+    pub found: u64,
+    pub with_verdict: u64,
+    /// `with_verdict / found`; none (`null`) when nothing was found.
+    pub share: Option<f64>,
+}
+
+impl VerdictCoverage {
+    /// The coverage of these counts.
+    pub fn new(found: u64, with_verdict: u64) -> Self {
+        VerdictCoverage { found, with_verdict, share: share_of(found, with_verdict) }
+    }
+
+    /// Whether too few found images have a verdict for the blocked count to
+    /// be trusted: the share is below `min` (0..1), judged once
     /// [`MIN_FOUND_FOR_SHARE`] images are found; fewer are judged only
-    /// when not one of them carried it (a share of a handful of images says
+    /// when not one of them has one (a share of a handful of images says
     /// more about chance than about the service).
     pub fn below(&self, min: f64) -> bool {
-        match self.found {
-            0 => false,
-            n if n < MIN_FOUND_FOR_SHARE => self.with_audit_status == 0 && min > 0.0,
-            _ => self.share < min,
+        match (self.found, self.share) {
+            (0, _) | (_, None) => false,
+            (n, _) if n < MIN_FOUND_FOR_SHARE => self.with_verdict == 0 && min > 0.0,
+            (_, Some(share)) => share < min,
         }
     }
 
-    /// `97.5 %` for people.
+    /// `97.5 %` for people, or "no image found".
     pub fn percent(&self) -> String {
-        format!("{:.1} %", self.share * 100.0)
+        percent_of(self.share)
     }
 }
 
@@ -306,14 +344,24 @@ mod tests {
     }
 
     #[test]
-    fn the_audit_status_guard_judges_a_share_only_on_enough_images() {
-        assert!(!AuditStatusCoverage::new(0, 0).below(0.9), "nothing found, nothing to judge");
-        assert!(!AuditStatusCoverage::new(20, 17).below(0.9), "a few by chance on a small run");
-        assert!(AuditStatusCoverage::new(20, 0).below(0.9), "none at all is judged at once");
-        assert!(!AuditStatusCoverage::new(20, 0).below(0.0), "--min-audit-status 0 turns it off");
-        assert!(AuditStatusCoverage::new(1000, 899).below(0.9));
-        assert!(!AuditStatusCoverage::new(1000, 900).below(0.9));
-        assert_eq!(AuditStatusCoverage::new(1000, 975).percent(), "97.5 %");
+    fn the_verdict_guard_judges_a_share_only_on_enough_images() {
+        assert!(!VerdictCoverage::new(0, 0).below(0.9), "nothing found, nothing to judge");
+        assert!(!VerdictCoverage::new(20, 17).below(0.9), "a few by chance on a small run");
+        assert!(VerdictCoverage::new(20, 0).below(0.9), "none at all is judged at once");
+        assert!(!VerdictCoverage::new(20, 0).below(0.0), "--min-audit-status 0 turns it off");
+        assert!(VerdictCoverage::new(1000, 899).below(0.9));
+        assert!(!VerdictCoverage::new(1000, 900).below(0.9));
+        assert_eq!(VerdictCoverage::new(1000, 975).percent(), "97.5 %");
+    }
+
+    #[test]
+    fn nothing_found_is_no_share_not_a_hundred_per_cent() {
+        assert_eq!(VerdictCoverage::new(0, 0).percent(), "no image found");
+        assert_eq!(AuditStatusCoverage::new(0, 0).percent(), "no image found");
+        assert_eq!(AuditStatusCoverage::new(0, 0).share, None);
+        let old: AuditStatusCoverage =
+            serde_json::from_str(r#"{"found": 0, "with_audit_status": 0, "share": 1.0}"#).unwrap();
+        assert_eq!(old.share, Some(1.0), "an old manifest still reads");
     }
 
     #[test]

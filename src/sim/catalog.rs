@@ -1,8 +1,10 @@
 //! The simulator's images: loaded from a JSON file in the API's own shape,
 //! or generated with realistic distributions from a seed.
 //!
-//! Owns the catalog file format (`{"images": [ImageInfo, ...]}`) and the
-//! generator. Each image is kept exactly as given (unknown fields, `FileSize`
+//! Owns the catalog file format (`{"images": [ImageInfo, ...]}`, where an
+//! image may also carry the `MediaAuditResult` that `GetMediaAuditResult`
+//! answers for it; without one, [`media_audit_result`] makes one coherent
+//! with the image) and the generator. Each image is kept exactly as given (unknown fields, `FileSize`
 //! as string or number) and pre-rendered to JSON once, so answering is a
 //! copy, not a serialization.
 
@@ -30,13 +32,20 @@ impl CatalogImage {
 pub struct Catalog {
     images: HashMap<String, CatalogImage>,
     order: Vec<String>,
+    /// The moderation answers given in the catalog, by id.
+    moderation: HashMap<String, Value>,
 }
+
+/// The key of an image's own moderation answer in the catalog file: not a
+/// field of `ImageInfo`, never sent in one.
+pub const MODERATION_KEY: &str = "MediaAuditResult";
 
 impl Catalog {
     /// Builds a catalog from `ImageInfo` objects; each needs a string `ImageId`.
     pub fn from_values(values: impl IntoIterator<Item = Value>) -> Result<Self, String> {
         let mut c = Catalog::default();
-        for (i, v) in values.into_iter().enumerate() {
+        for (i, mut v) in values.into_iter().enumerate() {
+            let moderation = v.as_object_mut().and_then(|m| m.remove(MODERATION_KEY));
             let id = v
                 .get("ImageId")
                 .and_then(Value::as_str)
@@ -46,6 +55,9 @@ impl Catalog {
                 return Err(format!("image #{}: ImageId {id:?} appears twice", i + 1));
             }
             let json = serde_json::to_string(&v).map_err(|e| e.to_string())?;
+            if let Some(m) = moderation {
+                c.moderation.insert(id.clone(), m);
+            }
             c.order.push(id.clone());
             c.images.insert(id, CatalogImage { json: json.into() });
         }
@@ -69,6 +81,13 @@ impl Catalog {
     /// The image with this id.
     pub fn get(&self, id: &str) -> Option<&CatalogImage> {
         self.images.get(id)
+    }
+
+    /// What `GetMediaAuditResult` answers for this image: its own answer
+    /// from the catalog, else one made coherent with it.
+    pub fn moderation(&self, id: &str) -> Option<Value> {
+        let image = self.images.get(id)?;
+        Some(self.moderation.get(id).cloned().unwrap_or_else(|| media_audit_result(&image.value())))
     }
 
     /// An image whose id is not in `not`, chosen by `pick` in `[0, 1)`:
@@ -100,7 +119,14 @@ impl Catalog {
 
     /// The catalog as the file format.
     pub fn to_file_value(&self) -> Value {
-        json!({"images": self.order.iter().map(|id| self.images[id].value()).collect::<Vec<_>>()})
+        let image = |id: &String| {
+            let mut v = self.images[id].value();
+            if let (Some(m), Some(obj)) = (self.moderation.get(id), v.as_object_mut()) {
+                obj.insert(MODERATION_KEY.into(), m.clone());
+            }
+            v
+        };
+        json!({"images": self.order.iter().map(image).collect::<Vec<_>>()})
     }
 }
 
@@ -326,39 +352,100 @@ pub fn generate_iter(n: usize, seed: u64, region: &str) -> impl Iterator<Item = 
         })
 }
 
-/// Scene labels for blocked images, chosen by the id so each image keeps its
-/// reason from run to run.
-const BLOCK_LABELS: &[&str] = &["porn", "terrorism", "ad", "politics", "abuse"];
+/// Labels under the `porn` scene that are not `normal` (vod-openapi.md §9).
+const PORN_LABELS: &[&str] = &["porn", "sexy"];
 
-/// The moderation result of a catalog image, coherent with its `AuditStatus`:
-/// `Blocked` is a `block` with a scene label, `Normal` a `pass`, and an image
-/// without `AuditStatus` is judged as its id's hash says (one in twelve
-/// blocked), so that an account whose answers lack `AuditStatus` still has
-/// verdicts to find. Shape: alibabacloud-java-sdk `vod-20170321`
-/// `GetMediaAuditResultResponseBody` (`Suggestion`, `Label`,
-/// `AbnormalModules`, `ImageResult[]` with `Result[]` scenes).
+/// Labels under the `terrorism` scene that are not `normal` (§9).
+const TERRORISM_LABELS: &[&str] = &[
+    "bloody",
+    "explosion",
+    "outfit",
+    "logo",
+    "weapon",
+    "politics",
+    "violence",
+    "crowd",
+    "parade",
+    "carcrash",
+    "flag",
+    "location",
+    "others",
+];
+
+/// Labels of a text result that are not `normal` (§9: `TextResult.Label`).
+const TEXT_LABELS: &[&str] = &["spam", "ad", "abuse", "flood", "contraband", "meaningless"];
+
+/// How the machine judged an image, before the answer is shaped.
+enum Judged {
+    /// The cover, in this scene, for this label.
+    Image {
+        scene: &'static str,
+        label: &'static str,
+        suggestion: &'static str,
+    },
+    /// The title alone, for this label.
+    Title {
+        label: &'static str,
+    },
+    Pass,
+}
+
+/// The moderation result of a catalog image, in the service's vocabulary
+/// (vod-openapi.md §9; shape of alibabacloud-java-sdk `vod-20170321`
+/// `GetMediaAuditResultResponseBody`): scenes `porn` and `terrorism` with
+/// their documented labels, text labels under `antispam`, suggestions
+/// `block` / `review` / `pass`. Coherent with `AuditStatus`, chosen by the id
+/// so each image keeps it from run to run: a `Blocked` image is mostly a
+/// machine block (one in five of them for the title alone), one in ten a
+/// person's block of what the machine passed; a `Normal` image mostly a
+/// pass, one in twenty-five a person's clearing of a machine block; an image
+/// without `AuditStatus` is judged by the hash alone (one in twelve blocked,
+/// one in twelve sent to review), so an account whose answers lack
+/// `AuditStatus` still has verdicts to find.
 pub fn media_audit_result(image: &Value) -> Value {
     let id = image.get("ImageId").and_then(Value::as_str).unwrap_or_default();
     let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let blocked = match image.get("AuditStatus").and_then(Value::as_str) {
-        Some("Blocked") => true,
-        Some(_) => false,
-        None => hash % 12 == 0,
+    let pick = |list: &'static [&'static str], salt: u64| list[((hash >> salt) % list.len() as u64) as usize];
+    let block = |salt: u64| match (hash >> salt) % 5 {
+        0 => Judged::Title { label: pick(TEXT_LABELS, 11) },
+        1 | 2 => Judged::Image { scene: "porn", label: pick(PORN_LABELS, 13), suggestion: "block" },
+        _ => Judged::Image { scene: "terrorism", label: pick(TERRORISM_LABELS, 17), suggestion: "block" },
+    };
+    let judged = match image.get("AuditStatus").and_then(Value::as_str) {
+        Some("Blocked") if (hash >> 7) % 10 == 3 => Judged::Pass,
+        Some("Blocked") => block(3),
+        Some(_) if (hash >> 7) % 25 == 4 => block(3),
+        Some(_) => Judged::Pass,
+        None => match hash % 12 {
+            0 => block(3),
+            1 => Judged::Image { scene: "porn", label: "sexy", suggestion: "review" },
+            _ => Judged::Pass,
+        },
     };
     let url = image.get("URL").cloned().unwrap_or(Value::Null);
-    if blocked {
-        let label = BLOCK_LABELS[(hash % BLOCK_LABELS.len() as u64) as usize];
-        json!({
-            "Suggestion": "block", "Label": label, "AbnormalModules": "image-cover",
-            "ImageResult": [{"Type": "cover", "Url": url, "Suggestion": "block", "Label": label,
-                "Result": [{"Scene": label, "Label": label, "Suggestion": "block", "Score": "99.5"}]}]
-        })
-    } else {
-        json!({
+    let title = image.get("Title").cloned().unwrap_or(Value::Null);
+    let cover_pass = json!({"Type": "cover", "Url": url, "Suggestion": "pass", "Label": "normal",
+        "Result": [{"Scene": "porn", "Label": "normal", "Suggestion": "pass", "Score": "0.52"},
+                   {"Scene": "terrorism", "Label": "normal", "Suggestion": "pass", "Score": "0.31"}]});
+    let title_pass = json!([{"Type": "title", "Scene": "antispam", "Label": "normal", "Suggestion": "pass",
+        "Content": title, "Score": "0.10"}]);
+    match judged {
+        Judged::Image { scene, label, suggestion } => json!({
+            "Suggestion": suggestion, "Label": label, "AbnormalModules": "image-cover",
+            "ImageResult": [{"Type": "cover", "Url": url, "Suggestion": suggestion, "Label": label,
+                "Result": [{"Scene": scene, "Label": label, "Suggestion": suggestion, "Score": "99.50"}]}],
+            "TextResult": title_pass,
+        }),
+        Judged::Title { label } => json!({
+            "Suggestion": "block", "Label": label, "AbnormalModules": "text-title",
+            "ImageResult": [cover_pass],
+            "TextResult": [{"Type": "title", "Scene": "antispam", "Label": label, "Suggestion": "block",
+                "Content": title, "Score": "99.91"}],
+        }),
+        Judged::Pass => json!({
             "Suggestion": "pass", "Label": "normal", "AbnormalModules": "",
-            "ImageResult": [{"Type": "cover", "Url": url, "Suggestion": "pass", "Label": "normal",
-                "Result": [{"Scene": "porn", "Label": "normal", "Suggestion": "pass", "Score": "0.5"}]}]
-        })
+            "ImageResult": [cover_pass], "TextResult": title_pass,
+        }),
     }
 }
 

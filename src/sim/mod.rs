@@ -118,6 +118,9 @@ pub struct SimConfig {
     /// Leave `AuditStatus` out of every answer, `GetImageInfo` too: an
     /// account whose service stopped sending it (`--omit-audit-status`).
     pub omit_audit_status: bool,
+    /// Fault: every `GetMediaAuditResult` is refused with this code (404 for
+    /// `InvalidApi.*`, else 403), as for an account or region without it.
+    pub media_audit_refused: Option<String>,
     /// Share of ids a `GetImageInfos` answer leaves out of both `ImageInfo`
     /// and `NonExistImageIds` (seeded), to exercise the client's accounting.
     pub batch_forgets: f64,
@@ -184,6 +187,7 @@ impl SimConfig {
             revoke_key_after: None,
             batch_omits_audit_status: true,
             omit_audit_status: false,
+            media_audit_refused: None,
             batch_forgets: 0.0,
             static_token_expires: None,
             account_id: DEFAULT_ACCOUNT_ID.into(),
@@ -722,9 +726,14 @@ async fn process(
     if action == "GetMediaAuditResult" {
         let id = ids[0];
         // Counted apart: `answers_by_image` says how often an image was looked up.
+        if let Some(code) = &cfg.media_audit_refused {
+            sim.count_action("GetMediaAuditResult", code);
+            let status = if code.starts_with("InvalidApi") { 404 } else { 403 };
+            return Ok(Answer::error(status, code, "GetMediaAuditResult is not available to this account."));
+        }
         sim.count_action("GetMediaAuditResult", "OK");
-        return Ok(match cfg.catalog.get(id) {
-            Some(img) => Answer::Audit(catalog::media_audit_result(&img.value())),
+        return Ok(match cfg.catalog.moderation(id) {
+            Some(result) => Answer::Audit(result),
             // An assumption (no page documents it): an unknown media id is
             // answered as GetImageInfo answers one.
             None => Answer::error(404, "NoSuchResource", "The specified resource does not exist."),

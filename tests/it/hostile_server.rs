@@ -786,3 +786,63 @@ fn a_batch_answer_with_null_lists_is_read() {
     assert_eq!(rows.len(), 5);
     assert!(rows.values().all(|r| r["outcome"] == "missing"), "{rows:?}");
 }
+
+// ---------------------------------------------------------------------------
+// A 200 that is not the action's answer
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_200_carrying_an_error_code_or_an_empty_image_is_never_a_found_image() {
+    for body in [
+        r#"{"RequestId": "R", "Code": "InternalError", "Message": "oops", "ImageInfo": {}}"#,
+        r#"{"RequestId": "R", "Code": "Throttling.User", "ImageInfo": {"ImageId": "ignored"}}"#,
+        r#"{"RequestId": "R", "ImageInfo": {}}"#,
+    ] {
+        let fake = FakeServer::start(move |_req, stream| answer(stream, "200 OK", body.as_bytes()));
+        let wd = Workdir::new();
+        let ids: Vec<String> = (0..20).map(|i| format!("{i:032x}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let out = audit_fake(&wd, &fake, &refs).args(["--qps", "0", "--max-attempts", "2"]).run();
+        let s = wd.json("out/summary.json");
+        assert_eq!(s["totals"]["found"], 0, "{body}\n{}", out.describe());
+        let rows = rows_by_id(&wd, "out");
+        assert!(
+            rows.values().all(|r| r["outcome"] != "found"),
+            "a 200 that is no answer was filed as found: {body}\n{}",
+            out.describe()
+        );
+        assert!(rows.values().any(|r| r["error_code"] == "BadResponse"), "{body}\n{}", out.describe());
+    }
+}
+
+#[test]
+fn a_200_moderation_answer_without_its_object_is_a_bad_answer() {
+    // GetImageInfo finds the image without AuditStatus; GetMediaAuditResult
+    // answers 200 with no MediaAuditResult, or with an error Code.
+    for moderation in [
+        r#"{"RequestId": "M"}"#,
+        r#"{"RequestId": "M", "Code": "Forbidden", "MediaAuditResult": {"Suggestion": "pass"}}"#,
+    ] {
+        let fake = FakeServer::start(move |req, stream| match req.param("Action") {
+            "GetImageInfo" => {
+                let body =
+                    serde_json::json!({"RequestId": "R", "ImageInfo": {"ImageId": req.param("ImageId"), "Title": "t"}});
+                answer(stream, "200 OK", body.to_string().as_bytes())
+            }
+            _ => answer(stream, "200 OK", moderation.as_bytes()),
+        });
+        let wd = Workdir::new();
+        let out = audit_fake(&wd, &fake, &["0123456789abcdef0123456789abcdef"])
+            .args(["--qps", "0", "--max-attempts", "2", "--audit-source", "both"])
+            .run();
+        let rows = rows_by_id(&wd, "out");
+        let r = &rows["0123456789abcdef0123456789abcdef"];
+        assert_eq!(
+            (r["outcome"].as_str(), r["error_code"].as_str()),
+            ("failed", "BadResponse"),
+            "{moderation}\n{}",
+            out.describe()
+        );
+        assert_ne!(r["verdict"], "Normal", "never silently Normal");
+    }
+}

@@ -16,7 +16,8 @@ use crate::common::{csv_rows, id_file, Audit, SimServer, TestCatalog, Workdir};
 
 const SHEETS: [&str; 4] = ["Summary", "Blocked", "Changes", "All images"];
 const SUMMARY_HEADER: &[&str] = &["section", "item", "label", "count", "blocked"];
-const BLOCKED_HEADER: &[&str] = &["image_id", "title", "cate_id", "cate_name", "creation_time", "url", "reason"];
+const BLOCKED_HEADER: &[&str] =
+    &["image_id", "title", "cate_id", "cate_name", "creation_time", "url", "reasons", "verdict_source", "disagreement"];
 
 type Book = Xlsx<BufReader<std::fs::File>>;
 
@@ -110,14 +111,14 @@ fn csv_json_xlsx_run_writes_a_workbook_that_matches_images_csv_and_verifies() {
     assert_eq!(header(&blocked), BLOCKED_HEADER);
     let want: Vec<String> = csv
         .iter()
-        .filter(|r| r["outcome"] == "found" && r["audit_status"] == "Blocked")
+        .filter(|r| r["outcome"] == "found" && r["verdict"] == "Blocked")
         .map(|r| r["image_id"].clone())
         .collect();
     let blocked = rows(&blocked);
     assert!(!want.is_empty(), "the catalog has blocked images");
     assert_eq!(ids(&blocked), want);
     for row in &blocked {
-        assert_eq!(cell(row, "reason"), &Data::Empty, "filled by a later change");
+        assert_eq!(cell(row, "reasons"), &Data::Empty, "filled by a later change");
         let info = &cat.by_id[&cell(row, "image_id").to_string()];
         assert_eq!(cell(row, "title"), &Data::String(info.title.clone().unwrap()));
     }

@@ -38,10 +38,11 @@
 //! A URL is never shown with its user and password: an endpoint that
 //! carries them is refused, and the message shows `***` in their place.
 //!
-//! Everything an answer carries is redacted before it leaves here: the STS
-//! token, in every form a server might echo it ([`Redactor`]), is replaced
-//! by `***` in error messages and in every text field of a successful
-//! answer, so no report, journal or terminal ever holds it. (vod-openapi.md
+//! Everything an answer carries is redacted before it leaves here: the
+//! AccessKey secret and the STS token, in every form a server might echo
+//! them ([`Redactor`]), are replaced by `***` in error messages (a parse
+//! error's included), request ids and every text field of a successful
+//! answer, so no report, journal or terminal ever holds them. (vod-openapi.md
 //! §7: a secret never goes into a log or report. That a server echoes the
 //! token at all is not documented; the signature error does echo the
 //! string-to-sign, which holds it, and a proxy or a broken gateway may echo
@@ -364,7 +365,7 @@ impl VodClient {
         let (body, request_id_header, key) =
             self.call("GetImageInfo", &[("ImageId", image_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetImageInfoResponse =
-            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| key.redactor.redact_error(bad_response(200, &e.to_string())))?;
         let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
         let mut request_id = parsed.request_id.or(request_id_header);
         if let Some(id) = &mut request_id {
@@ -406,7 +407,7 @@ impl VodClient {
         let (body, _, key) =
             self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))], MAX_BATCH_ANSWER_BYTES).await?;
         let mut answer: GetImageInfosResponse =
-            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| key.redactor.redact_error(bad_response(200, &e.to_string())))?;
         let r = &key.redactor;
         for info in &mut answer.image_info {
             info.for_each_text(|text| r.redact_in_place(text));

@@ -28,12 +28,21 @@
 //! or as soon as a chunked body passes the cap.
 //!
 //! Calls go through the proxy `proxy` chose, or none: never through one the
-//! HTTP library found in the environment on its own.
+//! HTTP library found in the environment on its own, and never to a loopback
+//! address (the STS or metadata endpoint beside a proxied VOD endpoint
+//! included). Loopback is `localhost` (with or without the trailing dot of
+//! a fully qualified name, which is dropped so the name resolves),
+//! `127.0.0.0/8`, `::1` and the IPv4-mapped `::ffff:127.0.0.0/104`, which
+//! the kernel routes to the same IPv4 loopback.
 //!
-//! Everything an answer carries is redacted before it leaves here: the STS
-//! token, in every form a server might echo it ([`Redactor`]), is replaced
-//! by `***` in error messages and in every text field of a successful
-//! answer, so no report, journal or terminal ever holds it. (vod-openapi.md
+//! A URL is never shown with its user and password: an endpoint that
+//! carries them is refused, and the message shows `***` in their place.
+//!
+//! Everything an answer carries is redacted before it leaves here: the
+//! AccessKey secret and the STS token, in every form a server might echo
+//! them ([`Redactor`]), are replaced by `***` in error messages (a parse
+//! error's included), request ids and every text field of a successful
+//! answer, so no report, journal or terminal ever holds them. (vod-openapi.md
 //! §7: a secret never goes into a log or report. That a server echoes the
 //! token at all is not documented; the signature error does echo the
 //! string-to-sign, which holds it, and a proxy or a broken gateway may echo
@@ -137,16 +146,21 @@ impl Endpoint {
     pub const METADATA: &'static str = "http://100.100.100.200/";
 
     fn parse_with(text: &str, metadata: bool) -> Result<Self, EndpointError> {
-        let url = reqwest::Url::parse(text).map_err(|e| EndpointError::NotAUrl(text.into(), e.to_string()))?;
+        let shown = || without_userinfo(text).into_owned();
+        let mut url = reqwest::Url::parse(text).map_err(|e| EndpointError::NotAUrl(shown(), e.to_string()))?;
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(EndpointError::Extras(text.into()));
+            return Err(EndpointError::Extras(shown()));
         }
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
             "http" if metadata && url.host_str() == Some("100.100.100.200") => {}
-            "http" => return Err(EndpointError::PlainHttp(text.into())),
-            _ => return Err(EndpointError::Scheme(text.into())),
+            "http" => return Err(EndpointError::PlainHttp(shown())),
+            _ => return Err(EndpointError::Scheme(shown())),
+        }
+        // `localhost.` is `localhost`; the resolver of many systems knows only the latter.
+        if url.host_str() == Some("localhost.") {
+            url.set_host(Some("localhost")).map_err(|e| EndpointError::NotAUrl(shown(), e.to_string()))?;
         }
         let mut s = url.to_string();
         if !s.ends_with('/') {
@@ -191,13 +205,27 @@ impl Endpoint {
     }
 }
 
-/// Whether the URL's host is `localhost` or a loopback address.
+/// Whether the URL's host is `localhost` (or `localhost.`) or a loopback
+/// address, IPv4-mapped IPv6 included.
 pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
         None => false,
+    }
+}
+
+/// A URL as text with its user and password (anything before the last `@`
+/// ahead of the query) replaced by `***`; done on the text, so that it works
+/// on text that is not a URL at all.
+pub(crate) fn without_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = text.find("://").map(|i| i + 3) else { return text.into() };
+    let rest = &text[start..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}***@{}", &text[..start], &rest[at + 1..]).into(),
+        None => text.into(),
     }
 }
 
@@ -243,8 +271,15 @@ impl VodClient {
         let builder = reqwest::Client::builder();
         // The proxy is the one `proxy` chose, or none: reqwest's own reading of
         // HTTP_PROXY, HTTPS_PROXY and ALL_PROXY is switched off.
+        // It applies to every https call of the client, STS and metadata
+        // calls included, but never to a loopback one.
         let builder = match &config.proxy {
-            Some(proxy) => builder.proxy(reqwest::Proxy::https(proxy.url().as_str())?),
+            Some(proxy) => {
+                let proxy = proxy.url().clone();
+                builder.proxy(reqwest::Proxy::custom(move |url| {
+                    (url.scheme() == "https" && !is_loopback(url)).then(|| proxy.clone())
+                }))
+            }
             None => builder.no_proxy(),
         };
         let http = builder
@@ -331,7 +366,7 @@ impl VodClient {
         let (body, request_id_header, key) =
             self.call("GetImageInfo", &[("ImageId", image_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetImageInfoResponse =
-            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| key.redactor.redact_error(bad_response(200, &e.to_string())))?;
         refuse_error_code("GetImageInfo", parsed.code.as_deref(), &key.redactor)?;
         let mut info = parsed.image_info.ok_or_else(|| bad_response(200, "the answer has no ImageInfo"))?;
         if info == ImageInfo::default() {
@@ -360,7 +395,7 @@ impl VodClient {
         let (body, request_id_header, key) =
             self.call("GetMediaAuditResult", &[("MediaId", media_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetMediaAuditResultResponse =
-            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| key.redactor.redact_error(bad_response(200, &e.to_string())))?;
         refuse_error_code("GetMediaAuditResult", parsed.code.as_deref(), &key.redactor)?;
         let result = parsed.media_audit_result.ok_or_else(|| {
             bad_response(200, "the GetMediaAuditResult answer has no MediaAuditResult (see the README's assumptions)")
@@ -383,7 +418,7 @@ impl VodClient {
         let (body, _, key) =
             self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))], MAX_BATCH_ANSWER_BYTES).await?;
         let mut answer: GetImageInfosResponse =
-            serde_json::from_slice(&body).map_err(|e| bad_response(200, &e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| key.redactor.redact_error(bad_response(200, &e.to_string())))?;
         let r = &key.redactor;
         refuse_error_code("GetImageInfos", answer.code.as_deref(), r)?;
         for info in &mut answer.image_info {

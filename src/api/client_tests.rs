@@ -14,6 +14,7 @@ fn creds(token: Option<&str>) -> Credentials {
         access_key_secret: Secret::new("testAccessKeySecret"),
         security_token: token.map(Secret::new),
         source: "test".into(),
+        expires: None,
     }
 }
 
@@ -65,16 +66,16 @@ fn security_token_is_sent_and_signed() {
 
 #[test]
 fn server_messages_lose_the_string_to_sign_and_the_token() {
-    let r = Redactor::new(Some("tok+/="));
-    let m = scrub("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253D", &r);
+    let r = Redactor::of(["tok+/=long"]);
+    let m = scrub("Specified signature is not matched with our calculation. server string to sign is:POST&%2F&SecurityToken%3Dtok%252B%252F%253Dlong", &r);
     assert_eq!(m, "Specified signature is not matched with our calculation. server string to sign is: (withheld: it holds the request's parameters)");
-    assert_eq!(scrub("echo tok+/= and tok%2B%2F%3D", &r), "echo *** and ***");
+    assert_eq!(scrub("echo tok+/=long and tok%2B%2F%3Dlong", &r), "echo *** and ***");
 }
 
 /// Every form the server might echo, in a message and in a field.
 #[test]
 fn answers_lose_the_token_in_every_text_field() {
-    let r = Redactor::new(Some("tok+/=longer-token-value"));
+    let r = Redactor::of(["tok+/=longer-token-value"]);
     let mut info: ImageInfo = serde_json::from_str(
         r#"{"ImageId": "a", "Title": "x tok+/=longer-token-value", "Mezzanine": {"FileURL": "u?t=tok%2b%2f%3dlonger-token-value"}}"#,
     )
@@ -99,6 +100,49 @@ fn endpoint_rules() {
     assert!(matches!(Endpoint::parse("https://x/?a=b"), Err(EndpointError::Extras(_))));
     assert!(matches!(Endpoint::parse("https://u:p@x/"), Err(EndpointError::Extras(_))));
     assert!(matches!(Endpoint::parse("not a url"), Err(EndpointError::NotAUrl(..))));
+}
+
+/// Loopback in each form it is written: `localhost` with a trailing dot
+/// (dropped), any `127/8` address, `::1`, IPv4-mapped `127/8`; and what is
+/// not: the unspecified addresses, the deprecated IPv4-compatible form, a
+/// name under `localhost.`-something.
+#[test]
+fn loopback_in_every_form_and_only_loopback() {
+    for (text, shown) in [
+        ("http://localhost.:1/", "http://localhost:1/"),
+        ("http://LOCALHOST.:1/", "http://localhost:1/"),
+        ("http://127.1.2.3:1/", "http://127.1.2.3:1/"),
+        ("http://[::1]:1/", "http://[::1]:1/"),
+        ("http://[::ffff:127.0.0.1]:1/", "http://[::ffff:7f00:1]:1/"),
+        ("http://[::ffff:127.9.9.9]:1/", "http://[::ffff:7f09:909]:1/"),
+    ] {
+        let e = Endpoint::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(e.as_str(), shown);
+        assert!(e.is_loopback(), "{text}");
+    }
+    for text in [
+        "http://0.0.0.0:1/",
+        "http://[::]:1/",
+        "http://[::127.0.0.1]:1/",
+        "http://[::ffff:10.0.0.1]:1/",
+        "http://localhost.localdomain/",
+    ] {
+        assert!(matches!(Endpoint::parse(text), Err(EndpointError::PlainHttp(_))), "{text}");
+    }
+    assert!(Endpoint::parse("https://[::ffff:127.0.0.1]:1/").unwrap().is_loopback());
+}
+
+/// A URL's user and password never reach a message, URL or not.
+#[test]
+fn endpoint_errors_never_show_a_password() {
+    for text in
+        ["https://u:pw-1@x/", "http://u:pw-1@10.0.0.1/", "http://u:pw-1@[::1/", "ftp://u:pw-1@x/", "http://u:pw/-1@x/a"]
+    {
+        let e = Endpoint::parse(text).unwrap_err().to_string();
+        assert!(!e.contains("pw") && e.contains("***@"), "{text}: {e}");
+    }
+    assert_eq!(without_userinfo("https://a@b:c@host:1/p?q=@x"), "https://***@host:1/p?q=@x");
+    assert_eq!(without_userinfo("no url at all"), "no url at all");
 }
 
 /// What goes on the wire: `POST /` to the bare endpoint, the signed

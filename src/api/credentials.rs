@@ -8,6 +8,14 @@
 //! made-up environment and a temporary HOME. It never takes a secret from a
 //! command-line flag and never prints one.
 //!
+//! The files it reads (the CLI profile file, the credentials file, and for
+//! `provider` the OIDC token file) are read by [`read_credentials_file`]:
+//! opened without blocking, refused unless a regular file (a FIFO would
+//! wait for a writer for ever), and never past [`MAX_CREDENTIALS_BYTES`]
+//! (`/dev/zero` would fill the memory). A profile or credentials file that
+//! other users can read is used, with one warning in [`Resolved::warnings`]
+//! (the rule of ssh for a private key: any access for group or other).
+//!
 //! The order follows `aliyun/credentials-go` `credentials/providers/default.go`
 //! (environment, OIDC, aliyun CLI profile, credentials file, ECS RAM role,
 //! credentials URI), the CLI profile modes `aliyun/aliyun-cli`
@@ -15,7 +23,9 @@
 //! `credentials/providers/profile.go` of the same library.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
@@ -24,6 +34,13 @@ use crate::api::secret::Secret;
 /// The region used when nothing names one: the profile default of the
 /// aliyun CLI's own `configure` prompt.
 pub const DEFAULT_REGION: &str = "cn-shanghai";
+
+/// The most bytes of a credentials file, a token file or a credentials
+/// URI's answer that are read. An aliyun CLI `config.json` with a dozen
+/// profiles is a few KB, an OIDC token (a JWT) under 4 KB, a credentials
+/// answer under 2 KB: 256 KiB is far past any of them, and small enough to
+/// hold in memory.
+pub const MAX_CREDENTIALS_BYTES: usize = 256 * 1024;
 
 /// An AccessKey, optionally with an STS token, and where it was found.
 #[derive(Clone, Debug)]
@@ -37,6 +54,9 @@ pub struct Credentials {
     /// Where they came from, for logs and the manifest: an env variable
     /// name or `profile NAME in PATH`. Never the value.
     pub source: String,
+    /// When a static STS token is known to expire: the CLI profile's
+    /// `sts_expiration` (Unix seconds). `None`: not known, or not temporary.
+    pub expires: Option<SystemTime>,
 }
 
 /// Why no usable credentials were found.
@@ -137,6 +157,9 @@ impl From<Credentials> for CredentialSource {
 pub struct Resolved {
     pub credentials: CredentialSource,
     pub region: String,
+    /// What the operator should fix though the credentials work (a file
+    /// other users can read), for the command to print once.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +182,10 @@ struct Profile {
     access_key_secret: Option<String>,
     #[serde(default)]
     sts_token: Option<String>,
+    /// When `sts_token` expires, in Unix seconds (the CLI writes it for
+    /// CloudSSO and OAuth keys).
+    #[serde(default, deserialize_with = "crate::api::model::flexible_i64")]
+    sts_expiration: Option<i64>,
     #[serde(default)]
     ram_role_name: Option<String>,
     #[serde(default)]
@@ -183,7 +210,7 @@ struct Profile {
 
 /// Where and what kind of error a profile file has, never what it holds:
 /// serde's own message quotes the offending value, which may be a secret.
-fn json_error_without_values(e: &serde_json::Error) -> String {
+pub(crate) fn json_error_without_values(e: &serde_json::Error) -> String {
     let what = match e.classify() {
         serde_json::error::Category::Io => "cannot be read",
         serde_json::error::Category::Syntax => "is not valid JSON",
@@ -191,6 +218,62 @@ fn json_error_without_values(e: &serde_json::Error) -> String {
         serde_json::error::Category::Eof => "ends too early",
     };
     format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// A credentials or token file, read without blocking and within
+/// [`MAX_CREDENTIALS_BYTES`], with its metadata; the error is the reason,
+/// for a message that names the file.
+pub(crate) fn read_credentials_file(path: &Path) -> Result<(String, std::fs::Metadata), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading waits for a writer: not with O_NONBLOCK.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(|e| format!("cannot be opened: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot be read: {e}"))?;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err("is a directory, not a file".to_owned());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        let odd =
+            [(kind.is_fifo(), "a FIFO"), (kind.is_socket(), "a socket"), (kind.is_block_device(), "a block device")];
+        if let Some((_, what)) = odd.iter().find(|(is, _)| *is) {
+            return Err(format!(
+                "is {what}, not a regular file (reading it could wait for ever); point to a regular file"
+            ));
+        }
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CREDENTIALS_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot be read: {e}"))?;
+    if bytes.len() > MAX_CREDENTIALS_BYTES {
+        return Err(format!(
+            "is larger than {} KiB, which no credentials file is: check the path",
+            MAX_CREDENTIALS_BYTES / 1024
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_owned())?;
+    Ok((text, meta))
+}
+
+/// The warning for a credentials file that group or other users may read
+/// or change (ssh's rule for a private key), or none.
+fn loose_permissions(path: &str, meta: &std::fs::Metadata) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!("{path} holds an AccessKey and other users can read it (mode {mode:04o}): run chmod 600 {path}")
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, meta);
+        None
+    }
 }
 
 /// The aliyun CLI profile file under a home directory.
@@ -286,7 +369,8 @@ pub fn resolve(
     home: &Path,
 ) -> Result<Resolved, CredentialError> {
     let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-    let (credentials, profile_region) = chain(req, &env, home)?;
+    let mut warnings = Vec::new();
+    let (credentials, profile_region) = chain(req, &env, home, &mut warnings)?;
     let region = req
         .region
         .clone()
@@ -297,14 +381,19 @@ pub fn resolve(
     if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
         return Err(CredentialError::BadRegion(region));
     }
-    Ok(Resolved { credentials, region })
+    Ok(Resolved { credentials, region, warnings })
 }
 
 type Found = (CredentialSource, Option<String>);
 
-fn chain(req: &CredentialRequest, env: &dyn Fn(&str) -> Option<String>, home: &Path) -> Result<Found, CredentialError> {
+fn chain(
+    req: &CredentialRequest,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Found, CredentialError> {
     if let Some(name) = &req.profile {
-        return from_profile(home, Some(name), env);
+        return from_profile(home, Some(name), env, warnings);
     }
     for (id, secret, token) in [
         ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
@@ -327,10 +416,16 @@ fn chain(req: &CredentialRequest, env: &dyn Fn(&str) -> Option<String>, home: &P
         let source = format!("OIDC role {} (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)", role_arn.trim());
         return Ok((CredentialSource { kind, source }, None));
     }
-    if !is_true(env("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").as_deref()) && profile_path(home).exists() {
-        return from_profile(home, env("ALIBABA_CLOUD_PROFILE").as_deref(), env);
+    // A file there that cannot even be looked at (a symlink loop) is an
+    // error, not a file that is not there.
+    let profile_there = profile_path(home).try_exists().map_err(|e| CredentialError::ProfileFile {
+        path: profile_path(home).display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if !is_true(env("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").as_deref()) && profile_there {
+        return from_profile(home, env("ALIBABA_CLOUD_PROFILE").as_deref(), env, warnings);
     }
-    if let Some(found) = from_credentials_file(env, home)? {
+    if let Some(found) = from_credentials_file(env, home, warnings)? {
         return Ok((found, None));
     }
     if let Some(role) = env("ALIBABA_CLOUD_ECS_METADATA") {
@@ -365,6 +460,7 @@ fn from_env_pair(
             access_key_secret: Secret::new(secret.trim()),
             security_token: env(token_var).map(|t| Secret::new(t.trim())),
             source: format!("environment ({id_var})"),
+            expires: None,
         })),
     }
 }
@@ -373,14 +469,16 @@ fn from_profile(
     home: &Path,
     wanted: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
 ) -> Result<Found, CredentialError> {
     let path = profile_path(home);
     let shown = path.display().to_string();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CredentialError::NotFound(shown)),
-        Err(e) => return Err(CredentialError::ProfileFile { path: shown, reason: e.to_string() }),
-    };
+    if !path.try_exists().unwrap_or(true) {
+        return Err(CredentialError::NotFound(shown));
+    }
+    let (text, meta) =
+        read_credentials_file(&path).map_err(|reason| CredentialError::ProfileFile { path: shown.clone(), reason })?;
+    warnings.extend(loose_permissions(&shown, &meta));
     let file: ConfigFile = serde_json::from_str(&text)
         .map_err(|e| CredentialError::ProfileFile { path: shown.clone(), reason: json_error_without_values(&e) })?;
     let name = wanted
@@ -454,6 +552,10 @@ fn profile_kind<'f>(
             access_key_secret: Secret::new(field(&profile.access_key_secret, "access_key_secret")?),
             security_token: if with_token { Some(Secret::new(field(&profile.sts_token, "sts_token")?)) } else { None },
             source: format!("profile {name} in {shown}"),
+            expires: profile
+                .sts_expiration
+                .filter(|s| with_token && *s > 0)
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s.unsigned_abs())),
         }))
     };
     let session_name = given(&profile.ram_session_name).unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned());
@@ -511,15 +613,16 @@ fn credentials_file_path(env: &dyn Fn(&str) -> Option<String>, home: &Path) -> O
 fn from_credentials_file(
     env: &dyn Fn(&str) -> Option<String>,
     home: &Path,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<CredentialSource>, CredentialError> {
     let Some((path, named)) = credentials_file_path(env, home) else { return Ok(None) };
     let shown = path.display().to_string();
     let err = |reason: String| CredentialError::CredentialsFile { path: shown.clone(), reason };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
-        Err(e) => return Err(err(format!("cannot be read: {e}"))),
-    };
+    if !named && !path.try_exists().unwrap_or(true) {
+        return Ok(None);
+    }
+    let (text, meta) = read_credentials_file(&path).map_err(err)?;
+    warnings.extend(loose_permissions(&shown, &meta));
     let section = env("ALIBABA_CLOUD_PROFILE").unwrap_or_else(|| "default".to_owned());
     let sections = parse_ini(&text);
     let Some(values) = sections.get(section.trim()) else {
@@ -536,6 +639,7 @@ fn from_credentials_file(
             access_key_secret: Secret::new(need("access_key_secret")?),
             security_token: None,
             source: source.clone(),
+            expires: None,
         }))
     };
     let kind = match get("type").as_deref() {

@@ -273,15 +273,21 @@ enum NumberOrText {
     Text(String),
 }
 
-/// Accepts `123`, `"123"` and `null`; keeps the decimal text.
+/// Accepts `123`, `"123"` and `null`; keeps the decimal text exactly as
+/// sent, digit for digit: the raw JSON of a number (a 30-digit one would
+/// lose its digits as an `f64`), the content of a string. Anything else
+/// (`true`, an object) is an error, as before.
 fn flexible_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<NumberOrText>::deserialize(d)? {
-        None => None,
-        Some(NumberOrText::Int(n)) => Some(n.to_string()),
-        Some(NumberOrText::Uint(n)) => Some(n.to_string()),
-        Some(NumberOrText::Float(f)) => Some(f.to_string()),
-        Some(NumberOrText::Text(s)) => Some(s),
-    })
+    use serde::de::Error;
+    let Some(raw) = Option::<Box<serde_json::value::RawValue>>::deserialize(d)? else { return Ok(None) };
+    let text = raw.get().trim();
+    if text.starts_with('"') {
+        return serde_json::from_str::<String>(text).map(Some).map_err(D::Error::custom);
+    }
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Ok(Some(text.to_owned()));
+    }
+    Err(D::Error::custom("expected a number or a string"))
 }
 
 /// Accepts `123`, `"123"` and `null`; text that is not an integer is an error.
@@ -330,6 +336,20 @@ mod tests {
         assert_eq!(m.file_size.as_deref(), Some("8932"));
         assert_eq!((m.width, m.height), (Some(200), Some(200)));
         assert_eq!(info.url.as_deref(), Some("https://example.invalid/a.gif?auth_key=1"));
+    }
+
+    #[test]
+    fn a_file_size_keeps_its_decimal_text_digit_for_digit() {
+        let size = |v: &str| {
+            let body = format!(r#"{{"Mezzanine": {{"FileSize": {v}}}}}"#);
+            serde_json::from_str::<ImageInfo>(&body).map(|i| i.mezzanine.unwrap().file_size)
+        };
+        assert_eq!(size("123456789012345678901234567890").unwrap().as_deref(), Some("123456789012345678901234567890"));
+        assert_eq!(size("8932").unwrap().as_deref(), Some("8932"));
+        assert_eq!(size("1.5e3").unwrap().as_deref(), Some("1.5e3"));
+        assert_eq!(size(r#""0042""#).unwrap().as_deref(), Some("0042"));
+        assert_eq!(size("null").unwrap(), None);
+        assert!(size("true").is_err() && size("{}").is_err());
     }
 
     #[test]

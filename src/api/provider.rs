@@ -8,11 +8,23 @@
 //! (credentials-go renews 180 s before `Expiration`). One task renews while
 //! the others go on with the old key; a failed renewal is tried again with
 //! backoff, and only a key that has actually expired fails a call.
+//!
+//! A key that has expired before its first use is refused, never used: one
+//! fetched with an `Expiration` already past (a credentials URI or an STS
+//! answer, or this machine's clock ahead of theirs), or a static STS token
+//! whose known expiry ([`crate::api::credentials::Credentials::expires`]) has passed. Using it would
+//! fail every call, and its `renew_at`, already past, would fetch it again
+//! for every call. The official libraries do not check this
+//! (credentials-go `providers/uri.go` `GetCredentials` caches the answer and
+//! asks again only once it is stale, 180 s before `Expiration` in the
+//! versions this follows, 15 minutes in newer ones); a key that was stale
+//! when it came is the case they leave to the service's
+//! `InvalidSecurityToken.Expired`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::api::credentials::{CredentialSource, SourceKind};
+use crate::api::credentials::{read_credentials_file, CredentialSource, SourceKind};
 use crate::api::error::{ApiError, ErrorClass};
 use crate::api::sts::{self, Identity, Key};
 
@@ -66,7 +78,7 @@ impl Provider {
     /// A provider for `source`; nothing is fetched yet.
     pub fn new(source: CredentialSource, http: reqwest::Client, hosts: Hosts) -> Self {
         let current = match &source.kind {
-            SourceKind::Static(c) => Some(Cached { key: Arc::new(Key::new(c.clone(), None)), renew_at: None }),
+            SourceKind::Static(c) => Some(Cached { key: Arc::new(Key::new(c.clone(), c.expires)), renew_at: None }),
             _ => None,
         };
         Provider {
@@ -95,6 +107,15 @@ impl Provider {
     /// The key to sign the next call with.
     pub async fn key(&self) -> Result<Arc<Key>, ApiError> {
         let now = SystemTime::now();
+        if let SourceKind::Static(c) = &self.source.kind {
+            if let Some(at) = c.expires.filter(|at| *at <= now) {
+                return Err(self.stale_key(
+                    at,
+                    now,
+                    "get a fresh STS token, or use a RAM role source so the tool can renew it",
+                ));
+            }
+        }
         let cached = self.cached();
         if let Some((key, renew_at)) = &cached {
             if renew_at.is_none_or(|t| now < t) {
@@ -119,7 +140,15 @@ impl Provider {
                 return Ok(k.clone());
             }
         }
-        match self.fetch(&self.source.kind).await {
+        let fetched = self.fetch(&self.source.kind).await.and_then(|key| match key.expires {
+            Some(at) if at <= SystemTime::now() => Err(self.stale_key(
+                at,
+                SystemTime::now(),
+                "the source handed over a key that had already expired: check it, and this machine's clock",
+            )),
+            _ => Ok(key),
+        });
+        match fetched {
             Ok(key) => {
                 let key = Arc::new(key);
                 let at = renew_at(&key, SystemTime::now());
@@ -139,6 +168,21 @@ impl Provider {
                 Err(self.expired_error(cached.map(|(k, _)| k), e))
             }
         }
+    }
+
+    /// A key that expired at `at`, before it was used.
+    fn stale_key(&self, at: SystemTime, now: SystemTime, what_to_do: &str) -> ApiError {
+        let ago = now.duration_since(at).unwrap_or_default().as_secs();
+        let mut e = ApiError::transport(
+            "ExpiredCredentials",
+            format!(
+                "the key from {} expired at {} ({ago} s ago by this machine's clock); {what_to_do}",
+                self.source.source,
+                humantime::format_rfc3339_seconds(at)
+            ),
+        );
+        e.class = ErrorClass::Fatal;
+        e
     }
 
     /// A failed fetch with no usable key left: what the run stops with.
@@ -173,7 +217,7 @@ impl Provider {
         Box::pin(async move {
             let http = &self.http;
             match kind {
-                SourceKind::Static(c) => Ok(Key::new(c.clone(), None)),
+                SourceKind::Static(c) => Ok(Key::new(c.clone(), c.expires)),
                 SourceKind::RamRole { base, role_arn, session_name, duration_secs, external_id } => {
                     let base = self.fetch(base).await?;
                     sts::assume_role(
@@ -188,10 +232,10 @@ impl Provider {
                     .await
                 }
                 SourceKind::Oidc { role_arn, provider_arn, token_file, session_name, duration_secs } => {
-                    let token = std::fs::read_to_string(token_file).map_err(|e| {
+                    let (token, _) = read_credentials_file(token_file).map_err(|why| {
                         let mut err = ApiError::transport(
                             "OIDCTokenFile",
-                            format!("cannot read the OIDC token file {}: {e}", token_file.display()),
+                            format!("cannot read the OIDC token file {}: it {why}", token_file.display()),
                         );
                         err.class = ErrorClass::Fatal;
                         err
@@ -234,6 +278,7 @@ mod tests {
             access_key_secret: Secret::new("s"),
             security_token: Some(Secret::new("t")),
             source: "test".into(),
+            expires: None,
         };
         Key::new(c, expires)
     }

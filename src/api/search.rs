@@ -204,7 +204,7 @@ impl VodClient {
             ("PageSize", size.as_str()),
         ];
         let (body, request_id_header, key) = self.call("SearchMedia", &params, MAX_BATCH_ANSWER_BYTES).await?;
-        let mut page = parse_page(&body, q, page_size)?;
+        let mut page = parse_page(&body, q, page_size).map_err(|e| key.redactor.redact_error(e))?;
         if page.request_id.is_none() {
             page.request_id = request_id_header;
         }

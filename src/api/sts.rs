@@ -3,7 +3,11 @@
 //! and credentials URI answers, as wire models and requests.
 //!
 //! Owns the parameters and the decoding of these answers, and the advice
-//! for their errors. Signing and the HTTP exchange are the client's
+//! for their errors. A parse error of an answer names where it broke, never
+//! the value (serde's own message quotes it, and it may be the new secret);
+//! the metadata service's and a credentials URI's answers are read within
+//! [`MAX_CREDENTIALS_BYTES`]; who `GetCallerIdentity` says the key is, is
+//! redacted like any server text. Signing and the HTTP exchange are the client's
 //! ([`crate::api::client::signed_call`]); deciding when to call is
 //! `provider`'s.
 
@@ -11,9 +15,9 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::api::answer::transport_error;
-use crate::api::client::signed_call;
-use crate::api::credentials::Credentials;
+use crate::api::answer::{read_capped, transport_error};
+use crate::api::client::{signed_call, MAX_ANSWER_BYTES};
+use crate::api::credentials::{json_error_without_values, Credentials, MAX_CREDENTIALS_BYTES};
 use crate::api::error::{ApiError, ErrorClass};
 use crate::api::redact::Redactor;
 use crate::api::secret::Secret;
@@ -28,7 +32,8 @@ pub struct Key {
     pub credentials: Credentials,
     pub signer: Signer,
     pub expires: Option<SystemTime>,
-    /// The forms of its STS token, to scrub from the answers it gets.
+    /// The forms of its AccessKey secret and STS token, to scrub from the
+    /// answers it gets.
     pub redactor: Redactor,
 }
 
@@ -36,7 +41,8 @@ impl Key {
     /// Keys a signer with the secret.
     pub fn new(credentials: Credentials, expires: Option<SystemTime>) -> Self {
         let signer = Signer::new(credentials.access_key_secret.expose());
-        let redactor = Redactor::new(credentials.security_token.as_ref().map(|t| t.expose()));
+        let secrets = [Some(&credentials.access_key_secret), credentials.security_token.as_ref()];
+        let redactor = Redactor::of(secrets.into_iter().flatten().map(Secret::expose));
         Key { credentials, signer, expires, redactor }
     }
 }
@@ -95,6 +101,7 @@ fn key_from(c: StsCredentials, source: &str) -> Result<Key, ApiError> {
         access_key_secret: Secret::new(c.access_key_secret),
         security_token: Some(Secret::new(c.security_token)),
         source: source.to_owned(),
+        expires: None,
     };
     Ok(Key::new(credentials, Some(expires)))
 }
@@ -140,7 +147,8 @@ pub async fn assume_role(
     }
     let (body, _) =
         signed_call(http, sts, base, STS_VERSION, "AssumeRole", &op).await.map_err(|e| sts_error("AssumeRole", e))?;
-    let r: AssumeRoleResponse = serde_json::from_slice(&body).map_err(|e| bad(format!("STS AssumeRole: {e}")))?;
+    let r: AssumeRoleResponse = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("STS AssumeRole: the answer {}", json_error_without_values(&e))))?;
     key_from(r.credentials, &format!("role {role_arn}"))
 }
 
@@ -177,13 +185,15 @@ pub async fn assume_role_with_oidc(
         .map_err(|e| sts_error("AssumeRoleWithOIDC", transport_error(e)))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = response.bytes().await.map_err(|e| sts_error("AssumeRoleWithOIDC", transport_error(e)))?;
+    let bytes = read_capped(response, "AssumeRoleWithOIDC", MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| sts_error("AssumeRoleWithOIDC", e))?;
     if status != 200 {
         let e = crate::api::answer::error_from_answer(status, &headers, &bytes);
         return Err(sts_error("AssumeRoleWithOIDC", e));
     }
-    let r: AssumeRoleResponse =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("STS AssumeRoleWithOIDC: {e}")))?;
+    let r: AssumeRoleResponse = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("STS AssumeRoleWithOIDC: the answer {}", json_error_without_values(&e))))?;
     key_from(r.credentials, &format!("OIDC role {role_arn}"))
 }
 
@@ -192,7 +202,27 @@ pub async fn get_caller_identity(http: &reqwest::Client, sts: &reqwest::Url, key
     let (body, _) = signed_call(http, sts, key, STS_VERSION, "GetCallerIdentity", &[])
         .await
         .map_err(|e| sts_error("GetCallerIdentity", e))?;
-    serde_json::from_slice(&body).map_err(|e| bad(format!("STS GetCallerIdentity: {e}")))
+    let mut who: Identity = serde_json::from_slice(&body).map_err(|e| {
+        let e = bad(format!("STS GetCallerIdentity: the answer {}", json_error_without_values(&e)));
+        key.redactor.redact_error(e)
+    })?;
+    for text in [&mut who.account_id, &mut who.arn, &mut who.identity_type] {
+        key.redactor.redact_in_place(text);
+    }
+    Ok(who)
+}
+
+/// An answer's body as text, read within [`MAX_CREDENTIALS_BYTES`]: one
+/// past it is refused for good (no retry makes it smaller).
+async fn capped_text(response: reqwest::Response, what: &str) -> Result<String, ApiError> {
+    let action = what.strip_prefix("the ").unwrap_or(what);
+    let bytes = read_capped(response, action, MAX_CREDENTIALS_BYTES).await.map_err(|mut e| {
+        if e.code == "BadResponse" {
+            e.class = ErrorClass::Fatal;
+        }
+        context(what, e)
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A `GET` of a metadata or credentials URI path, as text.
@@ -208,7 +238,7 @@ async fn get_text(
     }
     let response = req.send().await.map_err(transport_error).map_err(|e| context(what, e))?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(transport_error).map_err(|e| context(what, e))?;
+    let text = capped_text(response, what).await?;
     if status != 200 {
         let class = if status >= 500 { ErrorClass::Transient } else { ErrorClass::Fatal };
         let snippet: String = text.chars().take(120).collect();
@@ -227,7 +257,8 @@ fn context(what: &str, mut e: ApiError) -> ApiError {
 }
 
 fn fetched_key(text: &str, what: &str, source: &str) -> Result<Key, ApiError> {
-    let f: FetchedKey = serde_json::from_str(text).map_err(|e| bad(format!("{what}: not the expected JSON: {e}")))?;
+    let f: FetchedKey =
+        serde_json::from_str(text).map_err(|e| bad(format!("{what}: the answer {}", json_error_without_values(&e))))?;
     if let Some(code) = f.code.as_deref().filter(|c| *c != "Success") {
         return Err(bad(format!("{what}: answered Code {code}")));
     }
@@ -239,6 +270,7 @@ fn fetched_key(text: &str, what: &str, source: &str) -> Result<Key, ApiError> {
         access_key_secret: Secret::new(secret),
         security_token: f.security_token.filter(|t| !t.is_empty()).map(Secret::new),
         source: source.to_owned(),
+        expires: None,
     };
     Ok(Key::new(credentials, Some(parse_expiration(&expiration)?)))
 }
@@ -260,7 +292,7 @@ pub async fn ecs_role(
         .send()
         .await
     {
-        Ok(r) if r.status().is_success() => Some(r.text().await.map_err(transport_error)?),
+        Ok(r) if r.status().is_success() => Some(capped_text(r, "the metadata service's IMDSv2 token").await?),
         Ok(r) if imds_v1_disabled => {
             return Err(bad(format!(
                 "the metadata service gave no IMDSv2 token (HTTP {}) and ALIBABA_CLOUD_IMDSV1_DISABLED forbids IMDSv1",

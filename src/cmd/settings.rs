@@ -241,12 +241,16 @@ impl ApiTarget {
         CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", self.credentials.source))
     }
 
-    /// Resolves credentials, region, endpoint and client settings.
+    /// Resolves credentials, region, endpoint and client settings; prints
+    /// the resolution's warnings (a credentials file others can read) once.
     pub fn resolve(a: &ApiArgs) -> Result<Self, CmdError> {
         let resolved = credentials::resolve_from_process(&CredentialRequest {
             profile: a.profile.clone(),
             region: a.region.clone(),
         })?;
+        for warning in &resolved.warnings {
+            eprintln!("vod-image-audit: warning: {warning}");
+        }
         Self::with_credentials(a, resolved.credentials, resolved.region)
     }
 

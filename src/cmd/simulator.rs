@@ -208,6 +208,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         access_key_secret: Secret::new(sim::DEFAULT_KEY_SECRET),
         security_token: None,
         source: "the demo simulator's built-in key".into(),
+        expires: None,
     };
     let target = ApiTarget::with_credentials(&api, credentials, "cn-shanghai".into())?;
     let settings = RunSettings {

@@ -3,8 +3,11 @@
 //! Owns header detection, id validation, de-duplication, line numbers for
 //! rejected rows, and the input's SHA-256 and size (for the manifest). It
 //! reads any `impl Read`; opening the path (or `-` for stdin) happens once,
-//! in [`InputSource::open`]. Nothing here calls the API: a bad row is
-//! rejected before any call is made.
+//! in [`InputSource::open`], which refuses a path that is a FIFO, a socket
+//! or a block device: opening a FIFO with no writer waits for ever, without
+//! a word. (A character device such as `/dev/zero` is read, and refused by
+//! its content; a pipe is what `--input -` is for.) Nothing here calls the
+//! API: a bad row is rejected before any call is made.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -85,13 +88,36 @@ impl InputSource {
     pub fn open(&self) -> Result<Box<dyn Read>, InputError> {
         match self {
             InputSource::Stdin => Ok(Box::new(io::stdin().lock())),
-            InputSource::Path(p) => std::fs::File::open(p)
-                .map(|f| Box::new(f) as Box<dyn Read>)
-                .map_err(|e| InputError::Read { file: self.display(), reason: e.to_string() }),
+            InputSource::Path(p) => {
+                // Looked at before it is opened: the open of a FIFO is what blocks.
+                if let Some(kind) = std::fs::metadata(p).ok().and_then(|m| not_a_file(&m.file_type())) {
+                    return Err(InputError::NotAFile { file: self.display(), kind });
+                }
+                std::fs::File::open(p)
+                    .map(|f| Box::new(f) as Box<dyn Read>)
+                    .map_err(|e| InputError::Read { file: self.display(), reason: e.to_string() })
+            }
             InputSource::AllImages(_) => {
                 Err(InputError::Read { file: self.display(), reason: "listed, not read: see --all-images".into() })
             }
         }
+    }
+}
+
+/// What a path is, when it is something `--input` must not open: a FIFO, a
+/// socket or a block device.
+fn not_a_file(kind: &std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        [(kind.is_fifo(), "a FIFO"), (kind.is_socket(), "a socket"), (kind.is_block_device(), "a block device")]
+            .into_iter()
+            .find_map(|(is, what)| is.then_some(what))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = kind;
+        None
     }
 }
 
@@ -101,6 +127,8 @@ impl InputSource {
 pub enum InputError {
     #[error("{file}: cannot read: {reason}")]
     Read { file: String, reason: String },
+    #[error("{file} is {kind}, not a file: opening it could wait for ever; to read ids from a pipe, pass them on stdin with --input - (e.g. `producer | vod-image-audit run --input -`)")]
+    NotAFile { file: String, kind: &'static str },
     #[error("{file}: line {line} contains a NUL byte: this is not a CSV text file; export the ids as CSV (UTF-8)")]
     NotText { file: String, line: u64 },
     #[error("{file}: no data rows: the file is empty or holds only a header; give it one image id per row")]

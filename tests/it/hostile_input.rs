@@ -29,7 +29,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Endless stdin: `head`, then `chunk` again and again until the binary
 /// closes the pipe.
-struct Feed {
+pub(crate) struct Feed {
     head: &'static [u8],
     chunk: &'static [u8],
 }
@@ -71,7 +71,7 @@ impl Bench {
 /// command, arguments and environment of [`Audit::command`]), its output
 /// to files named by `tag`, its stdin fed from `feed` by a thread (or
 /// /dev/null); kills it and panics if it has not exited within [`DEADLINE`].
-fn run_limited(wd: &Workdir, audit: &Audit, tag: &str, feed: Option<Feed>) -> Output {
+pub(crate) fn run_limited(wd: &Workdir, audit: &Audit, tag: &str, feed: Option<Feed>) -> Output {
     let inner = audit.command();
     let script = format!("ulimit -v {VSZ_LIMIT_KIB} && exec \"$0\" \"$@\"");
     let mut cmd = Command::new("bash");

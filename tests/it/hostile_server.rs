@@ -142,12 +142,12 @@ fn batch_retries_end_with_the_right_data() {
 // ---------------------------------------------------------------------------
 
 /// One request as the fake endpoint read it.
-struct Req {
+pub(crate) struct Req {
     params: BTreeMap<String, String>,
 }
 
 impl Req {
-    fn param(&self, name: &str) -> &str {
+    pub(crate) fn param(&self, name: &str) -> &str {
         self.params.get(name).map(String::as_str).unwrap_or_default()
     }
 
@@ -165,14 +165,14 @@ type Handler = dyn Fn(&Req, &mut TcpStream) + Send + Sync;
 /// A listener on 127.0.0.1:0 that reads each request (head and form body)
 /// and hands it to a handler that writes whatever bytes it likes; one thread
 /// per connection, one request per connection.
-struct FakeServer {
-    url: String,
+pub(crate) struct FakeServer {
+    pub(crate) url: String,
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
 }
 
 impl FakeServer {
-    fn start(handler: impl Fn(&Req, &mut TcpStream) + Send + Sync + 'static) -> Self {
+    pub(crate) fn start(handler: impl Fn(&Req, &mut TcpStream) + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -246,7 +246,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Req> {
 
 /// Writes a whole answer with `Content-Length` and closes; a client that
 /// hung up early is not the server's problem.
-fn answer(stream: &mut TcpStream, status: &str, body: &[u8]) {
+pub(crate) fn answer(stream: &mut TcpStream, status: &str, body: &[u8]) {
     let head = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json;charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
@@ -257,7 +257,7 @@ fn answer(stream: &mut TcpStream, status: &str, body: &[u8]) {
 }
 
 /// An API error answer.
-fn api_error(stream: &mut TcpStream, status: &str, code: &str, message: &str, request_id: &str) {
+pub(crate) fn api_error(stream: &mut TcpStream, status: &str, code: &str, message: &str, request_id: &str) {
     let body = serde_json::json!({
         "RequestId": request_id, "HostId": "vod.cn-shanghai.aliyuncs.com", "Code": code, "Message": message,
         "Recommend": "https://api.aliyun.com/troubleshoot",
@@ -267,7 +267,7 @@ fn api_error(stream: &mut TcpStream, status: &str, code: &str, message: &str, re
 
 /// `run` against the fake endpoint, `ids.csv` holding `ids` (the
 /// simulator's default key; the fake checks no signature).
-fn audit_fake<'a>(wd: &'a Workdir, fake: &FakeServer, ids: &[&str]) -> Audit<'a> {
+pub(crate) fn audit_fake<'a>(wd: &'a Workdir, fake: &FakeServer, ids: &[&str]) -> Audit<'a> {
     wd.write("ids.csv", id_file(&ids.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
     // The builder takes its defaults from a simulator; none is called.
     let unused = SimServer::start(TestCatalog::generate(1, 1).config());
@@ -275,13 +275,13 @@ fn audit_fake<'a>(wd: &'a Workdir, fake: &FakeServer, ids: &[&str]) -> Audit<'a>
 }
 
 /// `check --image-id <id>` against the fake endpoint.
-fn check_fake<'a>(wd: &'a Workdir, fake: &FakeServer, id: &str) -> Audit<'a> {
+pub(crate) fn check_fake<'a>(wd: &'a Workdir, fake: &FakeServer, id: &str) -> Audit<'a> {
     let unused = SimServer::start(TestCatalog::generate(1, 1).config());
     Audit::check(wd, &unused, id).endpoint(&fake.url)
 }
 
 /// Rows of `images.csv` by image id.
-fn rows_by_id(wd: &Workdir, out: &str) -> BTreeMap<String, std::collections::HashMap<String, String>> {
+pub(crate) fn rows_by_id(wd: &Workdir, out: &str) -> BTreeMap<String, std::collections::HashMap<String, String>> {
     csv_rows(&wd.read(&format!("{out}/images.csv"))).into_iter().map(|r| (r["image_id"].clone(), r)).collect()
 }
 
@@ -603,14 +603,14 @@ fn answers_that_name_no_image_or_a_hostile_one() {
 /// binary runs; afterwards [`RecordingProxy::take`] collects every
 /// connection the binary made to it (the kernel completed them into the
 /// listen queue) with the bytes it sent before it exited.
-struct RecordingProxy {
+pub(crate) struct RecordingProxy {
     listener: TcpListener,
-    url: String,
-    port: u16,
+    pub(crate) url: String,
+    pub(crate) port: u16,
 }
 
 impl RecordingProxy {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         RecordingProxy { listener, url: format!("http://127.0.0.1:{port}"), port }
@@ -618,7 +618,7 @@ impl RecordingProxy {
 
     /// What each connection sent, once the binary has exited (so every
     /// connection is complete and closed).
-    fn take(&self) -> Vec<String> {
+    pub(crate) fn take(&self) -> Vec<String> {
         self.listener.set_nonblocking(true).unwrap();
         let mut seen = Vec::new();
         loop {
@@ -639,7 +639,8 @@ impl RecordingProxy {
 }
 
 /// Every variable that names a proxy, set to `url`.
-const PROXY_VARS: &[&str] = &["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+pub(crate) const PROXY_VARS: &[&str] =
+    &["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
 
 /// The loopback simulator with every proxy variable naming a recording
 /// proxy: the run and `check` succeed, the proxy is never connected to, and

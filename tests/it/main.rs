@@ -21,5 +21,6 @@ mod ops;
 mod reliability;
 mod run_e2e;
 mod sim_strict;
+mod throttling;
 mod verdict;
 mod workbook;

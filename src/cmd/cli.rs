@@ -50,10 +50,10 @@ Exit codes:
   2    usage, input or configuration error; no call was made
   3    finished, but some ids failed (see images.csv, failures_by_code)
   4    stopped early: a fatal API error (key, signature, permission, clock),
-       the retry budget ran out (the service keeps failing), an outage lasted
-       --down-after, --max-failures, or a disk error (the journal or the
-       reports could not be written); what could be written is marked
-       incomplete; run again to resume
+       the retry budget ran out (the service keeps failing), an outage or
+       throttling without pause lasted --down-after, --max-failures, or a
+       disk error (the journal or the reports could not be written); what
+       could be written is marked incomplete; run again to resume
   5    another run holds the lock on the output directory
   6    (verify) a report file changed or the ledger does not balance
   8    finished, and something --fail-on names happened (e.g. newly_blocked)
@@ -310,7 +310,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N|P%")]
     pub max_failures: Option<String>,
     /// How long an outage (50 failed calls in a row, no success since: the run pauses and probes,
-    /// spending no id's attempts) may last before the run stops, resumable (default 60s; 0s: at once).
+    /// spending no id's attempts), or throttling without pause (every answer a throttle), may last
+    /// before the run stops, resumable (default 60s; 0s: at once).
     #[arg(long, value_name = "DURATION")]
     pub down_after: Option<String>,
     /// Compare with an earlier run: a run directory, or auto for the latest complete run beside --out.

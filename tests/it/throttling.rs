@@ -113,3 +113,49 @@ fn a_403_forbidden_flowcontrol_whose_x_acs_retry_after_is_no_hint_stops_the_run_
         assert_eq!(summary["totals"]["not_attempted"], 5, "{summary}");
     }
 }
+
+/// What `--down-after` says when every answer has been a throttle for it.
+const THROTTLED_TOO_LONG: &str =
+    "throttled without pause for 2s: the quota may be used up by other traffic; run the same command again later to resume";
+
+#[test]
+fn a_throttle_that_never_ends_stops_the_run_at_down_after_and_the_same_command_resumes_it() {
+    // Five GetImageInfo calls a second, then 403 Forbidden.FlowControl
+    // asking for 999999999 ms (11 days; each hint is capped at 2 minutes).
+    let bed = throttled_setup(40, 5, 263, |c| {
+        c.api_qps.insert(QuotaAction::GetImageInfo, Some(5));
+        c.throttle_retry_after = Some("999999999".to_owned());
+    });
+    let audit =
+        Audit::new(&bed.wd, &bed.server).qps(100).concurrency(4).args(["--down-after", "2s", "--csv-safe=false"]);
+    // Without --down-after counting throttled time, each call waits out the
+    // 2-minute cap: the limit is the test's, not a bound on the tool's time.
+    let out = audit.spawn("throttled").wait(std::time::Duration::from_secs(30));
+    out.expect_code(4);
+    assert!(out.stderr.contains(THROTTLED_TOO_LONG), "expected {THROTTLED_TOO_LONG:?}\n{}", out.describe());
+    let summary = bed.wd.json("out/summary.json");
+    assert_eq!(summary["complete"], false, "{}", out.describe());
+    assert!(summary["stop_reason"].as_str().unwrap().contains(THROTTLED_TOO_LONG), "{summary}");
+    let t = &summary["totals"];
+    let settled = t["found"].as_u64().unwrap() + t["missing"].as_u64().unwrap();
+    assert!(settled >= 1, "the calls within the quota were answered: {summary}");
+    assert_eq!(settled + t["failed"].as_u64().unwrap() + t["not_attempted"].as_u64().unwrap(), 45, "{summary}");
+    let stats = bed.server.stats();
+    let manifest = bed.wd.json("out/manifest.json");
+    assert_eq!(manifest["exit_code"], 4);
+    assert_eq!(manifest["calls"]["throttled"], throttled_answers(&stats), "{manifest}");
+    assert!(throttled_answers(&stats) >= 1);
+    let answered_first: Vec<String> = stats.answers_by_image.keys().cloned().collect();
+
+    // The same command, once the quota is free again: the run finishes,
+    // exactly, and what the first run settled is not asked again.
+    let healthy = SimServer::start(bed.cat.config());
+    let out = audit.clone().endpoint(&healthy.url).run();
+    out.expect_code(0);
+    bed.assert_exact_report("out", &out);
+    let stats = healthy.stats();
+    for id in &bed.ids {
+        let (before, now) = (answered_first.contains(id), stats.answers_by_image.get(id));
+        assert!(before != now.is_some(), "{id}: answered before {before}, now {now:?}");
+    }
+}

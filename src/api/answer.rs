@@ -2,6 +2,13 @@
 //! into an [`ApiError`] with its class, the server's retry hints, and a
 //! transport failure into an error that carries no request data.
 //!
+//! The class is [`classify`]'s, from the code and the status, except where a
+//! header overrides both: an error answer with a positive
+//! `x-acs-retry-after` is throttling whatever its `Code` and status, as the
+//! official clients decide since July 2026 (vod-openapi.md §4:
+//! aliyun/darabonba-openapi PR #283, aliyun/aliyun-cli PR #1395); one
+//! Alibaba product answers throttling `403` with a `Forbidden.*` code.
+//!
 //! Owns the caps' enforcement and the error envelope's parsing; what a
 //! success body means is the client's.
 
@@ -95,7 +102,10 @@ pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiEr
     // request's Format (the newer official SDKs parse both).
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok().or_else(|| xml_error_body(body));
     let code = parsed.as_ref().and_then(|b| b.code.clone()).filter(|c| !c.is_empty());
-    let class = classify(code.as_deref(), Some(status));
+    let class = match acs_retry_after_ms(headers) {
+        Some(_) => ErrorClass::Throttled,
+        None => classify(code.as_deref(), Some(status)),
+    };
     let message = match (&parsed, &code) {
         (Some(b), Some(_)) => b.message.clone().unwrap_or_default(),
         _ => {
@@ -147,7 +157,7 @@ pub(crate) fn xml_error_body(body: &[u8]) -> Option<ErrorBody> {
 pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
     let mut best: Option<u64> = None;
     let mut take = |ms: u64| best = Some(best.map_or(ms, |b| b.max(ms)));
-    if let Some(ms) = header_str(headers, "x-acs-retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+    if let Some(ms) = acs_retry_after_ms(headers) {
         take(ms);
     }
     for name in ["x-ratelimit-user", "x-ratelimit-user-api"] {
@@ -156,6 +166,20 @@ pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
         }
     }
     best.map(Duration::from_millis)
+}
+
+/// `x-acs-retry-after` when it is a hint: a positive whole number of
+/// milliseconds, surrounding spaces allowed (one too large for a `u64` is
+/// the longest wait there is; the caller caps it). `0`, empty, negative,
+/// fractional or any other text is no hint (vod-openapi.md §4).
+pub fn acs_retry_after_ms(headers: &HeaderMap) -> Option<u64> {
+    let value = header_str(headers, "x-acs-retry-after")?;
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms = digits.parse::<u64>().unwrap_or(u64::MAX);
+    (ms > 0).then_some(ms)
 }
 
 /// `TimeLeft` (milliseconds) from `Limit:100,Remain:0,TimeLeft:2000,Reset:...`.
@@ -210,6 +234,76 @@ mod tests {
         assert_eq!(e.request_id.as_deref(), Some("R1"));
         assert_eq!(e.retry_after, Some(Duration::from_millis(2000)));
         assert_eq!(e.http_status, Some(400));
+    }
+
+    /// vod-openapi.md §4, since July 2026: a positive integer
+    /// `x-acs-retry-after` makes any error answer throttling; `0`, empty or
+    /// not a number is no hint, and the code (then the status) decides.
+    #[test]
+    fn a_positive_x_acs_retry_after_is_throttling_whatever_the_code_and_status() {
+        use ErrorClass::*;
+        let table: &[(Option<&str>, u16, Option<&str>, ErrorClass)] = &[
+            // The product that throttles with 403 and a code that does not say so.
+            (Some("Forbidden.FlowControl"), 403, Some("300"), Throttled),
+            (Some("Forbidden.FlowControl"), 403, Some("999999999"), Throttled),
+            (Some("Forbidden.FlowControl"), 403, Some(" 300 "), Throttled),
+            (Some("Forbidden.FlowControl"), 403, Some("99999999999999999999999"), Throttled),
+            (Some("Forbidden.FlowControl"), 403, Some("0"), Fatal),
+            (Some("Forbidden.FlowControl"), 403, Some("000"), Fatal),
+            (Some("Forbidden.FlowControl"), 403, Some(""), Fatal),
+            (Some("Forbidden.FlowControl"), 403, Some("abc"), Fatal),
+            (Some("Forbidden.FlowControl"), 403, Some("-300"), Fatal),
+            (Some("Forbidden.FlowControl"), 403, Some("1.5"), Fatal),
+            (Some("Forbidden.FlowControl"), 403, Some("300ms"), Fatal),
+            (Some("Forbidden.FlowControl"), 403, None, Fatal),
+            (Some("Forbidden.RAM"), 403, Some("1"), Throttled),
+            // 400 with a code that is not Throttling*.
+            (Some("Flow.Control"), 400, Some("300"), Throttled),
+            (Some("Flow.Control"), 400, Some("0"), BadRequest),
+            (Some("InvalidParameter"), 400, Some("300"), Throttled),
+            (Some("InvalidParameter"), 400, Some("abc"), BadRequest),
+            (Some("SignatureDoesNotMatch"), 400, Some("300"), Throttled),
+            (Some("SignatureDoesNotMatch"), 400, Some(""), Fatal),
+            (Some("NoSuchResource"), 404, Some("300"), Throttled),
+            (Some("NoSuchResource"), 404, Some("0"), Missing),
+            // 429, with or without a body of the API's.
+            (Some("TooManyRequests"), 429, Some("300"), Throttled),
+            (None, 429, Some("300"), Throttled),
+            (None, 429, Some("abc"), Throttled),
+            // 503 and other 5xx: throttled with the hint, transient without.
+            (Some("ServiceUnavailable"), 503, Some("300"), Throttled),
+            (Some("ServiceUnavailable"), 503, Some("0"), Transient),
+            (Some("ServiceUnavailable"), 503, Some(""), Transient),
+            (Some("ServiceUnavailable"), 503, Some("abc"), Transient),
+            (None, 503, Some("300"), Throttled),
+            (None, 503, None, Transient),
+            (Some("InternalError"), 500, Some("300"), Throttled),
+            // Throttling* stays throttling whatever the header says.
+            (Some("Throttling.User"), 400, Some("0"), Throttled),
+            (Some("Throttling.User"), 400, Some("abc"), Throttled),
+            (Some("Throttling.User"), 400, None, Throttled),
+        ];
+        for (code, status, header, want) in table {
+            let body = match code {
+                Some(c) => format!(r#"{{"RequestId":"R","Code":"{c}","Message":"m"}}"#).into_bytes(),
+                None => b"<html><body>busy</body></html>".to_vec(),
+            };
+            let h = header.map_or_else(HeaderMap::new, |v| headers(&[("x-acs-retry-after", v)]));
+            let e = error_from_answer(*status, &h, &body);
+            assert_eq!(e.class, *want, "{code:?}, HTTP {status}, x-acs-retry-after {header:?}");
+        }
+    }
+
+    /// The hint of a throttling answer is the wait it asks for; one that is
+    /// no hint asks for none.
+    #[test]
+    fn an_x_acs_retry_after_that_is_no_hint_asks_for_no_wait() {
+        let hint = |v: &str| retry_hint(&headers(&[("x-acs-retry-after", v)]));
+        assert_eq!(hint("300"), Some(Duration::from_millis(300)));
+        assert_eq!(hint("99999999999999999999999"), Some(Duration::from_millis(u64::MAX)));
+        for none in ["0", "", "abc", "-1", "1.5"] {
+            assert_eq!(hint(none), None, "{none:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Owns [`ApiError`] (everything a report needs to know about a failed call)
 //! and [`classify`], the pure table from `(Code, HTTP status)` to an
-//! [`ErrorClass`] (vod-openapi.md §4: Code first, HTTP status second). What to
+//! [`ErrorClass`] (vod-openapi.md §4: Code first, HTTP status second). A
+//! positive `x-acs-retry-after` header overrides the table (throttling,
+//! whatever the code and status); reading headers is `answer`'s. What to
 //! *do* about a class (retry, wait, stop) is `retry`'s decision, not this
 //! module's.
 //!
@@ -22,7 +24,8 @@ use std::time::{Duration, SystemTime};
 pub enum ErrorClass {
     /// `NoSuchResource`: the image does not exist. A result, not a failure.
     Missing,
-    /// `Throttling*`: over quota. Back off, retry, slow down.
+    /// `Throttling*`, HTTP 429, or any error answer with a positive
+    /// `x-acs-retry-after`: over quota. Back off, retry, slow down.
     Throttled,
     /// 5xx, `ServiceUnavailable`, `InternalError`, `SignatureNonceUsed`,
     /// timeouts, resets, a body that is not the API's, an answer about

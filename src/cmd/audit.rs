@@ -231,6 +231,7 @@ pub async fn run_audit(
     let recorder = Recorder::start(journal, spill, unsettled_path.clone())
         .map_err(|e| CmdError::internal(anyhow::anyhow!("starting the journal thread: {e}")))?;
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
+    progress.start_ticker();
     let mut sink =
         Settle { progress: &mut progress, recorder: &recorder, held: Lines::with_capacity(engine::HAND_ON_EVERY) };
     engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
@@ -309,6 +310,7 @@ pub async fn run_audit(
             | StopReason::ModerationUnavailable(_)
             | StopReason::RetryBudget(_)
             | StopReason::ServiceDown { .. }
+            | StopReason::Throttled { .. }
             | StopReason::TooManyFailures { .. }
             | StopReason::Storage(_),
         ) => Exit::Stopped,

@@ -50,10 +50,10 @@ Exit codes:
   2    usage, input or configuration error; no call was made
   3    finished, but some ids failed (see images.csv, failures_by_code)
   4    stopped early: a fatal API error (key, signature, permission, clock),
-       the retry budget ran out (the service keeps failing), an outage lasted
-       --down-after, --max-failures, or a disk error (the journal or the
-       reports could not be written); what could be written is marked
-       incomplete; run again to resume
+       the retry budget ran out (the service keeps failing), an outage or
+       throttling without pause lasted --down-after, --max-failures, or a
+       disk error (the journal or the reports could not be written); what
+       could be written is marked incomplete; run again to resume
   5    another run holds the lock on the output directory
   6    (verify) a report file changed or the ledger does not balance
   8    finished, and something --fail-on names happened (e.g. newly_blocked)
@@ -310,7 +310,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N|P%")]
     pub max_failures: Option<String>,
     /// How long an outage (50 failed calls in a row, no success since: the run pauses and probes,
-    /// spending no id's attempts) may last before the run stops, resumable (default 60s; 0s: at once).
+    /// spending no id's attempts), or throttling without pause (every answer a throttle), may last
+    /// before the run stops, resumable (default 60s; 0s: at once).
     #[arg(long, value_name = "DURATION")]
     pub down_after: Option<String>,
     /// Compare with an earlier run: a run directory, or auto for the latest complete run beside --out.
@@ -406,9 +407,23 @@ pub struct SimulateArgs {
     /// Also write the catalog's ids to FILE, one per line (an input for `run`), and go on serving.
     #[arg(long, value_name = "FILE")]
     pub write_ids: Option<PathBuf>,
-    /// Account quota in calls per second; excess calls get 400 Throttling.User.
+    /// Quota of each action in calls per second, every action in a window of its own (0: none);
+    /// excess calls are throttled (see --throttle-style).
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,
+    /// The quota of one action in calls per second, in place of --qps for it (0: none); ACTION is
+    /// GetImageInfo, GetImageInfos, GetMediaAuditResult or SearchMedia. Repeatable.
+    #[arg(long = "api-qps", value_name = "ACTION=N")]
+    pub api_qps: Vec<String>,
+    /// How a call over its quota is answered: throttling-user (400 Throttling.User, as documented)
+    /// or forbidden-flowcontrol (403 Forbidden.FlowControl with x-acs-retry-after, the milliseconds
+    /// left in the window).
+    #[arg(long, value_parser = choice::<crate::sim::ThrottleStyle>(crate::sim::ThrottleStyle::NAMES), default_value = "throttling-user")]
+    pub throttle_style: crate::sim::ThrottleStyle,
+    /// Send x-acs-retry-after with this value on every throttled answer, in place of the
+    /// milliseconds left in the window: a huge hint, 0, an empty or a non-numeric one.
+    #[arg(long, value_name = "VALUE")]
+    pub throttle_retry_after: Option<String>,
     /// Leave AuditStatus out of GetImageInfos answers: the default, as the current batch model does
     /// (kept for scripts that name it).
     #[arg(long)]
@@ -426,7 +441,7 @@ pub struct SimulateArgs {
     /// Share of ids a GetImageInfos answer leaves out of both lists (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "RATE")]
     pub batch_forgets: f64,
-    /// SearchMedia's own quota in calls per second, on top of --qps (the documented quota is 50).
+    /// SearchMedia's quota in calls per second (the documented one is 50): --api-qps SearchMedia=N.
     #[arg(long, value_name = "N")]
     pub search_qps: Option<u32>,
     /// Fault: SearchMedia breaks CreationTime ties by a key drawn per request instead of by ImageId,

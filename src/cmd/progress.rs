@@ -1,12 +1,14 @@
 //! Progress on stderr: an `indicatif` bar on a terminal, a status line every
 //! few seconds elsewhere (cron), nothing with `--quiet`.
 //!
-//! Owned by the audit's single consumer, so its tallies need no locks; the
-//! call counters it shows are the engine's atomics.
+//! Fed by the audit's single consumer, which owns its tallies; the call
+//! counters it shows are the engine's atomics. A ticker refreshes it while
+//! no id settles, so a run held back by throttling says so, and for how
+//! long, instead of going quiet.
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,6 +19,16 @@ use crate::run::outcome::Outcome;
 
 /// How often the plain status line is printed off a terminal.
 pub const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// How often the ticker refreshes the display while no id settles: the
+/// waiting time it shows counts in seconds.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long every answer must have been a throttle before the display says
+/// the run is waiting on throttling: one quota window (quotas count per
+/// second, vod-openapi.md §5). Shorter stretches come and go with every
+/// window a run at the quota fills.
+pub const WAITING_SHOWN_AFTER: Duration = Duration::from_secs(1);
 
 /// When to draw progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,13 +56,19 @@ enum Display {
     Silent,
 }
 
-/// The progress display of one run.
-pub struct Progress {
+/// What the display shows, shared by the consumer and the ticker.
+struct State {
     display: Display,
     total: u64,
     started: Instant,
     counters: Arc<Counters>,
     tally: Tally,
+}
+
+/// The progress display of one run.
+pub struct Progress {
+    state: Arc<Mutex<State>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Progress {
@@ -70,25 +88,80 @@ impl Progress {
         } else {
             Display::Lines { last: Instant::now() }
         };
-        Progress { display, total, started: Instant::now(), counters, tally: Tally::default() }
+        let state = State { display, total, started: Instant::now(), counters, tally: Tally::default() };
+        Progress { state: Arc::new(Mutex::new(state)), ticker: None }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refreshes the display once a second until [`Progress::finish`], also
+    /// while no id settles. Needs the runtime; nothing to do when silent.
+    pub fn start_ticker(&mut self) {
+        if self.is_silent() || self.ticker.is_some() {
+            return;
+        }
+        let state = self.state.clone();
+        self.ticker = Some(tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                state.lock().unwrap_or_else(|e| e.into_inner()).refresh();
+            }
+        }));
     }
 
     /// Counts a settled id and refreshes the display.
     pub fn record(&mut self, o: &Outcome) {
+        let mut s = self.state();
         match o.kind {
-            OutcomeKind::Found => self.tally.found += 1,
-            OutcomeKind::Missing => self.tally.missing += 1,
-            OutcomeKind::Failed => self.tally.failed += 1,
-            OutcomeKind::NotAttempted => self.tally.not_attempted += 1,
+            OutcomeKind::Found => s.tally.found += 1,
+            OutcomeKind::Missing => s.tally.missing += 1,
+            OutcomeKind::Failed => s.tally.failed += 1,
+            OutcomeKind::NotAttempted => s.tally.not_attempted += 1,
         }
+        if let Display::Bar(bar) = &s.display {
+            bar.inc(1);
+        }
+        s.refresh();
+    }
+
+    /// Stops the ticker and clears the bar. The caller prints the final
+    /// summary.
+    pub fn finish(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        if let Display::Bar(bar) = &self.state().display {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Whether anything but errors may be printed.
+    pub fn is_silent(&self) -> bool {
+        matches!(self.state().display, Display::Silent)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+    }
+}
+
+impl State {
+    /// The bar's message, or a status line when one is due.
+    fn refresh(&mut self) {
+        let now = Instant::now();
         match &self.display {
-            Display::Bar(bar) => {
-                bar.inc(1);
-                bar.set_message(self.counts());
-            }
-            Display::Lines { last } if last.elapsed() >= STATUS_EVERY => {
-                let line = self.line();
-                self.display = Display::Lines { last: Instant::now() };
+            Display::Bar(bar) => bar.set_message(self.counts(now)),
+            Display::Lines { last } if now.saturating_duration_since(*last) >= STATUS_EVERY => {
+                let line = self.line(now);
+                self.display = Display::Lines { last: now };
                 eprintln!("vod-image-audit: {line}");
             }
             _ => {}
@@ -99,9 +172,16 @@ impl Progress {
         self.tally.found + self.tally.missing + self.tally.failed
     }
 
-    fn counts(&self) -> String {
+    fn counts(&self, now: Instant) -> String {
+        let waiting = match self.counters.throttling.since().map(|t| now.saturating_duration_since(t)) {
+            Some(d) if d >= WAITING_SHOWN_AFTER => format!(
+                ", waiting on throttling for {} (every answer throttled since)",
+                humantime::format_duration(Duration::from_secs(d.as_secs()))
+            ),
+            _ => String::new(),
+        };
         format!(
-            "found {} missing {} failed {} throttled {}",
+            "found {} missing {} failed {} throttled {}{waiting}",
             self.tally.found,
             self.tally.missing,
             self.tally.failed,
@@ -109,9 +189,10 @@ impl Progress {
         )
     }
 
-    /// One status line: done/total, rate, ETA and the tallies.
-    pub fn line(&self) -> String {
-        let elapsed = self.started.elapsed();
+    /// One status line: done/total, rate, ETA, the tallies, and how long
+    /// the run has been waiting on throttling, if it has.
+    fn line(&self, now: Instant) -> String {
+        let elapsed = now.saturating_duration_since(self.started);
         let per_sec = rate(self.done(), elapsed);
         let left = self.total.saturating_sub(self.done());
         let eta = if per_sec > 0.0 { format!("{:.0}s", left as f64 / per_sec) } else { "?".to_owned() };
@@ -121,19 +202,40 @@ impl Progress {
             self.total,
             if self.total > 0 { self.done() as f64 * 100.0 / self.total as f64 } else { 100.0 },
             per_sec,
-            self.counts()
+            self.counts(now)
         )
     }
+}
 
-    /// Clears the bar. The caller prints the final summary.
-    pub fn finish(&self) {
-        if let Display::Bar(bar) = &self.display {
-            bar.finish_and_clear();
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(p: &Progress) -> String {
+        p.state().line(Instant::now())
     }
 
-    /// Whether anything but errors may be printed.
-    pub fn is_silent(&self) -> bool {
-        matches!(self.display, Display::Silent)
+    fn throttled_for(counters: &Counters, secs: u64) {
+        let ago = Instant::now().checked_sub(Duration::from_secs(secs)).expect("the clock runs that long");
+        counters.throttling.throttled(ago);
+    }
+
+    #[test]
+    fn the_status_line_says_how_long_the_run_has_waited_on_throttling() {
+        let counters = Arc::new(Counters::default());
+        let p = Progress::new(10, ProgressMode::Never, false, counters.clone());
+        assert!(!line(&p).contains("waiting"), "{}", line(&p));
+        throttled_for(&counters, 95);
+        counters.throttled.fetch_add(3, Ordering::Relaxed);
+        let shown = line(&p);
+        assert!(shown.contains("throttled 3, waiting on throttling for 1m 35s"), "{shown}");
+    }
+
+    #[test]
+    fn a_throttle_shorter_than_a_quota_window_is_not_called_waiting() {
+        let counters = Arc::new(Counters::default());
+        let p = Progress::new(10, ProgressMode::Never, false, counters.clone());
+        counters.throttling.throttled(Instant::now());
+        assert!(!line(&p).contains("waiting"), "{}", line(&p));
     }
 }

@@ -21,7 +21,7 @@ use crate::run::input::{self, InputSource, RejectLimit};
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
 use crate::rundir::SUMMARY_JSON;
-use crate::sim::{self, Catalog, Faults, OutageFault, SimConfig, SimKey, Simulator};
+use crate::sim::{self, Catalog, Faults, OutageFault, QuotaAction, SimConfig, SimKey, Simulator, ThrottleStyle};
 
 fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     let catalog = match (&a.catalog, a.generate) {
@@ -58,7 +58,15 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
         sts_token: a.sts_token.clone(),
     }];
     config.qps = a.qps.filter(|q| *q > 0);
-    config.search_qps = a.search_qps.filter(|q| *q > 0);
+    if let Some(q) = a.search_qps {
+        config.api_qps.insert(QuotaAction::SearchMedia, Some(q).filter(|q| *q > 0));
+    }
+    for text in &a.api_qps {
+        let (action, qps) = parse_api_qps(text).map_err(|e| CmdError::usage(format!("--api-qps {e}")))?;
+        config.api_qps.insert(action, qps);
+    }
+    config.throttle_style = a.throttle_style;
+    config.throttle_retry_after = a.throttle_retry_after.clone();
     config.search_unstable_ties = a.search_unstable_ties;
     config.ratelimit_hints = a.ratelimit_hints;
     config.seed = a.seed;
@@ -97,6 +105,16 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     Ok(config)
 }
 
+/// `ACTION=N` of `--api-qps`: the action and its quota (`0`: none, as `--qps 0`).
+fn parse_api_qps(text: &str) -> Result<(QuotaAction, Option<u32>), String> {
+    let (action, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give ACTION=N, ACTION one of {}", QuotaAction::NAMES.join(", ")))?;
+    let action: QuotaAction = action.trim().parse()?;
+    let n: u32 = n.trim().parse().map_err(|_| format!("{text:?}: {n:?} is not a number of calls per second"))?;
+    Ok((action, Some(n).filter(|n| *n > 0)))
+}
+
 /// `simulate`: serves until interrupted.
 pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     let config = sim_config(a)?;
@@ -121,7 +139,18 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     let sim = Simulator::new(config);
     let c = sim.config();
     println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
-    println!("quota: {}", c.qps.map_or("none".to_owned(), |q| format!("{q} calls/s")));
+    let quota = |q: Option<u32>| q.map_or("none".to_owned(), |q| format!("{q} calls/s"));
+    println!("quota: {} per action", quota(c.qps));
+    for (action, q) in &c.api_qps {
+        println!("{} quota: {}", action.as_str(), quota(*q));
+    }
+    if c.throttle_style != ThrottleStyle::ThrottlingUser || c.throttle_retry_after.is_some() {
+        println!(
+            "throttled answers: {}{}",
+            c.throttle_style.as_str(),
+            c.throttle_retry_after.as_ref().map_or(String::new(), |v| format!(", x-acs-retry-after: {v:?}"))
+        );
+    }
     println!("stats: http://{addr}/__sim/stats");
     if a.burst_second.is_some() || a.burst_hour.is_some() {
         println!(
@@ -130,9 +159,6 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             sim::catalog::BURST_SECOND,
             a.burst_hour.unwrap_or(0).max(a.burst_second.unwrap_or(0))
         );
-    }
-    if let Some(q) = c.search_qps {
-        println!("SearchMedia quota: {q} calls/s");
     }
     println!("Point the tool at it (simulator-only credentials, not a real key):");
     println!("  export ALIBABA_CLOUD_ACCESS_KEY_ID={}", a.access_key_id);
@@ -242,7 +268,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         argv,
     };
     println!(
-        "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s, 2% 500s, 1% 503s, 0.5% dropped connections",
+        "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s per action, 2% 500s, 1% 503s, 0.5% dropped connections",
         sim.config().catalog.len()
     );
     println!("demo: auditing inputs/demo-image-ids.csv at 240 calls/s (above the quota, so throttling shows), asking GetMediaAuditResult why each blocked image is blocked");
@@ -309,4 +335,20 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
     let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
     println!("ids answered more than once: {twice}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_qps_names_an_action_and_its_quota() {
+        assert_eq!(parse_api_qps("GetMediaAuditResult=20"), Ok((QuotaAction::GetMediaAuditResult, Some(20))));
+        assert_eq!(parse_api_qps(" SearchMedia = 50 "), Ok((QuotaAction::SearchMedia, Some(50))));
+        assert_eq!(parse_api_qps("GetImageInfos=0"), Ok((QuotaAction::GetImageInfos, None)), "0: none, as --qps 0");
+        for bad in ["GetImageInfo", "GetImage=5", "getimageinfo=5", "GetImageInfo=x", "GetImageInfo=-1", "=5"] {
+            let e = parse_api_qps(bad).expect_err(bad);
+            assert!(e.contains("GetImageInfo") || e.contains("calls per second"), "{bad}: {e}");
+        }
+    }
 }

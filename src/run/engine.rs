@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use super::batch::{file_batch_answer, Filed};
 use super::guard::{
-    FailureLimit, Outage, OutageStep, Pause, RetryBudget, FAILURES_IN_A_ROW, RETRY_COST, SUCCESS_REFUND,
-    TIMEOUT_RETRY_COST,
+    throttle_step, FailureLimit, Outage, OutageStep, Pause, RetryBudget, ThrottleStep, Throttling, FAILURES_IN_A_ROW,
+    RETRY_COST, SUCCESS_REFUND, TIMEOUT_RETRY_COST,
 };
 use crate::run::rate::{RateControl, RateMode};
 use futures::{FutureExt, StreamExt};
@@ -69,8 +69,8 @@ pub struct AuditSettings {
     pub retry: RetryPolicy,
     pub max_failures: Option<FailureLimit>,
     /// `--down-after`: how long an outage ([`FAILURES_IN_A_ROW`] transient
-    /// failures in a row, no success since) may last before the run stops.
-    /// Zero stops at once.
+    /// failures in a row, no success since), or throttling (every answer a
+    /// throttle), may last before the run stops. Zero stops at once.
     pub down_after: Duration,
     /// Where the moderation verdict comes from.
     pub audit_source: AuditSource,
@@ -102,6 +102,8 @@ pub struct Counters {
     pub retries: AtomicU64,
     /// Batch answers without `AuditStatus`, asked again with `GetImageInfo`.
     pub batch_fallbacks: AtomicU64,
+    /// Since when every answer has been a throttle: `--down-after` counts it.
+    pub throttling: Throttling,
 }
 
 named_enum! {
@@ -163,9 +165,11 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// The service answered: the budget gets a token back and any outage ends.
-    fn answered(&self) {
+    /// The service answered a call sent at `sent`: the budget gets a token
+    /// back, any outage ends, and throttling pauses.
+    fn answered(&self, sent: Instant) {
         self.budget.refund(SUCCESS_REFUND);
+        self.counters.throttling.answered(sent);
         if self.failures_in_a_row.swap(0, Ordering::Relaxed) >= FAILURES_IN_A_ROW {
             self.outage.answered();
         }
@@ -393,6 +397,7 @@ where
         }
         attempts += 1;
         s.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let sent = Instant::now();
         let answer = call().await;
         let throttled = matches!(&answer, Err(e) if e.class == ErrorClass::Throttled);
         if let Some(pause) = s.rate.on_answer(throttled) {
@@ -400,11 +405,11 @@ where
         }
         let err = match answer {
             Ok(v) => {
-                s.answered();
+                s.answered(sent);
                 return (Settled::Ok(v), attempts);
             }
             Err(e) if e.class == ErrorClass::Missing => {
-                s.answered();
+                s.answered(sent);
                 return (Settled::Final(e), attempts);
             }
             Err(e) => e,
@@ -428,12 +433,23 @@ where
                 }
             }
         }
+        // After a throttled answer: since when every answer has been one.
+        let mut throttled_since: Option<Instant> = None;
         let failures = match err.class {
             ErrorClass::Throttled => {
                 s.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
                 if let Some(hint) = err.retry_after {
-                    s.pause.extend(Instant::now() + hint.min(crate::run::retry::MAX_HINT));
+                    s.pause.extend(now + hint.min(crate::run::retry::MAX_HINT));
                 }
+                let since = s.counters.throttling.throttled(now);
+                // Judged before this id's own limit: a run throttled for
+                // --down-after stops resumably, not id by id as failures.
+                if let ThrottleStep::Down(lasted) = throttle_step(since, now, now, s.down_after) {
+                    s.stop.stop(StopReason::Throttled { last: err.clone(), lasted });
+                    return (Settled::Stopped(Some(err)), attempts);
+                }
+                throttled_since = Some(since);
                 throttles += 1;
                 throttles
             }
@@ -460,12 +476,49 @@ where
             Decision::RetryAfter(wait) => {
                 tracing::debug!(call = label, attempt = attempts, ?wait, "retrying after {err}");
                 s.counters.retries.fetch_add(1, Ordering::Relaxed);
+                let until = Instant::now() + wait;
+                let waited = match throttled_since {
+                    Some(since) => wait_out_throttle(s, since, until, &err).await,
+                    None => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until.into()) => true,
+                            _ = s.stop.token.cancelled() => false,
+                        }
+                    }
+                };
                 last = Some(err);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
+                if !waited {
+                    return (Settled::Stopped(last), attempts);
                 }
             }
+        }
+    }
+}
+
+/// Waits `until` after a throttled answer (`err`), every answer a throttle
+/// `since`. If that lasts `--down-after` first, the run stops (false), then
+/// and not after a hint of hours; if an answer gets through meanwhile, the
+/// wait is the call's own again. False too when the run stops otherwise.
+async fn wait_out_throttle(s: &Shared<'_>, since: Instant, until: Instant, err: &ApiError) -> bool {
+    loop {
+        let now = Instant::now();
+        let at = if s.counters.throttling.since() == Some(since) {
+            match throttle_step(since, now, until, s.down_after) {
+                ThrottleStep::Down(lasted) => {
+                    s.stop.stop(StopReason::Throttled { last: err.clone(), lasted });
+                    return false;
+                }
+                ThrottleStep::WaitUntil(at) => at,
+            }
+        } else {
+            until
+        };
+        if at <= now {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = s.stop.token.cancelled() => return false,
         }
     }
 }

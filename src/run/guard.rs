@@ -1,11 +1,12 @@
 //! The run's guards against a service that keeps failing, each a small
 //! piece of state shared by the calls: the retry budget, the pause that
-//! honours a server's hint, the outage clock, and `--max-failures`.
+//! honours a server's hint, the outage clock, the throttle clock, and
+//! `--max-failures`.
 //!
 //! The engine decides when to consult them; the numbers and their reasons
 //! live here, next to the unit tests that pin them.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -163,6 +164,76 @@ impl Outage {
     }
 }
 
+/// The throttle clock: since when every answer to a call sent since has
+/// been a throttle. `--down-after` counts this time as it counts an outage's:
+/// a quota used up by other traffic (or a hint asking for days) never ends
+/// by waiting, and a nightly run had better stop resumably than run into
+/// the morning. An answer that gets through stops the clock, unless its
+/// call was sent before the throttling began: that says nothing about now.
+/// Read by the progress display, to say how long the run has been waiting.
+#[derive(Debug, Default)]
+pub struct Throttling {
+    /// Whether `since` holds a time: the path of every answer reads only this.
+    running: AtomicBool,
+    since: Mutex<Option<Instant>>,
+}
+
+impl Throttling {
+    /// Notes a throttled answer at `now`; returns since when every answer
+    /// has been a throttle (`now`, when the clock was not running).
+    pub(crate) fn throttled(&self, now: Instant) -> Instant {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        let t = *since.get_or_insert(now);
+        self.running.store(true, Ordering::Relaxed);
+        t
+    }
+
+    /// A call sent at `sent` was answered (found or missing): if it was sent
+    /// since the throttling began, the throttling has paused.
+    pub(crate) fn answered(&self, sent: Instant) {
+        if !self.running.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_some_and(|t| sent >= t) {
+            *since = None;
+            self.running.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Since when every answer has been a throttle, if it has.
+    pub fn since(&self) -> Option<Instant> {
+        if !self.running.load(Ordering::Relaxed) {
+            return None;
+        }
+        *self.since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a throttled answer means for the call that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleStep {
+    /// Wait until then (and look again).
+    WaitUntil(Instant),
+    /// Every answer has been a throttle for this long, `--down-after` or
+    /// more: stop.
+    Down(Duration),
+}
+
+/// After a throttled answer, with every answer a throttle `since`: stop
+/// once that has lasted `down_after`; else wait `until` the call's backoff
+/// and the server's hint end, but no later than the moment it would have
+/// lasted `down_after`, so that a hint longer than that (the server may ask
+/// for days) stops the run then instead of holding it silently. No call is
+/// made before the hint ends.
+pub fn throttle_step(since: Instant, now: Instant, until: Instant, down_after: Duration) -> ThrottleStep {
+    let lasted = now.saturating_duration_since(since);
+    if lasted >= down_after {
+        return ThrottleStep::Down(lasted);
+    }
+    ThrottleStep::WaitUntil(until.min(since + down_after))
+}
+
 /// During an outage that started at `since`: stop once it has lasted
 /// `down_after`, else pause for as long as it has lasted (within
 /// [`OUTAGE_PAUSE_MIN`]..[`OUTAGE_PAUSE_MAX`]), but not past the moment it
@@ -221,6 +292,39 @@ mod tests {
         assert_eq!(o.failure(later, minute), OutageStep::Down(Duration::from_secs(61)), "timed from the first failure");
         o.answered();
         assert_eq!(o.failure(later, minute), OutageStep::PauseUntil(later + Duration::from_secs(1)), "a new outage");
+    }
+
+    #[test]
+    fn a_throttle_waits_out_its_hint_but_stops_at_down_after() {
+        let since = Instant::now();
+        let at = |secs: u64| since + Duration::from_secs(secs);
+        let minute = Duration::from_secs(60);
+        // A hint within --down-after is waited out.
+        assert_eq!(throttle_step(since, at(0), at(2), minute), ThrottleStep::WaitUntil(at(2)));
+        assert_eq!(throttle_step(since, at(50), at(55), minute), ThrottleStep::WaitUntil(at(55)));
+        // A hint past it (capped at 2 minutes, or days as sent) is waited
+        // out until --down-after, then the run stops.
+        assert_eq!(throttle_step(since, at(0), at(120), minute), ThrottleStep::WaitUntil(at(60)));
+        assert_eq!(throttle_step(since, at(30), at(150), minute), ThrottleStep::WaitUntil(at(60)));
+        assert_eq!(throttle_step(since, at(60), at(180), minute), ThrottleStep::Down(minute));
+        assert_eq!(throttle_step(since, at(75), at(76), minute), ThrottleStep::Down(Duration::from_secs(75)));
+        // --down-after 0s: the first throttled answer stops the run.
+        assert_eq!(throttle_step(since, since, at(1), Duration::ZERO), ThrottleStep::Down(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_throttle_clock_runs_until_a_call_sent_since_gets_through() {
+        let t = Throttling::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(t.since(), None);
+        assert_eq!(t.throttled(at(10)), at(10));
+        assert_eq!(t.throttled(at(500)), at(10), "timed from the first throttle");
+        t.answered(at(5));
+        assert_eq!(t.since(), Some(at(10)), "a call sent before the throttling began says nothing about it");
+        t.answered(at(10));
+        assert_eq!(t.since(), None, "a call sent since got through");
+        assert_eq!(t.throttled(at(900)), at(900), "a new stretch");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Why a run stops early, and the switch that stops it: a fatal error, a
-//! signal, the retry budget, an outage, `--max-failures`, the journal.
+//! signal, the retry budget, an outage, throttling without end,
+//! `--max-failures`, the journal.
 //! Shared by the audit engine and the listing phase of `--all-images`.
 
 use std::sync::{Arc, OnceLock};
@@ -30,6 +31,9 @@ pub enum StopReason {
     RetryBudget(ApiError),
     /// Every call failed for `--down-after`: an outage that did not end.
     ServiceDown { last: ApiError, lasted: Duration },
+    /// Every answer was a throttle for `--down-after`: a quota that did
+    /// not free up.
+    Throttled { last: ApiError, lasted: Duration },
     /// `--max-failures` was passed.
     TooManyFailures { failed: u64, settled: u64 },
     /// The journal could not be written.
@@ -53,6 +57,10 @@ impl StopReason {
             ),
             StopReason::ServiceDown { last, lasted } => format!(
                 "the service looks down: every call failed for {} ({FAILURES_IN_A_ROW} or more in a row, last error {last}); run the same command later to resume",
+                humantime::format_duration(Duration::from_secs(lasted.as_secs()))
+            ),
+            StopReason::Throttled { last, lasted } => format!(
+                "throttled without pause for {}: the quota may be used up by other traffic; run the same command again later to resume (last answer {last})",
                 humantime::format_duration(Duration::from_secs(lasted.as_secs()))
             ),
             StopReason::TooManyFailures { failed, settled } => {

@@ -3,7 +3,9 @@
 //!
 //! Owns the HTTP server ([`serve`]), the checks a real endpoint makes
 //! (parameters, key, signature, timestamp, nonce, STS token, version,
-//! action), the per-second account quota, seeded fault injection and the
+//! action), the per-second quotas, one per action (vod-openapi.md §5:
+//! quotas are per API, and calls to one do not use up another's), the
+//! throttled answer in the style asked for, seeded fault injection and the
 //! `/__sim/stats` counters; and, on the same port, what the credential
 //! sources need: STS (`AssumeRole`, `AssumeRoleWithOIDC`,
 //! `GetCallerIdentity`, version 2015-04-01, told apart by `Version`), the
@@ -82,6 +84,31 @@ pub struct Faults {
     pub wrong_image_id: f64,
 }
 
+named_enum! {
+    /// A VOD action with a quota of its own (vod-openapi.md §5: "Each
+    /// operation has its own limit").
+    #[derive(Hash, PartialOrd, Ord)]
+    pub enum QuotaAction {
+        GetImageInfo => "GetImageInfo",
+        GetImageInfos => "GetImageInfos",
+        GetMediaAuditResult => "GetMediaAuditResult",
+        SearchMedia => "SearchMedia",
+    }
+}
+
+named_enum! {
+    /// How a call over its quota is answered.
+    pub enum ThrottleStyle {
+        /// `400 Throttling.User`, as the VOD pages document.
+        ThrottlingUser => "throttling-user",
+        /// `403 Forbidden.FlowControl` with `x-acs-retry-after` (the
+        /// milliseconds left in the window): a product that answers
+        /// throttling with 403 and a code that does not say so, which the
+        /// official clients recognise by the header alone (vod-openapi.md §4).
+        ForbiddenFlowControl => "forbidden-flowcontrol",
+    }
+}
+
 /// A window in which every authenticated call is answered `503
 /// ServiceUnavailable`, as during a load balancer's failover or a restart of
 /// the endpoint: it opens after `after_calls` authenticated calls and lasts
@@ -98,8 +125,21 @@ pub struct SimConfig {
     pub region: String,
     pub keys: Vec<SimKey>,
     pub catalog: Catalog,
-    /// Account quota in calls per second; `None` is unlimited.
+    /// Quota in calls per second of each action not in `api_qps`, every
+    /// action counted in a window of its own; `None` is unlimited, `Some(0)`
+    /// throttles every call.
     pub qps: Option<u32>,
+    /// Quotas of single actions, in place of `qps` for them (`--api-qps
+    /// ACTION=N`; SearchMedia's documented one is
+    /// [`SEARCH_MEDIA_DOCUMENTED_QPS`]); `None` is unlimited.
+    pub api_qps: BTreeMap<QuotaAction, Option<u32>>,
+    /// How a call over its quota is answered.
+    pub throttle_style: ThrottleStyle,
+    /// Send `x-acs-retry-after` with this value on every throttled answer,
+    /// in place of the milliseconds left in the window (which the
+    /// forbidden-flowcontrol style sends): to show a client a hint that is
+    /// huge, `0`, empty or not a number.
+    pub throttle_retry_after: Option<String>,
     /// Send `x-ratelimit-user` with `TimeLeft` on throttled answers.
     pub ratelimit_hints: bool,
     pub faults: Faults,
@@ -150,9 +190,6 @@ pub struct SimConfig {
     /// After this many keys issued by `AssumeRole`, it answers 503
     /// `ServiceUnavailable`: renewals that fail.
     pub sts_fail_after: Option<u64>,
-    /// `SearchMedia`'s own quota in calls per second, on top of `qps`
-    /// (documented: 50, [`SEARCH_MEDIA_DOCUMENTED_QPS`]); `None` is unlimited.
-    pub search_qps: Option<u32>,
     /// Fault: `SearchMedia` breaks ties of `CreationTime` by a key drawn per
     /// request instead of by `ImageId`, so pages of one query may overlap
     /// and miss images (`--search-unstable-ties`).
@@ -179,6 +216,9 @@ impl SimConfig {
             keys: vec![SimKey { id: DEFAULT_KEY_ID.into(), secret: DEFAULT_KEY_SECRET.into(), sts_token: None }],
             catalog,
             qps: None,
+            api_qps: BTreeMap::new(),
+            throttle_style: ThrottleStyle::ThrottlingUser,
+            throttle_retry_after: None,
             ratelimit_hints: false,
             faults: Faults::default(),
             seed: 1,
@@ -199,7 +239,6 @@ impl SimConfig {
             imds_v1: true,
             sts_duration: Duration::from_secs(3600),
             sts_fail_after: None,
-            search_qps: None,
             search_unstable_ties: false,
         }
     }
@@ -231,6 +270,26 @@ pub struct Stats {
     /// never in the per-image counters.
     #[serde(default)]
     pub search: SearchStats,
+    /// Per action that reached its quota check: the calls it admitted and
+    /// the calls it throttled.
+    #[serde(default)]
+    pub quota: BTreeMap<String, QuotaStats>,
+}
+
+/// What one action's quota did.
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct QuotaStats {
+    pub admitted: u64,
+    pub throttled: u64,
+}
+
+/// One action's quota: its per-second window and its counts.
+#[derive(Default)]
+struct Quota {
+    /// (second since start, calls taken in it).
+    window: Mutex<(u64, u32)>,
+    admitted: AtomicU64,
+    throttled: AtomicU64,
 }
 
 /// A temporary key the simulator issued.
@@ -263,7 +322,8 @@ pub struct Simulator {
     requests: AtomicU64,
     authenticated: AtomicU64,
     request_seq: AtomicU64,
-    quota: Mutex<(u64, u32)>,
+    /// One per [`QuotaAction`], in its order.
+    quotas: Vec<Quota>,
     started: Instant,
     /// When the outage fault opened.
     outage_opened: std::sync::OnceLock<Instant>,
@@ -315,7 +375,7 @@ impl Simulator {
             requests: AtomicU64::new(0),
             authenticated: AtomicU64::new(0),
             request_seq: AtomicU64::new(0),
-            quota: Mutex::new((0, 0)),
+            quotas: QuotaAction::NAMES.iter().map(|_| Quota::default()).collect(),
             started: Instant::now(),
             outage_opened: std::sync::OnceLock::new(),
             issued: Mutex::default(),
@@ -340,6 +400,15 @@ impl Simulator {
             search: self.search.stats(),
             ..Default::default()
         };
+        for (name, q) in QuotaAction::NAMES.iter().zip(&self.quotas) {
+            let counts = QuotaStats {
+                admitted: q.admitted.load(Ordering::Relaxed),
+                throttled: q.throttled.load(Ordering::Relaxed),
+            };
+            if counts != QuotaStats::default() {
+                s.quota.insert((*name).to_owned(), counts);
+            }
+        }
         for shard in &self.per_image {
             for (id, c) in shard.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 s.calls_by_image.insert(id.to_string(), c.calls);
@@ -450,10 +519,19 @@ impl Simulator {
         true
     }
 
-    /// Takes one call from this second's quota. `Err` is the milliseconds
-    /// until the window resets.
-    fn take_quota(&self) -> Result<(), u64> {
-        take_window(&self.quota, self.config.qps, self.started)
+    /// The quota of `action` in calls per second; `None` is unlimited.
+    fn limit(&self, action: QuotaAction) -> Option<u32> {
+        self.config.api_qps.get(&action).copied().unwrap_or(self.config.qps)
+    }
+
+    /// Takes one call from this second's quota of `action`. `Err` is the
+    /// milliseconds until its window resets.
+    fn take_quota(&self, action: QuotaAction) -> Result<(), u64> {
+        let q = &self.quotas[action as usize];
+        let taken = take_window(&q.window, self.limit(action), self.started);
+        let counter = if taken.is_ok() { &q.admitted } else { &q.throttled };
+        counter.fetch_add(1, Ordering::Relaxed);
+        taken
     }
 
     /// A seeded uniform number for (call key, call number, purpose).
@@ -485,10 +563,27 @@ fn take_window(window: &Mutex<(u64, u32)>, limit: Option<u32>, started: Instant)
     }
 }
 
-/// The throttled answer, with the `x-ratelimit-user` hint when configured.
+/// The throttled answer in the configured style, with the `x-acs-retry-after`
+/// and `x-ratelimit-user` hints when configured.
 fn throttled(sim: &Simulator, limit: Option<u32>, time_left_ms: u64) -> Answer {
-    let mut a = Answer::error(400, "Throttling.User", "Request was denied due to user flow control.");
-    if sim.config.ratelimit_hints {
+    let cfg = &sim.config;
+    let mut a = match cfg.throttle_style {
+        ThrottleStyle::ThrottlingUser => {
+            Answer::error(400, "Throttling.User", "Request was denied due to user flow control.")
+        }
+        ThrottleStyle::ForbiddenFlowControl => {
+            Answer::error(403, "Forbidden.FlowControl", "Request was denied due to flow control.")
+        }
+    };
+    let retry_after = match (&cfg.throttle_retry_after, cfg.throttle_style) {
+        (Some(value), _) => Some(value.clone()),
+        (None, ThrottleStyle::ForbiddenFlowControl) => Some(time_left_ms.to_string()),
+        (None, ThrottleStyle::ThrottlingUser) => None,
+    };
+    if let Some(value) = retry_after {
+        a.header("x-acs-retry-after", value);
+    }
+    if cfg.ratelimit_hints {
         let limit = limit.unwrap_or_default();
         let reset = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() + 1;
         a.header("x-ratelimit-user", format!("Limit:{limit},Remain:0,TimeLeft:{time_left_ms},Reset:{reset}"));
@@ -497,13 +592,13 @@ fn throttled(sim: &Simulator, limit: Option<u32>, time_left_ms: u64) -> Answer {
 }
 
 /// What every valid VOD call meets before it is served: the outage window
-/// and the account's quota. `authenticated`: the call's number among
+/// and its action's quota. `authenticated`: the call's number among
 /// authenticated calls.
-fn admit(sim: &Simulator, authenticated: u64) -> Option<Answer> {
+fn admit(sim: &Simulator, authenticated: u64, action: QuotaAction) -> Option<Answer> {
     if sim.config.faults.outage.is_some_and(|o| sim.in_outage(&o, authenticated)) {
         return Some(unavailable());
     }
-    sim.take_quota().err().map(|time_left_ms| throttled(sim, sim.config.qps, time_left_ms))
+    sim.take_quota(action).err().map(|time_left_ms| throttled(sim, sim.limit(action), time_left_ms))
 }
 
 /// Latency, dropped connections, slow answers, 500s and 503s, drawn from
@@ -711,7 +806,12 @@ async fn process(
             return Ok(Answer::error(400, "InvalidParameter", "The specified parameter AuthTimeout is not valid."));
         }
     }
-    if let Some(refused) = admit(sim, authenticated) {
+    let quota = match action {
+        "GetImageInfo" => QuotaAction::GetImageInfo,
+        "GetMediaAuditResult" => QuotaAction::GetMediaAuditResult,
+        _ => QuotaAction::GetImageInfos,
+    };
+    if let Some(refused) = admit(sim, authenticated, quota) {
         return Ok(refused);
     }
     // Faults are drawn from (seed, ids, how many times these ids were called),

@@ -22,5 +22,6 @@ mod ops;
 mod reliability;
 mod run_e2e;
 mod sim_strict;
+mod throttling;
 mod verdict;
 mod workbook;

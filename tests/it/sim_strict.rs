@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vod_image_audit::api::signing;
-use vod_image_audit::sim::{self, Catalog, Faults, SimConfig, SimKey, Simulator, Stats};
+use vod_image_audit::sim::{
+    self, Catalog, Faults, QuotaAction, QuotaStats, SimConfig, SimKey, Simulator, Stats, ThrottleStyle,
+};
 
 const KEY_ID: &str = sim::DEFAULT_KEY_ID;
 const SECRET: &str = sim::DEFAULT_KEY_SECRET;
@@ -858,7 +860,7 @@ async fn search_media_is_signed_checked_and_counted_like_any_action() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_media_has_a_quota_of_its_own() {
     let mut config = small_config();
-    config.search_qps = Some(20);
+    config.api_qps = BTreeMap::from([(QuotaAction::SearchMedia, Some(20))]);
     let s = Server::start(config).await;
     let c = client();
     let queries: Vec<String> = (0..60).map(|_| signing::signed_query("GET", &search_params(&[]), SECRET)).collect();
@@ -871,6 +873,96 @@ async fn search_media_has_a_quota_of_its_own() {
     assert!((20..=40).contains(&ok), "{ok} of 60 answered OK at a search quota of 20");
     // The image calls are not under the search quota.
     get(&c, &s, &params(IMG_A)).await.assert_image(IMG_A);
+    s.stop().await;
+}
+
+/// Fires `n` pre-signed calls of `p` (a fresh nonce each) at once; returns the replies.
+async fn fire(c: &reqwest::Client, s: &Server, n: usize, p: impl Fn() -> Params) -> Vec<Reply> {
+    let queries: Vec<String> =
+        (0..n).map(|_| signing::signed_query("GET", &set(p(), "SignatureNonce", &nonce()), SECRET)).collect();
+    futures::future::join_all(queries.iter().map(|q| send_query(c, s, "GET", q)))
+        .await
+        .into_iter()
+        .map(|r| r.expect("transport"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_action_has_a_quota_of_its_own() {
+    // GetImageInfo gets none at all, GetImageInfos is unlimited, and the
+    // rest (GetMediaAuditResult, SearchMedia) fall back to qps: 5 each.
+    let mut config = small_config();
+    config.qps = Some(5);
+    config.api_qps = BTreeMap::from([(QuotaAction::GetImageInfo, Some(0)), (QuotaAction::GetImageInfos, None)]);
+    let s = Server::start(config).await;
+    let c = client();
+    let batch = || {
+        set(set(without(params(IMG_A), "ImageId"), "Action", "GetImageInfos"), "ImageIds", &format!("{IMG_A},{IMG_B}"))
+    };
+    let audit = || set(set(without(params(IMG_A), "ImageId"), "Action", "GetMediaAuditResult"), "MediaId", IMG_A);
+
+    for r in fire(&c, &s, 10, || params(IMG_A)).await {
+        r.assert_error(400, "Throttling.User");
+    }
+    // GetImageInfo's empty quota takes nothing from the others'.
+    for r in fire(&c, &s, 30, batch).await {
+        assert_eq!(r.status, 200, "GetImageInfos has no quota: {}", r.body);
+    }
+    let audits = fire(&c, &s, 30, audit).await;
+    let searches = fire(&c, &s, 30, || search_params(&[])).await;
+    for (what, replies) in [("GetMediaAuditResult", &audits), ("SearchMedia", &searches)] {
+        let ok = replies.iter().filter(|r| r.status == 200).count();
+        // The window may straddle a second boundary: up to two quotas.
+        assert!((5..=10).contains(&ok), "{what}: {ok} of 30 answered OK at a quota of 5");
+        for r in replies.iter().filter(|r| r.status != 200) {
+            r.assert_error(400, "Throttling.User");
+        }
+    }
+
+    let stats = s.sim.stats();
+    let quota = |action: &str| stats.quota.get(action).cloned().unwrap_or_default();
+    assert_eq!(quota("GetImageInfo"), QuotaStats { admitted: 0, throttled: 10 }, "{stats:?}");
+    assert_eq!(quota("GetImageInfos"), QuotaStats { admitted: 30, throttled: 0 }, "{stats:?}");
+    for (action, replies) in [("GetMediaAuditResult", &audits), ("SearchMedia", &searches)] {
+        let ok = replies.iter().filter(|r| r.status == 200).count() as u64;
+        assert_eq!(quota(action), QuotaStats { admitted: ok, throttled: 30 - ok }, "{action}: {stats:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forbidden_flowcontrol_style_throttles_with_403_and_x_acs_retry_after() {
+    let mut config = small_config();
+    config.api_qps = BTreeMap::from([(QuotaAction::GetImageInfo, Some(0))]);
+    config.throttle_style = ThrottleStyle::ForbiddenFlowControl;
+    let s = Server::start(config.clone()).await;
+    let c = client();
+    for r in fire(&c, &s, 5, || params(IMG_A)).await {
+        r.assert_error(403, "Forbidden.FlowControl");
+        let hint = r.headers.get("x-acs-retry-after").expect("x-acs-retry-after").to_str().unwrap();
+        let ms: u64 = hint.parse().unwrap_or_else(|_| panic!("{hint:?} is not milliseconds"));
+        assert!((1..=1000).contains(&ms), "{hint}: the milliseconds left in the window");
+    }
+    assert_eq!(s.sim.stats().by_code.get("Forbidden.FlowControl"), Some(&5));
+    s.stop().await;
+
+    // A fixed value, whatever the window: for clients' tests of odd hints.
+    for value in ["999999999", "0", "", "abc"] {
+        let mut config = config.clone();
+        config.throttle_retry_after = Some(value.to_owned());
+        let s = Server::start(config).await;
+        let r = get(&c, &s, &params(IMG_A)).await;
+        r.assert_error(403, "Forbidden.FlowControl");
+        assert_eq!(r.headers.get("x-acs-retry-after").map(|v| v.to_str().unwrap()), Some(value));
+        s.stop().await;
+    }
+    // The default style sends no x-acs-retry-after unless told to.
+    let mut config = small_config();
+    config.api_qps = BTreeMap::from([(QuotaAction::GetImageInfo, Some(0))]);
+    let s = Server::start(config).await;
+    let r = get(&c, &s, &params(IMG_A)).await;
+    r.assert_error(400, "Throttling.User");
+    assert!(!r.headers.contains_key("x-acs-retry-after"), "{:?}", r.headers);
     s.stop().await;
 }
 

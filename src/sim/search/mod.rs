@@ -1,8 +1,8 @@
 //! `SearchMedia` (VOD 2017-03-21) for images: the request's checks, the
 //! 5,000-result paging window, the order of the results, the answer, and the
 //! `search` section of the stats. Authentication, nonce, version, outage,
-//! quota and the seeded faults are the parent module's, shared with every
-//! VOD action; the `Match` grammar is [`protocol`]'s.
+//! the quota (SearchMedia's own, as each action's) and the seeded faults are
+//! the parent module's, shared with every VOD action; the `Match` grammar is [`protocol`]'s.
 //!
 //! What is documented (operation page
 //! <https://www.alibabacloud.com/help/en/vod/developer-reference/api-vod-2017-03-21-searchmedia>,
@@ -29,7 +29,7 @@
 //!   <https://www.alibabacloud.com/help/en/vod/developer-reference/qps-limits-on-api-operations>;
 //!   also on the older operation page
 //!   <https://www.alibabacloud.com/help/en/apsaravideo-for-vod/latest/searchmedia>):
-//!   [`DOCUMENTED_QPS`], served when `search_qps` is set.
+//!   [`DOCUMENTED_QPS`], served when its quota is set (`api_qps`).
 //!
 //! What is assumed (no page or SDK found says otherwise):
 //!
@@ -351,12 +351,11 @@ pub(crate) fn render(catalog: &Catalog, index: &Index, req: &SearchRequest, tota
     json!({"Total": total, "MediaList": list})
 }
 
-/// The simulator's `SearchMedia` state: the index (built on first use), the
-/// action's own quota window and the counters.
+/// The simulator's `SearchMedia` state: the index (built on first use) and
+/// the counters. Its quota is the parent module's, one per action.
 #[derive(Default)]
 pub(crate) struct SearchState {
     index: OnceLock<Index>,
-    pub(crate) quota: Mutex<(u64, u32)>,
     requests: AtomicU64,
     counts: Mutex<Counts>,
 }
@@ -419,11 +418,8 @@ pub(super) async fn call(sim: &Simulator, params: &[(String, String)], authentic
         }
     };
     state.asked(&req);
-    if let Some(refused) = super::admit(sim, authenticated) {
+    if let Some(refused) = super::admit(sim, authenticated, super::QuotaAction::SearchMedia) {
         return Ok(refused);
-    }
-    if let Err(time_left_ms) = super::take_window(&state.quota, sim.config.search_qps, sim.started) {
-        return Ok(super::throttled(sim, sim.config.search_qps, time_left_ms));
     }
     // Faults are drawn from (seed, request, how many times it was made), as for images.
     let key = format!("SearchMedia\n{}", req.key);

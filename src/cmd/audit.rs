@@ -19,13 +19,14 @@ use crate::report::pass::{self, Expected, RunFacts};
 use crate::report::record::{ImageRecord, OutcomeKind};
 use crate::report::summary::Summary;
 use crate::report::{sort, trend, verdict};
+use crate::run::awaiting::AwaitingLog;
 use crate::run::engine::{self, AuditSource, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
 use crate::run::journal::{Journal, Lines, Recorder};
 use crate::run::outcome::Outcome;
 use crate::run::stop::MODERATION_REGION_NOTE;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
-use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
+use crate::rundir::manifest::{ActionCalls, Manifest, ManifestCalls, ManifestInput, RetryOf};
 use crate::rundir::{self, RunDir};
 
 /// Where a run is, for the signal handler: while the reports are written a
@@ -99,6 +100,8 @@ struct Settle<'a> {
     recorder: &'a Recorder,
     /// Settled, not yet handed to the recorder: their journal lines.
     held: Lines,
+    /// Found images whose moderation call is still to come.
+    awaiting: &'a mut AwaitingLog,
 }
 
 impl Sink for Settle<'_> {
@@ -116,6 +119,10 @@ impl Sink for Settle<'_> {
     async fn flush(&mut self) -> Result<(), String> {
         let lines = std::mem::replace(&mut self.held, Lines::with_capacity(engine::HAND_ON_EVERY));
         self.recorder.record(lines).await
+    }
+
+    fn awaiting(&mut self, o: &Outcome) -> Result<(), String> {
+        self.awaiting.append(o).map_err(|e| format!("{} could not be written: {e}", rundir::AWAITING))
     }
 }
 
@@ -195,7 +202,15 @@ pub async fn run_audit(
             retry_of = Some(retry_of_manifest(old)?);
         }
     }
-    let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count();
+    // Found images of an earlier attempt whose moderation call is still to
+    // come: asked that call only.
+    let (mut awaiting_log, awaiting) = AwaitingLog::open(dir.path(), |id| done.contains(&fingerprint.of(id)))
+        .map_err(|e| CmdError::disk(format!("reading {}", dir.join(rundir::AWAITING).display()), e))?;
+    for o in &awaiting {
+        done.insert(fingerprint.of(&o.image_id));
+    }
+    resumed += awaiting.len();
+    let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count() + awaiting.len();
     let counters = Arc::new(Counters::default());
     let mut progress = Progress::new(todo_count as u64, settings.progress, settings.quiet, counters.clone());
     if !progress.is_silent() {
@@ -232,9 +247,13 @@ pub async fn run_audit(
         .map_err(|e| CmdError::internal(anyhow::anyhow!("starting the journal thread: {e}")))?;
     let todo = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).map(str::to_owned);
     progress.start_ticker();
-    let mut sink =
-        Settle { progress: &mut progress, recorder: &recorder, held: Lines::with_capacity(engine::HAND_ON_EVERY) };
-    engine::audit(&client, todo, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
+    let mut sink = Settle {
+        progress: &mut progress,
+        recorder: &recorder,
+        held: Lines::with_capacity(engine::HAND_ON_EVERY),
+        awaiting: &mut awaiting_log,
+    };
+    engine::audit(&client, todo, awaiting, &settings.audit, counters.clone(), stop.clone(), &mut sink).await;
     progress.finish();
     drop(done);
     let (journal, failed) = recorder.finish().await.map_err(|e| CmdError::disk("finishing the journal", e))?;
@@ -325,6 +344,20 @@ pub async fn run_audit(
         total: counters.calls.load(Ordering::Relaxed),
         throttled: counters.throttled.load(Ordering::Relaxed),
         retries: counters.retries.load(Ordering::Relaxed),
+        by_action: engine::Action::ALL
+            .iter()
+            .map(|a| {
+                let c = counters.of(*a);
+                (
+                    a.as_str().to_owned(),
+                    ActionCalls {
+                        calls: c.calls.load(Ordering::Relaxed),
+                        throttled: c.throttled.load(Ordering::Relaxed),
+                    },
+                )
+            })
+            .filter(|(_, c)| c.calls > 0)
+            .collect(),
         batch_fallbacks: counters.batch_fallbacks.load(Ordering::Relaxed),
     };
     let mut manifest =
@@ -341,6 +374,7 @@ pub async fn run_audit(
         // The reports now hold everything the journal did.
         drop(journal);
         let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
+        let _ = std::fs::remove_file(dir.join(rundir::AWAITING));
         let _ = std::fs::remove_file(dir.join(rundir::INVENTORY_JOURNAL));
         let _ = sync_dir(dir.path());
     }
@@ -399,8 +433,21 @@ pub async fn run_audit(
             ),
             None => String::new(),
         };
+        let per_api = match manifest.calls.by_action.len() {
+            0 | 1 => String::new(),
+            _ => format!(
+                " ({})",
+                manifest
+                    .calls
+                    .by_action
+                    .iter()
+                    .map(|(a, c)| format!("{a} {}, {} throttled", c.calls, c.throttled))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
         eprintln!(
-            "vod-image-audit: {}: {} ids: {} found ({} blocked; verdict on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled{changes}; report in {}",
+            "vod-image-audit: {}: {} ids: {} found ({} blocked; verdict on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled{per_api}{changes}; report in {}",
             if summary.complete { "done" } else { "stopped" },
             t.unique_ids,
             t.found,

@@ -4,6 +4,7 @@
 //! flags into validated settings is [`super::settings`]' job; nothing past that
 //! step sees a raw flag.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -12,10 +13,23 @@ use clap::{Args, Parser, Subcommand};
 use super::progress::ProgressMode;
 use crate::api::client::OutputType;
 use crate::report::pass::Format;
-use crate::run::engine::{ApiMode, AuditSource};
+use crate::run::engine::{Action, ApiMode, AuditSource};
 use crate::run::rate::RateMode;
 
 /// A flag whose value is one of a library enum's names.
+/// `--api-qps ACTION=N`: one API's rate; 0 or "unlimited" is no limit.
+pub fn parse_api_qps(text: &str) -> Result<(Action, Option<NonZeroU32>), String> {
+    let (action, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give ACTION=N, ACTION one of {}", Action::NAMES.join(", ")))?;
+    let action: Action = action.trim().parse()?;
+    let rate = match parse_qps(n.trim())? {
+        Qps::Limit(n) => Some(n),
+        Qps::Unlimited => None,
+    };
+    Ok((action, rate))
+}
+
 /// `--qps` of `run`: calls per second, or no client-side limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qps {
@@ -282,10 +296,16 @@ pub struct RunArgs {
     pub force: bool,
     #[command(flatten)]
     pub api: ApiArgs,
-    /// Calls per second, retries included (default 20: a fifth of the ~100/s account quota, which production shares).
-    /// 0 or "unlimited": no client-side limit, only for the simulator or a quota you do not share.
+    /// GetImageInfo calls per second, retries included (default 20: a fifth of its ~100/s account quota,
+    /// which production shares). The other APIs run at the same share of their own documented quotas
+    /// (GetImageInfos 10/s, GetMediaAuditResult 20/s, SearchMedia 50/s) unless --api-qps names them.
+    /// 0 or "unlimited": no client-side limit for any API, only for the simulator or a quota you do not share.
     #[arg(long, value_name = "N", value_parser = parse_qps)]
     pub qps: Option<Qps>,
+    /// ACTION=N: the rate of one API (GetImageInfo, GetImageInfos, GetMediaAuditResult, SearchMedia);
+    /// repeatable; N 0 is no limit. Calls to different APIs never wait for each other's limiter.
+    #[arg(long, value_name = "ACTION=N", value_parser = parse_api_qps)]
+    pub api_qps: Vec<(Action, Option<NonZeroU32>)>,
     /// Operation: single (GetImageInfo per id) or batch (GetImageInfos, 20 ids per call,
     /// GetImageInfo again for answers without AuditStatus). Single stays the default until a real
     /// account confirms the batch answer carries AuditStatus.

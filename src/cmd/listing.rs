@@ -12,7 +12,7 @@ use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{inventory_filters, ApiTarget};
 use crate::api::client::VodClient;
 use crate::api::search::SEARCH_MEDIA_QPS;
-use crate::run::engine::{self, ApiMode, AuditSettings, AuditSource, Caller, Counters, StopHandle, StopReason};
+use crate::run::engine::{self, Action, ApiMode, AuditSettings, AuditSource, Caller, Counters, StopHandle, StopReason};
 use crate::run::inventory::{self, EveryFewSeconds, ListError, Listing};
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
@@ -120,6 +120,8 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
         max_failures: None,
         down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
         audit_source: AuditSource::ImageInfo,
+        // `list-images` calls SearchMedia only: its --qps is SearchMedia's.
+        api_qps: vec![(Action::SearchMedia, listing_qps(qps))],
     };
     let stop = StopHandle::default();
     super::audit::spawn_signal_listener(stop.clone(), super::audit::Phase::default());
@@ -147,8 +149,7 @@ pub async fn list_for_run(
     dir: &Path,
     stop: &StopHandle,
 ) -> Result<(crate::run::input::IdList, (ManifestInventory, FileDigest)), CmdError> {
-    let audit = AuditSettings { qps: listing_qps(settings.audit.qps), ..settings.audit.clone() };
-    let caller = Caller::new(client, &audit, Arc::new(Counters::default()), stop.clone());
+    let caller = Caller::new(client, &settings.audit, Arc::new(Counters::default()), stop.clone());
     let mut progress = EveryFewSeconds::new(settings.quiet);
     let listing = inventory::list(
         &caller,

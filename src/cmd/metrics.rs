@@ -122,8 +122,16 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
         "Found images by Status.",
         s.by_status.iter().map(|(k, v)| (vec![("status", k.as_str())], *v as f64)),
     );
-    e.gauge("calls", "API calls the last run made, retries included.", m.calls.total as f64);
-    e.gauge("throttled_calls", "Calls of the last run answered as throttled.", m.calls.throttled as f64);
+    e.family(
+        "calls",
+        "API calls the last run made, retries included, by API action.",
+        m.calls.by_action.iter().map(|(a, c)| (vec![("action", a.as_str())], c.calls as f64)),
+    );
+    e.family(
+        "throttled_calls",
+        "Calls of the last run answered as throttled, by API action.",
+        m.calls.by_action.iter().map(|(a, c)| (vec![("action", a.as_str())], c.throttled as f64)),
+    );
     e.gauge("retries", "Calls of the last run that were retries.", m.calls.retries as f64);
     if let Some(c) = &s.changes {
         e.family(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{ApiTarget, RunSettings};
+use crate::run::engine::{Action, ApiMode, AuditSource};
 use crate::run::input::{delimiter_name, IdList};
 
 /// `n thing` or `n things`.
@@ -54,18 +55,8 @@ pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> St
     }
     line(credentials);
     line(format!("operation: {}, audit source: {}", settings.audit.api.as_str(), settings.audit.audit_source.as_str()));
-    match settings.audit.qps {
-        Some(qps) => {
-            let qps = u64::from(qps.get());
-            let secs = unique.div_ceil(qps);
-            line(format!(
-                "estimated duration: {} at --qps {qps} ({unique} ids / {qps} per second; retries and throttling add to it)",
-                humantime::format_duration(Duration::from_secs(secs))
-            ));
-        }
-        None => line(format!(
-            "estimated duration: unknown: --qps 0 sets no client-side limit ({unique} ids as fast as the server answers)"
-        )),
+    for l in rate_lines(settings, unique) {
+        line(l);
     }
     let formats: Vec<&str> = settings.reports.formats.iter().map(|f| f.as_str()).collect();
     line(format!("reports: {} ({})", settings.out.display(), formats.join(", ")));
@@ -94,4 +85,53 @@ pub fn print_plan(settings: &RunSettings, ids: Option<&IdList>, target: &ApiTarg
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(CmdError::internal)?;
     Ok(Exit::Ok)
+}
+
+/// Each API's rate, its estimated calls, and the estimated wall time: the
+/// slowest API's, since each runs side by side at its own rate.
+fn rate_lines(settings: &RunSettings, unique: u64) -> Vec<String> {
+    let a = &settings.audit;
+    let rate = |action: Action| a.rate_of(action).map_or("no limit".to_owned(), |r| format!("{r}/s"));
+    let mut lines = vec![format!(
+        "rates: {} (each API at its own rate; --qps is GetImageInfo's, the others the same share of their documented quotas unless --api-qps names them)",
+        Action::ALL.iter().map(|x| format!("{} {}", x.as_str(), rate(*x))).collect::<Vec<_>>().join(", ")
+    )];
+    let (lookup, per_call) = match a.api {
+        ApiMode::Single => (Action::GetImageInfo, 1),
+        ApiMode::Batch => (Action::GetImageInfos, crate::api::client::MAX_BATCH_IDS as u64),
+    };
+    // (action, calls, at most?)
+    let mut calls = vec![(lookup, unique.div_ceil(per_call), false)];
+    match a.audit_source {
+        AuditSource::ImageInfo => {}
+        // Every found image, or (both) those the account did not call Normal:
+        // at most one call per id, how many is known only from the answers.
+        AuditSource::MediaAudit | AuditSource::Both => calls.push((Action::GetMediaAuditResult, unique, true)),
+    }
+    let mut slowest: Option<Duration> = Some(Duration::ZERO);
+    for (action, n, at_most) in &calls {
+        let time = a.rate_of(*action).map(|r| Duration::from_secs(n.div_ceil(u64::from(r.get()))));
+        lines.push(format!(
+            "calls: {} {}{n} at {}{}",
+            action.as_str(),
+            if *at_most { "at most " } else { "" },
+            rate(*action),
+            time.map_or(String::new(), |t| format!(": {}", humantime::format_duration(t)))
+        ));
+        slowest = match (slowest, time) {
+            (Some(s), Some(t)) => Some(s.max(t)),
+            _ => None,
+        };
+    }
+    lines.push(match slowest {
+        Some(t) => format!(
+            "estimated duration: {}{} (the slowest API's; retries and throttling add to it)",
+            if calls.iter().any(|c| c.2) { "up to " } else { "" },
+            humantime::format_duration(t)
+        ),
+        None => {
+            format!("estimated duration: unknown: no client-side limit ({unique} ids as fast as the server answers)")
+        }
+    });
+    lines
 }

@@ -15,7 +15,7 @@ use super::error::{CmdError, CmdResult, Exit};
 use crate::rundir::files::is_temp_name;
 use crate::rundir::lock::{LockError, RunLock};
 use crate::rundir::manifest::{Manifest, ManifestError};
-use crate::rundir::{JOURNAL, LOCK, REPORT_FILES, UNSETTLED, WRITE_PROBE};
+use crate::rundir::{AWAITING, JOURNAL, LOCK, REPORT_FILES, UNSETTLED, WRITE_PROBE};
 
 /// A run directory found in the reports folder.
 struct Found {
@@ -70,7 +70,9 @@ fn names_dir(compared_with: &str, dir: &Path) -> bool {
 /// The entries of a run directory that no run writes.
 fn foreign_entries(dir: &Path) -> std::io::Result<Vec<String>> {
     let ours = |name: &str| {
-        REPORT_FILES.contains(&name) || [JOURNAL, LOCK, UNSETTLED, WRITE_PROBE].contains(&name) || is_temp_name(name)
+        REPORT_FILES.contains(&name)
+            || [JOURNAL, AWAITING, LOCK, UNSETTLED, WRITE_PROBE].contains(&name)
+            || is_temp_name(name)
     };
     let mut foreign = Vec::new();
     for entry in std::fs::read_dir(dir)? {

@@ -18,7 +18,7 @@ use crate::api::sts::Identity;
 use crate::report::pass::ReportSettings;
 use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
-use crate::run::engine::{self, AuditSettings};
+use crate::run::engine::{self, Action, AuditSettings};
 use crate::run::guard::{self, FailureLimit};
 use crate::run::input::{parse_delimiter, InputSource, RejectLimit};
 use crate::run::inventory::Filters;
@@ -137,6 +137,7 @@ impl RunSettings {
                 max_failures,
                 down_after,
                 audit_source: a.audit_source,
+                api_qps: a.api_qps.clone(),
             },
             reports: ReportSettings { formats: a.format.clone(), csv: CsvStyle { safe: a.csv_safe, bom: a.csv_bom } },
             retry_failed: a.retry_failed.clone(),
@@ -185,6 +186,10 @@ impl RunSettings {
             auth_timeout: client.auth_timeout,
             audit_source: a.audit_source.as_str().to_owned(),
             formats: self.reports.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+            api_qps: Action::ALL
+                .iter()
+                .map(|x| (x.as_str().to_owned(), a.rate_of(*x).map_or(0, NonZeroU32::get)))
+                .collect(),
         }
     }
 }

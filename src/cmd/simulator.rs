@@ -255,6 +255,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
             down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
             // The reason of each blocked image, and a verdict for those without AuditStatus.
             audit_source: engine::AuditSource::Both,
+            api_qps: Vec::new(),
         },
         reports: ReportSettings { formats: vec![Format::Csv, Format::Json, Format::Html], csv: CsvStyle::default() },
         trend_runs: crate::report::trend::DEFAULT_TREND_RUNS,

@@ -32,6 +32,7 @@ use super::guard::{
     RETRY_COST, SUCCESS_REFUND, TIMEOUT_RETRY_COST,
 };
 use crate::run::rate::{RateControl, RateMode};
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
 use std::collections::HashMap;
@@ -74,6 +75,9 @@ pub struct AuditSettings {
     pub down_after: Duration,
     /// Where the moderation verdict comes from.
     pub audit_source: AuditSource,
+    /// `--api-qps ACTION=N`: the actions given a rate of their own (`None`:
+    /// no limit); the others follow `qps` ([`AuditSettings::rate_of`]).
+    pub api_qps: Vec<(Action, Option<NonZeroU32>)>,
 }
 
 named_enum! {
@@ -104,6 +108,15 @@ pub struct Counters {
     pub batch_fallbacks: AtomicU64,
     /// Since when every answer has been a throttle: `--down-after` counts it.
     pub throttling: Throttling,
+    /// Calls and throttles per action, in [`Action::ALL`] order.
+    pub by_action: [ActionCounters; 4],
+}
+
+impl Counters {
+    /// One action's counters.
+    pub fn of(&self, action: Action) -> &ActionCounters {
+        &self.by_action[action.index()]
+    }
 }
 
 named_enum! {
@@ -117,15 +130,86 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// The API actions a run calls, each with its own quota (vod-openapi.md
+    /// §5: quotas are per account and per API) and so its own limiter.
+    pub enum Action {
+        GetImageInfo => "GetImageInfo",
+        GetImageInfos => "GetImageInfos",
+        GetMediaAuditResult => "GetMediaAuditResult",
+        SearchMedia => "SearchMedia",
+    }
+}
+
+impl Action {
+    /// Every action, in [`Action::NAMES`] order.
+    pub const ALL: [Action; 4] =
+        [Action::GetImageInfo, Action::GetImageInfos, Action::GetMediaAuditResult, Action::SearchMedia];
+
+    /// The documented quota in calls per second (vod-openapi.md §5, the
+    /// VOD "QPS limits" page and each API's own page): GetImageInfo about
+    /// 100 (unconfirmed), GetImageInfos 10 (its 2024 page),
+    /// GetMediaAuditResult 20 (its page), SearchMedia 50.
+    pub const fn documented_qps(self) -> u32 {
+        match self {
+            Action::GetImageInfo => 100,
+            Action::GetImageInfos => 10,
+            Action::GetMediaAuditResult => 20,
+            Action::SearchMedia => 50,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The rate an action runs at when `--api-qps` does not name it: the same
+/// share of its documented quota that `qps` is of GetImageInfo's (`--qps 20`
+/// is a fifth: GetMediaAuditResult 4/s, SearchMedia 10/s, GetImageInfos
+/// 2/s), rounded, at least 1; no limit stays no limit.
+pub fn scaled_rate(qps: Option<NonZeroU32>, action: Action) -> Option<NonZeroU32> {
+    let qps = qps?;
+    let base = u64::from(Action::GetImageInfo.documented_qps());
+    let scaled = (u64::from(qps.get()) * u64::from(action.documented_qps()) + base / 2) / base;
+    NonZeroU32::new(u32::try_from(scaled).unwrap_or(u32::MAX).max(1))
+}
+
+impl AuditSettings {
+    /// The rate of `action`: `--api-qps ACTION=N` when given (0: no limit),
+    /// `--qps` for GetImageInfo, else [`scaled_rate`].
+    pub fn rate_of(&self, action: Action) -> Option<NonZeroU32> {
+        match self.api_qps.iter().rev().find(|(a, _)| *a == action) {
+            Some((_, rate)) => *rate,
+            None if action == Action::GetImageInfo => self.qps,
+            None => scaled_rate(self.qps, action),
+        }
+    }
+}
+
+/// One action's calls as counted.
+#[derive(Debug, Default)]
+pub struct ActionCounters {
+    pub calls: AtomicU64,
+    pub throttled: AtomicU64,
+}
+
 pub use super::stop::{StopHandle, StopReason};
+
+/// One action's own limiter and pause: a throttled GetMediaAuditResult
+/// slows and pauses GetMediaAuditResult only.
+struct Lane {
+    rate: RateControl,
+    pause: Pause,
+}
 
 struct Shared<'a> {
     client: &'a VodClient,
-    rate: RateControl,
+    /// One lane per action, in [`Action::ALL`] order.
+    lanes: [Lane; 4],
     policy: RetryPolicy,
     counters: Arc<Counters>,
     stop: StopHandle,
-    pause: Pause,
     budget: RetryBudget,
     failures_in_a_row: AtomicU64,
     outage: Outage,
@@ -138,13 +222,16 @@ struct Shared<'a> {
 
 impl<'a> Shared<'a> {
     fn new(client: &'a VodClient, settings: &AuditSettings, counters: Arc<Counters>, stop: StopHandle) -> Self {
+        let lane = |action: Action| Lane {
+            rate: RateControl::new(settings.rate_mode, settings.rate_of(action), settings.burst),
+            pause: Pause::default(),
+        };
         Shared {
             client,
-            rate: RateControl::new(settings.rate_mode, settings.qps, settings.burst),
+            lanes: Action::ALL.map(lane),
             policy: settings.retry,
             counters,
             stop,
-            pause: Pause::default(),
             budget: RetryBudget::default(),
             failures_in_a_row: AtomicU64::new(0),
             outage: Outage::default(),
@@ -157,12 +244,18 @@ impl<'a> Shared<'a> {
     /// The stop reason of an error no retry fixes, or none when it must
     /// not stop the run: in `--audit-source both`, `GetMediaAuditResult`
     /// refused for the account only takes the moderation away.
-    fn fatal_stops(&self, label: &str, err: &ApiError) -> Option<StopReason> {
-        match (label, self.audit_source) {
-            (MODERATION, AuditSource::Both) if err.denies_the_api() => None,
-            (MODERATION, _) if err.denies_the_api() => Some(StopReason::ModerationUnavailable(err.clone())),
+    fn fatal_stops(&self, action: Action, err: &ApiError) -> Option<StopReason> {
+        match (action, self.audit_source) {
+            (Action::GetMediaAuditResult, AuditSource::Both) if err.denies_the_api() => None,
+            (Action::GetMediaAuditResult, _) if err.denies_the_api() => {
+                Some(StopReason::ModerationUnavailable(err.clone()))
+            }
             _ => Some(StopReason::Fatal(err.clone())),
         }
+    }
+
+    fn lane(&self, action: Action) -> &Lane {
+        &self.lanes[action.index()]
     }
 
     /// The service answered a call sent at `sent`: the budget gets a token
@@ -188,6 +281,11 @@ pub trait Sink {
     /// outcomes, so an outcome is held only while the ones settling with it
     /// are taken. An error (the journal cannot be written) stops the run.
     fn flush(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
+    /// Takes note of a found image whose `GetMediaAuditResult` is still to
+    /// be asked (see [`audit`]); settled later. An error stops the run.
+    fn awaiting(&mut self, _outcome: &Outcome) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Most outcomes a [`Sink`] holds before they are handed on.
@@ -225,86 +323,142 @@ impl Drop for WheelAnchor {
     }
 }
 
+/// Found images waiting for their `GetMediaAuditResult` at most, before
+/// the lookups wait for the moderation lane: the backlog of a slower API is
+/// bounded (about a kilobyte each), and the wall time is the slowest API's
+/// either way.
+pub const MAX_AWAITING_MODERATION: usize = 4096;
+
 /// Audits `ids`, handing each outcome to `sink` as it settles (in completion
-/// order); nothing is kept here, so memory does not grow with the number of
-/// ids. Ids left when the run stops are handed over as not attempted, so
-/// every id is accounted for. A sink error (the journal cannot be written)
-/// stops the run.
+/// order); nothing is kept here beyond the calls in flight and a bounded
+/// backlog, so memory does not grow with the number of ids. Ids left when
+/// the run stops are handed over as not attempted, so every id is accounted
+/// for. A sink error (the journal cannot be written) stops the run.
+///
+/// Each API runs side by side in its own lane: the lookups
+/// (`GetImageInfo` or `GetImageInfos`, at most `--concurrency` in flight)
+/// and, for found images that need it, `GetMediaAuditResult` (its own
+/// `--concurrency`), each through its own limiter. A found image waiting for
+/// its moderation answer is handed to [`Sink::awaiting`] (the journal keeps
+/// it apart, so a crash between the two calls resumes with the missing one
+/// only); it is settled when its last call is done. `awaiting` holds the
+/// found images of an earlier attempt that still need moderation: they are
+/// asked first, and not looked up again.
 pub async fn audit(
     client: &VodClient,
     ids: impl IntoIterator<Item = String>,
+    awaiting: Vec<Outcome>,
     settings: &AuditSettings,
     counters: Arc<Counters>,
     stop: StopHandle,
     sink: &mut impl Sink,
 ) {
     let shared = Shared::new(client, settings, counters, stop);
-    let shared = &shared;
+    let s = &shared;
     let _anchor = WheelAnchor::start();
+    let lookup = match settings.api {
+        ApiMode::Single => Action::GetImageInfo,
+        ApiMode::Batch => Action::GetImageInfos,
+    };
     let per_call = match settings.api {
         ApiMode::Single => 1,
         ApiMode::Batch => crate::api::client::MAX_BATCH_IDS,
     };
-    // Once every id has been taken, the last calls need not wait for a
-    // release tick: their slot is enough.
-    let ids = ids.into_iter().chain(std::iter::from_fn(|| {
-        shared.rate.last_calls();
-        None
-    }));
-    let mut stream = futures::stream::iter(ids)
-        .chunks(per_call)
-        .map(|chunk| async move {
-            let outcomes = match settings.api {
-                ApiMode::Single => {
-                    let mut v = Vec::with_capacity(1);
-                    for id in chunk {
-                        v.push(audit_one(shared, id).await);
-                    }
-                    v
-                }
-                ApiMode::Batch => audit_batch(shared, chunk).await,
-            };
-            match settings.audit_source {
-                AuditSource::ImageInfo => outcomes,
-                source => {
-                    futures::future::join_all(outcomes.into_iter().map(|o| ask_moderation(shared, source, o))).await
-                }
-            }
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .flat_map(futures::stream::iter);
+    let concurrency = settings.concurrency.max(1);
+    let mut ids = ids.into_iter().peekable();
+    let mut backlog: std::collections::VecDeque<Outcome> = awaiting.into();
+    let mut lookups = FuturesUnordered::new();
+    let mut moderations = FuturesUnordered::new();
     let (mut failed, mut settled) = (0u64, 0u64);
     let mut held = 0usize;
+    let mut last_lookups = false;
     loop {
+        while lookups.len() < concurrency && backlog.len() < MAX_AWAITING_MODERATION && ids.peek().is_some() {
+            let chunk: Vec<String> = ids.by_ref().take(per_call).collect();
+            lookups.push(async move {
+                match settings.api {
+                    ApiMode::Single => vec![audit_one(s, chunk.into_iter().next().expect("a chunk holds an id")).await],
+                    ApiMode::Batch => audit_batch(s, chunk).await,
+                }
+            });
+        }
+        if ids.peek().is_none() && !last_lookups {
+            // Every id has been taken: the last calls need not wait for a
+            // release tick, their slot is enough.
+            last_lookups = true;
+            s.lane(lookup).rate.last_calls();
+        }
+        while moderations.len() < concurrency {
+            let Some(o) = backlog.pop_front() else { break };
+            moderations.push(ask_moderation(s, o));
+        }
+        if last_lookups && lookups.is_empty() && backlog.is_empty() {
+            s.lane(Action::GetMediaAuditResult).rate.last_calls();
+        }
+        if lookups.is_empty() && moderations.is_empty() {
+            break;
+        }
         // The outcomes that are ready are taken together, and handed on
-        // together before waiting for more: at `--qps 100` the answers of one
-        // tick wake the journal thread once, not once or more each.
-        let next = match stream.next().now_or_never() {
-            Some(next) => next,
+        // together before waiting for more: at `--qps 100` the answers of
+        // one tick wake the journal thread once, not once or more each.
+        let ready = match next_done(&mut lookups, &mut moderations).now_or_never() {
+            Some(ready) => ready,
             None => {
-                hand_on(sink, shared, &mut held).await;
-                stream.next().await
+                hand_on(sink, s, &mut held).await;
+                next_done(&mut lookups, &mut moderations).await
             }
         };
-        let Some(outcome) = next else { break };
-        if !outcome.cut_short {
-            settled += 1;
-            failed += u64::from(outcome.kind == OutcomeKind::Failed);
-            if let Some(limit) = settings.max_failures {
-                if limit.exceeded(failed, settled) {
-                    shared.stop.stop(StopReason::TooManyFailures { failed, settled });
+        let (done, looked) = match ready {
+            Done::Looked(outcomes) => (outcomes, true),
+            Done::Moderated(outcome) => (vec![*outcome], false),
+        };
+        for outcome in done {
+            if looked && needs_moderation(settings.audit_source, &outcome) {
+                if let Err(e) = sink.awaiting(&outcome) {
+                    s.stop.stop(StopReason::Storage(e));
+                }
+                backlog.push_back(outcome);
+                continue;
+            }
+            if !outcome.cut_short {
+                settled += 1;
+                failed += u64::from(outcome.kind == OutcomeKind::Failed);
+                if let Some(limit) = settings.max_failures {
+                    if limit.exceeded(failed, settled) {
+                        s.stop.stop(StopReason::TooManyFailures { failed, settled });
+                    }
                 }
             }
-        }
-        if let Err(e) = sink.settle(outcome) {
-            shared.stop.stop(StopReason::Storage(e));
-        }
-        held += 1;
-        if held >= HAND_ON_EVERY {
-            hand_on(sink, shared, &mut held).await;
+            if let Err(e) = sink.settle(outcome) {
+                s.stop.stop(StopReason::Storage(e));
+            }
+            held += 1;
+            if held >= HAND_ON_EVERY {
+                hand_on(sink, s, &mut held).await;
+            }
         }
     }
-    hand_on(sink, shared, &mut held).await;
+    hand_on(sink, s, &mut held).await;
+}
+
+/// What finished: a lookup's outcomes, or one moderation's.
+enum Done {
+    Looked(Vec<Outcome>),
+    Moderated(Box<Outcome>),
+}
+
+/// The next call of either lane to finish. The caller never waits on two
+/// empty lanes.
+async fn next_done<A, B>(lookups: &mut FuturesUnordered<A>, moderations: &mut FuturesUnordered<B>) -> Done
+where
+    A: std::future::Future<Output = Vec<Outcome>>,
+    B: std::future::Future<Output = Outcome>,
+{
+    tokio::select! {
+        Some(v) = lookups.next(), if !lookups.is_empty() => Done::Looked(v),
+        Some(o) = moderations.next(), if !moderations.is_empty() => Done::Moderated(Box::new(o)),
+        else => std::future::pending::<Done>().await,
+    }
 }
 
 /// Flushes `sink` if it holds anything; an error stops the run.
@@ -344,12 +498,12 @@ impl<'a> Caller<'a> {
     }
 
     /// One call with its retries.
-    pub async fn call<T, F, Fut>(&self, label: &str, call: F) -> Result<T, CallEnd>
+    pub async fn call<T, F, Fut>(&self, action: Action, call: F) -> Result<T, CallEnd>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
-        match with_retries(&self.shared, label, call).await.0 {
+        match with_retries(&self.shared, action, call).await.0 {
             Settled::Ok(v) => Ok(v),
             Settled::Final(e) => Err(CallEnd::Failed(e)),
             Settled::Stopped(_) | Settled::Fatal(_) => Err(CallEnd::Stopped),
@@ -373,7 +527,7 @@ enum Settled<T> {
 /// One call with its retries: the pause, the limiter, the policy, the
 /// budget and the counters, for single and batch calls alike. Returns how
 /// it ended and how many calls were made.
-async fn with_retries<T, F, Fut>(s: &Shared<'_>, label: &str, mut call: F) -> (Settled<T>, u32)
+async fn with_retries<T, F, Fut>(s: &Shared<'_>, action: Action, mut call: F) -> (Settled<T>, u32)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ApiError>>,
@@ -381,27 +535,30 @@ where
     let mut attempts = 0u32;
     let (mut throttles, mut transients) = (0u32, 0u32);
     let mut last: Option<ApiError> = None;
+    let lane = s.lane(action);
+    let label = action.as_str();
     loop {
         if s.stop.is_stopped() {
             return (Settled::Stopped(last), attempts);
         }
-        if let Some(until) = s.pause.until() {
+        if let Some(until) = lane.pause.until() {
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => {}
                 _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
             }
         }
         tokio::select! {
-            _ = s.rate.until_ready(|| s.pause.until()) => {}
+            _ = lane.rate.until_ready(|| lane.pause.until()) => {}
             _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
         }
         attempts += 1;
         s.counters.calls.fetch_add(1, Ordering::Relaxed);
+        s.counters.of(action).calls.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let answer = call().await;
         let throttled = matches!(&answer, Err(e) if e.class == ErrorClass::Throttled);
-        if let Some(pause) = s.rate.on_answer(throttled) {
-            s.pause.extend(Instant::now() + pause);
+        if let Some(pause) = lane.rate.on_answer(throttled) {
+            lane.pause.extend(Instant::now() + pause);
         }
         let err = match answer {
             Ok(v) => {
@@ -426,7 +583,10 @@ where
                 }
                 OutageStep::PauseUntil(until) => {
                     tracing::debug!(call = label, pause = ?until.saturating_duration_since(Instant::now()), "outage: {err}");
-                    s.pause.extend(until);
+                    // The service, not one API, is down: every lane waits.
+                    for l in &s.lanes {
+                        l.pause.extend(until);
+                    }
                     s.counters.retries.fetch_add(1, Ordering::Relaxed);
                     last = Some(err);
                     continue;
@@ -438,9 +598,10 @@ where
         let failures = match err.class {
             ErrorClass::Throttled => {
                 s.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                s.counters.of(action).throttled.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
                 if let Some(hint) = err.retry_after {
-                    s.pause.extend(now + hint.min(crate::run::retry::MAX_HINT));
+                    lane.pause.extend(now + hint.min(crate::run::retry::MAX_HINT));
                 }
                 let since = s.counters.throttling.throttled(now);
                 // Judged before this id's own limit: a run throttled for
@@ -464,7 +625,7 @@ where
             Decision::AbortRun => {
                 // Said once, at the end, as the stop reason; a log only when asked for.
                 tracing::debug!("{err}: {}", err.advice());
-                if let Some(reason) = s.fatal_stops(label, &err) {
+                if let Some(reason) = s.fatal_stops(action, &err) {
                     s.stop.stop(reason);
                 }
                 return (Settled::Fatal(err), attempts);
@@ -544,12 +705,27 @@ fn strip<T>(end: Settled<T>) -> Settled<()> {
     }
 }
 
-/// Asks `GetMediaAuditResult` about a found image when `source` says so,
-/// through the same limiter, retries and error classes as every call:
+/// Whether a looked-up image is still to be asked `GetMediaAuditResult`:
 /// `media-audit` asks about every found image, `both` only where the
 /// account's decision (`AuditStatus`) is Blocked (for the reasons) or cannot
-/// be read (for the verdict). The verdict itself is decided from what both
-/// calls said, in [`Outcome::record`].
+/// be read (for the verdict); once asked, never again.
+pub fn needs_moderation(source: AuditSource, o: &Outcome) -> bool {
+    if o.kind != OutcomeKind::Found || o.moderation.is_some() || o.cut_short {
+        return false;
+    }
+    match source {
+        AuditSource::ImageInfo => false,
+        AuditSource::MediaAudit => true,
+        AuditSource::Both => {
+            AccountDecision::read(o.info.as_ref().and_then(|i| i.audit_status.as_deref())).wants_moderation()
+        }
+    }
+}
+
+/// Asks `GetMediaAuditResult` about a found image ([`needs_moderation`]),
+/// through its own lane, with the same retries and error classes as every
+/// call. The verdict itself is decided from what both calls said, in
+/// [`Outcome::record`].
 ///
 /// What cannot be had: an answer the account cannot get (the API is not
 /// offered in the region, or the key may not call it) stops a `media-audit`
@@ -557,26 +733,15 @@ fn strip<T>(end: Settled<T>) -> Settled<()> {
 /// needed it `moderation-unavailable:CODE` and the audit goes on. A failure
 /// after retries fails the id when the verdict needed the answer, and is a
 /// reason (`moderation-failed:CODE`) when the account had decided.
-async fn ask_moderation(s: &Shared<'_>, source: AuditSource, mut o: Outcome) -> Outcome {
-    if o.kind != OutcomeKind::Found {
-        return o;
-    }
+async fn ask_moderation(s: &Shared<'_>, mut o: Outcome) -> Outcome {
     let account = AccountDecision::read(o.info.as_ref().and_then(|i| i.audit_status.as_deref()));
-    let ask = match source {
-        AuditSource::ImageInfo => false,
-        AuditSource::MediaAudit => true,
-        AuditSource::Both => account.wants_moderation(),
-    };
-    if !ask {
-        return o;
-    }
     if let Some(code) = s.moderation_unavailable.get() {
         o.moderation = Some(ModerationNote::Unavailable(code.clone()));
         return o;
     }
     let decided = matches!(account, AccountDecision::Normal | AccountDecision::Blocked);
     let id = o.image_id.clone();
-    let (end, attempts) = with_retries(s, MODERATION, || s.client.get_media_audit_result(&id)).await;
+    let (end, attempts) = with_retries(s, Action::GetMediaAuditResult, || s.client.get_media_audit_result(&id)).await;
     o.attempts += attempts;
     match end {
         Settled::Ok(m) => {
@@ -598,19 +763,21 @@ async fn ask_moderation(s: &Shared<'_>, source: AuditSource, mut o: Outcome) -> 
             o.moderation = Some(ModerationNote::Failed(e.code));
             o
         }
-        _ if decided => o,
-        other => {
+        Settled::Final(e) => {
             let attempts = o.attempts;
-            unsettled(s, id, attempts, strip(other))
+            unsettled(s, id, attempts, Settled::Final(e))
+        }
+        // The run stopped first: reported as found so far, not journaled,
+        // so the same command asks the missing call again.
+        Settled::Stopped(_) | Settled::Fatal(_) => {
+            o.cut_short = true;
+            o
         }
     }
 }
 
-/// The label of `GetMediaAuditResult` calls.
-const MODERATION: &str = "GetMediaAuditResult";
-
 async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
-    let (end, attempts) = with_retries(s, "GetImageInfo", || s.client.get_image_info(&id)).await;
+    let (end, attempts) = with_retries(s, Action::GetImageInfo, || s.client.get_image_info(&id)).await;
     match end {
         Settled::Ok(found) => Outcome::found(id, found.info, attempts, found.request_id),
         other => unsettled(s, id, attempts, strip(other)),
@@ -636,7 +803,7 @@ async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
     while !pending.is_empty() {
         rounds += 1;
         let refs: Vec<&str> = pending.iter().map(String::as_str).collect();
-        let (end, n) = with_retries(s, "GetImageInfos", || {
+        let (end, n) = with_retries(s, Action::GetImageInfos, || {
             let refs = &refs;
             async move { file_batch_answer(refs, s.client.get_image_infos(refs).await?) }
         })
@@ -720,5 +887,69 @@ pub fn rate(n: u64, elapsed: Duration) -> f64 {
         n as f64 / secs
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::ImageInfo;
+
+    fn nz(n: u32) -> Option<NonZeroU32> {
+        NonZeroU32::new(n)
+    }
+
+    #[test]
+    fn each_api_runs_at_the_same_share_of_its_own_documented_quota() {
+        let share = |qps: u32| Action::ALL.map(|a| scaled_rate(nz(qps), a).map_or(0, NonZeroU32::get));
+        // GetImageInfo, GetImageInfos, GetMediaAuditResult, SearchMedia.
+        assert_eq!(share(100), [100, 10, 20, 50]);
+        assert_eq!(share(20), [20, 2, 4, 10], "the issue's example: --qps 20");
+        assert_eq!(share(1), [1, 1, 1, 1], "never below one call a second");
+        assert_eq!(share(450), [450, 45, 90, 225]);
+        assert_eq!(scaled_rate(None, Action::GetMediaAuditResult), None, "--qps 0 is no limit for every API");
+    }
+
+    #[test]
+    fn api_qps_overrides_one_api_and_the_last_one_given_wins() {
+        let settings = AuditSettings {
+            api: ApiMode::Single,
+            qps: nz(20),
+            rate_mode: RateMode::Fixed,
+            burst: nz(1).unwrap(),
+            concurrency: 1,
+            retry: RetryPolicy::default(),
+            max_failures: None,
+            down_after: Duration::ZERO,
+            audit_source: AuditSource::Both,
+            api_qps: vec![
+                (Action::GetMediaAuditResult, nz(7)),
+                (Action::SearchMedia, None),
+                (Action::GetMediaAuditResult, nz(9)),
+            ],
+        };
+        assert_eq!(settings.rate_of(Action::GetImageInfo), nz(20));
+        assert_eq!(settings.rate_of(Action::GetMediaAuditResult), nz(9));
+        assert_eq!(settings.rate_of(Action::SearchMedia), None);
+        assert_eq!(settings.rate_of(Action::GetImageInfos), nz(2));
+    }
+
+    #[test]
+    fn only_found_images_not_yet_asked_wait_for_moderation() {
+        let found = |status: Option<&str>| {
+            let info = ImageInfo { audit_status: status.map(Into::into), ..Default::default() };
+            Outcome::found("a".into(), info, 1, None)
+        };
+        use AuditSource::{Both, ImageInfo as Info, MediaAudit};
+        assert!(!needs_moderation(Info, &found(None)));
+        assert!(needs_moderation(MediaAudit, &found(Some("Normal"))));
+        assert!(!needs_moderation(Both, &found(Some("Normal"))));
+        assert!(needs_moderation(Both, &found(Some("Blocked"))));
+        assert!(needs_moderation(Both, &found(None)));
+        assert!(needs_moderation(Both, &found(Some("Pending"))));
+        assert!(!needs_moderation(MediaAudit, &Outcome::missing("a".into(), 1, None)));
+        let mut asked = found(None);
+        asked.moderation = Some(ModerationNote::NotFound);
+        assert!(!needs_moderation(MediaAudit, &asked), "asked once, never again");
     }
 }

@@ -9,8 +9,10 @@
 //!   [`outcome::Outcome`].
 //! - [`batch`]: filing a batch answer under the ids asked, or refusing it.
 //! - [`guard`]: the retry budget, the outage clock, `--max-failures`.
-//! - [`journal`]: the crash-safe record of settled ids, for resuming.
+//! - [`journal`]: the crash-safe record of settled ids, for resuming;
+//!   [`awaiting`]: found images whose moderation call is still to come.
 
+pub(crate) mod awaiting;
 pub(crate) mod batch;
 pub(crate) mod delimiter;
 pub(crate) mod engine;

@@ -135,6 +135,16 @@ pub struct ManifestSettings {
     #[serde(default)]
     pub audit_source: String,
     pub formats: Vec<String>,
+    /// Each API's rate in calls per second (0: no limit).
+    #[serde(default)]
+    pub api_qps: std::collections::BTreeMap<String, u32>,
+}
+
+/// One API's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionCalls {
+    pub calls: u64,
+    pub throttled: u64,
 }
 
 /// What the calls of a run came to.
@@ -143,6 +153,9 @@ pub struct ManifestCalls {
     pub total: u64,
     pub throttled: u64,
     pub retries: u64,
+    /// Calls and throttles per API action (those called).
+    #[serde(default)]
+    pub by_action: std::collections::BTreeMap<String, ActionCalls>,
     /// With `--api batch`: images whose batch answer lacked `AuditStatus`
     /// and were asked again with `GetImageInfo`.
     pub batch_fallbacks: u64,

@@ -45,6 +45,9 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 pub const MANIFEST_SHA256: &str = "manifest.sha256";
 /// The journal of settled ids, while a run is unfinished.
 pub const JOURNAL: &str = "journal.jsonl";
+/// Found images whose `GetMediaAuditResult` is still to be asked, while a
+/// run is unfinished (`run::awaiting`).
+pub const AWAITING: &str = "journal.awaiting.jsonl";
 /// The lock file (held while a run writes here).
 pub const LOCK: &str = ".vod-image-audit.lock";
 /// Outcomes cut short by a stop, waiting for the reports.
@@ -73,7 +76,7 @@ pub const REPORT_FILES: &[&str] = &[
 ];
 
 /// Every file of a run's own state.
-pub const STATE_FILES: &[&str] = &[LOCK, JOURNAL, UNSETTLED, INVENTORY_JOURNAL];
+pub const STATE_FILES: &[&str] = &[LOCK, JOURNAL, AWAITING, UNSETTLED, INVENTORY_JOURNAL];
 
 /// Why a directory cannot be used for a run.
 #[derive(Debug, thiserror::Error)]

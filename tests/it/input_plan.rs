@@ -145,7 +145,8 @@ fn dry_run_prints_the_plan_and_calls_and_writes_nothing() {
         "id column: ImageId",
         &format!("endpoint: {}", b.server.url),
         "credentials: ",
-        "estimated duration: 5s at --qps 4",
+        "calls: GetImageInfo 20 at 4/s: 5s",
+        "estimated duration: 5s (the slowest API's",
         "reports: out",
     ] {
         assert!(plan.contains(want), "expected {want:?} in the plan\n{}", out.describe());

@@ -19,6 +19,7 @@ mod inventory;
 mod nightly;
 mod nightly_loop;
 mod ops;
+mod per_api;
 mod reliability;
 mod run_e2e;
 mod sim_strict;

@@ -233,8 +233,9 @@ fn metrics_file_holds_every_series_and_keeps_the_last_success_on_failure() {
     for (kind, count) in changes {
         assert_eq!(get(&m, "changes", &[("kind", kind)]), n(count), "{kind}");
     }
-    assert_eq!(get(&m, "calls", &[]), n(&manifest["calls"]["total"]));
-    assert_eq!(get(&m, "throttled_calls", &[]), n(&manifest["calls"]["throttled"]));
+    // One action called: its series holds every call.
+    assert_eq!(get(&m, "calls", &[("action", "GetImageInfo")]), n(&manifest["calls"]["total"]));
+    assert_eq!(get(&m, "throttled_calls", &[("action", "GetImageInfo")]), n(&manifest["calls"]["throttled"]));
     assert_eq!(get(&m, "retries", &[]), n(&manifest["calls"]["retries"]));
     assert_eq!(get(&m, "exit_code", &[]), 0.0);
     // serde_json's default float parsing may be one ulp off.

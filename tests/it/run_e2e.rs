@@ -371,7 +371,7 @@ fn qps_zero_or_unlimited_means_no_client_side_limit() {
     }
     let plan = Audit::new(&wd, &server).out("plan").args(["--qps", "0", "--dry-run"]).run();
     plan.expect_code(0);
-    assert!(plan.stdout.contains("estimated duration: unknown: --qps 0"), "{}", plan.describe());
+    assert!(plan.stdout.contains("estimated duration: unknown: no client-side limit"), "{}", plan.describe());
 }
 
 #[test]

@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::api::search::{now_secs, utc, Page, Query, MAX_PAGE_SIZE, PAGING_LIMIT};
-use crate::run::engine::{CallEnd, Caller};
+use crate::run::engine::{Action, CallEnd, Caller};
 use crate::rundir::files::{open_private, room_advice, FileDigest, Private};
 
 mod journal;
@@ -283,7 +283,7 @@ impl Lister<'_, '_> {
         let client = self.caller.client();
         self.st.counts.pages += 1;
         self.caller
-            .call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE))
+            .call(Action::SearchMedia, || client.search_images(&q, no, MAX_PAGE_SIZE))
             .await
             .map_err(|e| end_error(e, &q))
     }
@@ -319,12 +319,11 @@ impl Lister<'_, '_> {
     async fn fetch_pages(&mut self, q: Query, nos: Vec<u32>) -> Result<(), ListError> {
         let client = self.caller.client();
         let caller = self.caller;
-        let mut answers =
-            futures::stream::iter(nos)
-                .map(|no| async move {
-                    (no, caller.call("SearchMedia", || client.search_images(&q, no, MAX_PAGE_SIZE)).await)
-                })
-                .buffer_unordered(self.concurrency);
+        let mut answers = futures::stream::iter(nos)
+            .map(|no| async move {
+                (no, caller.call(Action::SearchMedia, || client.search_images(&q, no, MAX_PAGE_SIZE)).await)
+            })
+            .buffer_unordered(self.concurrency);
         let mut failure = None;
         while let Some((no, r)) = answers.next().await {
             self.st.counts.pages += 1;

@@ -18,14 +18,14 @@ use super::settings::{ApiTarget, RunSettings};
 use crate::report::pass::{self, Expected, RunFacts};
 use crate::report::record::{ImageRecord, OutcomeKind};
 use crate::report::summary::Summary;
-use crate::report::{sort, trend};
+use crate::report::{sort, trend, verify};
 use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
 use crate::run::journal::{Journal, Lines, Recorder};
 use crate::run::outcome::Outcome;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
-use crate::rundir::{self, RunDir};
+use crate::rundir::{self, PreviousError, RunDir};
 
 /// Where a run is, for the signal handler: while the reports are written a
 /// signal quits at once (the journal still holds everything, so the run
@@ -133,8 +133,18 @@ pub async fn run_audit(
     let key = rundir::InputKey { path: &input_name, id_column: &id_column };
     let previous = match settings.compare_with.as_deref() {
         Some(arg) => {
-            let found = rundir::find_previous(arg, &settings.out, &key).map_err(CmdError::usage)?;
-            match (&found, arg) {
+            let check = |dir: &std::path::Path| {
+                verify::earlier_run(dir, &[rundir::IMAGES_CSV], true).map(drop).map_err(|e| e.to_string())
+            };
+            let found = rundir::find_previous(arg, &settings.out, &key, &check).map_err(|e| match e {
+                PreviousError::NotComparable(_) => CmdError::usage(e),
+                PreviousError::NotVerified(_) => CmdError::new(Exit::VerifyFailed, e),
+            })?;
+            // Loud whatever --quiet says: a run passed over may be evidence edited.
+            for (dir, why) in &found.passed_over {
+                eprintln!("vod-image-audit: --compare-with auto: passing over {}: {why}", dir.display());
+            }
+            match (&found.dir, arg) {
                 _ if settings.quiet => {}
                 (Some(dir), "auto") => eprintln!("vod-image-audit: comparing with {}", dir.display()),
                 (None, _) => eprintln!(
@@ -144,8 +154,12 @@ pub async fn run_audit(
                 ),
                 _ => {}
             }
-            found
+            found.dir
         }
+        None => None,
+    };
+    let retry_of_verified = match &settings.retry_failed {
+        Some(old) => Some(earlier_for_retry(old, &settings.out)?),
         None => None,
     };
     let client = target.client()?;
@@ -182,17 +196,15 @@ pub async fn run_audit(
     })?;
     let mut resumed = recovered.count;
     let mut retry_of = None;
-    if let Some(old) = &settings.retry_failed {
+    if let (Some(old), Some(m)) = (&settings.retry_failed, retry_of_verified) {
+        let of = retry_of_manifest(old, m);
         if recovered.count == 0 {
             // A fresh directory: the earlier run's settled records start its journal.
-            let (of, kept) = seed_from(old, &ids, &mut journal, |id| {
+            resumed = seed_from(old, &of, &ids, &mut journal, |id| {
                 done.insert(fingerprint.of(id));
             })?;
-            resumed = kept;
-            retry_of = Some(of);
-        } else {
-            retry_of = Some(retry_of_manifest(old)?);
         }
+        retry_of = Some(of);
     }
     let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count();
     let counters = Arc::new(Counters::default());
@@ -263,7 +275,12 @@ pub async fn run_audit(
         account: target.identity.as_ref().map(|i| i.account_id.clone()),
         earlier: {
             let parent = dir.path().parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1))
+            let (points, left_out) = trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1));
+            // Loud whatever --quiet says, as a run passed over for --compare-with.
+            for (run, why) in left_out {
+                eprintln!("vod-image-audit: the trend leaves out {}: {why}", run.display());
+            }
+            points
         },
         inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
     };
@@ -417,8 +434,18 @@ pub async fn run_audit(
     Ok(exit)
 }
 
-/// `--retry-failed OLD`: the earlier run, checked to be of this very input.
-fn retry_of_manifest(old: &std::path::Path) -> Result<RetryOf, CmdError> {
+/// `--retry-failed OLD`, before the run directory is touched: OLD is not the
+/// directory being written, and its manifest and `images.jsonl` verify (the
+/// records are copied into this run, which `verify` then vouches for).
+fn earlier_for_retry(old: &std::path::Path, out: &std::path::Path) -> Result<Manifest, CmdError> {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(old), std::fs::canonicalize(out)) {
+        if a == b {
+            return Err(CmdError::usage(format!(
+                "--retry-failed {}: that is the --out being written; retry into a new --out",
+                old.display()
+            )));
+        }
+    }
     let m = Manifest::read(old)?;
     if !m.lists(rundir::IMAGES_JSONL) {
         return Err(CmdError::usage(format!(
@@ -426,24 +453,26 @@ fn retry_of_manifest(old: &std::path::Path) -> Result<RetryOf, CmdError> {
             old.display()
         )));
     }
-    Ok(RetryOf {
-        dir: old.display().to_string(),
-        started: m.started,
-        finished: m.finished,
-        input_sha256: m.input.sha256,
-    })
+    verify::earlier_run(old, &[rundir::IMAGES_JSONL], false)
+        .map_err(|e| CmdError::new(Exit::VerifyFailed, anyhow::anyhow!("--retry-failed {}: {e}", old.display())))
+}
+
+/// What the manifest records of the run a `--retry-failed` run completes.
+fn retry_of_manifest(old: &std::path::Path, m: Manifest) -> RetryOf {
+    RetryOf { dir: old.display().to_string(), started: m.started, finished: m.finished, input_sha256: m.input.sha256 }
 }
 
 /// Copies the found and missing records of the earlier run `old` into
 /// `journal`, as if this run had settled them: only its failed and never
 /// attempted ids are called again, and the reports cover the whole input.
+/// Returns how many were copied.
 fn seed_from(
     old: &std::path::Path,
+    of: &RetryOf,
     ids: &IdList,
     journal: &mut Journal,
     mut seen: impl FnMut(&str),
-) -> Result<(RetryOf, usize), CmdError> {
-    let of = retry_of_manifest(old)?;
+) -> Result<usize, CmdError> {
     if of.input_sha256 != ids.sha256 {
         return Err(CmdError::usage(format!(
             "--retry-failed {}: that run read another input (SHA-256 {}, this one is {}); give it the same --input",
@@ -465,7 +494,7 @@ fn seed_from(
         }
     }
     journal.sync().map_err(|e| CmdError::disk(format!("syncing {}", journal.path().display()), e))?;
-    Ok((of, kept))
+    Ok(kept)
 }
 
 /// What `--fail-on` asked to be told of and happened: `kind count` each.

@@ -135,9 +135,38 @@ pub fn create_temp(dir: &Path, stem: &str, mode: u32) -> io::Result<(File, PathB
     Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
 }
 
-/// Whether `name` is one of the temporary files this module makes.
+/// Whether `name` is one of the temporary files the tool makes: one of
+/// [`create_temp`]'s (`.{stem}.{16 hex digits}.tmp`) or the spill of
+/// outcomes cut short. Strict, so that a file of the user's that merely
+/// ends in `.tmp` is never taken (and removed) for one.
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
+    if name == super::UNSETTLED {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+    match rest.rsplit_once('.') {
+        Some((stem, hex)) => !stem.is_empty() && hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
+}
+
+/// Removes the tool's temporary files from `dir` (see [`is_temp_name`]):
+/// what a run killed while writing leaves. Only regular files, and only by
+/// a caller that holds the directory's lock (a live run's are in use).
+/// Returns the names removed.
+pub fn remove_temp_files(dir: &Path) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temp_name(&name) && entry.file_type()?.is_file() {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => removed.push(name),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// A file being written atomically: a temporary file, flushed and fsynced,
@@ -242,5 +271,18 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("x.txt")).unwrap(), "two", "a failed write keeps the old file");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn only_the_tool_s_own_temporary_names_count_as_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, made) = create_temp(dir.path(), "audit.xlsx", PRIVATE_MODE).unwrap();
+        let name = made.file_name().unwrap().to_str().unwrap().to_owned();
+        fs::remove_file(&made).unwrap();
+        assert!(is_temp_name(&name), "{name}");
+        assert!(is_temp_name(super::super::UNSETTLED));
+        for theirs in [".notes.tmp", "a.0123456789abcdef.tmp", ".x.0123456789abcdeg.tmp", "..0123456789abcdef.tmp"] {
+            assert!(!is_temp_name(theirs), "{theirs}");
+        }
     }
 }

@@ -229,12 +229,39 @@ pub struct InputKey<'a> {
     pub id_column: &'a str,
 }
 
+/// What `--compare-with` found.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// The run to compare with, if any.
+    pub dir: Option<PathBuf>,
+    /// `auto`: newer runs of the same input passed over, and why (they did
+    /// not pass `check`).
+    pub passed_over: Vec<(PathBuf, String)>,
+}
+
+/// Why `--compare-with DIR` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviousError {
+    /// Not a complete run with an `images.csv`.
+    #[error("{0}")]
+    NotComparable(String),
+    /// A complete run whose files do not match its manifest.
+    #[error("{0}")]
+    NotVerified(String),
+}
+
 /// `--compare-with`: `auto` is the latest complete run in the same parent
 /// directory as `out` (by its manifest's `finished`) made from the same
 /// input (the same path and id column, as restic picks a parent snapshot
-/// by its paths); a path must be a complete run whose manifest lists an
-/// `images.csv`. `Err` says why a named directory cannot be compared with.
-pub fn find_previous(arg: &str, out: &Path, input: &InputKey<'_>) -> Result<Option<PathBuf>, String> {
+/// by its paths) that passes `check`; a path must be a complete run whose
+/// manifest lists an `images.csv`, and pass `check`. `check` verifies a run
+/// before it is read (it lives above this module: `report::verify`).
+pub fn find_previous(
+    arg: &str,
+    out: &Path,
+    input: &InputKey<'_>,
+    check: &dyn Fn(&Path) -> Result<(), String>,
+) -> Result<Previous, PreviousError> {
     let comparable = |dir: &Path| -> Result<Manifest, String> {
         let m = Manifest::read(dir).map_err(|e| e.to_string())?;
         if !m.complete {
@@ -247,29 +274,39 @@ pub fn find_previous(arg: &str, out: &Path, input: &InputKey<'_>) -> Result<Opti
     };
     if arg != "auto" {
         let dir = PathBuf::from(arg);
-        return match comparable(&dir) {
-            Ok(_) => Ok(Some(dir)),
-            Err(why) => Err(format!(
+        if let Err(why) = comparable(&dir) {
+            return Err(PreviousError::NotComparable(format!(
                 "--compare-with {arg}: not a complete run with an images.csv ({why}; run `vod-image-audit verify {arg}`)"
-            )),
-        };
+            )));
+        }
+        check(&dir).map_err(|why| PreviousError::NotVerified(format!("--compare-with {arg}: {why}")))?;
+        return Ok(Previous { dir: Some(dir), passed_over: Vec::new() });
     }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let me = std::fs::canonicalize(out).ok();
-    let mut best: Option<(String, PathBuf)> = None;
+    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
         let dir = entry.path();
         if std::fs::canonicalize(&dir).ok() == me {
             continue;
         }
         if let Ok(m) = comparable(&dir) {
-            if m.input.path != input.path || m.input.id_column != input.id_column {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(f, _)| m.finished > *f) {
-                best = Some((m.finished, dir));
+            if m.input.path == input.path && m.input.id_column == input.id_column {
+                candidates.push((m.finished, dir));
             }
         }
     }
-    Ok(best.map(|(_, d)| d))
+    // Newest first; the first that verifies is the one.
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let mut found = Previous::default();
+    for (_, dir) in candidates {
+        match check(&dir) {
+            Ok(()) => {
+                found.dir = Some(dir);
+                break;
+            }
+            Err(why) => found.passed_over.push((dir, why)),
+        }
+    }
+    Ok(found)
 }

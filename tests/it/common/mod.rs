@@ -564,3 +564,10 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Rewrites `manifest.sha256` in `dir` to match its `manifest.json` (a test
+/// that edits a manifest on purpose and wants only that edit seen).
+pub fn reseal_manifest(dir: &Path) {
+    let (_, sha) = vod_image_audit::rundir::files::digest_file(&dir.join("manifest.json")).unwrap();
+    std::fs::write(dir.join("manifest.sha256"), format!("{sha}  manifest.json\n")).unwrap();
+}

@@ -21,7 +21,7 @@ use crate::report::summary::Summary;
 use crate::report::{sort, trend, verify};
 use crate::run::engine::{self, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
-use crate::run::journal::{Journal, Lines, Recorder};
+use crate::run::journal::{Journal, Lines, Pins, Recorder};
 use crate::run::outcome::Outcome;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
@@ -191,9 +191,30 @@ pub async fn run_audit(
     };
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
-    let (mut journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
+    let pins = Pins {
+        input_sha256: ids.sha256.clone(),
+        endpoint: Some(client.endpoint().as_str().to_owned()),
+        region: Some(target.region.clone()),
+        account: target.identity.as_ref().map(|i| i.account_id.clone()),
+        api: Some(settings.audit.api.as_str().to_owned()),
+        audit_source: Some(settings.audit.audit_source.as_str().to_owned()),
+    };
+    let (mut journal, recovered) = Journal::open(dir.path(), &pins, settings.force, |o| {
         done.insert(fingerprint.of(&o.image_id));
     })?;
+    if let Some(why) = &recovered.restarted {
+        // The old run's reports go with its journal: none may be left for
+        // the new run's manifest not to list.
+        for name in rundir::REPORT_FILES.iter().filter(|n| **n != rundir::INVENTORY_CSV) {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CmdError::disk(format!("--force: removing {}", dir.join(name).display()), e))
+                }
+                _ => {}
+            }
+        }
+        eprintln!("vod-image-audit: --force: starting the run over ({why})");
+    }
     let mut resumed = recovered.count;
     let mut retry_of = None;
     if let (Some(old), Some(m)) = (&settings.retry_failed, retry_of_verified) {

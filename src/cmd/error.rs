@@ -147,9 +147,10 @@ impl From<JournalError> for CmdError {
         match e {
             // The disk, not the user: free space or fix the device and resume.
             JournalError::Io { .. } => CmdError::new(Exit::Stopped, e),
-            JournalError::OtherInput { .. } | JournalError::Damaged { .. } | JournalError::OtherFormat { .. } => {
-                CmdError::new(Exit::Usage, e)
-            }
+            JournalError::OtherInput { .. }
+            | JournalError::OtherConfig { .. }
+            | JournalError::Damaged { .. }
+            | JournalError::OtherFormat { .. } => CmdError::new(Exit::Usage, e),
         }
     }
 }

@@ -132,3 +132,64 @@ fn prune_never_removes_a_directory_whose_files_do_not_match_its_manifest() {
     assert_eq!(named.len(), 1, "{}", out.describe());
     assert!(named[0].starts_with("kept") && named[0].contains("images.csv"), "{}", out.describe());
 }
+
+// ---------------------------------------------------------------------------
+// A run directory belongs to one configuration
+// ---------------------------------------------------------------------------
+
+/// A run stopped against one server (its key revoked after 30 answers),
+/// then resumed with another endpoint, region, API or audit source: each
+/// refused before any call, naming the old and the new value; `--force`
+/// starts over.
+#[test]
+fn a_resume_with_another_endpoint_region_api_or_audit_source_is_refused_and_force_starts_over() {
+    let cat = TestCatalog::generate(100, 275);
+    let mut config = cat.config();
+    config.revoke_key_after = Some(30);
+    let first = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    Audit::new(&wd, &first).concurrency(2).run().expect_code(4);
+    let journal = wd.read("out/journal.jsonl");
+    let first = first.restart(cat.config());
+
+    let other = SimServer::start(cat.config());
+    let out = Audit::new(&wd, &other).run();
+    out.expect_code(2);
+    assert!(out.stderr.contains("endpoint"), "{}", out.describe());
+    assert!(out.stderr.contains(&first.url) && out.stderr.contains(&other.url), "old and new\n{}", out.describe());
+    for (flags, what, old, new) in [
+        (vec!["--region", "cn-beijing"], "region", "cn-shanghai", "cn-beijing"),
+        (vec!["--api", "batch"], "api", "single", "batch"),
+        (vec!["--audit-source", "media-audit"], "audit source", "image-info", "media-audit"),
+    ] {
+        let out = Audit::new(&wd, &first).args(flags).run();
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains(what) && out.stderr.contains(old) && out.stderr.contains(new),
+            "{}",
+            out.describe()
+        );
+        assert!(out.stderr.contains("--force"), "says what to do\n{}", out.describe());
+    }
+    assert_eq!(first.stats().requests + other.stats().requests, 0, "a refused resume made calls");
+    assert_eq!(wd.read("out/journal.jsonl"), journal, "the journal is untouched");
+
+    // --force starts over against the new endpoint: every id from it.
+    let out = Audit::new(&wd, &other).arg("--force").run();
+    out.expect_code(0);
+    assert_eq!(other.stats().requests, 100, "{}", out.describe());
+    let m = wd.json("out/manifest.json");
+    assert_eq!(m["resumed_ids"], 0);
+    wd.run(&["verify", "out"], &[], None).expect_code(0);
+
+    // The same configuration still resumes.
+    let mut config = cat.config();
+    config.revoke_key_after = Some(30);
+    let again = SimServer::start(config);
+    Audit::new(&wd, &again).out("out2").concurrency(2).run().expect_code(4);
+    let again = again.restart(cat.config());
+    let out = Audit::new(&wd, &again).out("out2").concurrency(2).run();
+    out.expect_code(0);
+    assert!(out.stderr.contains("resuming"), "{}", out.describe());
+}

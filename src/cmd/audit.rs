@@ -128,6 +128,9 @@ pub async fn run_audit(
 ) -> Result<Exit, CmdError> {
     // Everything that can refuse the run is checked before the directory is
     // touched, so a failed start leaves nothing behind.
+    if let crate::run::input::InputSource::Path(input) = &settings.input {
+        refuse_input_the_run_replaces(input, &settings.out)?;
+    }
     let input_name = settings.input.display();
     let id_column = ids.as_ref().map_or_else(|| "image_id".to_owned(), |i| i.id_column.clone());
     let key = rundir::InputKey { path: &input_name, id_column: &id_column };
@@ -180,6 +183,17 @@ pub async fn run_audit(
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);
     }
+    let pins_for = |input_sha256: &str| Pins {
+        input_sha256: input_sha256.to_owned(),
+        endpoint: Some(client.endpoint().as_str().to_owned()),
+        region: Some(target.region.clone()),
+        account: target.identity.as_ref().map(|i| i.account_id.clone()),
+        api: Some(settings.audit.api.as_str().to_owned()),
+        audit_source: Some(settings.audit.audit_source.as_str().to_owned()),
+    };
+    if let Some(m) = dir.completed_earlier() {
+        return finish_leftover(&dir, m, settings, ids.as_ref().map(|i| pins_for(&i.sha256)));
+    }
     let started = SystemTime::now();
     let (ids, inventory) = match (ids, &settings.input) {
         (Some(ids), _) => (ids, None),
@@ -191,17 +205,20 @@ pub async fn run_audit(
     };
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
-    let pins = Pins {
-        input_sha256: ids.sha256.clone(),
-        endpoint: Some(client.endpoint().as_str().to_owned()),
-        region: Some(target.region.clone()),
-        account: target.identity.as_ref().map(|i| i.account_id.clone()),
-        api: Some(settings.audit.api.as_str().to_owned()),
-        audit_source: Some(settings.audit.audit_source.as_str().to_owned()),
-    };
+    let pins = pins_for(&ids.sha256);
+    let mut duplicates = 0u64;
     let (mut journal, recovered) = Journal::open(dir.path(), &pins, settings.force, |o| {
-        done.insert(fingerprint.of(&o.image_id));
+        if !done.insert(fingerprint.of(&o.image_id)) {
+            duplicates += 1;
+        }
     })?;
+    if duplicates > 0 {
+        // Whatever --quiet says: a journal the tool wrote never holds an id twice.
+        eprintln!(
+            "vod-image-audit: {} holds {duplicates} later duplicate outcome(s) of ids it had already settled; the first of each is kept, the duplicates are ignored",
+            journal.path().display()
+        );
+    }
     if let Some(why) = &recovered.restarted {
         // The old run's reports go with its journal: none may be left for
         // the new run's manifest not to list.
@@ -215,7 +232,7 @@ pub async fn run_audit(
         }
         eprintln!("vod-image-audit: --force: starting the run over ({why})");
     }
-    let mut resumed = recovered.count;
+    let mut resumed = recovered.count - duplicates as usize;
     let mut retry_of = None;
     if let (Some(old), Some(m)) = (&settings.retry_failed, retry_of_verified) {
         let of = retry_of_manifest(old, m);
@@ -327,6 +344,7 @@ pub async fn run_audit(
         let written =
             pass::write_reports(&out, &reports, expected, &sources, prev.as_deref(), &facts_for_pass, stop_reason);
         if written.is_ok() {
+            crate::rundir::files::crash_point("unlink .unsettled.jsonl.tmp");
             let _ = std::fs::remove_file(&unsettled_path);
         }
         written.map(|(summary, files)| (summary, files, ids))
@@ -371,12 +389,15 @@ pub async fn run_audit(
     let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
+    // Before the journal goes: a kill from here on leaves a complete run
+    // with its journal, which the same command finishes (finish_leftover).
+    let metrics =
+        super::metrics::after_run(settings, &summary, &manifest, &manifest_digest.sha256, exit, dir.path(), started);
     if summary.complete {
-        // The reports now hold everything the journal did.
+        // The reports now hold everything the journal did. The journal
+        // goes last: while it is there, the run can be finished.
         drop(journal);
-        let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
-        let _ = std::fs::remove_file(dir.join(rundir::INVENTORY_JOURNAL));
-        let _ = sync_dir(dir.path());
+        remove_journals(dir.path());
     }
 
     if exit == Exit::AuditStatusMissing {
@@ -451,7 +472,67 @@ pub async fn run_audit(
             settings.out.display()
         );
     }
-    super::metrics::after_run(settings, &summary, &manifest, &manifest_digest.sha256, exit, dir.path(), started);
+    metrics?;
+    Ok(exit)
+}
+
+/// An input that is one of the files the run writes or removes in `--out`
+/// (`--input out/images.csv`): the run would replace it, and its digest in
+/// the manifest could no longer be checked. Refused, whether or not
+/// `--force` (a resume replaces the reports too).
+fn refuse_input_the_run_replaces(input: &std::path::Path, out: &std::path::Path) -> Result<(), CmdError> {
+    let (Ok(input_real), Ok(out_real)) = (std::fs::canonicalize(input), std::fs::canonicalize(out)) else {
+        return Ok(());
+    };
+    let replaced = input_real.parent() == Some(out_real.as_path())
+        && input_real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| rundir::REPORT_FILES.contains(&n) || rundir::STATE_FILES.contains(&n));
+    if replaced {
+        return Err(CmdError::usage(format!(
+            "--input {} is {}, a file the run writes in --out {}: it would be replaced; copy the input out of --out first",
+            input.display(),
+            input_real.display(),
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a complete run's journals (the listing's first: the main one's
+/// presence is what marks a complete run not yet cleaned up).
+fn remove_journals(dir: &std::path::Path) {
+    crate::rundir::files::crash_point("unlink inventory.jsonl");
+    let _ = std::fs::remove_file(dir.join(rundir::INVENTORY_JOURNAL));
+    crate::rundir::files::crash_point("unlink journal.jsonl");
+    let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
+    let _ = sync_dir(dir);
+}
+
+/// A complete run, sealed, with its journal still beside it: the run was
+/// killed after its manifest was sealed, before it removed the journal. The
+/// same command finishes it: the journal goes and the run's own exit code
+/// is the answer. Another command (another input or configuration) is told
+/// the directory holds a complete run, as for any complete run.
+fn finish_leftover(dir: &RunDir, m: &Manifest, settings: &RunSettings, pins: Option<Pins>) -> Result<Exit, CmdError> {
+    let same = match (crate::run::journal::read_pins(dir.path()), pins) {
+        (Some(old), Some(now)) => old.input_sha256 == now.input_sha256 && old.differences(&now).is_empty(),
+        (Some(old), None) => {
+            old.differences(&Pins { input_sha256: old.input_sha256.clone(), ..Pins::default() }).is_empty()
+        }
+        (None, _) => false,
+    };
+    remove_journals(dir.path());
+    let exit = Exit::from_code(m.exit_code)
+        .filter(|_| same)
+        .ok_or_else(|| CmdError::from(rundir::RunDirError::Finished { dir: settings.out.display().to_string() }))?;
+    eprintln!(
+        "vod-image-audit: {} already holds this run, complete (it was stopped before removing its journal, now removed); report in {}{}",
+        settings.out.display(),
+        settings.out.display(),
+        if settings.metrics_file.is_some() { "; --metrics-file was not rewritten" } else { "" }
+    );
     Ok(exit)
 }
 

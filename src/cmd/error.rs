@@ -54,6 +54,26 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The exit of a code, as a manifest records it.
+    pub fn from_code(code: u8) -> Option<Exit> {
+        use Exit::*;
+        [
+            Ok,
+            Internal,
+            Usage,
+            Failures,
+            Stopped,
+            Locked,
+            VerifyFailed,
+            Alert,
+            AuditStatusMissing,
+            InventoryIncomplete,
+            Interrupted,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
 }
 
 /// Why a command ended without doing its work.

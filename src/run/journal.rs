@@ -113,6 +113,14 @@ impl Pins {
     }
 }
 
+/// The pins of the journal in `dir`, if it has a header that can be read.
+pub fn read_pins(dir: &Path) -> Option<Pins> {
+    let file = File::open(dir.join(JOURNAL_FILE)).ok()?;
+    let mut line = Vec::new();
+    BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice::<Header>(&line).ok().map(|h| h.pins)
+}
+
 /// Why a journal cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {

@@ -169,6 +169,49 @@ pub fn remove_temp_files(dir: &Path) -> io::Result<Vec<String>> {
     Ok(removed)
 }
 
+/// The steps of a run's report phase at which a test build may kill the
+/// run: every rename and unlink between the calls and the run's end, in
+/// order. `rename X` is the rename of a report file into place (made by
+/// [`AtomicFile::commit`] for each name listed here), so every report file
+/// but `inventory.csv` (written by the listing, before the report phase)
+/// must have one; a unit test holds that, and [`crash_point`] refuses a
+/// step not listed, so a new step cannot be forgotten.
+pub const CRASH_STEPS: &[&str] = &[
+    "rename images.csv",
+    "rename changes.csv",
+    "rename summary.csv",
+    "rename rejected.csv",
+    "rename images.jsonl",
+    "rename summary.json",
+    "rename summary.html",
+    "rename audit.xlsx",
+    "unlink .unsettled.jsonl.tmp",
+    "rename manifest.json",
+    "rename manifest.sha256",
+    "write --metrics-file",
+    "unlink inventory.jsonl",
+    "unlink journal.jsonl",
+];
+
+/// The environment variable naming the step of [`CRASH_STEPS`] at which a
+/// debug build aborts (as `kill -9` would, no destructor run). Read only in
+/// builds with debug assertions: a release build has no such point.
+pub const CRASH_AT_VAR: &str = "VOD_IMAGE_AUDIT_CRASH_AT";
+
+/// A point where the tests kill the run (see [`CRASH_STEPS`]); nothing in a
+/// release build.
+#[inline]
+pub fn crash_point(step: &str) {
+    #[cfg(debug_assertions)]
+    {
+        assert!(CRASH_STEPS.contains(&step), "crash point {step:?} is not in CRASH_STEPS");
+        if std::env::var_os(CRASH_AT_VAR).is_some_and(|v| v == step) {
+            std::process::abort();
+        }
+    }
+    let _ = step;
+}
+
 /// A file being written atomically: a temporary file, flushed and fsynced,
 /// renamed into place, and the directory fsynced on [`AtomicFile::commit`].
 /// A crash leaves either the old file or the new one, never half of one;
@@ -204,6 +247,10 @@ impl AtomicFile {
         // A link planted while the file was written is refused too (rename
         // would replace the link, not write through it, but say so).
         refuse_symlink(&dest)?;
+        let step = format!("rename {}", self.name);
+        if CRASH_STEPS.contains(&step.as_str()) {
+            crash_point(&step);
+        }
         fs::rename(&self.tmp, dest)?;
         sync_dir(&self.dir)?;
         Ok(digest)
@@ -271,6 +318,16 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("x.txt")).unwrap(), "two", "a failed write keeps the old file");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn every_report_file_of_the_report_phase_has_a_crash_step() {
+        for name in super::super::REPORT_FILES.iter().filter(|n| **n != super::super::INVENTORY_CSV) {
+            assert!(CRASH_STEPS.contains(&format!("rename {name}").as_str()), "{name}");
+        }
+        for name in [super::super::JOURNAL, super::super::INVENTORY_JOURNAL, super::super::UNSETTLED] {
+            assert!(CRASH_STEPS.contains(&format!("unlink {name}").as_str()), "{name}");
+        }
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub struct RunDir {
     path: PathBuf,
     lock: Option<RunLock>,
     created: bool,
+    leftover: Option<Manifest>,
 }
 
 impl Drop for RunDir {
@@ -129,10 +130,10 @@ impl RunDir {
         if run_dir.is_err() && created {
             let _ = std::fs::remove_dir(out);
         }
-        run_dir.map(|(path, lock)| RunDir { path, lock: Some(lock), created })
+        run_dir.map(|(path, lock, leftover)| RunDir { path, lock: Some(lock), created, leftover })
     }
 
-    fn take(out: &Path, force: bool, dir: String) -> Result<(PathBuf, RunLock), RunDirError> {
+    fn take(out: &Path, force: bool, dir: String) -> Result<(PathBuf, RunLock, Option<Manifest>), RunDirError> {
         for name in STATE_FILES.iter().chain(REPORT_FILES) {
             files::refuse_symlink(&out.join(name)).map_err(|e| RunDirError::Link(e.to_string()))?;
         }
@@ -148,7 +149,24 @@ impl RunDir {
                 return Err(RunDirError::Foreign { dir, names: foreign.join(", ") });
             }
         }
+        // What a run killed while writing left (it holds the lock no more).
+        let removed = files::remove_temp_files(out)
+            .map_err(|e| RunDirError::NotWritable { dir: dir.clone(), reason: e.to_string() })?;
+        if !removed.is_empty() {
+            tracing::debug!("removed temporary files a killed run left: {removed:?}");
+        }
+        let mut leftover = None;
         let finished = match Manifest::read(out) {
+            // Killed between the rename of manifest.json and that of
+            // manifest.sha256: the journal still holds every answer and
+            // the run is resumed (its reports and manifest written again).
+            Ok(m) if m.complete && out.join(JOURNAL).exists() && !sealed(out) => false,
+            // Killed after the manifest was sealed, before the journal was
+            // removed: complete; the caller finishes it.
+            Ok(m) if m.complete && out.join(JOURNAL).exists() && !force => {
+                leftover = Some(m);
+                false
+            }
             Ok(m) => m.complete,
             Err(ManifestError::Absent { .. }) => false,
             Err(e) if force => {
@@ -178,7 +196,13 @@ impl RunDir {
                 written
             })
             .map_err(|e| RunDirError::NotWritable { dir, reason: e.to_string() })?;
-        Ok((out.to_owned(), lock))
+        Ok((out.to_owned(), lock, leftover))
+    }
+
+    /// A complete run whose journal is still beside it (a kill after its
+    /// manifest was sealed), found by [`RunDir::open`]: its manifest.
+    pub fn completed_earlier(&self) -> Option<&Manifest> {
+        self.leftover.as_ref()
     }
 
     /// The directory.
@@ -194,6 +218,14 @@ impl RunDir {
     /// The lock file, for a process that must exit at once to remove.
     pub fn lock_path(&self) -> Option<&Path> {
         self.lock.as_ref().map(RunLock::path)
+    }
+}
+
+/// Whether `manifest.sha256` in `dir` holds the digest of its manifest.json.
+fn sealed(dir: &Path) -> bool {
+    match (Manifest::recorded_digest(dir), files::digest_file(&dir.join(MANIFEST_JSON))) {
+        (Ok(Some(recorded)), Ok((_, actual))) => recorded == actual,
+        _ => false,
     }
 }
 

@@ -129,7 +129,10 @@ pub async fn run_audit(
     // Everything that can refuse the run is checked before the directory is
     // touched, so a failed start leaves nothing behind.
     if let crate::run::input::InputSource::Path(input) = &settings.input {
-        refuse_input_the_run_replaces(input, &settings.out)?;
+        refuse_a_file_the_run_replaces("--input", input, &settings.out)?;
+    }
+    if let Some(metrics) = &settings.metrics_file {
+        refuse_a_file_the_run_replaces("--metrics-file", metrics, &settings.out)?;
     }
     let input_name = settings.input.display();
     let id_column = ids.as_ref().map_or_else(|| "image_id".to_owned(), |i| i.id_column.clone());
@@ -476,24 +479,29 @@ pub async fn run_audit(
     Ok(exit)
 }
 
-/// An input that is one of the files the run writes or removes in `--out`
-/// (`--input out/images.csv`): the run would replace it, and its digest in
-/// the manifest could no longer be checked. Refused, whether or not
-/// `--force` (a resume replaces the reports too).
-fn refuse_input_the_run_replaces(input: &std::path::Path, out: &std::path::Path) -> Result<(), CmdError> {
-    let (Ok(input_real), Ok(out_real)) = (std::fs::canonicalize(input), std::fs::canonicalize(out)) else {
-        return Ok(());
-    };
-    let replaced = input_real.parent() == Some(out_real.as_path())
-        && input_real
+/// A file named by `flag` (`--input`, `--metrics-file`) that is one of the
+/// files the run writes or removes in `--out` (`--input out/images.csv`):
+/// the run would replace the input, whose digest the manifest records, or
+/// the metrics file would replace a report after the manifest sealed it.
+/// Refused, whether or not `--force` (a resume replaces the reports too).
+fn refuse_a_file_the_run_replaces(flag: &str, path: &std::path::Path, out: &std::path::Path) -> Result<(), CmdError> {
+    let Ok(out_real) = std::fs::canonicalize(out) else { return Ok(()) };
+    // The file itself when it exists (a link is followed), else its directory.
+    let real = std::fs::canonicalize(path).ok().or_else(|| {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        Some(std::fs::canonicalize(parent).ok()?.join(path.file_name()?))
+    });
+    let Some(real) = real else { return Ok(()) };
+    let replaced = real.parent() == Some(out_real.as_path())
+        && real
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| rundir::REPORT_FILES.contains(&n) || rundir::STATE_FILES.contains(&n));
     if replaced {
         return Err(CmdError::usage(format!(
-            "--input {} is {}, a file the run writes in --out {}: it would be replaced; copy the input out of --out first",
-            input.display(),
-            input_real.display(),
+            "{flag} {} is {}, a file the run writes in --out {}: it would be replaced; choose a path outside --out",
+            path.display(),
+            real.display(),
             out.display()
         )));
     }

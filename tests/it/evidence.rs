@@ -358,6 +358,14 @@ fn a_metrics_file_that_cannot_be_written_is_exit_4_naming_the_flag_and_the_path(
         wd.run(&["verify", &format!("r{i}")], &[], None).expect_code(0);
     }
     assert!(!wd.path().join("textfile/elsewhere.prom").exists(), "written through the link");
+    // A metrics file named as a report of --out would replace it after the
+    // manifest sealed it: refused before any call.
+    let calls = server.stats().requests;
+    let out = Audit::new(&wd, &server).out("r0").args(["--metrics-file", "r0/images.csv", "--force"]).run();
+    out.expect_code(2);
+    assert!(out.stderr.contains("--metrics-file r0/images.csv") && out.stderr.contains("--out"), "{}", out.describe());
+    assert_eq!(server.stats().requests, calls);
+    wd.run(&["verify", "r0"], &[], None).expect_code(0);
 }
 
 /// A journal holding an id twice, the second time Blocked: the first wins,

@@ -35,12 +35,12 @@ fn retry_failed_refuses_an_earlier_run_whose_images_jsonl_was_edited() {
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &server).out("night").run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).out("night").run().expect_code(0);
     edit(&wd, "night/images.jsonl", "\"audit_status\":\"Blocked\"", "\"audit_status\":\"Normal\"", 4);
     wd.run(&["verify", "night"], &[], None).expect_code(6);
 
     let calls = server.stats().requests;
-    let out = Audit::new(&wd, &server).out("night-retry").args(["--retry-failed", "night"]).run();
+    let out = Audit::new(&wd, &server).qps(1000).out("night-retry").args(["--retry-failed", "night"]).run();
     out.expect_code(6);
     assert!(out.stderr.contains("--retry-failed night"), "names the flag and the run\n{}", out.describe());
     assert!(out.stderr.contains("images.jsonl"), "names the file that does not match\n{}", out.describe());
@@ -48,7 +48,7 @@ fn retry_failed_refuses_an_earlier_run_whose_images_jsonl_was_edited() {
     assert!(!wd.path().join("night-retry").exists(), "nothing written\n{}", out.describe());
 
     // --retry-failed of the directory being written: refused, never read.
-    let out = Audit::new(&wd, &server).out("night").args(["--retry-failed", "night", "--force"]).run();
+    let out = Audit::new(&wd, &server).qps(1000).out("night").args(["--retry-failed", "night", "--force"]).run();
     out.expect_code(2);
     assert!(out.stderr.contains("--retry-failed"), "{}", out.describe());
     assert!(wd.path().join("night/images.jsonl").exists(), "the earlier run is left alone\n{}", out.describe());
@@ -63,16 +63,16 @@ fn compare_with_and_diff_refuse_an_earlier_run_that_does_not_verify_and_auto_pas
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &server).out("reports/n1").run().expect_code(0);
-    Audit::new(&wd, &server).out("reports/n2").run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).out("reports/n1").run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).out("reports/n2").run().expect_code(0);
     edit(&wd, "reports/n2/images.csv", ",Blocked,", ",Normal,", 3);
 
-    let out = Audit::new(&wd, &server).out("reports/n3").args(["--compare-with", "reports/n2"]).run();
+    let out = Audit::new(&wd, &server).qps(1000).out("reports/n3").args(["--compare-with", "reports/n2"]).run();
     out.expect_code(6);
     assert!(out.stderr.contains("reports/n2") && out.stderr.contains("images.csv"), "{}", out.describe());
     assert!(!wd.path().join("reports/n3").exists(), "nothing written\n{}", out.describe());
 
-    let out = Audit::new(&wd, &server).out("reports/n3").args(["--compare-with", "auto"]).run();
+    let out = Audit::new(&wd, &server).qps(1000).out("reports/n3").args(["--compare-with", "auto"]).run();
     out.expect_code(0);
     let skipped: Vec<&str> = out.stderr.lines().filter(|l| l.contains("reports/n2")).collect();
     assert_eq!(skipped.len(), 1, "one line says n2 was passed over\n{}", out.describe());
@@ -99,11 +99,11 @@ fn the_trend_leaves_out_a_run_that_does_not_verify_and_says_so() {
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &server).out("reports/n1").run().expect_code(0);
-    Audit::new(&wd, &server).out("reports/n2").run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).out("reports/n1").run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).out("reports/n2").run().expect_code(0);
     edit(&wd, "reports/n2/summary.json", "\"found\": 20", "\"found\": 2000", 1);
 
-    let out = Audit::new(&wd, &server).out("reports/n3").run();
+    let out = Audit::new(&wd, &server).qps(1000).out("reports/n3").run();
     out.expect_code(0);
     let page = wd.read("reports/n3/summary.html");
     assert_eq!(page.matches("<circle class=\"found\"").count(), 2, "n1 and n3 only\n{}", out.describe());
@@ -122,7 +122,7 @@ fn prune_never_removes_a_directory_whose_files_do_not_match_its_manifest() {
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
     for n in ["n1", "n2", "n3"] {
-        Audit::new(&wd, &server).out(&format!("reports/{n}")).run().expect_code(0);
+        Audit::new(&wd, &server).qps(1000).out(&format!("reports/{n}")).run().expect_code(0);
     }
     // n1: the user's own images.csv where the run's was.
     wd.write("reports/n1/images.csv", "image_id,note\nmine,keep me\n");
@@ -151,12 +151,12 @@ fn a_resume_with_another_endpoint_region_api_or_audit_source_is_refused_and_forc
     let first = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &first).concurrency(2).run().expect_code(4);
+    Audit::new(&wd, &first).qps(1000).concurrency(2).run().expect_code(4);
     let journal = wd.read("out/journal.jsonl");
     let first = first.restart(cat.config());
 
     let other = SimServer::start(cat.config());
-    let out = Audit::new(&wd, &other).run();
+    let out = Audit::new(&wd, &other).qps(1000).run();
     out.expect_code(2);
     assert!(out.stderr.contains("endpoint"), "{}", out.describe());
     assert!(out.stderr.contains(&first.url) && out.stderr.contains(&other.url), "old and new\n{}", out.describe());
@@ -165,7 +165,7 @@ fn a_resume_with_another_endpoint_region_api_or_audit_source_is_refused_and_forc
         (vec!["--api", "batch"], "api", "single", "batch"),
         (vec!["--audit-source", "media-audit"], "audit source", "image-info", "media-audit"),
     ] {
-        let out = Audit::new(&wd, &first).args(flags).run();
+        let out = Audit::new(&wd, &first).qps(1000).args(flags).run();
         out.expect_code(2);
         assert!(
             out.stderr.contains(what) && out.stderr.contains(old) && out.stderr.contains(new),
@@ -178,7 +178,7 @@ fn a_resume_with_another_endpoint_region_api_or_audit_source_is_refused_and_forc
     assert_eq!(wd.read("out/journal.jsonl"), journal, "the journal is untouched");
 
     // --force starts over against the new endpoint: every id from it.
-    let out = Audit::new(&wd, &other).arg("--force").run();
+    let out = Audit::new(&wd, &other).qps(1000).arg("--force").run();
     out.expect_code(0);
     assert_eq!(other.stats().requests, 100, "{}", out.describe());
     let m = wd.json("out/manifest.json");
@@ -189,9 +189,9 @@ fn a_resume_with_another_endpoint_region_api_or_audit_source_is_refused_and_forc
     let mut config = cat.config();
     config.revoke_key_after = Some(30);
     let again = SimServer::start(config);
-    Audit::new(&wd, &again).out("out2").concurrency(2).run().expect_code(4);
+    Audit::new(&wd, &again).qps(1000).out("out2").concurrency(2).run().expect_code(4);
     let again = again.restart(cat.config());
-    let out = Audit::new(&wd, &again).out("out2").concurrency(2).run();
+    let out = Audit::new(&wd, &again).qps(1000).out("out2").concurrency(2).run();
     out.expect_code(0);
     assert!(out.stderr.contains("resuming"), "{}", out.describe());
 }
@@ -207,10 +207,10 @@ fn finished_after_a_stop(wd: &Workdir, cat: &TestCatalog) -> (String, String, Si
     let mut config = cat.config();
     config.revoke_key_after = Some(20);
     let server = SimServer::start(config);
-    Audit::new(wd, &server).concurrency(2).run().expect_code(4);
+    Audit::new(wd, &server).qps(1000).concurrency(2).run().expect_code(4);
     let stale_sha = wd.read("out/manifest.sha256");
     let server = server.restart(cat.config());
-    Audit::new(wd, &server).run().expect_code(0);
+    Audit::new(wd, &server).qps(1000).run().expect_code(0);
     // The journal as the finishing run left it before removing it: every
     // id it settled. Rebuilt from the reports (the lines are the records).
     let jsonl = wd.read("out/images.jsonl");
@@ -235,7 +235,7 @@ fn a_kill_between_manifest_json_and_manifest_sha256_is_finished_by_the_same_comm
     wd.run(&["verify", "out"], &[], None).expect_code(6);
 
     let calls = server.stats().requests;
-    let out = Audit::new(&wd, &server).run();
+    let out = Audit::new(&wd, &server).qps(1000).run();
     out.expect_code(0);
     assert_eq!(server.stats().requests, calls, "no id called again\n{}", out.describe());
     wd.run(&["verify", "out"], &[], None).expect_code(0);
@@ -255,19 +255,19 @@ fn a_complete_run_with_its_journal_left_beside_it_is_finished_by_the_same_comman
     let (journal, _, server) = finished_after_a_stop(&wd, &cat);
     wd.write("out/journal.jsonl", &journal);
     let calls = server.stats().requests;
-    let out = Audit::new(&wd, &server).run();
+    let out = Audit::new(&wd, &server).qps(1000).run();
     out.expect_code(0);
     assert_eq!(server.stats().requests, calls, "{}", out.describe());
     assert!(!wd.path().join("out/journal.jsonl").exists(), "{}", out.describe());
     wd.run(&["verify", "out"], &[], None).expect_code(0);
     // Run again, it is a complete run as before.
-    Audit::new(&wd, &server).run().expect_code(2);
+    Audit::new(&wd, &server).qps(1000).run().expect_code(2);
 
     // prune: the journal of a complete run that verifies goes with it.
     std::fs::create_dir(wd.path().join("reports")).unwrap();
     std::fs::rename(wd.path().join("out"), wd.path().join("reports/n1")).unwrap();
     wd.write("reports/n1/journal.jsonl", &journal);
-    Audit::new(&wd, &server).out("reports/n2").run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).out("reports/n2").run().expect_code(0);
     let out = wd.run(&["prune", "reports", "--keep-last", "1"], &[], None);
     out.expect_code(0);
     assert!(!wd.path().join("reports/n1").exists(), "kept for ever\n{}", out.describe());
@@ -284,9 +284,9 @@ fn a_crash_at_every_step_of_the_report_phase_is_finished_by_the_same_command() {
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
     let base = SimServer::start(cat.config());
-    Audit::new(&wd, &base).out("base").qps(1000).run().expect_code(0);
+    Audit::new(&wd, &base).qps(1000).out("base").run().expect_code(0);
     let run = |server: &SimServer, out: &str| {
-        Audit::new(&wd, server).out(out).qps(1000).args([
+        Audit::new(&wd, server).qps(1000).out(out).args([
             "--compare-with",
             "base",
             "--format",
@@ -345,11 +345,11 @@ fn a_metrics_file_that_cannot_be_written_is_exit_4_naming_the_flag_and_the_path(
     std::os::unix::fs::symlink("elsewhere.prom", wd.path().join("textfile/link.prom")).unwrap();
     std::fs::create_dir(wd.path().join("textfile/dir.prom")).unwrap();
     // A directory that does not exist is refused before any call (exit 2), as before.
-    let out = Audit::new(&wd, &server).out("r9").args(["--metrics-file", "no-such-dir/m.prom"]).run();
+    let out = Audit::new(&wd, &server).qps(1000).out("r9").args(["--metrics-file", "no-such-dir/m.prom"]).run();
     out.expect_code(2);
     assert!(out.stderr.contains("--metrics-file no-such-dir/m.prom"), "{}", out.describe());
     for (i, path) in ["textfile/link.prom", "textfile/dir.prom"].into_iter().enumerate() {
-        let out = Audit::new(&wd, &server).out(&format!("r{i}")).args(["--metrics-file", path]).run();
+        let out = Audit::new(&wd, &server).qps(1000).out(&format!("r{i}")).args(["--metrics-file", path]).run();
         out.expect_code(4);
         let line =
             out.stderr.lines().find(|l| l.contains("--metrics-file")).unwrap_or_else(|| panic!("{}", out.describe()));
@@ -361,7 +361,7 @@ fn a_metrics_file_that_cannot_be_written_is_exit_4_naming_the_flag_and_the_path(
     // A metrics file named as a report of --out would replace it after the
     // manifest sealed it: refused before any call.
     let calls = server.stats().requests;
-    let out = Audit::new(&wd, &server).out("r0").args(["--metrics-file", "r0/images.csv", "--force"]).run();
+    let out = Audit::new(&wd, &server).qps(1000).out("r0").args(["--metrics-file", "r0/images.csv", "--force"]).run();
     out.expect_code(2);
     assert!(out.stderr.contains("--metrics-file r0/images.csv") && out.stderr.contains("--out"), "{}", out.describe());
     assert_eq!(server.stats().requests, calls);
@@ -378,7 +378,7 @@ fn the_first_journal_outcome_of_an_id_wins_and_later_duplicates_are_reported() {
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &server).concurrency(2).run().expect_code(4);
+    Audit::new(&wd, &server).qps(1000).concurrency(2).run().expect_code(4);
     let journal = wd.read("out/journal.jsonl");
     let normal: Vec<&str> = journal.lines().skip(1).filter(|l| l.contains("\"audit_status\":\"Normal\"")).collect();
     assert!(normal.len() >= 3, "{journal}");
@@ -389,7 +389,7 @@ fn the_first_journal_outcome_of_an_id_wins_and_later_duplicates_are_reported() {
     }
     wd.write("out/journal.jsonl", &text);
     let server = server.restart(cat.config());
-    let out = Audit::new(&wd, &server).run();
+    let out = Audit::new(&wd, &server).qps(1000).run();
     out.expect_code(0);
     let rows = csv_rows(&wd.read("out/images.csv"));
     for line in &normal[..3] {
@@ -410,14 +410,14 @@ fn an_input_inside_out_that_the_run_would_replace_is_refused_before_anything_is_
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &server).run().expect_code(0);
+    Audit::new(&wd, &server).qps(1000).run().expect_code(0);
     let before: Vec<(String, String)> = ["images.csv", "manifest.json", "manifest.sha256"]
         .iter()
         .map(|n| (n.to_string(), wd.read(&format!("out/{n}"))))
         .collect();
     let calls = server.stats().requests;
     for input in ["out/images.csv", "./out/images.csv"] {
-        let out = Audit::new(&wd, &server).input(input).args(["--id-column", "image_id", "--force"]).run();
+        let out = Audit::new(&wd, &server).qps(1000).input(input).args(["--id-column", "image_id", "--force"]).run();
         out.expect_code(2);
         assert!(out.stderr.contains(input) && out.stderr.contains("--out"), "names both\n{}", out.describe());
         for (n, text) in &before {

@@ -18,16 +18,16 @@ use super::settings::{ApiTarget, RunSettings};
 use crate::report::pass::{self, Expected, RunFacts};
 use crate::report::record::{ImageRecord, OutcomeKind};
 use crate::report::summary::Summary;
-use crate::report::{sort, trend, verdict};
+use crate::report::{sort, trend, verdict, verify};
 use crate::run::awaiting::AwaitingLog;
 use crate::run::engine::{self, AuditSource, Counters, Sink, StopHandle, StopReason};
 use crate::run::input::{Fingerprint, IdList};
-use crate::run::journal::{Journal, Lines, Recorder};
+use crate::run::journal::{Journal, Lines, Pins, Recorder};
 use crate::run::outcome::Outcome;
 use crate::run::stop::MODERATION_REGION_NOTE;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{ActionCalls, Manifest, ManifestCalls, ManifestInput, RetryOf};
-use crate::rundir::{self, RunDir};
+use crate::rundir::{self, PreviousError, RunDir};
 
 /// Where a run is, for the signal handler: while the reports are written a
 /// signal quits at once (the journal still holds everything, so the run
@@ -136,13 +136,29 @@ pub async fn run_audit(
 ) -> Result<Exit, CmdError> {
     // Everything that can refuse the run is checked before the directory is
     // touched, so a failed start leaves nothing behind.
+    if let crate::run::input::InputSource::Path(input) = &settings.input {
+        refuse_a_file_the_run_replaces("--input", input, &settings.out)?;
+    }
+    if let Some(metrics) = &settings.metrics_file {
+        refuse_a_file_the_run_replaces("--metrics-file", metrics, &settings.out)?;
+    }
     let input_name = settings.input.display();
     let id_column = ids.as_ref().map_or_else(|| "image_id".to_owned(), |i| i.id_column.clone());
     let key = rundir::InputKey { path: &input_name, id_column: &id_column };
     let previous = match settings.compare_with.as_deref() {
         Some(arg) => {
-            let found = rundir::find_previous(arg, &settings.out, &key).map_err(CmdError::usage)?;
-            match (&found, arg) {
+            let check = |dir: &std::path::Path| {
+                verify::earlier_run(dir, &[rundir::IMAGES_CSV], true).map(drop).map_err(|e| e.to_string())
+            };
+            let found = rundir::find_previous(arg, &settings.out, &key, &check).map_err(|e| match e {
+                PreviousError::NotComparable(_) => CmdError::usage(e),
+                PreviousError::NotVerified(_) => CmdError::new(Exit::VerifyFailed, e),
+            })?;
+            // Loud whatever --quiet says: a run passed over may be evidence edited.
+            for (dir, why) in &found.passed_over {
+                eprintln!("vod-image-audit: --compare-with auto: passing over {}: {why}", dir.display());
+            }
+            match (&found.dir, arg) {
                 _ if settings.quiet => {}
                 (Some(dir), "auto") => eprintln!("vod-image-audit: comparing with {}", dir.display()),
                 (None, _) => eprintln!(
@@ -152,8 +168,12 @@ pub async fn run_audit(
                 ),
                 _ => {}
             }
-            found
+            found.dir
         }
+        None => None,
+    };
+    let retry_of_verified = match &settings.retry_failed {
+        Some(old) => Some(earlier_for_retry(old, &settings.out)?),
         None => None,
     };
     let client = target.client()?;
@@ -174,6 +194,17 @@ pub async fn run_audit(
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);
     }
+    let pins_for = |input_sha256: &str| Pins {
+        input_sha256: input_sha256.to_owned(),
+        endpoint: Some(client.endpoint().as_str().to_owned()),
+        region: Some(target.region.clone()),
+        account: target.identity.as_ref().map(|i| i.account_id.clone()),
+        api: Some(settings.audit.api.as_str().to_owned()),
+        audit_source: Some(settings.audit.audit_source.as_str().to_owned()),
+    };
+    if let Some(m) = dir.completed_earlier() {
+        return finish_leftover(&dir, m, settings, ids.as_ref().map(|i| pins_for(&i.sha256)));
+    }
     let started = SystemTime::now();
     let (ids, inventory) = match (ids, &settings.input) {
         (Some(ids), _) => (ids, None),
@@ -185,22 +216,44 @@ pub async fn run_audit(
     };
     let fingerprint = Fingerprint::default();
     let mut done: std::collections::HashSet<u128> = std::collections::HashSet::new();
-    let (mut journal, recovered) = Journal::open(dir.path(), &ids.sha256, |o| {
-        done.insert(fingerprint.of(&o.image_id));
+    let pins = pins_for(&ids.sha256);
+    let mut duplicates = 0u64;
+    let (mut journal, recovered) = Journal::open(dir.path(), &pins, settings.force, |o| {
+        if !done.insert(fingerprint.of(&o.image_id)) {
+            duplicates += 1;
+        }
     })?;
-    let mut resumed = recovered.count;
+    if duplicates > 0 {
+        // Whatever --quiet says: a journal the tool wrote never holds an id twice.
+        eprintln!(
+            "vod-image-audit: {} holds {duplicates} later duplicate outcome(s) of ids it had already settled; the first of each is kept, the duplicates are ignored",
+            journal.path().display()
+        );
+    }
+    if let Some(why) = &recovered.restarted {
+        // The old run's reports go with its journal: none may be left for
+        // the new run's manifest not to list.
+        for name in rundir::REPORT_FILES.iter().filter(|n| **n != rundir::INVENTORY_CSV) {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CmdError::disk(format!("--force: removing {}", dir.join(name).display()), e))
+                }
+                _ => {}
+            }
+        }
+        eprintln!("vod-image-audit: --force: starting the run over ({why})");
+    }
+    let mut resumed = recovered.count - duplicates as usize;
     let mut retry_of = None;
-    if let Some(old) = &settings.retry_failed {
+    if let (Some(old), Some(m)) = (&settings.retry_failed, retry_of_verified) {
+        let of = retry_of_manifest(old, m);
         if recovered.count == 0 {
             // A fresh directory: the earlier run's settled records start its journal.
-            let (of, kept) = seed_from(old, &ids, &mut journal, |id| {
+            resumed = seed_from(old, &of, &ids, &mut journal, |id| {
                 done.insert(fingerprint.of(id));
             })?;
-            resumed = kept;
-            retry_of = Some(of);
-        } else {
-            retry_of = Some(retry_of_manifest(old)?);
         }
+        retry_of = Some(of);
     }
     // Found images of an earlier attempt whose moderation call is still to
     // come: asked that call only.
@@ -284,7 +337,12 @@ pub async fn run_audit(
         account: target.identity.as_ref().map(|i| i.account_id.clone()),
         earlier: {
             let parent = dir.path().parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1))
+            let (points, left_out) = trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1));
+            // Loud whatever --quiet says, as a run passed over for --compare-with.
+            for (run, why) in left_out {
+                eprintln!("vod-image-audit: the trend leaves out {}: {why}", run.display());
+            }
+            points
         },
         inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
     };
@@ -310,6 +368,7 @@ pub async fn run_audit(
         let written =
             pass::write_reports(&out, &reports, expected, &sources, prev.as_deref(), &facts_for_pass, stop_reason);
         if written.is_ok() {
+            crate::rundir::files::crash_point("unlink .unsettled.jsonl.tmp");
             let _ = std::fs::remove_file(&unsettled_path);
         }
         written.map(|(summary, files)| (summary, files, ids))
@@ -370,13 +429,15 @@ pub async fn run_audit(
     let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
+    // Before the journal goes: a kill from here on leaves a complete run
+    // with its journal, which the same command finishes (finish_leftover).
+    let metrics =
+        super::metrics::after_run(settings, &summary, &manifest, &manifest_digest.sha256, exit, dir.path(), started);
     if summary.complete {
-        // The reports now hold everything the journal did.
+        // The reports now hold everything the journal did. The journal
+        // goes last: while it is there, the run can be finished.
         drop(journal);
-        let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
-        let _ = std::fs::remove_file(dir.join(rundir::AWAITING));
-        let _ = std::fs::remove_file(dir.join(rundir::INVENTORY_JOURNAL));
-        let _ = sync_dir(dir.path());
+        remove_journals(dir.path());
     }
 
     if exit == Exit::AuditStatusMissing {
@@ -472,12 +533,89 @@ pub async fn run_audit(
             settings.out.display()
         );
     }
-    super::metrics::after_run(settings, &summary, &manifest, &manifest_digest.sha256, exit, dir.path(), started);
+    metrics?;
     Ok(exit)
 }
 
-/// `--retry-failed OLD`: the earlier run, checked to be of this very input.
-fn retry_of_manifest(old: &std::path::Path) -> Result<RetryOf, CmdError> {
+/// A file named by `flag` (`--input`, `--metrics-file`) that is one of the
+/// files the run writes or removes in `--out` (`--input out/images.csv`):
+/// the run would replace the input, whose digest the manifest records, or
+/// the metrics file would replace a report after the manifest sealed it.
+/// Refused, whether or not `--force` (a resume replaces the reports too).
+fn refuse_a_file_the_run_replaces(flag: &str, path: &std::path::Path, out: &std::path::Path) -> Result<(), CmdError> {
+    let Ok(out_real) = std::fs::canonicalize(out) else { return Ok(()) };
+    // The file itself when it exists (a link is followed), else its directory.
+    let real = std::fs::canonicalize(path).ok().or_else(|| {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        Some(std::fs::canonicalize(parent).ok()?.join(path.file_name()?))
+    });
+    let Some(real) = real else { return Ok(()) };
+    let replaced = real.parent() == Some(out_real.as_path())
+        && real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| rundir::REPORT_FILES.contains(&n) || rundir::STATE_FILES.contains(&n));
+    if replaced {
+        return Err(CmdError::usage(format!(
+            "{flag} {} is {}, a file the run writes in --out {}: it would be replaced; choose a path outside --out",
+            path.display(),
+            real.display(),
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a complete run's journals (the listing's first: the main one's
+/// presence is what marks a complete run not yet cleaned up).
+fn remove_journals(dir: &std::path::Path) {
+    crate::rundir::files::crash_point("unlink inventory.jsonl");
+    let _ = std::fs::remove_file(dir.join(rundir::INVENTORY_JOURNAL));
+    crate::rundir::files::crash_point("unlink journal.awaiting.jsonl");
+    let _ = std::fs::remove_file(dir.join(rundir::AWAITING));
+    crate::rundir::files::crash_point("unlink journal.jsonl");
+    let _ = std::fs::remove_file(dir.join(rundir::JOURNAL));
+    let _ = sync_dir(dir);
+}
+
+/// A complete run, sealed, with its journal still beside it: the run was
+/// killed after its manifest was sealed, before it removed the journal. The
+/// same command finishes it: the journal goes and the run's own exit code
+/// is the answer. Another command (another input or configuration) is told
+/// the directory holds a complete run, as for any complete run.
+fn finish_leftover(dir: &RunDir, m: &Manifest, settings: &RunSettings, pins: Option<Pins>) -> Result<Exit, CmdError> {
+    let same = match (crate::run::journal::read_pins(dir.path()), pins) {
+        (Some(old), Some(now)) => old.input_sha256 == now.input_sha256 && old.differences(&now).is_empty(),
+        (Some(old), None) => {
+            old.differences(&Pins { input_sha256: old.input_sha256.clone(), ..Pins::default() }).is_empty()
+        }
+        (None, _) => false,
+    };
+    remove_journals(dir.path());
+    let exit = Exit::from_code(m.exit_code)
+        .filter(|_| same)
+        .ok_or_else(|| CmdError::from(rundir::RunDirError::Finished { dir: settings.out.display().to_string() }))?;
+    eprintln!(
+        "vod-image-audit: {} already holds this run, complete (it was stopped before removing its journal, now removed); report in {}{}",
+        settings.out.display(),
+        settings.out.display(),
+        if settings.metrics_file.is_some() { "; --metrics-file was not rewritten" } else { "" }
+    );
+    Ok(exit)
+}
+
+/// `--retry-failed OLD`, before the run directory is touched: OLD is not the
+/// directory being written, and its manifest and `images.jsonl` verify (the
+/// records are copied into this run, which `verify` then vouches for).
+fn earlier_for_retry(old: &std::path::Path, out: &std::path::Path) -> Result<Manifest, CmdError> {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(old), std::fs::canonicalize(out)) {
+        if a == b {
+            return Err(CmdError::usage(format!(
+                "--retry-failed {}: that is the --out being written; retry into a new --out",
+                old.display()
+            )));
+        }
+    }
     let m = Manifest::read(old)?;
     if !m.lists(rundir::IMAGES_JSONL) {
         return Err(CmdError::usage(format!(
@@ -485,24 +623,26 @@ fn retry_of_manifest(old: &std::path::Path) -> Result<RetryOf, CmdError> {
             old.display()
         )));
     }
-    Ok(RetryOf {
-        dir: old.display().to_string(),
-        started: m.started,
-        finished: m.finished,
-        input_sha256: m.input.sha256,
-    })
+    verify::earlier_run(old, &[rundir::IMAGES_JSONL], false)
+        .map_err(|e| CmdError::new(Exit::VerifyFailed, anyhow::anyhow!("--retry-failed {}: {e}", old.display())))
+}
+
+/// What the manifest records of the run a `--retry-failed` run completes.
+fn retry_of_manifest(old: &std::path::Path, m: Manifest) -> RetryOf {
+    RetryOf { dir: old.display().to_string(), started: m.started, finished: m.finished, input_sha256: m.input.sha256 }
 }
 
 /// Copies the found and missing records of the earlier run `old` into
 /// `journal`, as if this run had settled them: only its failed and never
 /// attempted ids are called again, and the reports cover the whole input.
+/// Returns how many were copied.
 fn seed_from(
     old: &std::path::Path,
+    of: &RetryOf,
     ids: &IdList,
     journal: &mut Journal,
     mut seen: impl FnMut(&str),
-) -> Result<(RetryOf, usize), CmdError> {
-    let of = retry_of_manifest(old)?;
+) -> Result<usize, CmdError> {
     if of.input_sha256 != ids.sha256 {
         return Err(CmdError::usage(format!(
             "--retry-failed {}: that run read another input (SHA-256 {}, this one is {}); give it the same --input",
@@ -524,7 +664,7 @@ fn seed_from(
         }
     }
     journal.sync().map_err(|e| CmdError::disk(format!("syncing {}", journal.path().display()), e))?;
-    Ok((of, kept))
+    Ok(kept)
 }
 
 /// What `--fail-on` asked to be told of and happened: `kind count` each.

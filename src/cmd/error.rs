@@ -54,6 +54,26 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The exit of a code, as a manifest records it.
+    pub fn from_code(code: u8) -> Option<Exit> {
+        use Exit::*;
+        [
+            Ok,
+            Internal,
+            Usage,
+            Failures,
+            Stopped,
+            Locked,
+            VerifyFailed,
+            Alert,
+            AuditStatusMissing,
+            InventoryIncomplete,
+            Interrupted,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
 }
 
 /// Why a command ended without doing its work.
@@ -147,9 +167,10 @@ impl From<JournalError> for CmdError {
         match e {
             // The disk, not the user: free space or fix the device and resume.
             JournalError::Io { .. } => CmdError::new(Exit::Stopped, e),
-            JournalError::OtherInput { .. } | JournalError::Damaged { .. } | JournalError::OtherFormat { .. } => {
-                CmdError::new(Exit::Usage, e)
-            }
+            JournalError::OtherInput { .. }
+            | JournalError::OtherConfig { .. }
+            | JournalError::Damaged { .. }
+            | JournalError::OtherFormat { .. } => CmdError::new(Exit::Usage, e),
         }
     }
 }

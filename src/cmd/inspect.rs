@@ -1,4 +1,5 @@
 //! The commands on finished runs: `verify DIR` and `diff OLD NEW` (`--json`: the counts on stdout).
+//! `diff` reads only runs that verify (their manifest and `images.csv`).
 
 use std::path::Path;
 
@@ -30,6 +31,15 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
 
 /// `diff OLD NEW`: changes.csv to stdout or `--out`, counts to stderr.
 pub fn diff(a: &DiffArgs) -> CmdResult {
+    // Both runs verified before either is read: an edited cell would
+    // otherwise be reported as a change that never happened (or hide one).
+    // A stopped run may be compared; its ids not attempted are not compared.
+    let mut listed = [false, false];
+    for (i, dir) in [&a.old, &a.new].into_iter().enumerate() {
+        let m = verify::earlier_run(dir, &[IMAGES_CSV], false)
+            .map_err(|e| CmdError::new(Exit::VerifyFailed, anyhow::anyhow!("diff: {e}")))?;
+        listed[i] = m.inventory.is_some();
+    }
     let open = |dir: &Path| -> Result<std::io::BufReader<std::fs::File>, CmdError> {
         let p = dir.join(IMAGES_CSV);
         let f = std::fs::File::open(&p)
@@ -41,8 +51,7 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
     let new = changes::records_from_csv(new, "the newer images.csv");
     let compared_with = Some(a.old.display().to_string());
     // Two runs of --all-images: an image in one only is a change.
-    let listed = |dir: &Path| crate::rundir::manifest::Manifest::read(dir).ok().is_some_and(|m| m.inventory.is_some());
-    let inventories = listed(&a.old) && listed(&a.new);
+    let inventories = listed[0] && listed[1];
     let counts = match &a.out {
         Some(path) => {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::error::Exit;
+use super::error::{CmdError, Exit};
 use super::settings::RunSettings;
 use crate::report::summary::Summary;
 use crate::rundir::files::write_atomic;
@@ -35,9 +35,9 @@ pub struct RunEnd<'a> {
 }
 
 /// The end of `run`: writes `--metrics-file` and prints the `--json` line,
-/// when asked. A metrics file that cannot be written is said on stderr and
-/// does not change the exit code: the reports are written, and a stale
-/// file is what the `last_success` alert is for.
+/// when asked. A metrics file that cannot be written is an error (exit 4)
+/// naming `--metrics-file` and the path; the reports are written and
+/// complete all the same (the JSON line is still printed).
 pub fn after_run(
     settings: &RunSettings,
     summary: &Summary,
@@ -46,11 +46,20 @@ pub fn after_run(
     exit: Exit,
     dir: &Path,
     started: SystemTime,
-) {
+) -> Result<(), CmdError> {
     let end = RunEnd { summary, manifest, manifest_sha256, exit, dir, started };
+    let mut written = Ok(());
     if let Some(path) = &settings.metrics_file {
+        crate::rundir::files::crash_point("write --metrics-file");
         if let Err(e) = write_metrics(path, &end) {
-            eprintln!("vod-image-audit: error: writing the metrics file {}: {e}", path.display());
+            written = Err(CmdError::new(
+                Exit::Stopped,
+                anyhow::anyhow!(
+                    "--metrics-file {}: {e}; the reports in {} are complete, the metrics file was not written: choose a --metrics-file that is a plain file (or absent) in a directory you can write",
+                    path.display(),
+                    dir.display()
+                ),
+            ));
         }
     }
     if settings.json {
@@ -58,6 +67,7 @@ pub fn after_run(
         // A closed stdout is the wrapper's business; the exit code still says how it went.
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
+    written
 }
 
 /// `--json`: the summary's totals, blocked, the changes, where the reports
@@ -86,6 +96,14 @@ pub fn json_line(end: &RunEnd<'_>) -> serde_json::Value {
 fn write_metrics(path: &Path, end: &RunEnd<'_>) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| std::io::Error::other("no file name"))?;
+    // Said here in its own words: the generic refusals speak of --out.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(std::io::Error::other("a symbolic link: the metrics file is never written through a link"))
+        }
+        Ok(m) if m.is_dir() => return Err(std::io::Error::other("a directory")),
+        _ => {}
+    }
     let previous =
         std::fs::read_to_string(path).ok().and_then(|t| sample_value(&t, &format!("{PREFIX}{LAST_SUCCESS}")));
     let text = exposition(end, SystemTime::now(), previous);

@@ -2,9 +2,12 @@
 //! old complete runs from the reports folder.
 //!
 //! Owns which runs are kept and why. It removes only what it can prove is a
-//! finished run it wrote: a manifest that says complete, no journal, its
-//! lock free, and nothing in the directory but the files a run writes. Every
-//! other directory is kept, and named with the reason.
+//! finished run it wrote: a manifest that says complete and that `verify`
+//! passes (every file it lists matches its digest), its lock free, and
+//! nothing in the directory but the files that manifest lists (and the
+//! tool's own temporary files). Every other directory is kept, and named
+//! with the reason. A journal left beside a complete run that verifies (the
+//! run was killed after its manifest, before removing it) is removed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,10 +15,11 @@ use std::time::SystemTime;
 
 use super::cli::PruneArgs;
 use super::error::{CmdError, CmdResult, Exit};
+use crate::report::verify;
 use crate::rundir::files::is_temp_name;
 use crate::rundir::lock::{LockError, RunLock};
 use crate::rundir::manifest::{Manifest, ManifestError};
-use crate::rundir::{AWAITING, JOURNAL, LOCK, REPORT_FILES, UNSETTLED, WRITE_PROBE};
+use crate::rundir::{AWAITING, INVENTORY_JOURNAL, JOURNAL, LOCK, MANIFEST_JSON, MANIFEST_SHA256};
 
 /// A run directory found in the reports folder.
 struct Found {
@@ -26,7 +30,7 @@ struct Found {
 
 enum State {
     /// A complete run: a candidate for removal.
-    Complete { finished: SystemTime, compared_with: Option<String> },
+    Complete { finished: SystemTime, compared_with: Option<String>, listed: Vec<String> },
     /// Never removed, for this reason; what it compares with is kept too.
     Kept { why: String, compared_with: Option<String> },
 }
@@ -67,12 +71,11 @@ fn names_dir(compared_with: &str, dir: &Path) -> bool {
     same_file || (named.file_name().is_some() && named.file_name() == dir.file_name())
 }
 
-/// The entries of a run directory that no run writes.
-fn foreign_entries(dir: &Path) -> std::io::Result<Vec<String>> {
+/// The entries of a run directory that its manifest does not list (nor
+/// the manifest itself, the lock, or a temporary file of the tool's).
+fn foreign_entries(dir: &Path, listed: &[String]) -> std::io::Result<Vec<String>> {
     let ours = |name: &str| {
-        REPORT_FILES.contains(&name)
-            || [JOURNAL, AWAITING, LOCK, UNSETTLED, WRITE_PROBE].contains(&name)
-            || is_temp_name(name)
+        listed.iter().any(|l| l == name) || [MANIFEST_JSON, MANIFEST_SHA256, LOCK].contains(&name) || is_temp_name(name)
     };
     let mut foreign = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -86,7 +89,28 @@ fn foreign_entries(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(foreign)
 }
 
-fn classify(name: String, path: PathBuf) -> Found {
+/// A complete run's journal, left by a kill after the manifest was written
+/// (see `cmd::audit`): its reports hold everything it did, so it goes,
+/// unless the run's lock is held. Says what it did or would do.
+fn remove_leftover_journal(path: &Path, shown: &str, dry_run: bool) -> Result<(), String> {
+    if dry_run {
+        println!("would remove the journal left beside the complete run {shown}");
+        return Ok(());
+    }
+    let lock = RunLock::acquire(path).map_err(|e| e.to_string())?;
+    for name in [INVENTORY_JOURNAL, AWAITING, JOURNAL] {
+        match std::fs::remove_file(path.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("removing {name}: {e}")),
+            _ => {}
+        }
+    }
+    drop(lock);
+    println!("removed the journal left beside the complete run {shown}");
+    Ok(())
+}
+
+fn classify(name: String, path: PathBuf, parent: &Path, dry_run: bool) -> Found {
+    let shown = parent.join(&name).display().to_string();
     let state = match Manifest::read(&path) {
         Err(ManifestError::Absent { .. }) => {
             State::Kept { why: "no manifest: not a finished run".into(), compared_with: None }
@@ -95,15 +119,32 @@ fn classify(name: String, path: PathBuf) -> Found {
         Ok(m) if !m.complete => {
             State::Kept { why: "incomplete (the manifest says complete: false)".into(), compared_with: m.compared_with }
         }
-        Ok(m) if path.join(JOURNAL).exists() => {
-            State::Kept { why: "incomplete (a journal is present)".into(), compared_with: m.compared_with }
-        }
-        Ok(m) => match humantime::parse_rfc3339_weak(&m.finished) {
-            Ok(finished) => State::Complete { finished, compared_with: m.compared_with },
-            Err(e) => State::Kept {
-                why: format!("the manifest's finished time {:?} cannot be read ({e})", m.finished),
+        Ok(m) => match verify::verify(&path, None) {
+            Err(e) => State::Kept { why: format!("its manifest cannot be read ({e})"), compared_with: m.compared_with },
+            Ok(v) if !v.problems.is_empty() => State::Kept {
+                why: format!("its files do not match its manifest ({})", v.problems.join("; ")),
                 compared_with: m.compared_with,
             },
+            Ok(_) => {
+                let journal = [JOURNAL, AWAITING, INVENTORY_JOURNAL].iter().any(|j| path.join(j).exists());
+                match journal.then(|| remove_leftover_journal(&path, &shown, dry_run)) {
+                    Some(Err(e)) => State::Kept {
+                        why: format!("a journal is present and cannot be removed ({e})"),
+                        compared_with: m.compared_with,
+                    },
+                    _ => match humantime::parse_rfc3339_weak(&m.finished) {
+                        Ok(finished) => State::Complete {
+                            finished,
+                            compared_with: m.compared_with.clone(),
+                            listed: m.files.iter().map(|f| f.name.clone()).collect(),
+                        },
+                        Err(e) => State::Kept {
+                            why: format!("the manifest's finished time {:?} cannot be read ({e})", m.finished),
+                            compared_with: m.compared_with,
+                        },
+                    },
+                }
+            }
         },
     };
     Found { name, path, state }
@@ -124,7 +165,7 @@ pub fn prune(a: &PruneArgs) -> CmdResult {
         let entry = entry.map_err(|e| CmdError::usage(format!("prune {}: {e}", a.dir.display())))?;
         // A link is not followed: what it leads to is not this folder's to remove.
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            found.push(classify(entry.file_name().to_string_lossy().into_owned(), entry.path()));
+            found.push(classify(entry.file_name().to_string_lossy().into_owned(), entry.path(), &a.dir, a.dry_run));
         }
     }
     found.sort_by(|x, y| x.name.cmp(&y.name));
@@ -183,7 +224,8 @@ pub fn prune(a: &PruneArgs) -> CmdResult {
                 continue;
             }
         };
-        match foreign_entries(&f.path) {
+        let State::Complete { listed, .. } = &f.state else { continue };
+        match foreign_entries(&f.path, listed) {
             Ok(names) if names.is_empty() => {}
             Ok(names) => {
                 eprintln!(

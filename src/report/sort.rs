@@ -114,7 +114,10 @@ impl Chunk {
 
     fn sort(&mut self) {
         let mut order = std::mem::take(&mut self.order);
-        order.sort_unstable_by(|a, b| self.key(a).cmp(self.key(b)));
+        // Equal keys (an id journaled twice) stay in the order read, as
+        // the merge keeps runs in the order written: the first outcome of
+        // an id comes first, and the report pass keeps the first.
+        order.sort_unstable_by(|a, b| self.key(a).cmp(self.key(b)).then(a.line.0.cmp(&b.line.0)));
         self.order = order;
     }
 
@@ -373,5 +376,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let none = dir.path().join("none");
         assert!(ids_of(sort_outcomes(&[Source { path: &none, skip_lines: 1 }], dir.path(), 100).unwrap()).is_empty());
+    }
+
+    /// An id twice: the line read first comes first, in memory and when
+    /// merged from runs on disk.
+    #[test]
+    fn equal_ids_keep_the_order_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut text = String::new();
+        for i in 0..40 {
+            text.push_str(&format!("{{\"image_id\":\"id{:02}\",\"n\":1}}\n", 39 - i));
+        }
+        for i in 0..40 {
+            text.push_str(&format!("{{\"image_id\":\"id{:02}\",\"n\":2}}\n", i));
+        }
+        std::fs::write(&path, text).unwrap();
+        for chunk in [1 << 20, 200] {
+            let mut sorted = sort_outcomes(&[Source { path: &path, skip_lines: 0 }], dir.path(), chunk).unwrap();
+            let mut lines = Vec::new();
+            while let Some(l) = sorted.next_line() {
+                lines.push(String::from_utf8(l.unwrap().to_vec()).unwrap());
+            }
+            for pair in lines.chunks(2) {
+                assert!(pair[0].contains("\"n\":1") && pair[1].contains("\"n\":2"), "chunk {chunk}: {pair:?}");
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! their manifests and `summary.json` files. No network: the page draws it
 //! inline.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -36,15 +36,18 @@ impl TrendPoint {
     }
 }
 
-/// The last `limit` complete runs in `parent` other than `me`, oldest first.
-/// A directory that is not a complete run with a `summary.json` is passed
-/// over: the trend shows what it can prove.
-pub fn earlier_runs(parent: &Path, me: &Path, limit: usize) -> Vec<TrendPoint> {
+/// The last `limit` complete runs in `parent` other than `me`, oldest first,
+/// and the runs left out because they do not verify (their directory and
+/// why). A directory that is not a complete run with a `summary.json` is
+/// passed over in silence: the trend shows what it can prove. One that
+/// claims to be one but whose manifest or `summary.json` do not verify is
+/// left out and named: an edited count must not be drawn.
+pub fn earlier_runs(parent: &Path, me: &Path, limit: usize) -> (Vec<TrendPoint>, Vec<(PathBuf, String)>) {
     if limit == 0 {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let me = std::fs::canonicalize(me).ok();
-    let mut points: Vec<TrendPoint> = std::fs::read_dir(parent)
+    let mut runs: Vec<(String, PathBuf)> = std::fs::read_dir(parent)
         .into_iter()
         .flatten()
         .flatten()
@@ -52,11 +55,26 @@ pub fn earlier_runs(parent: &Path, me: &Path, limit: usize) -> Vec<TrendPoint> {
         .filter_map(|e| {
             let dir = e.path();
             let m = Manifest::read(&dir).ok().filter(|m| m.complete && m.lists(SUMMARY_JSON))?;
-            let s: Summary = serde_json::from_slice(&std::fs::read(dir.join(SUMMARY_JSON)).ok()?).ok()?;
-            Some(TrendPoint::of(&m.finished, &s))
+            Some((m.finished, dir))
         })
         .collect();
+    // Newest first, verified until `limit` are found.
+    runs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let (mut points, mut left_out) = (Vec::new(), Vec::new());
+    for (_, dir) in runs {
+        if points.len() == limit {
+            break;
+        }
+        let read = super::verify::earlier_run(&dir, &[SUMMARY_JSON], true).map_err(|e| e.to_string()).and_then(|m| {
+            let bytes = std::fs::read(dir.join(SUMMARY_JSON)).map_err(|e| format!("summary.json: {e}"))?;
+            let s: Summary = serde_json::from_slice(&bytes).map_err(|e| format!("summary.json: {e}"))?;
+            Ok(TrendPoint::of(&m.finished, &s))
+        });
+        match read {
+            Ok(p) => points.push(p),
+            Err(why) => left_out.push((dir, why)),
+        }
+    }
     points.sort_by(|a, b| a.finished.cmp(&b.finished));
-    let skip = points.len().saturating_sub(limit);
-    points.split_off(skip)
+    (points, left_out)
 }

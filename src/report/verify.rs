@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::record::{IdOrder, ImageRecord, OutcomeKind};
 use super::summary::Summary;
-use crate::rundir::files::digest_file;
+use crate::rundir::files::{digest_file, FileDigest};
 use crate::rundir::manifest::{Ledger, Manifest, ManifestError};
 use crate::rundir::{AUDIT_XLSX, IMAGES_CSV, MANIFEST_JSON, REJECTED_CSV, SUMMARY_JSON};
 
@@ -34,22 +34,10 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
     let mut v = Verdict::default();
     check_manifest_digest(dir, expected_manifest, &mut v);
     if !manifest.complete {
-        v.problems.push("the manifest marks the run incomplete: it does not account for every id".into());
+        v.problems.push(INCOMPLETE.into());
     }
     for f in &manifest.files {
-        let path = dir.join(&f.name);
-        if f.name.contains('/') || f.name.contains('\\') {
-            v.problems.push(format!("{}: a file name with a path in the manifest", f.name));
-            continue;
-        }
-        match digest_file(&path) {
-            Err(e) => v.problems.push(format!("{}: {e}", f.name)),
-            Ok((bytes, sha)) if bytes != f.bytes || sha != f.sha256 => v.problems.push(format!(
-                "{}: changed since the run (size {bytes}, SHA-256 {sha}; the manifest says {} and {})",
-                f.name, f.bytes, f.sha256
-            )),
-            Ok(_) => v.checked.push(format!("{}: SHA-256 matches", f.name)),
-        }
+        check_file(dir, f, &mut v);
     }
     if let Some(inv) = &manifest.inventory {
         // An --all-images run: the inventory must prove itself complete, be
@@ -124,6 +112,61 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
     }
     Ok(v)
 }
+
+/// A file the manifest lists against its size and SHA-256.
+fn check_file(dir: &Path, f: &FileDigest, v: &mut Verdict) {
+    if f.name.contains('/') || f.name.contains('\\') || f.name == ".." || f.name == "." || f.name.is_empty() {
+        return v.problems.push(format!("{}: a file name with a path in the manifest", f.name));
+    }
+    match digest_file(&dir.join(&f.name)) {
+        Err(e) => v.problems.push(format!("{}: {e}", f.name)),
+        Ok((bytes, sha)) if bytes != f.bytes || sha != f.sha256 => v.problems.push(format!(
+            "{}: changed since the run (size {bytes}, SHA-256 {sha}; the manifest says {} and {})",
+            f.name, f.bytes, f.sha256
+        )),
+        Ok(_) => v.checked.push(format!("{}: SHA-256 matches", f.name)),
+    }
+}
+
+/// Why an earlier run the tool was about to read is not used.
+#[derive(Debug, thiserror::Error)]
+#[error("{dir} does not verify ({}): see `vod-image-audit verify {dir}`", .problems.join("; "))]
+pub struct NotVerified {
+    pub dir: String,
+    pub problems: Vec<String>,
+}
+
+/// An earlier run the tool is about to read from (`--retry-failed`,
+/// `--compare-with`, `diff`, the trend): checked as `verify` checks it, as
+/// far as the files it reads go: the manifest against `manifest.sha256`,
+/// and each of `uses` listed in the manifest and matching its size and
+/// SHA-256; with `complete`, the manifest must say every id was accounted
+/// for. Returns the manifest. The whole of `verify` would hash every report
+/// of every run the trend reads; a file not read cannot launder anything.
+pub fn earlier_run(dir: &Path, uses: &[&str], complete: bool) -> Result<Manifest, NotVerified> {
+    let shown = dir.display().to_string();
+    let manifest =
+        Manifest::read(dir).map_err(|e| NotVerified { dir: shown.clone(), problems: vec![e.to_string()] })?;
+    let mut v = Verdict::default();
+    check_manifest_digest(dir, None, &mut v);
+    if complete && !manifest.complete {
+        v.problems.push(INCOMPLETE.into());
+    }
+    for name in uses {
+        match manifest.files.iter().find(|f| f.name == *name) {
+            Some(f) => check_file(dir, f, &mut v),
+            None => v.problems.push(format!("{name}: not listed in the manifest")),
+        }
+    }
+    if v.problems.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(NotVerified { dir: shown, problems: v.problems })
+    }
+}
+
+/// The problem of a run that stopped before it accounted for every id.
+pub const INCOMPLETE: &str = "the manifest marks the run incomplete: it does not account for every id";
 
 /// The manifest against `manifest.sha256`, and against the digest the
 /// caller kept elsewhere.

@@ -3,7 +3,8 @@
 //! A line is the id's report record exactly as `images.jsonl` holds it, so
 //! the reports copy lines instead of decoding and encoding them again.
 //!
-//! Owns the journal file format, its header (which input it belongs to),
+//! Owns the journal file format, its header (which input and which
+//! configuration it belongs to: [`Pins`]),
 //! reading it back with a torn last line tolerated, and durability: each line
 //! is written as soon as the recorder thread is free, after at most
 //! [`LINGER`] of waiting for the lines settling with it, all in one `write`
@@ -59,14 +60,74 @@ pub const LINGER: Duration = Duration::from_millis(5);
 #[derive(Serialize, Deserialize)]
 struct Header {
     vod_image_audit_journal: u32,
-    input_sha256: String,
+    #[serde(flatten)]
+    pins: Pins,
+}
+
+/// What changes the meaning of an answer, pinned by the journal's header:
+/// a run directory belongs to one of each, so a resume with another is
+/// refused rather than mixing answers of two servers or accounts in one
+/// report. `None`: not known (the account when `GetCallerIdentity`
+/// failed) or not recorded (a journal written before these were pinned);
+/// an unknown value matches anything, since nothing says it differs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pins {
+    pub input_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_source: Option<String>,
+}
+
+impl Pins {
+    /// Pins of the input alone (the rest unknown).
+    #[cfg(test)]
+    pub fn for_input(input_sha256: &str) -> Self {
+        Pins { input_sha256: input_sha256.to_owned(), ..Pins::default() }
+    }
+
+    /// How `self` (the journal's) differs from `now` (this run's), besides
+    /// the input: `endpoint http://a/ (now http://b/)`, one a field that
+    /// both know and that differs. None of them is a secret.
+    pub fn differences(&self, now: &Pins) -> Vec<String> {
+        let fields = [
+            ("endpoint", &self.endpoint, &now.endpoint),
+            ("region", &self.region, &now.region),
+            ("account", &self.account, &now.account),
+            ("api", &self.api, &now.api),
+            ("audit source", &self.audit_source, &now.audit_source),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(what, old, new)| match (old, new) {
+                (Some(old), Some(new)) if old != new => Some(format!("{what} {old} (now {new})")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The pins of the journal in `dir`, if it has a header that can be read.
+pub fn read_pins(dir: &Path) -> Option<Pins> {
+    let file = File::open(dir.join(JOURNAL_FILE)).ok()?;
+    let mut line = Vec::new();
+    BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice::<Header>(&line).ok().map(|h| h.pins)
 }
 
 /// Why a journal cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("{path} belongs to another input (SHA-256 {theirs}, this input is {ours}): resume with the same input, or choose another --out")]
+    #[error("{path} belongs to another input (SHA-256 {theirs}, this input is {ours}): resume with the same input, choose another --out, or pass --force to start the run over")]
     OtherInput { path: String, theirs: String, ours: String },
+    #[error("{path} belongs to a run of another configuration: {differences}; resume with the same settings, choose another --out, or pass --force to start the run over")]
+    OtherConfig { path: String, differences: String },
     #[error("{path}: line {line} is damaged ({reason}); it is not the last line, so this is not a torn write: move the file away to start the run over")]
     Damaged { path: String, line: u64, reason: String },
     #[error("{path} was written by another version of vod-image-audit (journal format {theirs}, this version writes {ours}): finish that run with the version that started it, or move the file away to start the run over")]
@@ -92,15 +153,21 @@ pub struct Recovered {
     pub count: usize,
     /// A torn last line was found and cut off.
     pub torn: bool,
+    /// `force`: the journal belonged to another input or configuration and
+    /// was emptied; why.
+    pub restarted: Option<String>,
 }
 
 impl Journal {
-    /// Opens the journal in `dir` for the input with digest `input_sha256`,
-    /// creating it if absent; hands each outcome it already holds to `seen`
-    /// (so they need not all be in memory at once).
+    /// Opens the journal in `dir` for a run with these `pins`, creating it
+    /// if absent; hands each outcome it already holds to `seen` (so they
+    /// need not all be in memory at once). A journal of another input or
+    /// configuration is refused, or with `force` emptied (the run starts
+    /// over; [`Recovered::restarted`] says why).
     pub fn open(
         dir: &Path,
-        input_sha256: &str,
+        pins: &Pins,
+        force: bool,
         mut seen: impl FnMut(ImageRecord),
     ) -> Result<(Journal, Recovered), JournalError> {
         let path = dir.join(JOURNAL_FILE);
@@ -110,19 +177,30 @@ impl Journal {
         let mut recovered = Recovered::default();
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {
-            write_header(&mut file, input_sha256).map_err(io_err)?;
+            write_header(&mut file, pins).map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
         } else {
-            let good_end = read_back(&mut file, &shown, input_sha256, &mut |o| {
+            let read = read_back(&mut file, &shown, pins, &mut |o| {
                 recovered.count += 1;
                 seen(o)
-            })?;
-            if good_end < len {
+            });
+            let good_end = match read {
+                Err(e @ (JournalError::OtherInput { .. } | JournalError::OtherConfig { .. })) if force => {
+                    // The header is the first line: nothing was handed to `seen`.
+                    recovered.restarted = Some(e.to_string());
+                    file.set_len(0).map_err(io_err)?;
+                    write_header(&mut file, pins).map_err(io_err)?;
+                    file.sync_all().map_err(io_err)?;
+                    None
+                }
+                other => Some(other?),
+            };
+            if let Some(good_end) = good_end.filter(|&end| end < len) {
                 recovered.torn = true;
                 file.set_len(good_end).map_err(io_err)?;
                 if good_end == 0 {
                     // Not even the header survived: begin again.
-                    write_header(&mut file, input_sha256).map_err(io_err)?;
+                    write_header(&mut file, pins).map_err(io_err)?;
                 }
                 file.sync_all().map_err(io_err)?;
             }
@@ -389,8 +467,8 @@ fn with_advice(message: String, e: &io::Error) -> String {
     }
 }
 
-fn write_header(file: &mut File, input_sha256: &str) -> io::Result<()> {
-    let header = Header { vod_image_audit_journal: JOURNAL_FORMAT, input_sha256: input_sha256.to_owned() };
+fn write_header(file: &mut File, pins: &Pins) -> io::Result<()> {
+    let header = Header { vod_image_audit_journal: JOURNAL_FORMAT, pins: pins.clone() };
     let mut line = serde_json::to_vec(&header)?;
     line.push(b'\n');
     file.write_all(&line)
@@ -402,7 +480,7 @@ fn write_header(file: &mut File, input_sha256: &str) -> io::Result<()> {
 fn read_back(
     file: &mut File,
     shown: &str,
-    input_sha256: &str,
+    pins: &Pins,
     seen: &mut dyn FnMut(ImageRecord),
 ) -> Result<u64, JournalError> {
     let io_err = |e: io::Error| JournalError::Io { path: shown.to_owned(), reason: e.to_string() };
@@ -435,11 +513,17 @@ fn read_back(
                         ours: JOURNAL_FORMAT,
                     })
                 }
-                Ok(h) if h.input_sha256 != input_sha256 => {
+                Ok(h) if h.pins.input_sha256 != pins.input_sha256 => {
                     return Err(JournalError::OtherInput {
                         path: shown.to_owned(),
-                        theirs: h.input_sha256,
-                        ours: input_sha256.to_owned(),
+                        theirs: h.pins.input_sha256,
+                        ours: pins.input_sha256.clone(),
+                    })
+                }
+                Ok(h) if !h.pins.differences(pins).is_empty() => {
+                    return Err(JournalError::OtherConfig {
+                        path: shown.to_owned(),
+                        differences: h.pins.differences(pins).join(", "),
                     })
                 }
                 Ok(_) => Ok(()),
@@ -652,7 +736,7 @@ mod tests {
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = Journal::open(dir.path(), "ab", |_| {}).unwrap();
+        let (journal, _) = Journal::open(dir.path(), &Pins::for_input("ab"), false, |_| {}).unwrap();
         let spill_path = dir.path().join("spill");
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let n = 600;
@@ -674,7 +758,7 @@ mod tests {
         });
         let mut journaled = Vec::new();
         let mut file = File::open(dir.path().join(JOURNAL_FILE)).unwrap();
-        let end = read_back(&mut file, "journal", "ab", &mut |r| journaled.push(r.image_id)).unwrap();
+        let end = read_back(&mut file, "journal", &Pins::for_input("ab"), &mut |r| journaled.push(r.image_id)).unwrap();
         assert_eq!(end, std::fs::metadata(dir.path().join(JOURNAL_FILE)).unwrap().len(), "no torn line");
         // Filled to the last line that fits: the next one would not have.
         let mut next = Vec::new();
@@ -744,7 +828,7 @@ mod tests {
 
     fn open(dir: &Path, sha: &str) -> Result<(Journal, Vec<ImageRecord>, bool), JournalError> {
         let mut got = Vec::new();
-        let (j, r) = Journal::open(dir, sha, |o| got.push(o))?;
+        let (j, r) = Journal::open(dir, &Pins::for_input(sha), false, |o| got.push(o))?;
         assert_eq!(r.count, got.len());
         Ok((j, got, r.torn))
     }
@@ -824,5 +908,54 @@ mod tests {
         assert!(matches!(e, JournalError::OtherFormat { theirs: 1, ours: JOURNAL_FORMAT, .. }), "{e}");
         assert!(e.to_string().contains("move the file away"), "{e}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    fn pins(endpoint: &str) -> Pins {
+        Pins {
+            input_sha256: "abc".into(),
+            endpoint: Some(endpoint.into()),
+            region: Some("cn-shanghai".into()),
+            account: Some("1234".into()),
+            api: Some("single".into()),
+            audit_source: Some("image-info".into()),
+        }
+    }
+
+    #[test]
+    fn another_configuration_is_refused_naming_the_difference_and_force_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(dir.path(), &pins("http://a/"), false, |_| {}).unwrap();
+        j.append(&outcomes()[0]).unwrap();
+        drop(j);
+        let path = dir.path().join(JOURNAL_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let e = Journal::open(dir.path(), &pins("http://b/"), false, |_| {}).err().unwrap();
+        assert!(matches!(e, JournalError::OtherConfig { .. }), "{e}");
+        assert!(e.to_string().contains("endpoint http://a/ (now http://b/)"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "refused untouched");
+        // Unknown on either side is no difference.
+        let mut unknown = pins("http://a/");
+        unknown.account = None;
+        let (_, r) = Journal::open(dir.path(), &unknown, false, |_| {}).unwrap();
+        assert_eq!(r.count, 1);
+        let (_, r) = Journal::open(dir.path(), &pins("http://b/"), true, |_| panic!("nothing read")).unwrap();
+        assert!(r.restarted.as_deref().is_some_and(|w| w.contains("endpoint")), "{r:?}");
+        let (_, r) = Journal::open(dir.path(), &pins("http://b/"), false, |_| {}).unwrap();
+        assert_eq!(r.count, 0, "started over");
+    }
+
+    /// A journal written before the configuration was pinned resumes: it
+    /// cannot say it differs (see the commit that pinned it).
+    #[test]
+    fn a_journal_without_pins_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut line = Vec::new();
+        outcomes()[0].write_line(&mut line).unwrap();
+        let text =
+            format!("{{\"vod_image_audit_journal\":2,\"input_sha256\":\"abc\"}}\n{}", String::from_utf8(line).unwrap());
+        std::fs::write(&path, text).unwrap();
+        let (_, r) = Journal::open(dir.path(), &pins("http://a/"), false, |_| {}).unwrap();
+        assert_eq!(r.count, 1);
     }
 }

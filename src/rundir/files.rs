@@ -135,9 +135,82 @@ pub fn create_temp(dir: &Path, stem: &str, mode: u32) -> io::Result<(File, PathB
     Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
 }
 
-/// Whether `name` is one of the temporary files this module makes.
+/// Whether `name` is one of the temporary files the tool makes: one of
+/// [`create_temp`]'s (`.{stem}.{16 hex digits}.tmp`) or the spill of
+/// outcomes cut short. Strict, so that a file of the user's that merely
+/// ends in `.tmp` is never taken (and removed) for one.
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
+    if name == super::UNSETTLED {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { return false };
+    match rest.rsplit_once('.') {
+        Some((stem, hex)) => !stem.is_empty() && hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
+}
+
+/// Removes the tool's temporary files from `dir` (see [`is_temp_name`]):
+/// what a run killed while writing leaves. Only regular files, and only by
+/// a caller that holds the directory's lock (a live run's are in use).
+/// Returns the names removed.
+pub fn remove_temp_files(dir: &Path) -> io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temp_name(&name) && entry.file_type()?.is_file() {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => removed.push(name),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The steps of a run's report phase at which a test build may kill the
+/// run: every rename and unlink between the calls and the run's end, in
+/// order. `rename X` is the rename of a report file into place (made by
+/// [`AtomicFile::commit`] for each name listed here), so every report file
+/// but `inventory.csv` (written by the listing, before the report phase)
+/// must have one; a unit test holds that, and [`crash_point`] refuses a
+/// step not listed, so a new step cannot be forgotten.
+pub const CRASH_STEPS: &[&str] = &[
+    "rename images.csv",
+    "rename changes.csv",
+    "rename summary.csv",
+    "rename rejected.csv",
+    "rename images.jsonl",
+    "rename summary.json",
+    "rename summary.html",
+    "rename audit.xlsx",
+    "unlink .unsettled.jsonl.tmp",
+    "rename manifest.json",
+    "rename manifest.sha256",
+    "write --metrics-file",
+    "unlink inventory.jsonl",
+    "unlink journal.awaiting.jsonl",
+    "unlink journal.jsonl",
+];
+
+/// The environment variable naming the step of [`CRASH_STEPS`] at which a
+/// debug build aborts (as `kill -9` would, no destructor run). Read only in
+/// builds with debug assertions: a release build has no such point.
+pub const CRASH_AT_VAR: &str = "VOD_IMAGE_AUDIT_CRASH_AT";
+
+/// A point where the tests kill the run (see [`CRASH_STEPS`]); nothing in a
+/// release build.
+#[inline]
+pub fn crash_point(step: &str) {
+    #[cfg(debug_assertions)]
+    {
+        assert!(CRASH_STEPS.contains(&step), "crash point {step:?} is not in CRASH_STEPS");
+        if std::env::var_os(CRASH_AT_VAR).is_some_and(|v| v == step) {
+            std::process::abort();
+        }
+    }
+    let _ = step;
 }
 
 /// A file being written atomically: a temporary file, flushed and fsynced,
@@ -175,6 +248,10 @@ impl AtomicFile {
         // A link planted while the file was written is refused too (rename
         // would replace the link, not write through it, but say so).
         refuse_symlink(&dest)?;
+        let step = format!("rename {}", self.name);
+        if CRASH_STEPS.contains(&step.as_str()) {
+            crash_point(&step);
+        }
         fs::rename(&self.tmp, dest)?;
         sync_dir(&self.dir)?;
         Ok(digest)
@@ -242,5 +319,30 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("x.txt")).unwrap(), "two", "a failed write keeps the old file");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn every_report_file_of_the_report_phase_has_a_crash_step() {
+        for name in super::super::REPORT_FILES.iter().filter(|n| **n != super::super::INVENTORY_CSV) {
+            assert!(CRASH_STEPS.contains(&format!("rename {name}").as_str()), "{name}");
+        }
+        for name in
+            [super::super::JOURNAL, super::super::AWAITING, super::super::INVENTORY_JOURNAL, super::super::UNSETTLED]
+        {
+            assert!(CRASH_STEPS.contains(&format!("unlink {name}").as_str()), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_the_tool_s_own_temporary_names_count_as_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, made) = create_temp(dir.path(), "audit.xlsx", PRIVATE_MODE).unwrap();
+        let name = made.file_name().unwrap().to_str().unwrap().to_owned();
+        fs::remove_file(&made).unwrap();
+        assert!(is_temp_name(&name), "{name}");
+        assert!(is_temp_name(super::super::UNSETTLED));
+        for theirs in [".notes.tmp", "a.0123456789abcdef.tmp", ".x.0123456789abcdeg.tmp", "..0123456789abcdef.tmp"] {
+            assert!(!is_temp_name(theirs), "{theirs}");
+        }
     }
 }

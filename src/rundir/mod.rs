@@ -107,6 +107,7 @@ pub struct RunDir {
     path: PathBuf,
     lock: Option<RunLock>,
     created: bool,
+    leftover: Option<Manifest>,
 }
 
 impl Drop for RunDir {
@@ -132,10 +133,10 @@ impl RunDir {
         if run_dir.is_err() && created {
             let _ = std::fs::remove_dir(out);
         }
-        run_dir.map(|(path, lock)| RunDir { path, lock: Some(lock), created })
+        run_dir.map(|(path, lock, leftover)| RunDir { path, lock: Some(lock), created, leftover })
     }
 
-    fn take(out: &Path, force: bool, dir: String) -> Result<(PathBuf, RunLock), RunDirError> {
+    fn take(out: &Path, force: bool, dir: String) -> Result<(PathBuf, RunLock, Option<Manifest>), RunDirError> {
         for name in STATE_FILES.iter().chain(REPORT_FILES) {
             files::refuse_symlink(&out.join(name)).map_err(|e| RunDirError::Link(e.to_string()))?;
         }
@@ -151,7 +152,24 @@ impl RunDir {
                 return Err(RunDirError::Foreign { dir, names: foreign.join(", ") });
             }
         }
+        // What a run killed while writing left (it holds the lock no more).
+        let removed = files::remove_temp_files(out)
+            .map_err(|e| RunDirError::NotWritable { dir: dir.clone(), reason: e.to_string() })?;
+        if !removed.is_empty() {
+            tracing::debug!("removed temporary files a killed run left: {removed:?}");
+        }
+        let mut leftover = None;
         let finished = match Manifest::read(out) {
+            // Killed between the rename of manifest.json and that of
+            // manifest.sha256: the journal still holds every answer and
+            // the run is resumed (its reports and manifest written again).
+            Ok(m) if m.complete && out.join(JOURNAL).exists() && !sealed(out) => false,
+            // Killed after the manifest was sealed, before the journal was
+            // removed: complete; the caller finishes it.
+            Ok(m) if m.complete && out.join(JOURNAL).exists() && !force => {
+                leftover = Some(m);
+                false
+            }
             Ok(m) => m.complete,
             Err(ManifestError::Absent { .. }) => false,
             Err(e) if force => {
@@ -164,7 +182,7 @@ impl RunDir {
             return Err(RunDirError::Finished { dir });
         }
         if finished {
-            for name in REPORT_FILES.iter().chain([&JOURNAL, &INVENTORY_JOURNAL]) {
+            for name in REPORT_FILES.iter().chain([&JOURNAL, &AWAITING, &INVENTORY_JOURNAL]) {
                 let path = out.join(name);
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -181,7 +199,13 @@ impl RunDir {
                 written
             })
             .map_err(|e| RunDirError::NotWritable { dir, reason: e.to_string() })?;
-        Ok((out.to_owned(), lock))
+        Ok((out.to_owned(), lock, leftover))
+    }
+
+    /// A complete run whose journal is still beside it (a kill after its
+    /// manifest was sealed), found by [`RunDir::open`]: its manifest.
+    pub fn completed_earlier(&self) -> Option<&Manifest> {
+        self.leftover.as_ref()
     }
 
     /// The directory.
@@ -197,6 +221,14 @@ impl RunDir {
     /// The lock file, for a process that must exit at once to remove.
     pub fn lock_path(&self) -> Option<&Path> {
         self.lock.as_ref().map(RunLock::path)
+    }
+}
+
+/// Whether `manifest.sha256` in `dir` holds the digest of its manifest.json.
+fn sealed(dir: &Path) -> bool {
+    match (Manifest::recorded_digest(dir), files::digest_file(&dir.join(MANIFEST_JSON))) {
+        (Ok(Some(recorded)), Ok((_, actual))) => recorded == actual,
+        _ => false,
     }
 }
 
@@ -232,12 +264,39 @@ pub struct InputKey<'a> {
     pub id_column: &'a str,
 }
 
+/// What `--compare-with` found.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// The run to compare with, if any.
+    pub dir: Option<PathBuf>,
+    /// `auto`: newer runs of the same input passed over, and why (they did
+    /// not pass `check`).
+    pub passed_over: Vec<(PathBuf, String)>,
+}
+
+/// Why `--compare-with DIR` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviousError {
+    /// Not a complete run with an `images.csv`.
+    #[error("{0}")]
+    NotComparable(String),
+    /// A complete run whose files do not match its manifest.
+    #[error("{0}")]
+    NotVerified(String),
+}
+
 /// `--compare-with`: `auto` is the latest complete run in the same parent
 /// directory as `out` (by its manifest's `finished`) made from the same
 /// input (the same path and id column, as restic picks a parent snapshot
-/// by its paths); a path must be a complete run whose manifest lists an
-/// `images.csv`. `Err` says why a named directory cannot be compared with.
-pub fn find_previous(arg: &str, out: &Path, input: &InputKey<'_>) -> Result<Option<PathBuf>, String> {
+/// by its paths) that passes `check`; a path must be a complete run whose
+/// manifest lists an `images.csv`, and pass `check`. `check` verifies a run
+/// before it is read (it lives above this module: `report::verify`).
+pub fn find_previous(
+    arg: &str,
+    out: &Path,
+    input: &InputKey<'_>,
+    check: &dyn Fn(&Path) -> Result<(), String>,
+) -> Result<Previous, PreviousError> {
     let comparable = |dir: &Path| -> Result<Manifest, String> {
         let m = Manifest::read(dir).map_err(|e| e.to_string())?;
         if !m.complete {
@@ -250,29 +309,39 @@ pub fn find_previous(arg: &str, out: &Path, input: &InputKey<'_>) -> Result<Opti
     };
     if arg != "auto" {
         let dir = PathBuf::from(arg);
-        return match comparable(&dir) {
-            Ok(_) => Ok(Some(dir)),
-            Err(why) => Err(format!(
+        if let Err(why) = comparable(&dir) {
+            return Err(PreviousError::NotComparable(format!(
                 "--compare-with {arg}: not a complete run with an images.csv ({why}; run `vod-image-audit verify {arg}`)"
-            )),
-        };
+            )));
+        }
+        check(&dir).map_err(|why| PreviousError::NotVerified(format!("--compare-with {arg}: {why}")))?;
+        return Ok(Previous { dir: Some(dir), passed_over: Vec::new() });
     }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let me = std::fs::canonicalize(out).ok();
-    let mut best: Option<(String, PathBuf)> = None;
+    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
         let dir = entry.path();
         if std::fs::canonicalize(&dir).ok() == me {
             continue;
         }
         if let Ok(m) = comparable(&dir) {
-            if m.input.path != input.path || m.input.id_column != input.id_column {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(f, _)| m.finished > *f) {
-                best = Some((m.finished, dir));
+            if m.input.path == input.path && m.input.id_column == input.id_column {
+                candidates.push((m.finished, dir));
             }
         }
     }
-    Ok(best.map(|(_, d)| d))
+    // Newest first; the first that verifies is the one.
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let mut found = Previous::default();
+    for (_, dir) in candidates {
+        match check(&dir) {
+            Ok(()) => {
+                found.dir = Some(dir);
+                break;
+            }
+            Err(why) => found.passed_over.push((dir, why)),
+        }
+    }
+    Ok(found)
 }

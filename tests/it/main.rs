@@ -10,6 +10,7 @@ mod common;
 mod compliance;
 mod credentials;
 mod cron_env;
+mod evidence;
 mod hostile_api;
 mod hostile_disk;
 mod hostile_input;

@@ -342,6 +342,8 @@ fn copy_run(wd: &Workdir, from: &str, to: &str, edit: impl FnOnce(&mut Value)) {
     let mut m: Value = serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
     edit(&mut m);
     std::fs::write(to.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    // As the run would have sealed it: prune removes only runs that verify.
+    crate::common::reseal_manifest(&to);
 }
 
 fn finished(at: &str) -> impl FnOnce(&mut Value) + '_ {
@@ -386,8 +388,10 @@ fn prune_keeps_what_it_must_and_removes_the_rest() {
     let lock = std::fs::File::create(wd.path().join("reports/old-locked/.vod-image-audit.lock")).unwrap();
     lock.lock().unwrap();
 
-    let removed = ["d1", "d2", "d5-early"];
-    let kept = ["d3", "d4", "d5", "old-compared", "old-locked", "incomplete", "journaled", "no-manifest", "foreign"];
+    // A complete run that verifies with a journal beside it was killed
+    // before removing the journal: the journal goes, then the run by the rules.
+    let removed = ["d1", "d2", "d5-early", "journaled"];
+    let kept = ["d3", "d4", "d5", "old-compared", "old-locked", "incomplete", "no-manifest", "foreign"];
     let args = ["prune", "reports", "--keep-last", "1", "--keep-daily", "3"];
     let dry = wd.run(&[&args[..], &["--dry-run"]].concat(), &[], None);
     dry.expect_code(0);
@@ -398,6 +402,12 @@ fn prune_keeps_what_it_must_and_removes_the_rest() {
         assert!(dry.stdout.lines().any(|l| l.contains("would remove") && l.contains(dir)), "{dir}\n{}", dry.describe());
     }
     assert!(!wd.path().join("reports/d1/.vod-image-audit.lock").exists(), "--dry-run leaves no lock file");
+    assert!(wd.path().join("reports/journaled/journal.jsonl").exists(), "--dry-run removed a journal");
+    assert!(
+        dry.stdout.contains("would remove the journal left beside the complete run reports/journaled"),
+        "{}",
+        dry.describe()
+    );
 
     let out = wd.run(&args, &[], None);
     out.expect_code(0);

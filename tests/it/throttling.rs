@@ -122,7 +122,7 @@ const THROTTLED_TOO_LONG: &str =
 fn a_throttle_that_never_ends_stops_the_run_at_down_after_and_the_same_command_resumes_it() {
     // Five GetImageInfo calls a second, then 403 Forbidden.FlowControl
     // asking for 999999999 ms (11 days; each hint is capped at 2 minutes).
-    let bed = throttled_setup(40, 5, 263, |c| {
+    let mut bed = throttled_setup(40, 5, 263, |c| {
         c.api_qps.insert(QuotaAction::GetImageInfo, Some(5));
         c.throttle_retry_after = Some("999999999".to_owned());
     });
@@ -149,8 +149,10 @@ fn a_throttle_that_never_ends_stops_the_run_at_down_after_and_the_same_command_r
 
     // The same command, once the quota is free again: the run finishes,
     // exactly, and what the first run settled is not asked again.
-    let healthy = SimServer::start(bed.cat.config());
-    let out = audit.clone().endpoint(&healthy.url).run();
+    // On the same address: a run directory belongs to one endpoint.
+    let throttling = std::mem::replace(&mut bed.server, SimServer::start(bed.cat.config()));
+    let healthy = throttling.restart(bed.cat.config());
+    let out = audit.run();
     out.expect_code(0);
     bed.assert_exact_report("out", &out);
     let stats = healthy.stats();

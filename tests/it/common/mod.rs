@@ -564,3 +564,26 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+impl SimServer {
+    /// Stops this simulator and starts one with `config` at the same address:
+    /// the same endpoint, the service restarted (a key rotated, a fault
+    /// fixed). The address is the one the system gave the first bind.
+    pub fn restart(self, config: SimConfig) -> SimServer {
+        let addr = self.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        drop(self);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind(addr.as_str())).unwrap();
+        let sim = Simulator::new(config);
+        let shutdown = CancellationToken::new();
+        rt.spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
+        SimServer { url: format!("http://{addr}/"), sim, shutdown, _rt: rt }
+    }
+}
+
+/// Rewrites `manifest.sha256` in `dir` to match its `manifest.json` (a test
+/// that edits a manifest on purpose and wants only that edit seen).
+pub fn reseal_manifest(dir: &Path) {
+    let (_, sha) = vod_image_audit::rundir::files::digest_file(&dir.join("manifest.json")).unwrap();
+    std::fs::write(dir.join("manifest.sha256"), format!("{sha}  manifest.json\n")).unwrap();
+}

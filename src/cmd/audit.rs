@@ -262,7 +262,6 @@ pub async fn run_audit(
     for o in &awaiting {
         done.insert(fingerprint.of(&o.image_id));
     }
-    resumed += awaiting.len();
     let todo_count = ids.ids.iter().filter(|id| !done.contains(&fingerprint.of(id))).count() + awaiting.len();
     let counters = Arc::new(Counters::default());
     let mut progress = Progress::new(todo_count as u64, settings.progress, settings.quiet, counters.clone());
@@ -283,11 +282,15 @@ pub async fn run_audit(
                 "vod-image-audit: retrying the failed ids of {}: {resumed} ids settled there, {todo_count} to go",
                 of.dir
             );
-        } else if resumed > 0 {
+        } else if resumed > 0 || !awaiting.is_empty() {
             eprintln!(
-                "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {todo_count} to go",
+                "vod-image-audit: resuming: {resumed} ids already settled in {}{}, {todo_count} to go{}",
                 journal.path().display(),
                 if recovered.torn { " (a torn last line was cut off)" } else { "" },
+                match awaiting.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} of them found, waiting only for their GetMediaAuditResult)"),
+                }
             );
         }
     }
@@ -412,6 +415,7 @@ pub async fn run_audit(
                     ActionCalls {
                         calls: c.calls.load(Ordering::Relaxed),
                         throttled: c.throttled.load(Ordering::Relaxed),
+                        ids: c.ids.load(Ordering::Relaxed),
                     },
                 )
             })

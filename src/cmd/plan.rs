@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{ApiTarget, RunSettings};
-use crate::run::engine::{Action, ApiMode, AuditSource};
+use crate::run::engine::{Action, ApiMode, AuditSettings, AuditSource};
 use crate::run::input::{delimiter_name, IdList};
 
 /// `n thing` or `n things`.
@@ -87,6 +87,24 @@ pub fn print_plan(settings: &RunSettings, ids: Option<&IdList>, target: &ApiTarg
     Ok(Exit::Ok)
 }
 
+/// Ids per second `--api` would look up at these rates; none when a lane
+/// it uses has no limit. `--api mixed` adds the two lanes' rates.
+fn lookup_rate(a: &AuditSettings, api: ApiMode) -> Option<f64> {
+    let single = a.rate_of(Action::GetImageInfo).map(|r| f64::from(r.get()));
+    let batch = a.rate_of(Action::GetImageInfos).map(|r| f64::from(r.get()) * BATCH as f64);
+    match api {
+        ApiMode::Single => single,
+        ApiMode::Batch => batch,
+        ApiMode::Mixed => Some(single? + batch?),
+    }
+}
+
+const BATCH: usize = crate::api::client::MAX_BATCH_IDS;
+
+fn secs(n: u64, per_sec: f64) -> Duration {
+    Duration::from_secs((n as f64 / per_sec).ceil() as u64)
+}
+
 /// Each API's rate, its estimated calls, and the estimated wall time: the
 /// slowest API's, since each runs side by side at its own rate.
 fn rate_lines(settings: &RunSettings, unique: u64) -> Vec<String> {
@@ -96,42 +114,65 @@ fn rate_lines(settings: &RunSettings, unique: u64) -> Vec<String> {
         "rates: {} (each API at its own rate; --qps is GetImageInfo's, the others the same share of their documented quotas unless --api-qps names them)",
         Action::ALL.iter().map(|x| format!("{} {}", x.as_str(), rate(*x))).collect::<Vec<_>>().join(", ")
     )];
-    let (lookup, per_call) = match a.api {
-        ApiMode::Single => (Action::GetImageInfo, 1),
-        ApiMode::Batch => (Action::GetImageInfos, crate::api::client::MAX_BATCH_IDS as u64),
+    let per_sec = lookup_rate(a, a.api);
+    // The lookups' calls: --api mixed shares the ids out by the two rates.
+    let single_share = match (a.api, per_sec) {
+        (ApiMode::Single, _) => 1.0,
+        (ApiMode::Batch, _) => 0.0,
+        (ApiMode::Mixed, Some(total)) => a.rate_of(Action::GetImageInfo).map_or(0.5, |r| f64::from(r.get()) / total),
+        (ApiMode::Mixed, None) => 0.5,
     };
-    // (action, calls, at most?)
-    let mut calls = vec![(lookup, unique.div_ceil(per_call), false)];
-    match a.audit_source {
-        AuditSource::ImageInfo => {}
-        // Every found image, or (both) those the account did not call Normal:
-        // at most one call per id, how many is known only from the answers.
-        AuditSource::MediaAudit | AuditSource::Both => calls.push((Action::GetMediaAuditResult, unique, true)),
+    let singles = (unique as f64 * single_share).round() as u64;
+    let mut calls = Vec::new();
+    if singles > 0 {
+        calls.push(format!("GetImageInfo {singles} at {}", rate(Action::GetImageInfo)));
     }
-    let mut slowest: Option<Duration> = Some(Duration::ZERO);
-    for (action, n, at_most) in &calls {
-        let time = a.rate_of(*action).map(|r| Duration::from_secs(n.div_ceil(u64::from(r.get()))));
-        lines.push(format!(
-            "calls: {} {}{n} at {}{}",
-            action.as_str(),
-            if *at_most { "at most " } else { "" },
-            rate(*action),
-            time.map_or(String::new(), |t| format!(": {}", humantime::format_duration(t)))
+    if singles < unique {
+        calls.push(format!(
+            "GetImageInfos {} at {} (GetImageInfo again for answers without AuditStatus)",
+            (unique - singles).div_ceil(BATCH as u64),
+            rate(Action::GetImageInfos)
         ));
-        slowest = match (slowest, time) {
-            (Some(s), Some(t)) => Some(s.max(t)),
-            _ => None,
-        };
     }
-    lines.push(match slowest {
-        Some(t) => format!(
+    let lookups = per_sec.map(|r| secs(unique, r));
+    let mut moderation = None;
+    let moderated = !matches!(a.audit_source, AuditSource::ImageInfo);
+    if moderated {
+        // Every found image, or (both) those the account did not call
+        // Normal: at most one call per id, how many is known only from the
+        // answers.
+        moderation = a.rate_of(Action::GetMediaAuditResult).map(|r| secs(unique, f64::from(r.get())));
+        calls.push(format!(
+            "GetMediaAuditResult at most {unique} at {}{}",
+            rate(Action::GetMediaAuditResult),
+            moderation.map_or(String::new(), |t| format!(": up to {}", humantime::format_duration(t)))
+        ));
+    }
+    lines.push(format!(
+        "calls: {}{}",
+        calls.join("; "),
+        lookups.map_or(String::new(), |t| format!("; the lookups {}", humantime::format_duration(t)))
+    ));
+    let unlimited_moderation = moderated && a.rate_of(Action::GetMediaAuditResult).is_none();
+    lines.push(match (lookups, moderation) {
+        (Some(l), m) if !unlimited_moderation => format!(
             "estimated duration: {}{} (the slowest API's; retries and throttling add to it)",
-            if calls.iter().any(|c| c.2) { "up to " } else { "" },
-            humantime::format_duration(t)
+            if m.is_some_and(|m| m > l) { "up to " } else { "" },
+            humantime::format_duration(m.map_or(l, |m| m.max(l)))
         ),
-        None => {
-            format!("estimated duration: unknown: no client-side limit ({unique} ids as fast as the server answers)")
-        }
+        _ => format!("estimated duration: unknown: no client-side limit ({unique} ids as fast as the server answers)"),
     });
+    let each: Vec<String> = ApiMode::NAMES
+        .iter()
+        .filter_map(|name| {
+            let api: ApiMode = name.parse().ok()?;
+            Some(format!(
+                "{name} {}",
+                lookup_rate(a, api)
+                    .map_or("unknown".into(), |r| humantime::format_duration(secs(unique, r)).to_string())
+            ))
+        })
+        .collect();
+    lines.push(format!("lookups by --api: {}", each.join(", ")));
     lines
 }

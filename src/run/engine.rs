@@ -32,6 +32,7 @@ use super::guard::{
     RETRY_COST, SUCCESS_REFUND, TIMEOUT_RETRY_COST,
 };
 use crate::run::rate::{RateControl, RateMode};
+use futures::future::Either;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
@@ -127,6 +128,10 @@ named_enum! {
         /// `GetImageInfos`, up to 20 ids per call, with `GetImageInfo` for
         /// images whose batch answer lacks `AuditStatus`.
         Batch => "batch",
+        /// Both at once, each at its own rate: their quotas are separate, so
+        /// together they look up about `GetImageInfo`'s rate plus 20 times
+        /// `GetImageInfos`'. Each call takes the next ids when its slot comes.
+        Mixed => "mixed",
     }
 }
 
@@ -192,6 +197,8 @@ impl AuditSettings {
 pub struct ActionCounters {
     pub calls: AtomicU64,
     pub throttled: AtomicU64,
+    /// Ids this action answered (found or missing).
+    pub ids: AtomicU64,
 }
 
 pub use super::stop::{StopHandle, StopReason};
@@ -356,16 +363,22 @@ pub async fn audit(
     let shared = Shared::new(client, settings, counters, stop);
     let s = &shared;
     let _anchor = WheelAnchor::start();
-    let lookup = match settings.api {
-        ApiMode::Single => Action::GetImageInfo,
-        ApiMode::Batch => Action::GetImageInfos,
+    let lookup_lanes: &[Action] = match settings.api {
+        ApiMode::Single => &[Action::GetImageInfo],
+        ApiMode::Batch => &[Action::GetImageInfos],
+        ApiMode::Mixed => &[Action::GetImageInfo, Action::GetImageInfos],
     };
     let per_call = match settings.api {
-        ApiMode::Single => 1,
+        ApiMode::Single | ApiMode::Mixed => 1,
         ApiMode::Batch => crate::api::client::MAX_BATCH_IDS,
     };
     let concurrency = settings.concurrency.max(1);
-    let mut ids = ids.into_iter().peekable();
+    // Shared by the calls of `--api mixed`, which take their ids when their
+    // slot comes; never locked across an await.
+    let ids = std::sync::Mutex::new(ids.into_iter().peekable());
+    let ids = &ids;
+    // `--api mixed`: calls of each kind in flight.
+    let (mut singles, mut batches) = (0usize, 0usize);
     let mut backlog: std::collections::VecDeque<Outcome> = awaiting.into();
     let mut lookups = FuturesUnordered::new();
     let mut moderations = FuturesUnordered::new();
@@ -373,20 +386,56 @@ pub async fn audit(
     let mut held = 0usize;
     let mut last_lookups = false;
     loop {
-        while lookups.len() < concurrency && backlog.len() < MAX_AWAITING_MODERATION && ids.peek().is_some() {
-            let chunk: Vec<String> = ids.by_ref().take(per_call).collect();
-            lookups.push(async move {
-                match settings.api {
-                    ApiMode::Single => vec![audit_one(s, chunk.into_iter().next().expect("a chunk holds an id")).await],
-                    ApiMode::Batch => audit_batch(s, chunk).await,
+        let room = |lookups: usize, backlog: usize| lookups < concurrency && backlog < MAX_AWAITING_MODERATION;
+        match settings.api {
+            ApiMode::Single | ApiMode::Batch => {
+                while room(lookups.len(), backlog.len()) && more_ids(ids) {
+                    let chunk = take_ids(ids, per_call);
+                    lookups.push(Either::Left(async move {
+                        let outcomes = match settings.api {
+                            ApiMode::Batch => audit_batch(s, chunk, false).await,
+                            _ => vec![audit_one(s, chunk.into_iter().next().expect("a chunk holds an id")).await],
+                        };
+                        (Lookup::Plain, outcomes)
+                    }));
                 }
-            });
+            }
+            ApiMode::Mixed => {
+                while backlog.len() < MAX_AWAITING_MODERATION && more_ids(ids) {
+                    if singles < concurrency {
+                        singles += 1;
+                        lookups.push(Either::Right(Either::Left(async move {
+                            let reserved = reserve(s, Action::GetImageInfo).await;
+                            let outcomes = match take_ids(ids, 1).pop() {
+                                Some(id) => vec![audit_one_from(s, id, reserved).await],
+                                None => Vec::new(),
+                            };
+                            (Lookup::Single, outcomes)
+                        })));
+                    } else if batches < concurrency {
+                        batches += 1;
+                        lookups.push(Either::Right(Either::Right(async move {
+                            let reserved = reserve(s, Action::GetImageInfos).await;
+                            let chunk = take_ids(ids, crate::api::client::MAX_BATCH_IDS);
+                            let outcomes = match chunk.is_empty() {
+                                true => Vec::new(),
+                                false => audit_batch(s, chunk, reserved).await,
+                            };
+                            (Lookup::Batch, outcomes)
+                        })));
+                    } else {
+                        break;
+                    }
+                }
+            }
         }
-        if ids.peek().is_none() && !last_lookups {
+        if !more_ids(ids) && !last_lookups {
             // Every id has been taken: the last calls need not wait for a
             // release tick, their slot is enough.
             last_lookups = true;
-            s.lane(lookup).rate.last_calls();
+            for lane in lookup_lanes {
+                s.lane(*lane).rate.last_calls();
+            }
         }
         while moderations.len() < concurrency {
             let Some(o) = backlog.pop_front() else { break };
@@ -409,7 +458,14 @@ pub async fn audit(
             }
         };
         let (done, looked) = match ready {
-            Done::Looked(outcomes) => (outcomes, true),
+            Done::Looked((kind, outcomes)) => {
+                match kind {
+                    Lookup::Single => singles -= 1,
+                    Lookup::Batch => batches -= 1,
+                    Lookup::Plain => {}
+                }
+                (outcomes, true)
+            }
             Done::Moderated(outcome) => (vec![*outcome], false),
         };
         for outcome in done {
@@ -443,15 +499,36 @@ pub async fn audit(
 
 /// What finished: a lookup's outcomes, or one moderation's.
 enum Done {
-    Looked(Vec<Outcome>),
+    Looked((Lookup, Vec<Outcome>)),
     Moderated(Box<Outcome>),
+}
+
+/// Which kind of lookup call finished.
+#[derive(Clone, Copy)]
+enum Lookup {
+    /// `--api single` or `batch`.
+    Plain,
+    /// `--api mixed`: a `GetImageInfo` call.
+    Single,
+    /// `--api mixed`: a `GetImageInfos` call.
+    Batch,
+}
+
+/// Whether ids are left to take.
+fn more_ids<I: Iterator<Item = String>>(ids: &std::sync::Mutex<std::iter::Peekable<I>>) -> bool {
+    ids.lock().unwrap_or_else(|e| e.into_inner()).peek().is_some()
+}
+
+/// The next `n` ids, fewer at the end.
+fn take_ids<I: Iterator<Item = String>>(ids: &std::sync::Mutex<std::iter::Peekable<I>>, n: usize) -> Vec<String> {
+    ids.lock().unwrap_or_else(|e| e.into_inner()).by_ref().take(n).collect()
 }
 
 /// The next call of either lane to finish. The caller never waits on two
 /// empty lanes.
 async fn next_done<A, B>(lookups: &mut FuturesUnordered<A>, moderations: &mut FuturesUnordered<B>) -> Done
 where
-    A: std::future::Future<Output = Vec<Outcome>>,
+    A: std::future::Future<Output = (Lookup, Vec<Outcome>)>,
     B: std::future::Future<Output = Outcome>,
 {
     tokio::select! {
@@ -527,7 +604,34 @@ enum Settled<T> {
 /// One call with its retries: the pause, the limiter, the policy, the
 /// budget and the counters, for single and batch calls alike. Returns how
 /// it ended and how many calls were made.
-async fn with_retries<T, F, Fut>(s: &Shared<'_>, action: Action, mut call: F) -> (Settled<T>, u32)
+async fn with_retries<T, F, Fut>(s: &Shared<'_>, action: Action, call: F) -> (Settled<T>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    with_retries_from(s, action, false, call).await
+}
+
+/// Waits for a slot of `action`'s lane (its pause, then its limiter); false
+/// when the run stops first. The call that takes it passes `reserved` to
+/// [`with_retries_from`], so that its first attempt waits no second time.
+async fn reserve(s: &Shared<'_>, action: Action) -> bool {
+    let lane = s.lane(action);
+    if let Some(until) = lane.pause.until() {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = s.stop.token.cancelled() => return false,
+        }
+    }
+    tokio::select! {
+        _ = lane.rate.until_ready(|| lane.pause.until()) => true,
+        _ = s.stop.token.cancelled() => false,
+    }
+}
+
+/// [`with_retries`], the first attempt's slot already taken by [`reserve`]
+/// when `reserved`.
+async fn with_retries_from<T, F, Fut>(s: &Shared<'_>, action: Action, reserved: bool, mut call: F) -> (Settled<T>, u32)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ApiError>>,
@@ -541,15 +645,9 @@ where
         if s.stop.is_stopped() {
             return (Settled::Stopped(last), attempts);
         }
-        if let Some(until) = lane.pause.until() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until.into()) => {}
-                _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
-            }
-        }
-        tokio::select! {
-            _ = lane.rate.until_ready(|| lane.pause.until()) => {}
-            _ = s.stop.token.cancelled() => return (Settled::Stopped(last), attempts),
+        let slot_taken = reserved && attempts == 0;
+        if !slot_taken && !reserve(s, action).await {
+            return (Settled::Stopped(last), attempts);
         }
         attempts += 1;
         s.counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -777,9 +875,21 @@ async fn ask_moderation(s: &Shared<'_>, mut o: Outcome) -> Outcome {
 }
 
 async fn audit_one(s: &Shared<'_>, id: String) -> Outcome {
-    let (end, attempts) = with_retries(s, Action::GetImageInfo, || s.client.get_image_info(&id)).await;
+    audit_one_from(s, id, false).await
+}
+
+async fn audit_one_from(s: &Shared<'_>, id: String, reserved: bool) -> Outcome {
+    let (end, attempts) = with_retries_from(s, Action::GetImageInfo, reserved, || s.client.get_image_info(&id)).await;
+    let answered = |s: &Shared<'_>| s.counters.of(Action::GetImageInfo).ids.fetch_add(1, Ordering::Relaxed);
     match end {
-        Settled::Ok(found) => Outcome::found(id, found.info, attempts, found.request_id),
+        Settled::Ok(found) => {
+            answered(s);
+            Outcome::found(id, found.info, attempts, found.request_id)
+        }
+        Settled::Final(e) if e.class == ErrorClass::Missing => {
+            answered(s);
+            Outcome::missing(id, attempts, e.request_id)
+        }
         other => unsettled(s, id, attempts, strip(other)),
     }
 }
@@ -794,7 +904,7 @@ pub const UNACCOUNTED: &str = "Unaccounted";
 /// `GetImageInfo`, since the batch call's model does not promise it. An
 /// answer that names ids wrongly is refused whole ([`super::batch`]) and
 /// retried like any bad answer.
-async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
+async fn audit_batch(s: &Shared<'_>, ids: Vec<String>, reserved: bool) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(ids.len());
     let mut attempts: HashMap<String, u32> = ids.iter().map(|id| (id.clone(), 0)).collect();
     let mut pending = ids;
@@ -803,7 +913,7 @@ async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
     while !pending.is_empty() {
         rounds += 1;
         let refs: Vec<&str> = pending.iter().map(String::as_str).collect();
-        let (end, n) = with_retries(s, Action::GetImageInfos, || {
+        let (end, n) = with_retries_from(s, Action::GetImageInfos, reserved && rounds == 1, || {
             let refs = &refs;
             async move { file_batch_answer(refs, s.client.get_image_infos(refs).await?) }
         })
@@ -830,9 +940,11 @@ async fn audit_batch(s: &Shared<'_>, ids: Vec<String>) -> Vec<Outcome> {
                 if info.audit_status.is_none() {
                     fallback.push(id);
                 } else {
+                    s.counters.of(Action::GetImageInfos).ids.fetch_add(1, Ordering::Relaxed);
                     out.push(Outcome::found(id, info, a, request_id.clone()));
                 }
             } else if missing.contains(&id) {
+                s.counters.of(Action::GetImageInfos).ids.fetch_add(1, Ordering::Relaxed);
                 out.push(Outcome::missing(id, a, request_id.clone()));
             } else if rounds >= s.policy.max_attempts {
                 let failure = FailureInfo {

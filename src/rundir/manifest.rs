@@ -145,6 +145,10 @@ pub struct ManifestSettings {
 pub struct ActionCalls {
     pub calls: u64,
     pub throttled: u64,
+    /// Ids this API answered (found or missing): with `--api mixed`, how
+    /// the ids were shared out.
+    #[serde(default)]
+    pub ids: u64,
 }
 
 /// What the calls of a run came to.

@@ -145,7 +145,7 @@ fn dry_run_prints_the_plan_and_calls_and_writes_nothing() {
         "id column: ImageId",
         &format!("endpoint: {}", b.server.url),
         "credentials: ",
-        "calls: GetImageInfo 20 at 4/s: 5s",
+        "calls: GetImageInfo 20 at 4/s; the lookups 5s",
         "estimated duration: 5s (the slowest API's",
         "reports: out",
     ] {

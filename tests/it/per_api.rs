@@ -54,7 +54,8 @@ fn rates_default_to_the_same_share_of_each_api_s_quota_and_dry_run_says_so() {
     for want in ["GetImageInfo 20/s", "GetImageInfos 2/s", "GetMediaAuditResult 4/s", "SearchMedia 10/s"] {
         assert!(out.stdout.contains(want), "{want}\n{}", out.describe());
     }
-    assert!(out.stdout.contains("calls: GetMediaAuditResult at most 10 at 4/s"), "{}", out.describe());
+    assert!(out.stdout.contains("GetMediaAuditResult at most 10 at 4/s: up to 3s"), "{}", out.describe());
+    assert!(out.stdout.contains("lookups by --api: single 1s, batch 1s, mixed 1s"), "{}", out.describe());
     assert!(out.stdout.contains("estimated duration: up to 3s"), "the slowest API's\n{}", out.describe());
     let out = Audit::new(&wd, &server).args(["--dry-run", "--qps", "0"]).run();
     assert!(out.stdout.contains("GetMediaAuditResult no limit"), "--qps 0 is every API\n{}", out.describe());
@@ -90,13 +91,17 @@ fn kill_9_between_an_image_s_two_calls_resumes_with_the_missing_call_only() {
     let mut slow = args.to_vec();
     slow.extend(["--api-qps", "GetMediaAuditResult=2"]);
     let mut run = wd.spawn("first", &slow, &sim_env());
-    poll_until(Duration::from_secs(20), "the lookups to be answered and some images settled", || {
-        server.stats().answers_by_image.len() == 40 && wd.count_lines("out/journal.jsonl") >= 2
+    let waiting = || {
+        std::fs::read_to_string(wd.path().join("out/journal.awaiting.jsonl"))
+            .unwrap_or_default()
+            .matches("\"image_id\"")
+            .count()
+    };
+    poll_until(Duration::from_secs(20), "every lookup to be recorded and some images settled", || {
+        waiting() == 40 && wd.count_lines("out/journal.jsonl") >= 2
     });
     run.kill9();
     let _ = run.wait(Duration::from_secs(10));
-    let awaiting = wd.count_lines("out/journal.awaiting.jsonl");
-    assert!(awaiting >= 30, "found images wait for their moderation call: {awaiting}");
     let before = server.stats();
     let lookups_before: u64 = before.answers_by_image.values().sum();
 
@@ -160,4 +165,43 @@ fn a_throttled_moderation_lane_never_slows_the_lookups() {
     let out = run.wait(Duration::from_secs(30));
     assert_eq!(out.code, 130, "{}", out.describe());
     assert!(server.stats().quota["GetMediaAuditResult"].throttled > 0, "the moderation lane was throttled");
+}
+
+#[test]
+fn api_mixed_answers_every_id_once_through_both_lookups() {
+    // Batch answers carry AuditStatus here (an image without it would be
+    // asked again with GetImageInfo, as --api batch does).
+    let values = vod_image_audit::sim::catalog::generate(600, 85, "cn-shanghai")
+        .into_iter()
+        .map(|mut v| {
+            v.as_object_mut().unwrap().entry("AuditStatus").or_insert("Normal".into());
+            v
+        })
+        .collect();
+    let cat = TestCatalog::from_values(values);
+    let mut config = cat.config();
+    config.batch_omits_audit_status = false;
+    config.api_qps.insert(QuotaAction::GetImageInfo, Some(200));
+    config.api_qps.insert(QuotaAction::GetImageInfos, Some(20));
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    let mut ids = cat.ids();
+    ids.extend((0..25).map(|i| format!("{i:032x}")));
+    wd.write("ids.csv", id_file(&ids));
+    let out = Audit::new(&wd, &server)
+        .qps(180)
+        .args(["--api", "mixed", "--api-qps", "GetImageInfos=18", "--concurrency", "8"])
+        .run();
+    out.expect_code(0);
+    let stats = server.stats();
+    assert_eq!(stats.answers_by_image.len(), 625, "every id answered");
+    assert!(stats.answers_by_image.values().all(|n| *n == 1), "once each: {:?}", stats.answers_by_image.values().max());
+    let m = wd.json("out/manifest.json");
+    let by = &m["calls"]["by_action"];
+    let (single, batch) = (by["GetImageInfo"]["ids"].as_u64().unwrap(), by["GetImageInfos"]["ids"].as_u64().unwrap());
+    assert_eq!(single + batch, 625, "{by}");
+    assert!(single > 0 && batch > 0, "both APIs used: {by}");
+    assert_eq!(m["calls"]["throttled"], 0, "each at its own quota\n{}", out.describe());
+    let s = wd.json("out/summary.json");
+    assert_eq!((s["totals"]["found"].as_u64(), s["totals"]["missing"].as_u64()), (Some(600), Some(25)));
 }

@@ -267,6 +267,7 @@ pub async fn run_audit(
             trend::earlier_runs(parent, dir.path(), settings.trend_runs.saturating_sub(1))
         },
         inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
+        reviews: settings.compliance.reviews.clone(),
     };
     let stop_reason = reason.as_ref().map(StopReason::describe);
     let reports = settings.reports.clone();
@@ -469,6 +470,8 @@ fn seed_from(
         let r: ImageRecord = serde_json::from_str(line)
             .map_err(|e| CmdError::usage(format!("{} line {}: not a record: {e}", path.display(), n + 1)))?;
         if matches!(r.outcome, OutcomeKind::Found | OutcomeKind::Missing) {
+            // The settled answer only: tonight's pass fills the review columns anew.
+            let r = ImageRecord { review_decision: None, reviewer: None, reviewed_at: None, blocked_since: None, ..r };
             journal.append(&r).map_err(|e| CmdError::disk(format!("writing {}", journal.path().display()), e))?;
             seen(&r.image_id);
             kept += 1;
@@ -485,6 +488,7 @@ fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
         .filter_map(|kind| {
             let n = match kind.as_str() {
                 "failed" => summary.totals.failed,
+                super::settings::UNREVIEWED_BLOCKED => summary.review.unreviewed_blocked,
                 kind => summary.changes.as_ref().and_then(|c| c.counts.get(kind)).copied().unwrap_or(0),
             };
             (n > 0).then(|| format!("{kind} {n}"))
@@ -580,5 +584,10 @@ fn manifest(
         calls,
         files,
         inventory: None,
+        reviews: settings.compliance.reviews.as_ref().map(|l| FileDigest {
+            name: l.file.clone(),
+            bytes: l.bytes,
+            sha256: l.sha256.clone(),
+        }),
     }
 }

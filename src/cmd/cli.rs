@@ -333,9 +333,14 @@ pub struct RunArgs {
     /// Exit 8 (after the reports) when any of these happened: change kinds (newly_blocked,
     /// newly_missing, unblocked, reappeared, status_changed, category_changed, audit_status_appeared,
     /// new_image)
-    /// or failed, comma-separated.
+    /// or failed, or unreviewed_blocked (a blocked image with no decision in --reviews), comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     pub fail_on: Vec<String>,
+    /// The team's review ledger, a CSV of image_id, decision (confirmed, appealed, deleted,
+    /// false_positive), reviewer, reviewed_at, note: the reports show each blocked image's decision,
+    /// count those without one, and list the reviews that no longer apply.
+    #[arg(long, value_name = "FILE")]
+    pub reviews: Option<PathBuf>,
     /// Share of found images that must carry AuditStatus (0..1, default 0.9); below it the run
     /// exits 9 after writing the reports, since the blocked count cannot be trusted.
     #[arg(long, value_name = "SHARE")]

@@ -16,6 +16,7 @@ use crate::api::error::{ApiError, ErrorClass};
 use crate::api::proxy::{choose_proxy, ProxyEnv};
 use crate::api::sts::Identity;
 use crate::report::pass::ReportSettings;
+use crate::report::review::{self, ReviewLedger};
 use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
 use crate::run::engine::{self, AuditSettings};
@@ -32,6 +33,10 @@ use crate::rundir::manifest::ManifestSettings;
 /// share below this means the service stopped sending it, not that a few
 /// images lack a verdict.
 pub const DEFAULT_MIN_AUDIT_STATUS: f64 = 0.9;
+
+/// `--fail-on unreviewed_blocked`: a blocked image without a decision in
+/// the review ledger.
+pub const UNREVIEWED_BLOCKED: &str = "unreviewed_blocked";
 
 /// Validated settings of `run`.
 #[derive(Debug, Clone)]
@@ -63,6 +68,26 @@ pub struct RunSettings {
     pub json: bool,
     /// The command line, recorded in the manifest.
     pub argv: Vec<String>,
+    /// `--reviews`, and the evidence and news of the run.
+    pub compliance: ComplianceSettings,
+}
+
+/// What a compliance team adds to a nightly run: its review ledger.
+#[derive(Debug, Clone, Default)]
+pub struct ComplianceSettings {
+    /// `--reviews`: the ledger, read and checked before any call.
+    pub reviews: Option<std::sync::Arc<ReviewLedger>>,
+}
+
+impl ComplianceSettings {
+    /// Checks `--reviews`.
+    pub fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
+        let reviews = match &a.reviews {
+            Some(path) => Some(std::sync::Arc::new(review::read_ledger(path).map_err(CmdError::usage)?)),
+            None => None,
+        };
+        Ok(ComplianceSettings { reviews })
+    }
 }
 
 /// The filters of `--all-images` and `list-images`, checked.
@@ -142,9 +167,12 @@ impl RunSettings {
             retry_failed: a.retry_failed.clone(),
             fail_on: {
                 for kind in &a.fail_on {
-                    if kind != "failed" && !crate::report::changes::CHANGE_KINDS.contains(&kind.as_str()) {
+                    if kind != "failed"
+                        && kind != UNREVIEWED_BLOCKED
+                        && !crate::report::changes::CHANGE_KINDS.contains(&kind.as_str())
+                    {
                         return Err(CmdError::usage(format!(
-                            "--fail-on {kind:?}: not a change kind; use failed or any of {}",
+                            "--fail-on {kind:?}: not a change kind; use failed, unreviewed_blocked or any of {}",
                             crate::report::changes::CHANGE_KINDS.join(", ")
                         )));
                     }
@@ -162,6 +190,7 @@ impl RunSettings {
             metrics_file: a.metrics_file.clone(),
             json: a.json,
             argv,
+            compliance: ComplianceSettings::from_args(a)?,
         })
     }
 

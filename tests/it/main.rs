@@ -19,6 +19,7 @@ mod nightly;
 mod nightly_loop;
 mod ops;
 mod reliability;
+mod review_ledger;
 mod run_e2e;
 mod sim_strict;
 mod verdict;

@@ -26,7 +26,7 @@ use crate::run::outcome::Outcome;
 use crate::run::stop::MODERATION_REGION_NOTE;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{Manifest, ManifestCalls, ManifestInput, RetryOf};
-use crate::rundir::{self, RunDir};
+use crate::rundir::{self, signature, RunDir};
 
 /// Where a run is, for the signal handler: while the reports are written a
 /// signal quits at once (the journal still holds everything, so the run
@@ -336,6 +336,12 @@ pub async fn run_audit(
     let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
+    if let Some(key) = &settings.compliance.sign_key {
+        // A crash before this line leaves a manifest naming a key and no
+        // signature: `verify` says so, and how to sign it by hand.
+        signature::sign_manifest(dir.path(), key)
+            .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_SIG).display()), e))?;
+    }
     if summary.complete {
         // The reports now hold everything the journal did.
         drop(journal);
@@ -584,6 +590,7 @@ fn manifest(
         calls,
         files,
         inventory: None,
+        signing_key: settings.compliance.sign_key.as_ref().map(|k| k.fingerprint.clone()),
         reviews: settings.compliance.reviews.as_ref().map(|l| FileDigest {
             name: l.file.clone(),
             bytes: l.bytes,

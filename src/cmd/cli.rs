@@ -137,6 +137,10 @@ pub struct VerifyArgs {
     /// manifest, and through it every report, is the one the run wrote.
     #[arg(long, value_name = "HEX")]
     pub manifest_sha256: Option<String>,
+    /// An OpenSSH allowed_signers file: manifest.json.sig must be a good signature, in the
+    /// vod-image-audit namespace, by a key it lists (as `ssh-keygen -Y verify` checks).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// `diff`.
@@ -341,6 +345,11 @@ pub struct RunArgs {
     /// count those without one, and list the reviews that no longer apply.
     #[arg(long, value_name = "FILE")]
     pub reviews: Option<PathBuf>,
+    /// Sign manifest.json with this unencrypted OpenSSH ed25519 private key (mode 600) into
+    /// manifest.json.sig, which `ssh-keygen -Y verify -n vod-image-audit` and
+    /// `verify --allowed-signers` check (also: VOD_IMAGE_AUDIT_SIGN_KEY names the file).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// Share of found images that must carry AuditStatus (0..1, default 0.9); below it the run
     /// exits 9 after writing the reports, since the blocked count cannot be trusted.
     #[arg(long, value_name = "SHARE")]

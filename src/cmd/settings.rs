@@ -26,6 +26,7 @@ use crate::run::inventory::Filters;
 use crate::run::rate::RateMode;
 use crate::run::retry::{self, RetryPolicy};
 use crate::rundir::manifest::ManifestSettings;
+use crate::rundir::signature::SigningKey;
 
 /// `--min-audit-status` when not given: nine in ten found images must carry
 /// `AuditStatus`. The page the project was built from documents it on every
@@ -72,11 +73,18 @@ pub struct RunSettings {
     pub compliance: ComplianceSettings,
 }
 
-/// What a compliance team adds to a nightly run: its review ledger.
+/// The variable that names the signing key when `--sign-key` is not given.
+pub const SIGN_KEY_VAR: &str = "VOD_IMAGE_AUDIT_SIGN_KEY";
+
+/// What a compliance team adds to a nightly run: its review ledger and the
+/// key that signs the evidence.
 #[derive(Debug, Clone, Default)]
 pub struct ComplianceSettings {
     /// `--reviews`: the ledger, read and checked before any call.
     pub reviews: Option<std::sync::Arc<ReviewLedger>>,
+    /// `--sign-key` (or `VOD_IMAGE_AUDIT_SIGN_KEY`): loaded and checked
+    /// before any call.
+    pub sign_key: Option<std::sync::Arc<SigningKey>>,
 }
 
 impl ComplianceSettings {
@@ -86,7 +94,16 @@ impl ComplianceSettings {
             Some(path) => Some(std::sync::Arc::new(review::read_ledger(path).map_err(CmdError::usage)?)),
             None => None,
         };
-        Ok(ComplianceSettings { reviews })
+        let key_path = match &a.sign_key {
+            Some(p) => Some(p.clone()),
+            // A path need not be UTF-8: the variable is taken as it is.
+            None => std::env::var_os(SIGN_KEY_VAR).filter(|v| !v.is_empty()).map(PathBuf::from),
+        };
+        let sign_key = match key_path {
+            Some(p) => Some(std::sync::Arc::new(SigningKey::load(&p).map_err(CmdError::usage)?)),
+            None => None,
+        };
+        Ok(ComplianceSettings { reviews, sign_key })
     }
 }
 

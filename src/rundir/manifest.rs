@@ -75,6 +75,10 @@ pub struct Manifest {
     /// SHA-256), evidence of the decisions the reports show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviews: Option<FileDigest>,
+    /// `--sign-key`: the fingerprint (`SHA256:...`) of the key that signs
+    /// this manifest in `manifest.json.sig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 /// The listing of an `--all-images` run (see `run::inventory`).

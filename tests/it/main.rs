@@ -21,6 +21,7 @@ mod ops;
 mod reliability;
 mod review_ledger;
 mod run_e2e;
+mod signature;
 mod sim_strict;
 mod verdict;
 mod workbook;

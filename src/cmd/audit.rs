@@ -430,6 +430,15 @@ pub async fn run_audit(
             settings.out.display()
         );
     }
+    super::notify::after_run(
+        &settings.compliance.notify,
+        &summary,
+        exit,
+        &alerted,
+        dir.path(),
+        &manifest_digest.sha256,
+    )
+    .await;
     super::metrics::after_run(settings, &summary, &manifest, &manifest_digest.sha256, exit, dir.path(), started);
     Ok(exit)
 }

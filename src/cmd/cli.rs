@@ -350,6 +350,22 @@ pub struct RunArgs {
     /// `verify --allowed-signers` check (also: VOD_IMAGE_AUDIT_SIGN_KEY names the file).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Send the run's news to a webhook (repeatable): FORMAT is json, dingtalk, feishu or slack, else
+    /// the URL's host decides (oapi.dingtalk.com, open.feishu.cn / open.larksuite.com,
+    /// hooks.slack.com; any other: json). https only (http to loopback).
+    #[arg(long, value_name = "[FORMAT=]URL")]
+    pub notify: Vec<String>,
+    /// When to send: alert (what --fail-on names happened), problem (failed ids, a stop, exit 9 or
+    /// 10), always; comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = choice::<crate::cmd::notify::NotifyOn>(crate::cmd::notify::NotifyOn::NAMES), default_value = "alert,problem")]
+    pub notify_on: Vec<crate::cmd::notify::NotifyOn>,
+    /// The variable that holds the DingTalk robot's signing secret ("signature" security setting).
+    #[arg(long, value_name = "VAR")]
+    pub notify_secret_env: Option<String>,
+    /// Time for every delivery of a run, retries included (default 30s); a receiver that never
+    /// answers delays the end of the run by this much at most.
+    #[arg(long, value_name = "DURATION")]
+    pub notify_timeout: Option<String>,
     /// Share of found images that must carry AuditStatus (0..1, default 0.9); below it the run
     /// exits 9 after writing the reports, since the blocked count cannot be trusted.
     #[arg(long, value_name = "SHARE")]

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::cli::{ApiArgs, InventoryArgs, Qps, RunArgs};
 use super::error::{CmdError, Exit};
+use super::notify::NotifySettings;
 use super::progress::ProgressMode;
 use crate::api::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::api::credentials::{self, CredentialRequest, CredentialSource};
@@ -85,6 +86,8 @@ pub struct ComplianceSettings {
     /// `--sign-key` (or `VOD_IMAGE_AUDIT_SIGN_KEY`): loaded and checked
     /// before any call.
     pub sign_key: Option<std::sync::Arc<SigningKey>>,
+    /// `--notify`, `--notify-on`, `--notify-secret-env`, `--notify-timeout`.
+    pub notify: std::sync::Arc<NotifySettings>,
 }
 
 impl ComplianceSettings {
@@ -103,7 +106,13 @@ impl ComplianceSettings {
             Some(p) => Some(std::sync::Arc::new(SigningKey::load(&p).map_err(CmdError::usage)?)),
             None => None,
         };
-        Ok(ComplianceSettings { reviews, sign_key })
+        let notify = NotifySettings::from_args(
+            &a.notify,
+            &a.notify_on,
+            a.notify_secret_env.as_deref(),
+            a.notify_timeout.as_deref(),
+        )?;
+        Ok(ComplianceSettings { reviews, sign_key, notify: std::sync::Arc::new(notify) })
     }
 }
 
@@ -206,7 +215,8 @@ impl RunSettings {
             quiet: a.quiet,
             metrics_file: a.metrics_file.clone(),
             json: a.json,
-            argv,
+            // The robots' tokens stay out of the manifest.
+            argv: super::notify::mask_argv(argv),
             compliance: ComplianceSettings::from_args(a)?,
         })
     }

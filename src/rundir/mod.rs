@@ -48,6 +48,9 @@ pub const MANIFEST_SHA256: &str = "manifest.sha256";
 /// `manifest.json.sig`: the manifest's SSH signature (`run --sign-key`),
 /// written after it.
 pub const MANIFEST_SIG: &str = "manifest.json.sig";
+/// `notifications.json`: how each `--notify` delivery went; written after
+/// the manifest (whose digest the messages carry), so not listed in it.
+pub const NOTIFICATIONS_JSON: &str = "notifications.json";
 /// The journal of settled ids, while a run is unfinished.
 pub const JOURNAL: &str = "journal.jsonl";
 /// The lock file (held while a run writes here).
@@ -76,6 +79,7 @@ pub const REPORT_FILES: &[&str] = &[
     MANIFEST_JSON,
     MANIFEST_SHA256,
     MANIFEST_SIG,
+    NOTIFICATIONS_JSON,
 ];
 
 /// Every file of a run's own state.

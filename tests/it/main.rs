@@ -17,6 +17,7 @@ mod input_plan;
 mod inventory;
 mod nightly;
 mod nightly_loop;
+mod notify;
 mod ops;
 mod reliability;
 mod review_ledger;

@@ -55,7 +55,8 @@ Exit codes:
        reports could not be written); what could be written is marked
        incomplete; run again to resume
   5    another run holds the lock on the output directory
-  6    (verify) a report file changed or the ledger does not balance
+  6    (verify) a report file changed, the ledger does not balance, or
+       manifest.json.sig is missing or bad
   8    finished, and something --fail-on names happened (e.g. newly_blocked)
   9    finished, but AuditStatus was missing from more found images than
        --min-audit-status allows: the blocked count cannot be trusted
@@ -103,7 +104,7 @@ pub enum Command {
     ListImages(ListImagesArgs),
     /// Re-check a finished run directory: file digests against the manifest, the ledger's sums.
     #[command(
-        after_help = "Exit codes: 0 everything checks; 6 a file changed, a sum does not balance, or the run is incomplete; 2 not a run directory."
+        after_help = "Exit codes: 0 everything checks; 6 a file changed, a sum does not balance, the run is incomplete, or manifest.json.sig is missing, does not verify or is by a key --allowed-signers does not list; 2 not a run directory."
     )]
     Verify(VerifyArgs),
     /// What changed between two runs (newly blocked, missing, ...), as changes.csv.

@@ -49,7 +49,7 @@ named_enum! {
 /// The ledger's columns, in the order the README shows them.
 pub const LEDGER_COLUMNS: &[&str] = &["image_id", "decision", "reviewer", "reviewed_at", "note"];
 
-/// The largest ledger read: a decision a row for a million images is some
+/// The largest ledger read: a row for each of a million images is some
 /// 100 MB; a team's ledger is far smaller, and a bigger file is a mistake.
 pub const MAX_LEDGER_BYTES: u64 = 256 * 1024 * 1024;
 

@@ -59,6 +59,10 @@ fn record(i: u64) -> ImageRecord {
         error_message: None,
         http_status: None,
         request_id: Some(format!("5B4AFD67-DEA0-2347-9C17-{:012X}", i)),
+        review_decision: None,
+        reviewer: None,
+        reviewed_at: None,
+        blocked_since: None,
         image_id: id,
     }
 }

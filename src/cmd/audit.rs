@@ -27,7 +27,7 @@ use crate::run::outcome::Outcome;
 use crate::run::stop::MODERATION_REGION_NOTE;
 use crate::rundir::files::{open_private, sync_dir, FileDigest, Private};
 use crate::rundir::manifest::{ActionCalls, Manifest, ManifestCalls, ManifestInput, RetryOf};
-use crate::rundir::{self, PreviousError, RunDir};
+use crate::rundir::{self, signature, PreviousError, RunDir};
 
 /// Where a run is, for the signal handler: while the reports are written a
 /// signal quits at once (the journal still holds everything, so the run
@@ -348,6 +348,7 @@ pub async fn run_audit(
             points
         },
         inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
+        reviews: settings.compliance.reviews.clone(),
     };
     let stop_reason = reason.as_ref().map(StopReason::describe);
     let reports = settings.reports.clone();
@@ -433,6 +434,13 @@ pub async fn run_audit(
     let manifest_digest = manifest
         .write(dir.path())
         .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_JSON).display()), e))?;
+    if let Some(key) = &settings.compliance.sign_key {
+        // A crash before this line leaves a manifest naming a key and no
+        // signature, with the journal still there: the same command signs
+        // it (finish_leftover); `verify` says it is missing.
+        signature::sign_manifest(dir.path(), key)
+            .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_SIG).display()), e))?;
+    }
     // Before the journal goes: a kill from here on leaves a complete run
     // with its journal, which the same command finishes (finish_leftover).
     let metrics =
@@ -537,6 +545,15 @@ pub async fn run_audit(
             settings.out.display()
         );
     }
+    super::notify::after_run(
+        &settings.compliance.notify,
+        &summary,
+        exit,
+        &alerted,
+        dir.path(),
+        &manifest_digest.sha256,
+    )
+    .await;
     metrics?;
     Ok(exit)
 }
@@ -595,6 +612,18 @@ fn finish_leftover(dir: &RunDir, m: &Manifest, settings: &RunSettings, pins: Opt
         }
         (None, _) => false,
     };
+    // Killed between the manifest and its signature: the same key signs it.
+    if let Some(key) = settings
+        .compliance
+        .sign_key
+        .as_ref()
+        .filter(|k| same && m.signing_key.as_deref() == Some(k.fingerprint.as_str()))
+    {
+        if !dir.join(rundir::MANIFEST_SIG).exists() {
+            signature::sign_manifest(dir.path(), key)
+                .map_err(|e| CmdError::disk(format!("writing {}", dir.join(rundir::MANIFEST_SIG).display()), e))?;
+        }
+    }
     remove_journals(dir.path());
     let exit = Exit::from_code(m.exit_code)
         .filter(|_| same)
@@ -662,6 +691,8 @@ fn seed_from(
         let r: ImageRecord = serde_json::from_str(line)
             .map_err(|e| CmdError::usage(format!("{} line {}: not a record: {e}", path.display(), n + 1)))?;
         if matches!(r.outcome, OutcomeKind::Found | OutcomeKind::Missing) {
+            // The settled answer only: tonight's pass fills the review columns anew.
+            let r = ImageRecord { review_decision: None, reviewer: None, reviewed_at: None, blocked_since: None, ..r };
             journal.append(&r).map_err(|e| CmdError::disk(format!("writing {}", journal.path().display()), e))?;
             seen(&r.image_id);
             kept += 1;
@@ -678,6 +709,7 @@ fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
         .filter_map(|kind| {
             let n = match kind.as_str() {
                 "failed" => summary.totals.failed,
+                super::settings::UNREVIEWED_BLOCKED => summary.review.unreviewed_blocked,
                 kind => summary.changes.as_ref().and_then(|c| c.counts.get(kind)).copied().unwrap_or(0),
             };
             (n > 0).then(|| format!("{kind} {n}"))
@@ -773,5 +805,11 @@ fn manifest(
         calls,
         files,
         inventory: None,
+        signing_key: settings.compliance.sign_key.as_ref().map(|k| k.fingerprint.clone()),
+        reviews: settings.compliance.reviews.as_ref().map(|l| FileDigest {
+            name: l.file.clone(),
+            bytes: l.bytes,
+            sha256: l.sha256.clone(),
+        }),
     }
 }

@@ -69,7 +69,8 @@ Exit codes:
        disk error (the journal or the reports could not be written); what
        could be written is marked incomplete; run again to resume
   5    another run holds the lock on the output directory
-  6    (verify) a report file changed or the ledger does not balance
+  6    (verify) a report file changed, the ledger does not balance, or
+       manifest.json.sig is missing or bad
   8    finished, and something --fail-on names happened (e.g. newly_blocked)
   9    finished, but AuditStatus was missing from more found images than
        --min-audit-status allows: the blocked count cannot be trusted
@@ -117,7 +118,7 @@ pub enum Command {
     ListImages(ListImagesArgs),
     /// Re-check a finished run directory: file digests against the manifest, the ledger's sums.
     #[command(
-        after_help = "Exit codes: 0 everything checks; 6 a file changed, a sum does not balance, or the run is incomplete; 2 not a run directory."
+        after_help = "Exit codes: 0 everything checks; 6 a file changed, a sum does not balance, the run is incomplete, or manifest.json.sig is missing, does not verify or is by a key --allowed-signers does not list; 2 not a run directory."
     )]
     Verify(VerifyArgs),
     /// What changed between two runs (newly blocked, missing, ...), as changes.csv.
@@ -151,6 +152,10 @@ pub struct VerifyArgs {
     /// manifest, and through it every report, is the one the run wrote.
     #[arg(long, value_name = "HEX")]
     pub manifest_sha256: Option<String>,
+    /// An OpenSSH allowed_signers file: manifest.json.sig must be a good signature, in the
+    /// vod-image-audit namespace, by a key it lists (as `ssh-keygen -Y verify` checks).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 /// `diff`.
@@ -354,9 +359,35 @@ pub struct RunArgs {
     /// Exit 8 (after the reports) when any of these happened: change kinds (newly_blocked,
     /// newly_missing, unblocked, reappeared, status_changed, category_changed, audit_status_appeared,
     /// new_image)
-    /// or failed, comma-separated.
+    /// or failed, or unreviewed_blocked (a blocked image with no decision in --reviews), comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     pub fail_on: Vec<String>,
+    /// The team's review ledger, a CSV of image_id, decision (confirmed, appealed, deleted,
+    /// false_positive), reviewer, reviewed_at, note: the reports show each blocked image's decision,
+    /// count those without one, and list the reviews that no longer apply.
+    #[arg(long, value_name = "FILE")]
+    pub reviews: Option<PathBuf>,
+    /// Sign manifest.json with this unencrypted OpenSSH ed25519 private key (mode 600) into
+    /// manifest.json.sig, which `ssh-keygen -Y verify -n vod-image-audit` and
+    /// `verify --allowed-signers` check (also: VOD_IMAGE_AUDIT_SIGN_KEY names the file).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Send the run's news to a webhook (repeatable): FORMAT is json, dingtalk, feishu or slack, else
+    /// the URL's host decides (oapi.dingtalk.com, open.feishu.cn / open.larksuite.com,
+    /// hooks.slack.com; any other: json). https only (http to loopback).
+    #[arg(long, value_name = "[FORMAT=]URL")]
+    pub notify: Vec<String>,
+    /// When to send: alert (what --fail-on names happened), problem (failed ids, a stop, exit 9 or
+    /// 10), always; comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = choice::<crate::cmd::notify::NotifyOn>(crate::cmd::notify::NotifyOn::NAMES), default_value = "alert,problem")]
+    pub notify_on: Vec<crate::cmd::notify::NotifyOn>,
+    /// The variable that holds the DingTalk robot's signing secret ("signature" security setting).
+    #[arg(long, value_name = "VAR")]
+    pub notify_secret_env: Option<String>,
+    /// Time for every delivery of a run, retries included (default 30s); a receiver that never
+    /// answers delays the end of the run by this much at most.
+    #[arg(long, value_name = "DURATION")]
+    pub notify_timeout: Option<String>,
     /// Share of found images that must carry AuditStatus (0..1, default 0.9); below it the run
     /// exits 9 after writing the reports, since the blocked count cannot be trusted.
     #[arg(long, value_name = "SHARE")]

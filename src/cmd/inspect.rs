@@ -8,12 +8,14 @@ use super::error::{verdict_exit, CmdError, CmdResult, Exit};
 use crate::report::changes::{self, ChangesWriter, CHANGE_KINDS};
 use crate::report::verify;
 use crate::report::write::CsvStyle;
-use crate::rundir::files::write_atomic;
-use crate::rundir::{IMAGES_CSV, MANIFEST_JSON};
+use crate::rundir::files::{read_small_file, write_atomic};
+use crate::rundir::signature::{self, SignatureCheck};
+use crate::rundir::{IMAGES_CSV, MANIFEST_JSON, MANIFEST_SIG};
 
 /// `verify DIR`: what was checked on stdout, exit 6 on any problem.
 pub fn verify(a: &VerifyArgs) -> CmdResult {
-    let v = verify::verify(&a.dir, a.manifest_sha256.as_deref())?;
+    let mut v = verify::verify(&a.dir, a.manifest_sha256.as_deref())?;
+    check_signature(a, &mut v)?;
     for line in &v.checked {
         println!("ok: {line}");
     }
@@ -27,6 +29,39 @@ pub fn verify(a: &VerifyArgs) -> CmdResult {
         eprintln!("vod-image-audit: {}: {} problem(s) found", a.dir.display(), v.problems.len());
     }
     Ok(exit)
+}
+
+/// The signature's part of `verify`: with `--allowed-signers`, a good
+/// signature by a listed key; without, a manifest that names a signing key
+/// must still have its signature beside it (a run cut between the two).
+fn check_signature(a: &VerifyArgs, v: &mut verify::Verdict) -> Result<(), CmdError> {
+    let sig_path = a.dir.join(MANIFEST_SIG);
+    match &a.allowed_signers {
+        Some(path) => {
+            let file = path.display().to_string();
+            let (bytes, _) = read_small_file(path, signature::MAX_SIGNERS_BYTES)
+                .map_err(|e| CmdError::usage(format!("--allowed-signers {file}: {e}")))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| CmdError::usage(format!("--allowed-signers {file}: not UTF-8 text")))?;
+            match signature::check(&a.dir, &text, &file) {
+                SignatureCheck::Good { principals } => {
+                    v.checked.push(format!("{MANIFEST_SIG}: a good signature by {principals} ({file})"))
+                }
+                SignatureCheck::Bad(why) => v.problems.push(why),
+            }
+        }
+        None => {
+            let named = crate::rundir::manifest::Manifest::read(&a.dir).ok().and_then(|m| m.signing_key);
+            if let Some(fingerprint) = named.filter(|_| !sig_path.exists()) {
+                v.problems.push(format!(
+                    "{MANIFEST_SIG}: missing, though the manifest names the signing key {fingerprint}: the run stopped before signing, or the signature was removed; sign it with `ssh-keygen -Y sign -n {} -f KEY {}` (the file it writes is the one the run would have)",
+                    signature::NAMESPACE,
+                    a.dir.join(MANIFEST_JSON).display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `diff OLD NEW`: changes.csv to stdout or `--out`, counts to stderr.

@@ -81,6 +81,7 @@ pub fn json_line(end: &RunEnd<'_>) -> serde_json::Value {
         "stop_reason": s.stop_reason,
         "totals": s.totals,
         "blocked": s.blocked(),
+        "unreviewed_blocked": s.review.unreviewed_blocked,
         "by_verdict": s.by_verdict,
         "audit_status_coverage": s.audit_status_coverage,
         "verdict_coverage": s.verdict_coverage,
@@ -140,6 +141,18 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
         "Found images by Status.",
         s.by_status.iter().map(|(k, v)| (vec![("status", k.as_str())], *v as f64)),
     );
+    e.gauge(
+        "unreviewed_blocked",
+        "Blocked images with no decision in the review ledger (--reviews).",
+        s.review.unreviewed_blocked as f64,
+    );
+    if let Some(days) = s.review.oldest_unreviewed_age_days {
+        e.gauge(
+            "oldest_unreviewed_blocked_age_days",
+            "Days since the oldest unreviewed blocked image was first seen blocked.",
+            days as f64,
+        );
+    }
     e.family(
         "calls",
         "API calls the last run made, retries included, by API action.",

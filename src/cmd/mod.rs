@@ -11,6 +11,7 @@
 //! - [`plan`]: `run --dry-run`, the plan printed.
 //! - [`simulator`]: `simulate` and `demo` (feature `simulator`).
 //! - [`metrics`]: the end of `run` for machines: `--metrics-file`, `--json`.
+//! - [`notify`]: the end of `run` for people: `--notify` webhooks.
 //! - [`progress`]: the progress display.
 //! - [`prune`]: the `prune` command (retention).
 //! - [`listing`]: `list-images`, and the listing phase of `run --all-images`.
@@ -22,6 +23,7 @@ pub mod error;
 pub(crate) mod inspect;
 pub(crate) mod listing;
 pub(crate) mod metrics;
+pub(crate) mod notify;
 pub(crate) mod plan;
 pub(crate) mod progress;
 pub(crate) mod prune;

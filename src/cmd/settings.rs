@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::cli::{ApiArgs, InventoryArgs, Qps, RunArgs};
 use super::error::{CmdError, Exit};
+use super::notify::NotifySettings;
 use super::progress::ProgressMode;
 use crate::api::client::{ClientConfig, Endpoint, VodClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::api::credentials::{self, CredentialRequest, CredentialSource};
@@ -16,6 +17,7 @@ use crate::api::error::{ApiError, ErrorClass};
 use crate::api::proxy::{choose_proxy, ProxyEnv};
 use crate::api::sts::Identity;
 use crate::report::pass::ReportSettings;
+use crate::report::review::{self, ReviewLedger};
 use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
 use crate::run::engine::{self, Action, AuditSettings};
@@ -25,6 +27,7 @@ use crate::run::inventory::Filters;
 use crate::run::rate::RateMode;
 use crate::run::retry::{self, RetryPolicy};
 use crate::rundir::manifest::ManifestSettings;
+use crate::rundir::signature::SigningKey;
 
 /// `--min-audit-status` when not given: nine in ten found images must carry
 /// `AuditStatus`. The page the project was built from documents it on every
@@ -32,6 +35,10 @@ use crate::rundir::manifest::ManifestSettings;
 /// share below this means the service stopped sending it, not that a few
 /// images lack a verdict.
 pub const DEFAULT_MIN_AUDIT_STATUS: f64 = 0.9;
+
+/// `--fail-on unreviewed_blocked`: a blocked image without a decision in
+/// the review ledger.
+pub const UNREVIEWED_BLOCKED: &str = "unreviewed_blocked";
 
 /// Validated settings of `run`.
 #[derive(Debug, Clone)]
@@ -63,6 +70,50 @@ pub struct RunSettings {
     pub json: bool,
     /// The command line, recorded in the manifest.
     pub argv: Vec<String>,
+    /// `--reviews`, and the evidence and news of the run.
+    pub compliance: ComplianceSettings,
+}
+
+/// The variable that names the signing key when `--sign-key` is not given.
+pub const SIGN_KEY_VAR: &str = "VOD_IMAGE_AUDIT_SIGN_KEY";
+
+/// What a compliance team adds to a nightly run: its review ledger and the
+/// key that signs the evidence.
+#[derive(Debug, Clone, Default)]
+pub struct ComplianceSettings {
+    /// `--reviews`: the ledger, read and checked before any call.
+    pub reviews: Option<std::sync::Arc<ReviewLedger>>,
+    /// `--sign-key` (or `VOD_IMAGE_AUDIT_SIGN_KEY`): loaded and checked
+    /// before any call.
+    pub sign_key: Option<std::sync::Arc<SigningKey>>,
+    /// `--notify`, `--notify-on`, `--notify-secret-env`, `--notify-timeout`.
+    pub notify: std::sync::Arc<NotifySettings>,
+}
+
+impl ComplianceSettings {
+    /// Checks `--reviews`.
+    pub fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
+        let reviews = match &a.reviews {
+            Some(path) => Some(std::sync::Arc::new(review::read_ledger(path).map_err(CmdError::usage)?)),
+            None => None,
+        };
+        let key_path = match &a.sign_key {
+            Some(p) => Some(p.clone()),
+            // A path need not be UTF-8: the variable is taken as it is.
+            None => std::env::var_os(SIGN_KEY_VAR).filter(|v| !v.is_empty()).map(PathBuf::from),
+        };
+        let sign_key = match key_path {
+            Some(p) => Some(std::sync::Arc::new(SigningKey::load(&p).map_err(CmdError::usage)?)),
+            None => None,
+        };
+        let notify = NotifySettings::from_args(
+            &a.notify,
+            &a.notify_on,
+            a.notify_secret_env.as_deref(),
+            a.notify_timeout.as_deref(),
+        )?;
+        Ok(ComplianceSettings { reviews, sign_key, notify: std::sync::Arc::new(notify) })
+    }
 }
 
 /// The filters of `--all-images` and `list-images`, checked.
@@ -143,9 +194,12 @@ impl RunSettings {
             retry_failed: a.retry_failed.clone(),
             fail_on: {
                 for kind in &a.fail_on {
-                    if kind != "failed" && !crate::report::changes::CHANGE_KINDS.contains(&kind.as_str()) {
+                    if kind != "failed"
+                        && kind != UNREVIEWED_BLOCKED
+                        && !crate::report::changes::CHANGE_KINDS.contains(&kind.as_str())
+                    {
                         return Err(CmdError::usage(format!(
-                            "--fail-on {kind:?}: not a change kind; use failed or any of {}",
+                            "--fail-on {kind:?}: not a change kind; use failed, unreviewed_blocked or any of {}",
                             crate::report::changes::CHANGE_KINDS.join(", ")
                         )));
                     }
@@ -162,7 +216,9 @@ impl RunSettings {
             quiet: a.quiet,
             metrics_file: a.metrics_file.clone(),
             json: a.json,
-            argv,
+            // The robots' tokens stay out of the manifest.
+            argv: super::notify::mask_argv(argv),
+            compliance: ComplianceSettings::from_args(a)?,
         })
     }
 

@@ -266,6 +266,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         quiet: false,
         metrics_file: None,
         json: false,
+        compliance: Default::default(),
         argv,
     };
     println!(

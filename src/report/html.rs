@@ -45,6 +45,9 @@ pub struct PageInfo<'a> {
     /// The first images whose `AuditStatus` overrides moderation's
     /// `Suggestion` (up to [`MAX_BLOCKED_ROWS`]).
     pub disagreements: &'a [ImageRecord],
+    /// The unreviewed blocked images, oldest first (up to
+    /// [`super::review::MAX_QUEUE_ROWS`]).
+    pub review_queue: &'a [super::review::QueueRow],
 }
 
 /// A category for people: `News (7)`, the id alone, or `(uncategorized)`.
@@ -266,6 +269,7 @@ pub fn write_summary_html(
         escape(info.input),
         escape(info.input_sha256)
     )?;
+    super::review::write_queue_html(w, &s.review, info.review_queue)?;
     let c = &s.verdict_coverage;
     writeln!(
         w,
@@ -480,6 +484,7 @@ mod tests {
             newly_blocked: &[],
             trend: &[],
             disagreements: &[],
+            review_queue: &[],
         };
         let mut buf = Vec::new();
         write_summary_html(&mut buf, &s, &page, &mut [&rec].into_iter()).unwrap();

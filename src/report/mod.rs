@@ -6,6 +6,7 @@
 //! - [`verdict`]: the account's decision and the machine's, and the one
 //!   verdict they give.
 //! - [`summary`]: aggregation, a fold over the records.
+//! - [`review`]: the team's review ledger, `blocked_since` and the review queue.
 //! - [`write`]: `images.csv`, `images.jsonl`, `summary.*`, `rejected.csv`.
 //! - [`changes`]: what changed since an earlier run (a merge-join).
 //! - [`html`]: the one-page `summary.html`.
@@ -24,6 +25,7 @@ pub mod changes;
 pub mod html;
 pub mod pass;
 pub mod record;
+pub mod review;
 pub mod sort;
 pub mod summary;
 pub mod trend;

@@ -19,6 +19,7 @@ use anyhow::Context;
 use super::changes::{self, Change, ChangesWriter};
 use super::html::{self, PageInfo};
 use super::record::{IdOrder, ImageRecord, OutOfOrder, Rejected};
+use super::review::{self, ReviewLedger};
 use super::sort;
 use super::summary::{Fold, Summary};
 use super::trend::TrendPoint;
@@ -78,6 +79,8 @@ pub struct RunFacts {
     /// `--all-images`: this run and the one compared with each audited the
     /// account's whole inventory (see [`changes::compare`]).
     pub inventory: bool,
+    /// `--reviews`: the team's decisions.
+    pub reviews: Option<std::sync::Arc<ReviewLedger>>,
 }
 
 /// Writes every report of `formats` into `dir` from the outcome files
@@ -114,6 +117,22 @@ pub fn write_reports<'a>(
     let mut want = expected.sorted_ids.peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut order = IdOrder::default();
+    let run_date = facts.started.get(..10).unwrap_or_default();
+    let carry = match previous {
+        Some(prev) => {
+            let old_path = prev.join(IMAGES_CSV);
+            let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
+            // Rows of a run written before blocked_since had a column: that run's own date.
+            let old_date = crate::rundir::manifest::Manifest::read(prev)
+                .ok()
+                .and_then(|m| m.started.get(..10).map(str::to_owned))
+                .unwrap_or_else(|| run_date.to_owned());
+            let rows = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
+            Some(review::Carry::new(rows, old_date))
+        }
+        None => None,
+    };
+    let mut night = review::Night::new(facts.reviews.as_deref(), carry, run_date);
     // Each line is decoded, checked against the input, counted and written
     // while it is borrowed from the sort; the record goes on to the
     // comparison.
@@ -122,7 +141,7 @@ pub fn write_reports<'a>(
             Ok(line) => line,
             Err(e) => return Some(Err(e)),
         };
-        let r: ImageRecord = match serde_json::from_slice(line) {
+        let mut r: ImageRecord = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => return Some(Err(std::io::Error::other(format!("an outcome line that is not a record: {e}")))),
         };
@@ -141,6 +160,9 @@ pub fn write_reports<'a>(
             tracing::warn!("an outcome for {}, which is not in the input, was ignored", r.image_id);
             continue;
         }
+        if let Err(e) = night.annotate(&mut r) {
+            return Some(Err(e));
+        }
         fold.add(&r);
         if r.is_blocked() && blocked.len() < html::MAX_BLOCKED_ROWS {
             blocked.push(r.clone());
@@ -153,8 +175,12 @@ pub fn write_reports<'a>(
                 w.write(&r)?;
             }
             if let Some(w) = jsonl.as_mut() {
-                // The line is the record as serialized when it settled.
-                w.write_all(line)?;
+                // The line is the record as serialized when it settled,
+                // unless the review ledger or the earlier run added to it.
+                match r.review_decision.is_some() || r.blocked_since.is_some() {
+                    true => r.write_line(w)?,
+                    false => w.write_all(line)?,
+                }
             }
             if let Some(w) = &workbook {
                 w.borrow_mut().add_record(&r)?;
@@ -198,6 +224,8 @@ pub fn write_reports<'a>(
     }
     let mut summary = fold.finish();
     summary.changes = change_counts;
+    let (review_summary, review_queue) = night.finish();
+    summary.review = review_summary;
     let t = &summary.totals;
     summary.ledger = Ledger {
         input_rows: expected.input_rows,
@@ -241,6 +269,7 @@ pub fn write_reports<'a>(
             newly_blocked: &newly_blocked,
             trend: &trend,
             disagreements: &disagreements,
+            review_queue: &review_queue,
         };
         files.push(write_atomic(dir, SUMMARY_HTML, |out| {
             html::write_summary_html(out, &summary, &info, &mut blocked.iter())

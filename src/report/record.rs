@@ -100,6 +100,20 @@ pub struct ImageRecord {
     pub error_message: Option<String>,
     pub http_status: Option<u16>,
     pub request_id: Option<String>,
+    /// The team's decision on the image (`--reviews`): `confirmed`,
+    /// `appealed`, `deleted` or `false_positive` ([`super::review`]).
+    #[serde(default)]
+    pub review_decision: Option<String>,
+    /// Who decided, as the review ledger says.
+    #[serde(default)]
+    pub reviewer: Option<String>,
+    /// When, as the review ledger says.
+    #[serde(default)]
+    pub reviewed_at: Option<String>,
+    /// A blocked image: the first night it was seen blocked (`YYYY-MM-DD`,
+    /// UTC), carried from the run compared with.
+    #[serde(default)]
+    pub blocked_since: Option<String>,
 }
 
 impl ImageRecord {
@@ -137,6 +151,10 @@ macro_rules! text_fields {
             $($b)+ $r.error_code,
             $($b)+ $r.error_message,
             $($b)+ $r.request_id,
+            $($b)+ $r.review_decision,
+            $($b)+ $r.reviewer,
+            $($b)+ $r.reviewed_at,
+            $($b)+ $r.blocked_since,
         ]
     };
 }
@@ -168,12 +186,12 @@ impl ImageRecord {
 
     /// Every free-text field (from the server's answer or its error), for
     /// the caps and escaping that reports apply.
-    pub fn text_fields(&self) -> [&Option<String>; 22] {
+    pub fn text_fields(&self) -> [&Option<String>; 26] {
         text_fields!(self, &)
     }
 
     /// [`ImageRecord::text_fields`], to change them.
-    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 22] {
+    pub fn text_fields_mut(&mut self) -> [&mut Option<String>; 26] {
         text_fields!(self, &mut)
     }
 

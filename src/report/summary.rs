@@ -81,6 +81,10 @@ pub struct Summary {
     /// Changes since an earlier run, when one was compared.
     #[serde(default)]
     pub changes: Option<ChangeCounts>,
+    /// The blocked images the team has decided on and those still waiting
+    /// (`--reviews`; without a ledger every blocked image waits).
+    #[serde(default)]
+    pub review: super::review::ReviewSummary,
 }
 
 impl Summary {

@@ -90,6 +90,10 @@ pub const IMAGES_COLUMNS: &[&str] = &[
     "error_message",
     "http_status",
     "request_id",
+    "review_decision",
+    "reviewer",
+    "reviewed_at",
+    "blocked_since",
 ];
 
 fn csv_err(e: csv::Error) -> io::Error {
@@ -262,7 +266,7 @@ mod tests {
         let text = String::from_utf8(buf.clone()).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "image_id,outcome,verdict,verdict_source,audit_status,moderation_suggestion,reasons,abnormal_modules,disagreement,unrecognised,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id"
+            "image_id,outcome,verdict,verdict_source,audit_status,moderation_suggestion,reasons,abnormal_modules,disagreement,unrecognised,status,cate_id,cate_name,title,image_type,creation_time,tags,description,storage_location,url,app_id,region_id,file_size,width,height,original_file_name,file_url,attempts,error_code,error_message,http_status,request_id,review_decision,reviewer,reviewed_at,blocked_since"
         );
         let mut rdr = csv::Reader::from_reader(&buf[..]);
         let back: Vec<ImageRecord> = rdr.deserialize().collect::<Result<_, _>>().unwrap();
@@ -326,6 +330,7 @@ mod tests {
                 "disagreements",
                 "failures_by_code",
                 "ledger",
+                "review",
                 "stop_reason",
                 "totals",
                 "unrecognised_values",

@@ -95,10 +95,10 @@ enum Cell<'a> {
     Digits(Option<&'a str>),
 }
 
-const _: () = assert!(IMAGES_COLUMNS.len() == 32 && BLOCKED_COLUMNS.len() == 9 && CHANGES_COLUMNS.len() == 10);
+const _: () = assert!(IMAGES_COLUMNS.len() == 36 && BLOCKED_COLUMNS.len() == 9 && CHANGES_COLUMNS.len() == 10);
 
 /// A record as the cells of an `All images` row, in [`IMAGES_COLUMNS`] order.
-fn image_cells(r: &ImageRecord) -> [Cell<'_>; 32] {
+fn image_cells(r: &ImageRecord) -> [Cell<'_>; 36] {
     use Cell::{Digits, Int, Text};
     [
         Text(Some(&r.image_id)),
@@ -133,6 +133,10 @@ fn image_cells(r: &ImageRecord) -> [Cell<'_>; 32] {
         Text(r.error_message.as_deref()),
         Int(r.http_status.map(i64::from)),
         Text(r.request_id.as_deref()),
+        Text(r.review_decision.as_deref()),
+        Text(r.reviewer.as_deref()),
+        Text(r.reviewed_at.as_deref()),
+        Text(r.blocked_since.as_deref()),
     ]
 }
 

@@ -169,6 +169,11 @@ impl Outcome {
             error_message,
             http_status,
             request_id: failure_request_id.or(self.request_id),
+            // Filled by the report pass, from the review ledger and the run compared with.
+            review_decision: None,
+            reviewer: None,
+            reviewed_at: None,
+            blocked_since: None,
         }
     }
 }

@@ -24,7 +24,6 @@ impl Sha256 {
         hex(self.0.finish().as_ref())
     }
 
-    #[cfg(test)]
     /// The digest of `bytes` in lower-case hex.
     pub fn hex_of(bytes: &[u8]) -> String {
         let mut h = Sha256::default();

@@ -304,9 +304,55 @@ pub fn digest_file(path: &Path) -> io::Result<(u64, String)> {
     Ok((w.bytes, w.hash.finish_hex()))
 }
 
+/// Why [`read_small_file`] refused a file.
+#[derive(Debug, thiserror::Error)]
+pub enum SmallFileError {
+    #[error("cannot read: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a regular file (a pipe, a device or a directory); give a file")]
+    NotRegular,
+    #[error("larger than {max} bytes; this is not the file it should be")]
+    TooLarge { max: u64 },
+}
+
+/// Reads a small file that the user named (a key, a ledger) whole, refusing
+/// what could hang or exhaust the run: a FIFO or a device (opened without
+/// blocking, then refused by its type) and anything over `max` bytes (read
+/// no further than `max + 1`, whatever its size claims). Returns the bytes
+/// and the file's metadata.
+pub fn read_small_file(path: &Path, max: u64) -> Result<(Vec<u8>, fs::Metadata), SmallFileError> {
+    use std::io::Read;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(SmallFileError::NotRegular);
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(max) as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(SmallFileError::TooLarge { max });
+    }
+    Ok((bytes, meta))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_small_file_refuses_pipes_devices_and_big_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // No writer ever opens it: a blocking open would hang here.
+        assert!(matches!(read_small_file(&fifo, 10), Err(SmallFileError::NotRegular)));
+        assert!(matches!(read_small_file(Path::new("/dev/zero"), 10), Err(SmallFileError::NotRegular)));
+        let big = dir.path().join("big");
+        fs::write(&big, [b'x'; 11]).unwrap();
+        assert!(matches!(read_small_file(&big, 10), Err(SmallFileError::TooLarge { max: 10 })));
+        assert_eq!(read_small_file(&big, 11).unwrap().0.len(), 11);
+    }
 
     #[test]
     fn atomic_write_leaves_no_temp_file_and_replaces() {

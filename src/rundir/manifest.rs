@@ -71,6 +71,14 @@ pub struct Manifest {
     /// complete. Its `inventory.csv` is among `files`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<ManifestInventory>,
+    /// `--reviews`: the review ledger read (its path as given, size and
+    /// SHA-256), evidence of the decisions the reports show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviews: Option<FileDigest>,
+    /// `--sign-key`: the fingerprint (`SHA256:...`) of the key that signs
+    /// this manifest in `manifest.json.sig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 /// The listing of an `--all-images` run (see `run::inventory`).

@@ -8,6 +8,7 @@
 //! - [`files`]: atomic writes and file digests.
 //! - [`manifest`]: `manifest.json` and its ledger.
 //! - [`digest`]: SHA-256 in hex.
+//! - [`signature`]: `manifest.json.sig`, an SSH signature of the manifest.
 //!
 //! It knows nothing of the API or of what the reports say.
 
@@ -15,6 +16,7 @@ pub(crate) mod digest;
 pub mod files;
 pub(crate) mod lock;
 pub(crate) mod manifest;
+pub mod signature;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +45,12 @@ pub const MANIFEST_JSON: &str = "manifest.json";
 /// `manifest.sha256`: the manifest's own digest, in `sha256sum` form;
 /// written last.
 pub const MANIFEST_SHA256: &str = "manifest.sha256";
+/// `manifest.json.sig`: the manifest's SSH signature (`run --sign-key`),
+/// written after it.
+pub const MANIFEST_SIG: &str = "manifest.json.sig";
+/// `notifications.json`: how each `--notify` delivery went; written after
+/// the manifest (whose digest the messages carry), so not listed in it.
+pub const NOTIFICATIONS_JSON: &str = "notifications.json";
 /// The journal of settled ids, while a run is unfinished.
 pub const JOURNAL: &str = "journal.jsonl";
 /// Found images whose `GetMediaAuditResult` is still to be asked, while a
@@ -73,6 +81,8 @@ pub const REPORT_FILES: &[&str] = &[
     AUDIT_XLSX,
     MANIFEST_JSON,
     MANIFEST_SHA256,
+    MANIFEST_SIG,
+    NOTIFICATIONS_JSON,
 ];
 
 /// Every file of a run's own state.

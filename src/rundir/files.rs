@@ -188,6 +188,7 @@ pub const CRASH_STEPS: &[&str] = &[
     "unlink .unsettled.jsonl.tmp",
     "rename manifest.json",
     "rename manifest.sha256",
+    "rename manifest.json.sig",
     "write --metrics-file",
     "unlink inventory.jsonl",
     "unlink journal.awaiting.jsonl",

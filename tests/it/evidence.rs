@@ -283,6 +283,9 @@ fn a_crash_at_every_step_of_the_report_phase_is_finished_by_the_same_command() {
     let cat = TestCatalog::generate(20, 281);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
+    // Signed too: a kill between the manifest and its signature is a step.
+    let key = crate::signature::key_file(&wd, "sign_key", 7);
+    crate::signature::allowed_signers(&wd, "allowed_signers", &key);
     let base = SimServer::start(cat.config());
     Audit::new(&wd, &base).qps(1000).out("base").run().expect_code(0);
     let run = |server: &SimServer, out: &str| {
@@ -293,6 +296,8 @@ fn a_crash_at_every_step_of_the_report_phase_is_finished_by_the_same_command() {
             "csv,json,html,xlsx",
             "--metrics-file",
             &format!("{out}.prom"),
+            "--sign-key",
+            "sign_key",
         ])
     };
     run(&base, "clean").run().expect_code(0);
@@ -304,7 +309,7 @@ fn a_crash_at_every_step_of_the_report_phase_is_finished_by_the_same_command() {
         assert_eq!(killed.code, -1, "not killed at {step:?}\n{}", killed.describe());
         let again = run(&server, &out).run();
         again.expect_code(0);
-        wd.run(&["verify", &out], &[], None).expect_code(0);
+        wd.run(&["verify", &out, "--allowed-signers", "allowed_signers"], &[], None).expect_code(0);
         assert_eq!(comparable(&wd, &out), want, "{step}: not the report of a run never killed\n{}", again.describe());
         let stats = server.stats();
         assert_eq!(stats.answers_by_image.len(), 20, "{step}");

@@ -14,7 +14,7 @@ const NAMESPACE: &str = "vod-image-audit";
 
 /// An ed25519 key from a fixed seed (no RNG, no ssh-keygen needed), as an
 /// unencrypted OpenSSH private key file of mode 0600.
-fn key_file(wd: &Workdir, name: &str, seed: u8) -> PrivateKey {
+pub(crate) fn key_file(wd: &Workdir, name: &str, seed: u8) -> PrivateKey {
     let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]));
     key.set_comment("nightly@audit-host");
     let path = wd.write(name, key.to_openssh(LineEnding::LF).unwrap().as_bytes());
@@ -22,7 +22,7 @@ fn key_file(wd: &Workdir, name: &str, seed: u8) -> PrivateKey {
     key
 }
 
-fn allowed_signers(wd: &Workdir, name: &str, key: &PrivateKey) {
+pub(crate) fn allowed_signers(wd: &Workdir, name: &str, key: &PrivateKey) {
     let line = format!("auditor@example.com namespaces=\"{NAMESPACE}\" {}\n", key.public_key().to_openssh().unwrap());
     wd.write(name, line);
 }

@@ -18,7 +18,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::api::model::ImageInfo;
-use crate::report::record::OutcomeKind;
 use crate::run::outcome::Outcome;
 use crate::rundir::files::{open_private, Private};
 use crate::rundir::AWAITING;
@@ -54,9 +53,7 @@ impl AwaitingLog {
                 if settled(&l.image_id) || !seen.insert(l.image_id.clone()) {
                     continue;
                 }
-                let mut o = Outcome::found(l.image_id, l.info, l.attempts, l.request_id);
-                o.kind = OutcomeKind::Found;
-                waiting.push(o);
+                waiting.push(Outcome::found(l.image_id, l.info, l.attempts, l.request_id));
             }
         }
         let file = open_private(dir, AWAITING, Private::Append)?;

@@ -185,8 +185,20 @@ pub async fn run_audit(
     client.first_key().await.map_err(|e| target.no_key(&e))?;
     target.identity = match client.caller_identity().await {
         Ok(i) => Some(i),
+        // STS answered that the key itself is wrong: so would every VOD
+        // call. Stopped here, before the run directory exists, there is
+        // nothing to resume and nothing to clean up.
+        Err(e) if e.class == crate::api::error::ErrorClass::Fatal && e.is_about_the_key() => {
+            return Err(CmdError::usage(format!(
+                "the key was refused ({}): {e}; nothing was called on VOD and nothing was written",
+                target.credentials.source
+            )));
+        }
         Err(e) => {
-            eprintln!("vod-image-audit: GetCallerIdentity failed (the manifest will not name the account): {e}");
+            eprintln!(
+                "vod-image-audit: GetCallerIdentity failed (the manifest will not name the account): {e}{}",
+                e.connection_hint().map_or(String::new(), |h| format!("; {h}"))
+            );
             None
         }
     };

@@ -128,10 +128,10 @@ fn headline(w: &mut dyn Write, s: &Summary, info: &PageInfo<'_>) -> io::Result<(
     };
     writeln!(
         w,
-        "<p class=\"headline\"><strong class=\"{}\"><span data-k=\"headline_blocked\">{}</span> blocked</strong>; changes {changes}; {complete}; {}, {} missing, {} failed.<br><span class=\"meta\">{digest}; the manifest's own digest is in manifest.sha256 (it lists this page's, so the page cannot hold it).</span></p>",
+        "<p class=\"headline\"><strong class=\"{}\"><span data-k=\"headline_blocked\">{}</span> blocked</strong>; changes {changes}; {complete}; {} found, {} missing, {} failed.<br><span class=\"meta\">{digest}; the manifest's own digest is in manifest.sha256 (it lists this page's, so the page cannot hold it).</span></p>",
         if s.blocked() > 0 { "bad" } else { "ok" },
         s.blocked(),
-        format!("{} found", s.totals.found),
+        s.totals.found,
         s.totals.missing,
         s.totals.failed,
     )

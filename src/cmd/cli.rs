@@ -575,13 +575,9 @@ pub struct SimulateArgs {
 #[cfg(feature = "simulator")]
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// The folder of the demo's nights: each run is the next night, in DIR/night-N, compared
-    /// with the night before (its changes and trend on the page).
-    #[arg(long, value_name = "DIR", default_value = "reports/demo")]
+    /// Report directory.
+    #[arg(long, default_value = "reports/demo")]
     pub out: PathBuf,
-    /// Run this many nights in one go, each after the last one in --out.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=30))]
-    pub nights: u32,
     /// Progress display on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

@@ -165,6 +165,29 @@ impl ApiError {
             && matches!(family, "InvalidApi" | "InvalidAction" | "Forbidden" | "OperationDenied" | "NoPermission")
     }
 
+    /// Whether the error is about the key itself (its secret, its id, the
+    /// clock it is signed with, its token), as it would be for any call to
+    /// any API: nothing signed with it can work.
+    pub fn is_about_the_key(&self) -> bool {
+        let family = self.code.split('.').next().unwrap_or(&self.code);
+        matches!(
+            family,
+            "SignatureDoesNotMatch"
+                | "IncompleteSignature"
+                | "InvalidAccessKeyId"
+                | "InvalidTimeStamp"
+                | "InvalidSecurityToken"
+                | "MissingSecurityToken"
+        )
+    }
+
+    /// For a call that never reached a server: what to check.
+    pub fn connection_hint(&self) -> Option<&'static str> {
+        (self.code == "ConnectionError").then_some(
+            "is the endpoint running / reachable? (nothing answered at its address: check --endpoint, the port, a firewall)",
+        )
+    }
+
     /// For a fatal error: what is wrong and what the operator should do.
     pub fn advice(&self) -> String {
         let family = self.code.split('.').next().unwrap_or(&self.code);

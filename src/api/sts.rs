@@ -114,16 +114,25 @@ fn sts_advice(code: &str) -> &'static str {
         (_, "EntityNotExist.Role") => "the role does not exist: check the role ARN",
         (_, "InvalidParameter.RoleArn") => "the role ARN is malformed: it reads acs:ram::<account id>:role/<role name>",
         ("AuthenticationFail", _) | (_, "InvalidParameter.OIDCToken") => "the OIDC token was refused: check the token file, the OIDC provider ARN and the role's trust policy",
-        _ => "check the role settings",
+        _ => ROLE_ADVICE,
     }
 }
+
+/// The advice for an STS error nothing more precise explains.
+const ROLE_ADVICE: &str = "check the role settings";
 
 /// Makes an STS error say which call failed and what to do; anything but a
 /// throttled or transient answer is fatal for the credentials.
 fn sts_error(action: &str, mut e: ApiError) -> ApiError {
     if !matches!(e.class, ErrorClass::Throttled | ErrorClass::Transient) {
         e.class = ErrorClass::Fatal;
-        e.message = format!("STS {action}: {}; {}", e.message, sts_advice(&e.code));
+        // An error about the key itself (its secret, its id, the clock, a
+        // token) says so whatever the call; the role advice is for the rest.
+        let advice = match sts_advice(&e.code) {
+            ROLE_ADVICE if e.is_about_the_key() => e.advice(),
+            advice => advice.to_owned(),
+        };
+        e.message = format!("STS {action}: {}; {advice}", e.message);
     } else {
         e.message = format!("STS {action}: {}", e.message);
     }

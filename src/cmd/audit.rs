@@ -185,8 +185,20 @@ pub async fn run_audit(
     client.first_key().await.map_err(|e| target.no_key(&e))?;
     target.identity = match client.caller_identity().await {
         Ok(i) => Some(i),
+        // STS answered that the key itself is wrong: so would every VOD
+        // call. Stopped here, before the run directory exists, there is
+        // nothing to resume and nothing to clean up.
+        Err(e) if e.class == crate::api::error::ErrorClass::Fatal && e.is_about_the_key() => {
+            return Err(CmdError::usage(format!(
+                "the key was refused ({}): {e}; nothing was called on VOD and nothing was written",
+                target.credentials.source
+            )));
+        }
         Err(e) => {
-            eprintln!("vod-image-audit: GetCallerIdentity failed (the manifest will not name the account): {e}");
+            eprintln!(
+                "vod-image-audit: GetCallerIdentity failed (the manifest will not name the account): {e}{}",
+                e.connection_hint().map_or(String::new(), |h| format!("; {h}"))
+            );
             None
         }
     };
@@ -452,44 +464,51 @@ pub async fn run_audit(
         remove_journals(dir.path());
     }
 
+    // Under --quiet every line about the end of the run goes into the one
+    // closing line (the cron mail's subject matter); otherwise each is its own.
+    let mut folded: Vec<String> = Vec::new();
+    let mut say = |line: String| match settings.quiet {
+        true => folded.push(line),
+        false => eprintln!("vod-image-audit: {line}"),
+    };
     if exit == Exit::AuditStatusMissing {
         let c = &summary.verdict_coverage;
-        eprintln!(
-            "vod-image-audit: no verdict for most images: {} of {} found images ({}) have one, below --min-audit-status {}; the blocked count ({}) cannot be trusted, since an image without a verdict may be blocked. {}",
+        say(format!(
+            "no verdict for most images: {} of {} found images ({}) have one, below --min-audit-status {}; the blocked count ({}) cannot be trusted, since an image without a verdict may be blocked. {}",
             c.with_verdict,
             c.found,
             c.percent(),
             settings.min_audit_status,
             summary.blocked(),
             verdict_advice(settings.audit.audit_source, &summary)
-        );
+        ));
     }
     for line in verdict_warnings(&summary) {
-        eprintln!("vod-image-audit: warning: {line}");
+        say(format!("warning: {line}"));
     }
     if let Some(r) = &reason {
         match r {
             StopReason::ModerationUnavailable(_) => {
-                eprintln!("vod-image-audit: {} (this run's region: {})", r.describe(), target.region)
+                say(format!("{} (this run's region: {})", r.describe(), target.region))
             }
-            _ => eprintln!("vod-image-audit: {}", r.describe()),
+            _ => say(r.describe()),
         }
-        eprintln!("vod-image-audit: the report in {} is marked incomplete", settings.out.display());
+        say(format!("the report in {} is marked incomplete", settings.out.display()));
     }
     if let Some(c) = &summary.changes {
         if c.compared * 2 < summary.totals.unique_ids {
-            // Loud whatever --quiet says: the comparison says little.
-            eprintln!(
-                "vod-image-audit: warning: only {} of {} ids were compared with {} (the rest were not in both runs, or failed): its changes say little about tonight",
+            // Kept under --quiet (in the one line): the comparison says little.
+            say(format!(
+                "warning: only {} of {} ids were compared with {} (the rest were not in both runs, or failed): its changes say little about tonight",
                 c.compared,
                 summary.totals.unique_ids,
                 c.compared_with.as_deref().unwrap_or("the earlier run")
-            );
+            ));
         }
     }
     let alerted = alerts(&settings.fail_on, &summary);
     if exit == Exit::Alert {
-        eprintln!("vod-image-audit: alert (--fail-on): {}", alerted.join(", "));
+        say(format!("alert (--fail-on): {}", alerted.join(", ")));
     }
     // --quiet is silent on success; a run that failed ids, stopped or
     // alerted still says so in one line, for the cron mail.
@@ -519,7 +538,7 @@ pub async fn run_audit(
                     .join("; ")
             ),
         };
-        eprintln!(
+        let line = format!(
             "vod-image-audit: {}: {} ids: {} found ({} blocked; verdict on {}), {} missing, {} failed{}; {} rejected rows; {} calls, {} throttled{per_api}{changes}; report in {}",
             if summary.complete { "done" } else { "stopped" },
             t.unique_ids,
@@ -537,6 +556,11 @@ pub async fn run_audit(
             manifest.calls.throttled,
             settings.out.display(),
         );
+        let line = match folded.is_empty() {
+            true => line,
+            false => format!("{line} | {}", folded.join(" | ")),
+        };
+        eprintln!("{line}");
     }
     if !settings.quiet {
         eprintln!(

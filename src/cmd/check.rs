@@ -69,6 +69,9 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
                 eprintln!("vod-image-audit: {e}\nvod-image-audit: {}", e.advice());
             } else {
                 eprintln!("vod-image-audit: {e}");
+                if let Some(hint) = e.connection_hint() {
+                    eprintln!("vod-image-audit: {hint}");
+                }
             }
             (
                 serde_json::json!({"outcome": OutcomeKind::Failed, "image_id": id, "error": {

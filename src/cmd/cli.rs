@@ -325,12 +325,12 @@ pub struct RunArgs {
     #[arg(long, value_parser = choice::<RateMode>(RateMode::NAMES), default_value = "fixed")]
     pub rate: RateMode,
     /// Calls in flight at most.
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
+    #[arg(long, value_name = "N", default_value_t = crate::run::engine::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
     /// Attempts per id for transient failures (5xx, timeouts), first call included;
     /// throttled answers are retried up to 4x as often, with growing backoff.
-    #[arg(long, value_name = "N")]
-    pub max_attempts: Option<u32>,
+    #[arg(long, value_name = "N", default_value_t = crate::run::retry::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
     /// Stop the run when more than N ids, or more than P% of settled ids (judged after 1,000), have failed.
     #[arg(long, value_name = "N|P%")]
     pub max_failures: Option<String>,
@@ -429,7 +429,7 @@ pub struct CheckArgs {
 #[cfg(feature = "simulator")]
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0: any free port, printed).
     #[arg(long, default_value = "127.0.0.1:9480")]
     pub listen: String,
     /// Catalog file: {"images": [ImageInfo, ...]} in the API's shape.
@@ -455,10 +455,15 @@ pub struct SimulateArgs {
     /// Write the catalog to FILE and exit (to make a catalog to edit).
     #[arg(long, value_name = "FILE")]
     pub write_catalog: Option<PathBuf>,
-    /// Also write the catalog's ids to FILE, one per line (an input for `run`), and go on serving.
+    /// Also write the catalog's ids to FILE, one per line (an input for `run`, the path is printed),
+    /// then go on serving (or exit, with --write-catalog).
     #[arg(long, value_name = "FILE")]
     pub write_ids: Option<PathBuf>,
-    /// Quota of each action in calls per second, every action in a window of its own (0: none);
+    /// The account as it stands on night N: night 1 is the catalog; each later night blocks 3 images,
+    /// lifts 2 blocks, deletes 2 and adds 3, the same ones every time, so a run each night shows changes.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub night: u32,
+    /// Quota of each action in calls per second, every action in a window of its own (0, and the default: none);
     /// excess calls are throttled (see --throttle-style).
     #[arg(long, value_name = "N")]
     pub qps: Option<u32>,

@@ -184,12 +184,23 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
         e.gauge("verdict_share", "Share of found images with a verdict (not Unknown).", share);
     }
     e.gauge("last_run_timestamp_seconds", "When the last run finished (Unix time).", unix_seconds(now));
+    // The digest a cron log cannot keep under --quiet: kept by the
+    // monitoring, as an info series (the value is 1, the digest a label).
+    e.family(
+        "manifest_info",
+        "The last run's manifest.json SHA-256 (verify --manifest-sha256 checks the run against it).",
+        [(vec![("manifest_sha256", end.manifest_sha256)], 1.0)],
+    );
+    // "Last complete run": an alert (8) or too few verdicts (9) finished
+    // every id and wrote every report; only a stop or failures do not.
     let success = match end.exit {
-        Exit::Ok => Some(humantime::parse_rfc3339(&m.finished).map_or(unix_seconds(now), unix_seconds)),
+        Exit::Ok | Exit::Alert | Exit::AuditStatusMissing => {
+            Some(humantime::parse_rfc3339(&m.finished).map_or(unix_seconds(now), unix_seconds))
+        }
         _ => previous_success,
     };
     if let Some(at) = success {
-        e.gauge(LAST_SUCCESS, "When a run last finished with exit code 0 (Unix time).", at);
+        e.gauge(LAST_SUCCESS, "When a run last finished complete: exit code 0, 8 or 9 (Unix time).", at);
     }
     e.text
 }
@@ -316,6 +327,10 @@ mod tests {
         assert_eq!(sample_value(&failed, name), Some(1_767_323_045.0));
         assert_eq!(sample_value(&failed, "vod_image_audit_exit_code"), Some(4.0));
         assert!(!exposition(&end(Exit::Failures), now, None).contains(name));
+        for complete in [Exit::Alert, Exit::AuditStatusMissing] {
+            let text = exposition(&end(complete), now, Some(5.0));
+            assert_eq!(sample_value(&text, name), Some(1_767_323_045.0), "exit {} is a complete run", complete.code());
+        }
         assert_eq!(sample_value("x_total 3\nx 2 17\n", "x"), Some(2.0));
         assert_eq!(sample_value("x NaN\n", "x"), None);
     }

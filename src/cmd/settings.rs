@@ -25,7 +25,7 @@ use crate::run::guard::{self, FailureLimit};
 use crate::run::input::{parse_delimiter, InputSource, RejectLimit};
 use crate::run::inventory::Filters;
 use crate::run::rate::RateMode;
-use crate::run::retry::{self, RetryPolicy};
+use crate::run::retry::RetryPolicy;
 use crate::rundir::manifest::ManifestSettings;
 use crate::rundir::signature::SigningKey;
 
@@ -142,11 +142,11 @@ impl RunSettings {
         if qps.is_none() && a.rate == RateMode::Adaptive {
             return Err(CmdError::usage("--rate adaptive starts from a --qps: give one (not 0 / unlimited)"));
         }
-        let concurrency = a.concurrency.unwrap_or(engine::DEFAULT_CONCURRENCY);
+        let concurrency = a.concurrency;
         if concurrency == 0 || concurrency > 1024 {
             return Err(CmdError::usage("--concurrency must be between 1 and 1024"));
         }
-        let max_attempts = a.max_attempts.unwrap_or(retry::DEFAULT_MAX_ATTEMPTS);
+        let max_attempts = a.max_attempts;
         if max_attempts == 0 || max_attempts > 100 {
             return Err(CmdError::usage("--max-attempts must be between 1 and 100"));
         }

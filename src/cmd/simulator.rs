@@ -25,7 +25,12 @@ use crate::sim::{self, Catalog, Faults, OutageFault, QuotaAction, SimConfig, Sim
 
 fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     let catalog = match (&a.catalog, a.generate) {
-        (Some(path), _) => Catalog::load(path).map_err(CmdError::usage)?,
+        (Some(path), _) if a.night == 1 => Catalog::load(path).map_err(CmdError::usage)?,
+        (Some(path), _) => {
+            let loaded = Catalog::load(path).map_err(CmdError::usage)?.to_file_value();
+            let images = loaded.get("images").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+            Catalog::from_values(sim::night::apply(images, a.night, &a.region)).map_err(CmdError::usage)?
+        }
         (None, Some(n)) => {
             let burst = sim::catalog::Burst {
                 second: a.burst_second.unwrap_or(0),
@@ -33,8 +38,12 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
                 hour: a.burst_hour.unwrap_or(0),
             };
             burst.check(n).map_err(CmdError::usage)?;
-            Catalog::from_values(sim::catalog::generate_iter_with(n, a.seed, &a.region, burst))
-                .map_err(CmdError::usage)?
+            let images = sim::catalog::generate_iter_with(n, a.seed, &a.region, burst);
+            match a.night {
+                1 => Catalog::from_values(images),
+                night => Catalog::from_values(sim::night::apply(images.collect(), night, &a.region)),
+            }
+            .map_err(CmdError::usage)?
         }
         (None, None) => return Err(CmdError::usage("give --catalog FILE or --generate N")),
     };
@@ -118,12 +127,8 @@ fn parse_api_qps(text: &str) -> Result<(QuotaAction, Option<u32>), String> {
 /// `simulate`: serves until interrupted.
 pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     let config = sim_config(a)?;
-    if let Some(path) = &a.write_catalog {
-        let text = serde_json::to_string_pretty(&config.catalog.to_file_value()).map_err(CmdError::internal)?;
-        std::fs::write(path, text + "\n").map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
-        eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
-        return Ok(Exit::Ok);
-    }
+    // Both files are written before either exits or serves: --write-ids
+    // beside --write-catalog is an ids file for that catalog.
     if let Some(path) = &a.write_ids {
         let mut text = String::from("ImageId\n");
         for id in config.catalog.ids() {
@@ -131,6 +136,17 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             text.push('\n');
         }
         std::fs::write(path, text).map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+        let line = format!("wrote {} ids to {}", config.catalog.len(), path.display());
+        match a.write_catalog {
+            Some(_) => eprintln!("vod-image-audit: {line}"),
+            None => println!("{line}"),
+        }
+    }
+    if let Some(path) = &a.write_catalog {
+        let text = serde_json::to_string_pretty(&config.catalog.to_file_value()).map_err(CmdError::internal)?;
+        std::fs::write(path, text + "\n").map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+        eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
+        return Ok(Exit::Ok);
     }
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
@@ -139,6 +155,16 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     let sim = Simulator::new(config);
     let c = sim.config();
     println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
+    if a.night > 1 {
+        println!(
+            "night {}: since night 1, {} images blocked, {} unblocked, {} deleted and {} added each night",
+            a.night,
+            sim::night::BLOCKED_PER_NIGHT,
+            sim::night::UNBLOCKED_PER_NIGHT,
+            sim::night::DELETED_PER_NIGHT,
+            sim::night::ADDED_PER_NIGHT
+        );
+    }
     let quota = |q: Option<u32>| q.map_or("none".to_owned(), |q| format!("{q} calls/s"));
     println!("quota: {} per action", quota(c.qps));
     for (action, q) in &c.api_qps {
@@ -169,7 +195,12 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     if let Some(id) = c.catalog.ids().first() {
         println!("  vod-image-audit check --endpoint http://{addr}/ --image-id {id}");
     }
-    println!("  vod-image-audit run --endpoint http://{addr}/ --input ids.csv");
+    match &a.write_ids {
+        Some(path) => println!("  vod-image-audit run --endpoint http://{addr}/ --input {}", path.display()),
+        None => println!(
+            "  vod-image-audit run --endpoint http://{addr}/ --input ids.csv   # ids.csv: simulate --write-ids ids.csv"
+        ),
+    }
     if !c.roles.is_empty() || c.ecs_role.is_some() {
         println!(
             "STS (account {}, keys living {}) and the metadata service are served on the same port:",

@@ -27,6 +27,10 @@ const GREY: &str = "#8c8c8c";
 
 /// Blocked images listed on the page; the rest are in `images.csv`.
 pub const MAX_BLOCKED_ROWS: usize = 1000;
+/// Rows of each other list (missing, newly missing, unblocked, Unknown):
+/// enough to act on from the page, short enough to read; the rest are in
+/// `images.csv` / `changes.csv`.
+pub const MAX_LISTED: usize = 50;
 
 /// What the page says about the run besides the summary.
 pub struct PageInfo<'a> {
@@ -48,6 +52,89 @@ pub struct PageInfo<'a> {
     /// The unreviewed blocked images, oldest first (up to
     /// [`super::review::MAX_QUEUE_ROWS`]).
     pub review_queue: &'a [super::review::QueueRow],
+    /// The first missing ids (up to [`MAX_LISTED`]).
+    pub missing: &'a [String],
+    /// The first found images whose verdict is `Unknown` (up to [`MAX_LISTED`]).
+    pub unknown: &'a [ImageRecord],
+    /// The first unblocked images (up to [`MAX_LISTED`]).
+    pub unblocked: &'a [Change],
+    /// The first newly missing images (up to [`MAX_LISTED`]).
+    pub newly_missing: &'a [Change],
+    /// `images.csv`'s SHA-256, when it was written: the page cannot carry
+    /// the manifest's, which lists the page's own.
+    pub images_csv_sha256: Option<&'a str>,
+}
+
+/// "and N more in FILE" under a list cut at its bound.
+fn more(w: &mut dyn Write, shown: usize, total: u64, file: &str) -> io::Result<()> {
+    if (shown as u64) < total {
+        writeln!(w, "<p class=\"meta more\">and {} more in {file}</p>", total - shown as u64)?;
+    }
+    Ok(())
+}
+
+/// A list of changes (unblocked, newly missing) with the image as last seen.
+fn change_list(w: &mut dyn Write, title: &str, class: &str, rows: &[Change], total: u64) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "<p>{}:</p><table class=\"{class}\"><tr><th>image id</th><th>title</th><th>category</th><th>before</th><th>after</th></tr>",
+        escape(title)
+    )?;
+    for ch in rows {
+        writeln!(
+            w,
+            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&ch.image_id),
+            escape(ch.title.as_deref().unwrap_or("")),
+            escape(&category(ch.cate_id, ch.cate_name.as_deref())),
+            escape(&ch.before),
+            escape(&ch.after)
+        )?;
+    }
+    writeln!(w, "</table>")?;
+    more(w, rows.len(), total, "changes.csv")
+}
+
+/// The first lines an analyst reads: how many are blocked, what changed,
+/// whether the run is complete, and the digest that pins the rows.
+fn headline(w: &mut dyn Write, s: &Summary, info: &PageInfo<'_>) -> io::Result<()> {
+    let changes = match &s.changes {
+        None => "no earlier run compared".to_owned(),
+        Some(c) => {
+            let counts: Vec<String> = CHANGE_KINDS
+                .iter()
+                .filter_map(|k| c.counts.get(*k).filter(|n| **n > 0).map(|n| format!("{} {n}", k.replace('_', " "))))
+                .collect();
+            format!(
+                "since {}: {}",
+                escape(c.compared_with.as_deref().unwrap_or("the earlier run")),
+                if counts.is_empty() { "no change".to_owned() } else { counts.join(", ") }
+            )
+        }
+    };
+    let complete = match s.complete {
+        true => "<span class=\"ok\">complete</span>".to_owned(),
+        false => format!(
+            "<span class=\"bad\">incomplete: {}</span>",
+            escape(s.stop_reason.as_deref().unwrap_or("the run stopped early"))
+        ),
+    };
+    let digest = match info.images_csv_sha256 {
+        Some(d) => format!("images.csv SHA-256 <code data-k=\"images_csv_sha256\">{}</code>", escape(d)),
+        None => "images.csv not written (--format)".to_owned(),
+    };
+    writeln!(
+        w,
+        "<p class=\"headline\"><strong class=\"{}\"><span data-k=\"headline_blocked\">{}</span> blocked</strong>; changes {changes}; {complete}; {} found, {} missing, {} failed.<br><span class=\"meta\">{digest}; the manifest's own digest is in manifest.sha256 (it lists this page's, so the page cannot hold it).</span></p>",
+        if s.blocked() > 0 { "bad" } else { "ok" },
+        s.blocked(),
+        s.totals.found,
+        s.totals.missing,
+        s.totals.failed,
+    )
 }
 
 /// A category for people: `News (7)`, the id alone, or `(uncategorized)`.
@@ -258,6 +345,7 @@ pub fn write_summary_html(
     writeln!(w, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")?;
     writeln!(w, "<title>VOD image audit {}</title><style>{STYLE}</style></head><body>", escape(info.finished))?;
     writeln!(w, "<h1>VOD image audit</h1>")?;
+    headline(w, s, info)?;
     writeln!(
         w,
         "<p class=\"meta\">{}Region {}. Run {} – {} (UTC), endpoint {}<br>Input {} (SHA-256 <code>{}</code>)</p>",
@@ -372,11 +460,17 @@ pub fn write_summary_html(
                 }
                 writeln!(w, "</table>")?;
             }
+            let count = |k: &str| c.counts.get(k).copied().unwrap_or(0);
+            change_list(w, "Unblocked", "unblocked", info.unblocked, count("unblocked"))?;
+            change_list(w, "Newly missing", "newly-missing", info.newly_missing, count("newly_missing"))?;
         }
     }
 
     let blocked_total = s.blocked();
-    writeln!(w, "<h2>Blocked images (<span data-k=\"blocked\">{blocked_total}</span>)</h2>")?;
+    writeln!(
+        w,
+        "<h2 id=\"blocked\">Blocked images (<span data-k=\"blocked\">{blocked_total}</span>), newest change first</h2>"
+    )?;
     writeln!(
         w,
         "<table class=\"blocked\"><tr><th>image id</th><th>title</th><th>category</th><th>reasons</th><th>decided by</th><th>created</th><th>link</th></tr>"
@@ -400,6 +494,38 @@ pub fn write_summary_html(
     writeln!(w, "</table>")?;
     if (shown as u64) < blocked_total {
         writeln!(w, "<p class=\"meta\">The first {shown} of {blocked_total}; images.csv has them all.</p>")?;
+    }
+
+    writeln!(w, "<h2 id=\"missing\">Missing images (NoSuchResource)</h2>")?;
+    if info.missing.is_empty() {
+        writeln!(w, "<p class=\"meta\">None.</p>")?;
+    } else {
+        let ids: Vec<String> = info.missing.iter().map(|id| format!("<code>{}</code>", escape(id))).collect();
+        writeln!(w, "<p class=\"missing\">{}</p>", ids.join(" "))?;
+        more(w, info.missing.len(), s.totals.missing, "images.csv")?;
+    }
+
+    let unknown_total = s.by_verdict.get(Verdict::Unknown.as_str()).copied().unwrap_or(0);
+    writeln!(w, "<h2 id=\"unknown\">No verdict (Unknown)</h2>")?;
+    if info.unknown.is_empty() {
+        writeln!(w, "<p class=\"meta\">None.</p>")?;
+    } else {
+        writeln!(
+            w,
+            "<table class=\"unknown\"><tr><th>image id</th><th>title</th><th>AuditStatus as answered</th><th>reasons</th></tr>"
+        )?;
+        for r in info.unknown {
+            writeln!(
+                w,
+                "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&r.image_id),
+                escape(r.title.as_deref().unwrap_or("")),
+                escape(r.audit_status.as_deref().unwrap_or("(absent)")),
+                escape(&r.reason_list().collect::<Vec<_>>().join(", "))
+            )?;
+        }
+        writeln!(w, "</table>")?;
+        more(w, info.unknown.len(), unknown_total, "images.csv")?;
     }
 
     let disagreeing = s.disagreement_count();
@@ -485,6 +611,11 @@ mod tests {
             trend: &[],
             disagreements: &[],
             review_queue: &[],
+            missing: &[],
+            unknown: &[],
+            unblocked: &[],
+            newly_missing: &[],
+            images_csv_sha256: None,
         };
         let mut buf = Vec::new();
         write_summary_html(&mut buf, &s, &page, &mut [&rec].into_iter()).unwrap();

@@ -114,6 +114,8 @@ pub fn write_reports<'a>(
     let mut fold = Fold::new(expected.input_rows, expected.duplicates, expected.rejected.len() as u64);
     let mut blocked: Vec<ImageRecord> = Vec::new();
     let mut disagreements: Vec<ImageRecord> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    let mut unknown: Vec<ImageRecord> = Vec::new();
     let mut want = expected.sorted_ids.peekable();
     let mut unaccounted_ids: Vec<String> = Vec::new();
     let mut order = IdOrder::default();
@@ -170,6 +172,15 @@ pub fn write_reports<'a>(
         if r.disagreement.is_some() && disagreements.len() < html::MAX_BLOCKED_ROWS {
             disagreements.push(r.clone());
         }
+        if r.outcome == super::record::OutcomeKind::Missing && missing.len() < html::MAX_LISTED {
+            missing.push(r.image_id.clone());
+        }
+        if r.outcome == super::record::OutcomeKind::Found
+            && r.verdict.as_deref() == Some(super::verdict::Verdict::Unknown.as_str())
+            && unknown.len() < html::MAX_LISTED
+        {
+            unknown.push(r.clone());
+        }
         let written = (|| {
             if let Some(w) = images_csv.as_mut() {
                 w.write(&r)?;
@@ -190,6 +201,8 @@ pub fn write_reports<'a>(
         return Some(written.map(|_| r));
     });
     let mut newly_blocked: Vec<Change> = Vec::new();
+    let mut unblocked: Vec<Change> = Vec::new();
+    let mut newly_missing: Vec<Change> = Vec::new();
     let mut changes_file = None;
     let mut change_counts = None;
     if let Some(prev) = previous {
@@ -200,6 +213,12 @@ pub fn write_reports<'a>(
         let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), facts.inventory, |c| {
             if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
                 newly_blocked.push(c.clone());
+            }
+            if c.change == "unblocked" && unblocked.len() < html::MAX_LISTED {
+                unblocked.push(c.clone());
+            }
+            if c.change == "newly_missing" && newly_missing.len() < html::MAX_LISTED {
+                newly_missing.push(c.clone());
             }
             if let Some(w) = &workbook {
                 w.borrow_mut().add_change(c)?;
@@ -256,6 +275,17 @@ pub fn write_reports<'a>(
         files.push(write_atomic(dir, SUMMARY_JSON, |out| w::write_summary_json(out, &summary))?);
     }
     if formats.contains(&Format::Html) {
+        // The page is hashed into the manifest, so it cannot hold the
+        // manifest's own digest: it shows images.csv's, which the manifest
+        // lists, and says where the manifest's is.
+        let images_csv_sha256 = files.iter().find(|f| f.name == IMAGES_CSV).map(|f| f.sha256.clone());
+        // Newest change first: tonight's new blocks, then by the night each
+        // was first seen blocked, latest first.
+        let tonight: std::collections::HashSet<&str> = newly_blocked.iter().map(|c| c.image_id.as_str()).collect();
+        blocked.sort_by(|a, b| {
+            let key = |r: &ImageRecord| (tonight.contains(r.image_id.as_str()), r.blocked_since.clone());
+            key(b).cmp(&key(a)).then_with(|| a.image_id.cmp(&b.image_id))
+        });
         let mut trend = facts.earlier.clone();
         trend.push(TrendPoint::of(&facts.finished, &summary));
         let info = PageInfo {
@@ -270,6 +300,11 @@ pub fn write_reports<'a>(
             trend: &trend,
             disagreements: &disagreements,
             review_queue: &review_queue,
+            missing: &missing,
+            unknown: &unknown,
+            unblocked: &unblocked,
+            newly_missing: &newly_missing,
+            images_csv_sha256: images_csv_sha256.as_deref(),
         };
         files.push(write_atomic(dir, SUMMARY_HTML, |out| {
             html::write_summary_html(out, &summary, &info, &mut blocked.iter())

@@ -32,6 +32,9 @@ impl From<&ApiError> for FailureInfo {
     }
 }
 
+/// The `error_code` of a missing image: the API's answer for it.
+pub const MISSING_CODE: &str = "NoSuchResource";
+
 /// The code used for ids that were never called because the run stopped.
 pub const NOT_ATTEMPTED: &str = "NotAttempted";
 
@@ -132,6 +135,9 @@ impl Outcome {
         let mezz = info.mezzanine.unwrap_or_default();
         let (error_code, error_message, http_status, failure_request_id) = match self.failure {
             Some(f) => (Some(f.code), Some(f.message), f.http_status, f.request_id),
+            // The answer a missing row stands for, where a reader of
+            // images.csv looks for it.
+            None if self.kind == OutcomeKind::Missing => (Some(MISSING_CODE.to_owned()), None, None, None),
             None => (None, None, None, None),
         };
         let judged = (self.kind == OutcomeKind::Found).then(|| judge(info.audit_status.as_deref(), self.moderation));

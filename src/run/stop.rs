@@ -53,11 +53,13 @@ impl StopReason {
                 "the retry budget ran out ({RETRY_BUDGET} retries' worth, last error {e}): the service keeps failing; run the same command later to resume"
             ),
             StopReason::ServiceDown { last, lasted } if lasted.as_secs() == 0 => format!(
-                "the service looks down: {FAILURES_IN_A_ROW} calls in a row failed (last error {last}); run the same command later to resume"
+                "the service looks down: {FAILURES_IN_A_ROW} calls in a row failed (last error {last}){}; run the same command later to resume",
+                hint(last)
             ),
             StopReason::ServiceDown { last, lasted } => format!(
-                "the service looks down: every call failed for {} ({FAILURES_IN_A_ROW} or more in a row, last error {last}); run the same command later to resume",
-                humantime::format_duration(Duration::from_secs(lasted.as_secs()))
+                "the service looks down: every call failed for {} ({FAILURES_IN_A_ROW} or more in a row, last error {last}){}; run the same command later to resume",
+                humantime::format_duration(Duration::from_secs(lasted.as_secs())),
+                hint(last)
             ),
             StopReason::Throttled { last, lasted } => format!(
                 "throttled without pause for {}: the quota may be used up by other traffic; run the same command again later to resume (last answer {last})",
@@ -69,6 +71,11 @@ impl StopReason {
             StopReason::Storage(e) => format!("the journal could not be written: {e}"),
         }
     }
+}
+
+/// `: is the endpoint running ...` for a call that reached nothing.
+fn hint(last: &ApiError) -> String {
+    last.connection_hint().map_or(String::new(), |h| format!(": {h}"))
 }
 
 /// A handle to stop a running audit from outside (signals).

@@ -17,6 +17,7 @@
 //! the server decoded them. It never talks to anything but its listener.
 
 pub mod catalog;
+pub mod night;
 mod search;
 mod wire;
 

@@ -11,6 +11,7 @@ mod compliance;
 mod credentials;
 mod cron_env;
 mod evidence;
+mod first_hour;
 mod hostile_api;
 mod hostile_disk;
 mod hostile_input;

@@ -26,11 +26,12 @@ fn a_finished_run_leaves_no_lock_file_and_a_failed_start_leaves_nothing() {
         std::fs::read_dir(wd.path().join("reports/mine")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["notes.txt"]);
 
-    // A run stopped by a fatal error releases its lock too.
-    let out = Audit::new(&wd, &server).out("reports/bad-key").credentials(&[
-        ("ALIBABA_CLOUD_ACCESS_KEY_ID", vod_image_audit::sim::DEFAULT_KEY_ID),
-        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-the-secret"),
-    ]);
+    // A run stopped by a fatal error (the key revoked after its first
+    // call) releases its lock too.
+    let mut config = cat.config();
+    config.revoke_key_after = Some(1);
+    let revoking = SimServer::start(config);
+    let out = Audit::new(&wd, &revoking).out("reports/bad-key");
     out.run().expect_code(4);
     assert!(!wd.path().join("reports/bad-key/.vod-image-audit.lock").exists());
     assert!(wd.path().join("reports/bad-key/journal.jsonl").exists(), "resumable");

@@ -260,15 +260,12 @@ fn metrics_file_holds_every_series_and_keeps_the_last_success_on_failure() {
         .expect_code(2);
     assert_eq!(wd.read(prom), before);
 
-    // A run that fails reports its exit code and keeps the last success.
-    let out = Audit::new(&wd, &server)
-        .out("reports/d")
-        .args(["--metrics-file", prom])
-        .credentials(&[
-            ("ALIBABA_CLOUD_ACCESS_KEY_ID", vod_image_audit::sim::DEFAULT_KEY_ID),
-            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong"),
-        ])
-        .run();
+    // A run that fails (the key revoked after its first call) reports its
+    // exit code and keeps the last success.
+    let mut config = cat.config();
+    config.revoke_key_after = Some(1);
+    let revoking = SimServer::start(config);
+    let out = Audit::new(&wd, &revoking).out("reports/d").args(["--metrics-file", prom]).run();
     out.expect_code(4);
     let failed = metrics(&wd, prom);
     assert_eq!(get(&failed, "exit_code", &[]), 4.0, "{}", out.describe());
@@ -280,17 +277,13 @@ fn metrics_file_holds_every_series_and_keeps_the_last_success_on_failure() {
 #[test]
 fn a_first_run_that_fails_has_no_last_success() {
     let cat = TestCatalog::generate(5, 162);
-    let server = SimServer::start(cat.config());
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    Audit::new(&wd, &server)
-        .args(["--metrics-file", "m.prom"])
-        .credentials(&[
-            ("ALIBABA_CLOUD_ACCESS_KEY_ID", vod_image_audit::sim::DEFAULT_KEY_ID),
-            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong"),
-        ])
-        .run()
-        .expect_code(4);
+    let mut config = cat.config();
+    // The key revoked after its first call: a run that stops (exit 4).
+    config.revoke_key_after = Some(1);
+    let server = SimServer::start(config);
+    Audit::new(&wd, &server).args(["--metrics-file", "m.prom"]).run().expect_code(4);
     let m = metrics(&wd, "m.prom");
     assert_eq!(get(&m, "exit_code", &[]), 4.0);
     assert!(!m.contains_key(&series("last_success_timestamp_seconds", &[])), "{m:#?}");

@@ -377,6 +377,12 @@ pub async fn audit(
     // slot comes; never locked across an await.
     let ids = std::sync::Mutex::new(ids.into_iter().peekable());
     let ids = &ids;
+    // Cancelled once the last id is taken: a `--api mixed` call still
+    // waiting for its slot then ends at once instead of spending a slot on
+    // nothing (ten a second of GetImageInfos' would add a second and more
+    // to the run's end).
+    let no_more = tokio_util::sync::CancellationToken::new();
+    let no_more = &no_more;
     // `--api mixed`: calls of each kind in flight.
     let (mut singles, mut batches) = (0usize, 0usize);
     let mut backlog: std::collections::VecDeque<Outcome> = awaiting.into();
@@ -405,8 +411,10 @@ pub async fn audit(
                     if singles < concurrency {
                         singles += 1;
                         lookups.push(Either::Right(Either::Left(async move {
-                            let reserved = reserve(s, Action::GetImageInfo).await;
-                            let outcomes = match take_ids(ids, 1).pop() {
+                            let Some(reserved) = reserve_unless(s, Action::GetImageInfo, no_more).await else {
+                                return (Lookup::Single, Vec::new());
+                            };
+                            let outcomes = match take_ids_or_end(ids, 1, no_more).pop() {
                                 Some(id) => vec![audit_one_from(s, id, reserved).await],
                                 None => Vec::new(),
                             };
@@ -415,8 +423,10 @@ pub async fn audit(
                     } else if batches < concurrency {
                         batches += 1;
                         lookups.push(Either::Right(Either::Right(async move {
-                            let reserved = reserve(s, Action::GetImageInfos).await;
-                            let chunk = take_ids(ids, crate::api::client::MAX_BATCH_IDS);
+                            let Some(reserved) = reserve_unless(s, Action::GetImageInfos, no_more).await else {
+                                return (Lookup::Batch, Vec::new());
+                            };
+                            let chunk = take_ids_or_end(ids, crate::api::client::MAX_BATCH_IDS, no_more);
                             let outcomes = match chunk.is_empty() {
                                 true => Vec::new(),
                                 false => audit_batch(s, chunk, reserved).await,
@@ -517,6 +527,32 @@ enum Lookup {
 /// Whether ids are left to take.
 fn more_ids<I: Iterator<Item = String>>(ids: &std::sync::Mutex<std::iter::Peekable<I>>) -> bool {
     ids.lock().unwrap_or_else(|e| e.into_inner()).peek().is_some()
+}
+
+/// [`take_ids`], and `no_more` cancelled when none is left.
+fn take_ids_or_end<I: Iterator<Item = String>>(
+    ids: &std::sync::Mutex<std::iter::Peekable<I>>,
+    n: usize,
+    no_more: &tokio_util::sync::CancellationToken,
+) -> Vec<String> {
+    let taken = take_ids(ids, n);
+    if !more_ids(ids) {
+        no_more.cancel();
+    }
+    taken
+}
+
+/// [`reserve`], or none when `no_more` is cancelled first (no id is left
+/// for the slot); the run stopping still gives `Some(false)`, so that the
+/// ids left are handed over as not attempted.
+async fn reserve_unless(s: &Shared<'_>, action: Action, no_more: &tokio_util::sync::CancellationToken) -> Option<bool> {
+    if no_more.is_cancelled() {
+        return None;
+    }
+    tokio::select! {
+        reserved = reserve(s, action) => Some(reserved),
+        _ = no_more.cancelled() => None,
+    }
 }
 
 /// The next `n` ids, fewer at the end.

@@ -185,11 +185,14 @@ pub async fn run_audit(
     client.first_key().await.map_err(|e| target.no_key(&e))?;
     target.identity = match client.caller_identity().await {
         Ok(i) => Some(i),
+        // The first connection over TLS: a certificate not trusted is a setting to fix, before any run directory.
+        Err(e) if e.is_untrusted_certificate() => return Err(CmdError::usage(e)),
         Err(e) => {
             eprintln!("vod-image-audit: GetCallerIdentity failed (the manifest will not name the account): {e}");
             None
         }
     };
+    client.check_certificate().await.map_err(CmdError::usage)?;
     let dir = RunDir::open(&settings.out, settings.force)?;
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);

@@ -214,6 +214,10 @@ pub struct ApiArgs {
     /// AuthTimeout: validity of the returned URLs, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub auth_timeout: Option<u64>,
+    /// Also trust the CA certificates of this PEM file (a company CA, a TLS-inspecting proxy's),
+    /// on top of the bundled roots and the system's store (which SSL_CERT_FILE replaces).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Which images `--all-images` and `list-images` list.
@@ -432,6 +436,13 @@ pub struct SimulateArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9480")]
     pub listen: String,
+    /// Serve https with this PEM certificate chain (with --tls-key), to try --ca-file or a
+    /// company CA against the simulator.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Catalog file: {"images": [ImageInfo, ...]} in the API's shape.
     #[arg(long, value_name = "FILE", conflicts_with = "generate")]
     pub catalog: Option<PathBuf>,

@@ -353,7 +353,12 @@ impl ApiTarget {
                 .map_err(|e| CmdError::usage(format!("VOD_IMAGE_AUDIT_METADATA_ENDPOINT: {e}")))?,
             None => Endpoint::parse_metadata(Endpoint::METADATA)?,
         };
+        let extra_roots = match &a.ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
         let client = ClientConfig {
+            extra_roots,
             sts_endpoint,
             metadata_endpoint,
             endpoint,
@@ -365,6 +370,23 @@ impl ApiTarget {
         };
         Ok(ApiTarget { credentials, identity: None, region, client })
     }
+}
+
+/// The largest `--ca-file`: the whole Mozilla bundle is about 220 KB.
+pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `--ca-file`: the PEM certificates to trust, read before any call.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, CmdError> {
+    let what = |why: String| CmdError::usage(format!("--ca-file {}: {why}", path.display()));
+    let (pem, _) = crate::rundir::files::read_small_file(path, MAX_CA_FILE_BYTES).map_err(|e| what(e.to_string()))?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| what(format!("not a PEM certificate file ({e})")))?;
+    if certs.is_empty() {
+        return Err(what(
+            "holds no certificate; give the CA's certificate in PEM (a -----BEGIN CERTIFICATE----- block)".to_owned(),
+        ));
+    }
+    Ok(certs)
 }
 
 /// `--metrics-file`: a file name in a directory that exists, checked

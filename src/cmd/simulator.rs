@@ -132,13 +132,25 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
         }
         std::fs::write(path, text).map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
     }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| CmdError::usage(format!("reading {}: {e}", p.display())))
+            };
+            Some(sim::tls_config(&read(cert)?, &read(key)?).map_err(|e| {
+                CmdError::usage(format!("--tls-cert {} --tls-key {}: {e}", cert.display(), key.display()))
+            })?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(|e| CmdError::usage(format!("cannot listen on {}: {e}", a.listen)))?;
     let addr = listener.local_addr().map_err(CmdError::internal)?;
+    let addr = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     let sim = Simulator::new(config);
     let c = sim.config();
-    println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
+    println!("VOD simulator listening on {addr}/ ({} images, region {})", c.catalog.len(), c.region);
     let quota = |q: Option<u32>| q.map_or("none".to_owned(), |q| format!("{q} calls/s"));
     println!("quota: {} per action", quota(c.qps));
     for (action, q) in &c.api_qps {
@@ -151,7 +163,7 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             c.throttle_retry_after.as_ref().map_or(String::new(), |v| format!(", x-acs-retry-after: {v:?}"))
         );
     }
-    println!("stats: http://{addr}/__sim/stats");
+    println!("stats: {addr}/__sim/stats");
     if a.burst_second.is_some() || a.burst_hour.is_some() {
         println!(
             "burst: {} images created at {}, {} in its hour",
@@ -167,9 +179,9 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
         println!("  export ALIBABA_CLOUD_SECURITY_TOKEN={t}");
     }
     if let Some(id) = c.catalog.ids().first() {
-        println!("  vod-image-audit check --endpoint http://{addr}/ --image-id {id}");
+        println!("  vod-image-audit check --endpoint {addr}/ --image-id {id}");
     }
-    println!("  vod-image-audit run --endpoint http://{addr}/ --input ids.csv");
+    println!("  vod-image-audit run --endpoint {addr}/ --input ids.csv");
     if !c.roles.is_empty() || c.ecs_role.is_some() {
         println!(
             "STS (account {}, keys living {}) and the metadata service are served on the same port:",
@@ -180,13 +192,18 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             println!("  role acs:ram::{}:role/{r}", c.account_id);
         }
         if let Some(r) = &c.ecs_role {
-            println!("  instance role {r}: export VOD_IMAGE_AUDIT_METADATA_ENDPOINT=http://{addr}/ ALIBABA_CLOUD_ECS_METADATA={r}");
+            println!(
+                "  instance role {r}: export VOD_IMAGE_AUDIT_METADATA_ENDPOINT={addr}/ ALIBABA_CLOUD_ECS_METADATA={r}"
+            );
         }
     }
-    sim::serve(listener, sim.clone(), async {
+    let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    };
+    match tls {
+        Some(tls) => sim::serve_tls(listener, tls, sim.clone(), interrupted).await,
+        None => sim::serve(listener, sim.clone(), interrupted).await,
+    }
     Ok(Exit::Ok)
 }
 
@@ -228,6 +245,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         timeout: Some("5s".into()),
         output_type: OutputType::Cdn,
         auth_timeout: None,
+        ca_file: None,
     };
     let credentials = Credentials {
         access_key_id: sim::DEFAULT_KEY_ID.into(),

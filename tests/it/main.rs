@@ -28,5 +28,6 @@ mod run_e2e;
 mod signature;
 mod sim_strict;
 mod throttling;
+mod tls_trust;
 mod verdict;
 mod workbook;

@@ -28,6 +28,9 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
         if let Some(ca) = &a.api.ca_file {
             println!("also trusted: {} ({} certificates)", ca.display(), target.client.extra_roots.len());
         }
+        for line in a.sources.lines() {
+            println!("{line}");
+        }
         return Ok(Exit::Ok);
     }
     // Through a proxy the proxy resolves the name: this machine may not.

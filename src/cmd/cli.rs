@@ -413,6 +413,9 @@ pub struct RunArgs {
     /// its files, the exit code, the manifest's SHA-256), and nothing else on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Where each setting came from (the command line, a variable, `--config`).
+    #[arg(skip)]
+    pub sources: super::sources::Sources,
 }
 
 /// `check`.
@@ -427,6 +430,9 @@ pub struct CheckArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Where each setting came from (the command line, a variable, `--config`).
+    #[arg(skip)]
+    pub sources: super::sources::Sources,
 }
 
 /// `simulate`.

@@ -3,6 +3,8 @@
 //! [`settings`] before any of them runs.
 //!
 //! - [`cli`]: the command line as typed.
+//! - [`sources`]: the command line parsed, with the environment and
+//!   `--config` behind it; where each setting came from.
 //! - [`settings`]: raw flags become validated settings.
 //! - [`error`]: the one error type and the exit codes.
 //! - [`audit`]: the `run` command.
@@ -30,6 +32,7 @@ pub(crate) mod prune;
 pub(crate) mod settings;
 #[cfg(feature = "simulator")]
 pub(crate) mod simulator;
+pub mod sources;
 
 use std::ffi::OsString;
 use std::io::BufReader;
@@ -59,7 +62,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
             };
             let target = ApiTarget::resolve(&args.api)?;
             if settings.reading.dry_run {
-                return plan::print_plan(&settings, ids.as_ref(), &target);
+                return plan::print_plan(&settings, ids.as_ref(), &target, &args.sources);
             }
             let stop = crate::run::engine::StopHandle::default();
             let phase = audit::Phase::default();

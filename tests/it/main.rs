@@ -8,6 +8,7 @@
 mod bad_input;
 mod common;
 mod compliance;
+mod config_env;
 mod credentials;
 mod cron_env;
 mod evidence;

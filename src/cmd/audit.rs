@@ -352,6 +352,19 @@ pub async fn run_audit(
         },
         inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
         reviews: settings.compliance.reviews.clone(),
+        // The earlier run was verified before use; one whose manifest cannot be read now explains nothing.
+        settings_changed: previous
+            .as_deref()
+            .and_then(|p| crate::rundir::manifest::Manifest::read(p).ok())
+            .map(|m| {
+                crate::report::changes::settings_changes(
+                    &m,
+                    settings.audit.audit_source.as_str(),
+                    settings.audit.api.as_str(),
+                    &ids.id_column,
+                )
+            })
+            .unwrap_or_default(),
     };
     let stop_reason = reason.as_ref().map(StopReason::describe);
     let reports = settings.reports.clone();
@@ -489,6 +502,14 @@ pub async fn run_audit(
                 c.compared_with.as_deref().unwrap_or("the earlier run")
             );
         }
+    }
+    if let Some(c) = summary.changes.as_ref().filter(|c| !c.settings_changed.is_empty() && !settings.quiet) {
+        let explained: u64 = c.explained.values().sum();
+        eprintln!(
+            "vod-image-audit: {} used other settings ({}): the {explained} change(s) they explain are marked explained_by in changes.csv and not counted by --fail-on",
+            c.compared_with.as_deref().unwrap_or("the earlier run"),
+            c.settings_changed.join(", ")
+        );
     }
     let alerted = alerts(&settings.fail_on, &summary);
     if exit == Exit::Alert {
@@ -713,7 +734,8 @@ fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
             let n = match kind.as_str() {
                 "failed" => summary.totals.failed,
                 super::settings::UNREVIEWED_BLOCKED => summary.review.unreviewed_blocked,
-                kind => summary.changes.as_ref().and_then(|c| c.counts.get(kind)).copied().unwrap_or(0),
+                // A change the settings explain is no news about the account.
+                kind => summary.changes.as_ref().map_or(0, |c| c.news(kind)),
             };
             (n > 0).then(|| format!("{kind} {n}"))
         })

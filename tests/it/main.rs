@@ -26,6 +26,7 @@ mod per_api;
 mod reliability;
 mod review_ledger;
 mod run_e2e;
+mod settings_change;
 mod signature;
 mod sim_strict;
 mod throttling;

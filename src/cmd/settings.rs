@@ -332,9 +332,10 @@ impl ApiTarget {
             Some(t) => parse_duration("--timeout", t)?,
             None => DEFAULT_REQUEST_TIMEOUT,
         };
-        if let Some(0) = a.auth_timeout {
-            return Err(CmdError::usage("--auth-timeout must be at least 1 second"));
-        }
+        let auth_timeout = match &a.auth_timeout {
+            Some(t) => Some(parse_auth_timeout(t)?),
+            None => None,
+        };
         let proxy = choose_proxy(&endpoint, &ProxyEnv::from_process()).map_err(CmdError::usage)?;
         let sts_endpoint = match credentials::process_var("VOD_IMAGE_AUDIT_STS_ENDPOINT")? {
             Some(e) => {
@@ -365,7 +366,7 @@ impl ApiTarget {
             request_timeout: timeout,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(timeout),
             output_type: a.output_type,
-            auth_timeout: a.auth_timeout,
+            auth_timeout,
             proxy,
         };
         Ok(ApiTarget { credentials, identity: None, region, client })
@@ -413,8 +414,30 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
 
 /// A duration flag that may be zero.
 pub fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdError> {
-    humantime::parse_duration(text)
-        .map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))
+    duration_text(text).map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e}")))
+}
+
+/// The one duration syntax of every flag: a number with a unit (`10s`,
+/// `1500ms`, `1h`, `1h 30m`), or a bare number of seconds (`--auth-timeout`
+/// was seconds before it took units, so a bare number means seconds
+/// everywhere).
+pub fn duration_text(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{e}"));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("{e} (write e.g. 10s, 1500ms or 1h; a bare number is seconds)"))
+}
+
+/// `--auth-timeout`: a duration of whole seconds, at least one.
+pub fn parse_auth_timeout(text: &str) -> Result<u64, CmdError> {
+    let d = parse_duration("--auth-timeout", text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(CmdError::usage(format!(
+            "--auth-timeout {text:?}: AuthTimeout is whole seconds (e.g. 3600 or 1h)"
+        )));
+    }
+    Ok(d.as_secs())
 }
 
 /// `20261128T035600Z`: sorts by time and is safe in any file system.

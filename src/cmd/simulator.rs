@@ -77,7 +77,7 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.media_audit_refused = a.media_audit_refused.clone();
     config.batch_forgets = a.batch_forgets;
     config.sts_duration =
-        humantime::parse_duration(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
+        super::settings::duration_text(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
     if config.sts_duration < sim::MIN_STS_DURATION {
         return Err(CmdError::usage("--sts-duration must be at least 10s"));
     }
@@ -89,13 +89,13 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
         unavailable: a.unavailable_rate,
         drop: a.drop_rate,
         slow: a.slow_rate,
-        slow_delay: humantime::parse_duration(&a.slow_time)
+        slow_delay: super::settings::duration_text(&a.slow_time)
             .map_err(|e| CmdError::usage(format!("--slow-time: {e}")))?,
-        latency: humantime::parse_duration(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
+        latency: super::settings::duration_text(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
         outage: match a.outage_after {
             Some(after_calls) => Some(OutageFault {
                 after_calls,
-                lasting: humantime::parse_duration(&a.outage_for)
+                lasting: super::settings::duration_text(&a.outage_for)
                     .map_err(|e| CmdError::usage(format!("--outage-for: {e}")))?,
             }),
             None => None,

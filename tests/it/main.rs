@@ -9,6 +9,7 @@ mod bad_input;
 mod common;
 mod compliance;
 mod config_env;
+mod consistency;
 mod credentials;
 mod cron_env;
 mod evidence;

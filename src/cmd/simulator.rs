@@ -317,49 +317,83 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
         out.display()
     );
     println!();
-    println!("{:<28}{:>8}", "input rows", t.input_rows);
-    println!("{:<28}{:>8}", "  unique ids", t.unique_ids);
-    println!("{:<28}{:>8}", "  duplicates", t.duplicates);
-    println!("{:<28}{:>8}", "  rejected (rejected.csv)", t.invalid);
-    println!("{:<28}{:>8}", "found", t.found);
-    println!("{:<28}{:>8}", "missing (NoSuchResource)", t.missing);
-    println!("{:<28}{:>8}", "failed", t.failed);
+    let top = |label: &str, n: u64| println!("{}", table_row(label, 28, &[n]));
+    let row = |label: &str, values: &[u64]| println!("  {}", table_row(label, 26, values));
+    top("input rows", t.input_rows);
+    top("  unique ids", t.unique_ids);
+    top("  duplicates", t.duplicates);
+    top("  rejected (rejected.csv)", t.invalid);
+    top("found", t.found);
+    top("missing (NoSuchResource)", t.missing);
+    top("failed", t.failed);
     println!();
     println!("Verdict of found images (AuditStatus, else the moderation's Suggestion):");
     for (k, v) in &summary.by_verdict {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     println!("AuditStatus as answered:");
     for (k, v) in &summary.by_audit_status {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     println!("Reasons (GetMediaAuditResult):");
     for (k, v) in &summary.by_reason {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
-    println!("{:<28}{:>8}", "a person overrode the machine", summary.disagreement_count());
+    top("a person overrode the machine", summary.disagreement_count());
     println!("Status of found images:");
     for (k, v) in &summary.by_status {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     println!("Categories (images / blocked):");
     for c in &summary.by_category {
-        let name = c.cate_name.as_deref().unwrap_or("(uncategorized)").replace('\n', "\\n");
-        println!("  {:<26}{:>8}{:>8}", name, c.images, c.blocked);
+        row(c.cate_name.as_deref().unwrap_or("(uncategorized)"), &[c.images, c.blocked]);
     }
     println!();
     println!("simulator answers by code:");
     for (k, v) in &stats.by_code {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
     println!("ids answered more than once: {twice}");
     Ok(())
 }
 
+/// One row of the demo's table: the label, with the characters that act on
+/// a terminal escaped as everywhere else (a newline is `\u{a}`, never a raw
+/// one nor a `\n` that reads like the two characters), padded to `width`
+/// columns as a terminal shows them (CJK takes two), then each number in 8.
+fn table_row(label: &str, width: usize, values: &[u64]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let label = crate::api::error::escape_for_terminal(label);
+    let pad = width.saturating_sub(label.width());
+    let mut line = format!("{label}{}", " ".repeat(pad));
+    for v in values {
+        line.push_str(&format!("{v:>8}"));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_rows_align_cjk_and_escape_control_characters() {
+        use unicode_width::UnicodeWidthStr;
+        let rows = [
+            table_row("News", 26, &[3, 1]),
+            table_row("儿童节目", 26, &[3, 1]),
+            table_row("ニュース速報", 26, &[3, 1]),
+            table_row("Kids\nShows", 26, &[3, 1]),
+            table_row("Kids\u{202e}Shows", 26, &[3, 1]),
+        ];
+        for r in &rows {
+            assert_eq!(r.width(), 26 + 16, "{r:?}");
+            assert!(r.ends_with("       3       1"), "{r:?}");
+            assert!(!r.chars().any(|c| c.is_control() || c == '\u{202e}'), "{r:?}");
+        }
+        assert!(rows[3].starts_with("Kids\\u{a}Shows "), "{:?}", rows[3]);
+    }
 
     #[test]
     fn api_qps_names_an_action_and_its_quota() {

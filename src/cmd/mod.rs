@@ -47,7 +47,7 @@ use crate::run::input::{read_ids_with, InputSource, ReadOptions};
 pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
     match cli.command {
         Command::Run(args) => {
-            let settings = RunSettings::from_args(&args, argv)?;
+            let settings = RunSettings::from_args(&args, argv).map_err(|e| args.sources.annotate(e))?;
             // The ids of a CSV are read now; --all-images lists them in the run.
             let ids = match &settings.input {
                 InputSource::AllImages(_) => None,
@@ -60,7 +60,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
                     Some(ids)
                 }
             };
-            let target = ApiTarget::resolve(&args.api)?;
+            let target = ApiTarget::resolve(&args.api).map_err(|e| args.sources.annotate(e))?;
             if settings.reading.dry_run {
                 return plan::print_plan(&settings, ids.as_ref(), &target, &args.sources);
             }
@@ -69,7 +69,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
             audit::spawn_signal_listener(stop.clone(), phase.clone());
             audit::run_audit(&settings, ids, target, stop, phase).await
         }
-        Command::Check(args) => check::check(&args).await,
+        Command::Check(args) => check::check(&args).await.map_err(|e| args.sources.annotate(e)),
         Command::Verify(args) => inspect::verify(&args),
         Command::Diff(args) => inspect::diff(&args),
         Command::Prune(args) => prune::prune(&args),

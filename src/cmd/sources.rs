@@ -73,6 +73,30 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// A usage error about a flag set by a variable or the file says where
+    /// it was set: `--concurrency must be between 1 and 1024 (set in
+    /// audit.toml line 2)`. Any other error is returned as it is.
+    pub fn annotate(&self, e: CmdError) -> CmdError {
+        if e.exit_code() != super::error::Exit::Usage.code() {
+            return e;
+        }
+        let text = e.to_string();
+        let Some(rest) = text.strip_prefix("--") else { return e };
+        let flag: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let named = |setting: &str| {
+            setting
+                .strip_prefix("--")
+                .and_then(|s| s.strip_prefix(flag.as_str()))
+                .is_some_and(|r| r.is_empty() || r.starts_with(' '))
+        };
+        match self.0.iter().find(|(setting, _)| named(setting)) {
+            Some((_, source)) if *source != Source::CommandLine => CmdError::usage(format!("{text} (set in {source})")),
+            _ => e,
+        }
+    }
+}
+
 /// The variable of a flag: `audit-source` → `VOD_IMAGE_AUDIT_AUDIT_SOURCE`.
 pub fn env_name(long: &str) -> String {
     format!("{ENV_PREFIX}{}", long.to_ascii_uppercase().replace('-', "_"))

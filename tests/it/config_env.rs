@@ -145,3 +145,16 @@ fn check_dry_run_shows_each_settings_source() {
         ],
     );
 }
+
+#[test]
+fn a_value_the_tool_refuses_names_where_it_was_set() {
+    let wd = Workdir::new();
+    ids(&wd);
+    wd.write("audit.toml", "\nconcurrency = 0\n");
+    let out = dry_run(&wd, &["--config", "audit.toml"], &[]);
+    out.expect_code(2);
+    expect_in(&out, &["--concurrency must be between 1 and 1024", "(set in audit.toml line 2)"]);
+    let out = dry_run(&wd, &[], &[("VOD_IMAGE_AUDIT_MAX_ATTEMPTS", "0")]);
+    out.expect_code(2);
+    expect_in(&out, &["--max-attempts must be between 1 and 100", "(set in VOD_IMAGE_AUDIT_MAX_ATTEMPTS)"]);
+}

@@ -343,14 +343,14 @@ impl VodClient {
     }
 
     /// Refuses the endpoint's certificate before any run when it is not
-    /// trusted ([`ApiError::untrusted_certificate`]). Over https to another
-    /// host than STS's (whose call already made the handshake), one `HEAD`
-    /// makes it: unsigned, its answer unread, any other failure left to the
-    /// calls that follow.
-    pub async fn check_certificate(&self) -> Result<(), ApiError> {
+    /// trusted ([`ApiError::untrusted_certificate`]). Over https, one `HEAD`
+    /// makes the handshake (unsigned, its answer unread, any other failure
+    /// left to the calls that follow), unless `sts_called` and STS is the
+    /// same origin: that call made it already.
+    pub async fn check_certificate(&self, sts_called: bool) -> Result<(), ApiError> {
         let same_origin =
             reqwest::Url::parse(self.config.sts_endpoint.as_str()).is_ok_and(|sts| sts.origin() == self.url.origin());
-        if self.url.scheme() != "https" || same_origin {
+        if self.url.scheme() != "https" || (sts_called && same_origin) {
             return Ok(());
         }
         match self.http.head(self.url.clone()).send().await {

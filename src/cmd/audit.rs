@@ -192,7 +192,7 @@ pub async fn run_audit(
             None
         }
     };
-    client.check_certificate().await.map_err(CmdError::usage)?;
+    client.check_certificate(true).await.map_err(CmdError::usage)?;
     let dir = RunDir::open(&settings.out, settings.force)?;
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);

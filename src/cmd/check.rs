@@ -59,7 +59,7 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
             None
         }
     };
-    client.check_certificate().await.map_err(CmdError::usage)?;
+    client.check_certificate(true).await.map_err(CmdError::usage)?;
     let (value, exit) = match client.get_image_info(id).await {
         Ok(found) => (
             serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info,

@@ -106,3 +106,19 @@ fn run_checks_the_endpoints_certificate_when_sts_is_another_host() {
     assert!(!t.wd.path().join("out").exists(), "a refused certificate left a run directory\n{}", refused.describe());
     assert_eq!(t.server.stats().by_action.get("GetImageInfo OK"), None, "{}", refused.describe());
 }
+
+#[test]
+fn list_images_refuses_an_unknown_ca_with_exit_2_and_lists_with_ca_file() {
+    let t = tls_sim();
+    let list = |extra: &[&str]| {
+        let a = crate::common::Audit::new(&t.wd, &t.server).no_input().no_out().subcommand("list-images");
+        a.args(["--out", "list.csv", "--qps", "0"]).args(extra.iter().copied()).run()
+    };
+    let refused = list(&[]);
+    refused.expect_code(2);
+    assert_names_the_ways(&refused);
+    assert!(!t.wd.path().join("list.csv").exists(), "{}", refused.describe());
+    let listed = list(&["--ca-file", "ca.pem"]);
+    listed.expect_code(0);
+    assert_eq!(listed.stdout.trim(), "5", "{}", listed.describe());
+}

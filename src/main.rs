@@ -2,13 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use vod_image_audit::cmd::{self, cli::Cli, error::Exit};
+use vod_image_audit::cmd::{self, error::Exit};
 
 fn main() -> ExitCode {
     // args_os: one non-UTF-8 argument is clap's clear error, never a panic.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = Cli::parse_from(&args);
+    // The flags, with VOD_IMAGE_AUDIT_<FLAG> and --config behind them.
+    let cli = match cmd::sources::parse(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("vod-image-audit: error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

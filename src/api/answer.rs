@@ -1,6 +1,7 @@
 //! Reading an answer: the body within its cap, an error body (JSON or XML)
 //! into an [`ApiError`] with its class, the server's retry hints, and a
-//! transport failure into an error that carries no request data.
+//! transport failure into an error that carries no request data (a server
+//! certificate the client does not trust among them: fatal, not a hiccup).
 //!
 //! The class is [`classify`]'s, from the code and the status, except where a
 //! header overrides both: an error answer with a positive
@@ -23,6 +24,10 @@ use crate::api::model::ErrorBody;
 /// parameters travel in the form body, so the URL holds none of them today,
 /// and an error message keeps it that way whatever a URL may come to hold.
 pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
+    if let Some(why) = untrusted_certificate(&e) {
+        let host = e.url().and_then(|u| u.host_str()).unwrap_or("the server").to_owned();
+        return ApiError::untrusted_certificate(&host, &why);
+    }
     let code = if e.is_timeout() {
         "Timeout"
     } else if e.is_connect() {
@@ -41,6 +46,25 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ApiError {
         source = s.source();
     }
     ApiError::transport(code, message)
+}
+
+/// rustls's reason when the failure is a server certificate this client does
+/// not trust (unknown issuer, expired, another host's name, ...). The rustls
+/// error sits inside `io::Error`s of the connection (one in another), whose
+/// `source()` skips the error they wrap (it answers the wrapped error's
+/// source), so each `io::Error` is opened with `get_ref` instead.
+fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(why)) = err.downcast_ref::<rustls::Error>() {
+            return Some(format!("{why:?}"));
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// Whether a body is past `cap` bytes: by its declared length before a byte

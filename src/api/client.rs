@@ -244,6 +244,9 @@ pub struct ClientConfig {
     pub sts_endpoint: Endpoint,
     /// The ECS metadata service.
     pub metadata_endpoint: Endpoint,
+    /// Roots trusted on top of the bundled ones and the system's
+    /// (`--ca-file`): every call of the client, STS and metadata included.
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 /// A found image and the id of the request that found it.
@@ -282,6 +285,9 @@ impl VodClient {
             }
             None => builder.no_proxy(),
         };
+        // Trusted: the bundled web roots, the system's store (its files, or
+        // SSL_CERT_FILE / SSL_CERT_DIR when set) and --ca-file.
+        let builder = config.extra_roots.iter().fold(builder, |b, c| b.add_root_certificate(c.clone()));
         let http = builder
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -334,6 +340,26 @@ impl VodClient {
     /// Who the key is (`GetCallerIdentity`).
     pub async fn caller_identity(&self) -> Result<Identity, ApiError> {
         self.provider.caller_identity().await
+    }
+
+    /// Refuses the endpoint's certificate before any run when it is not
+    /// trusted ([`ApiError::untrusted_certificate`]). Over https, one `HEAD`
+    /// makes the handshake (unsigned, its answer unread, any other failure
+    /// left to the calls that follow), unless `sts_called` and STS is the
+    /// same origin: that call made it already.
+    pub async fn check_certificate(&self, sts_called: bool) -> Result<(), ApiError> {
+        let same_origin =
+            reqwest::Url::parse(self.config.sts_endpoint.as_str()).is_ok_and(|sts| sts.origin() == self.url.origin());
+        if self.url.scheme() != "https" || (sts_called && same_origin) {
+            return Ok(());
+        }
+        match self.http.head(self.url.clone()).send().await {
+            Err(e) => match transport_error(e) {
+                e if e.is_untrusted_certificate() => Err(e),
+                _ => Ok(()),
+            },
+            Ok(_) => Ok(()),
+        }
     }
 
     /// The endpoint this client calls.

@@ -29,6 +29,7 @@ fn client_at(token: Option<&str>, endpoint: Endpoint) -> VodClient {
         sts_endpoint: endpoint.clone(),
         metadata_endpoint: endpoint.clone(),
         endpoint,
+        extra_roots: Vec::new(),
     };
     VodClient::new(creds.into(), config).unwrap()
 }

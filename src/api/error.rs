@@ -19,6 +19,10 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
+/// The code of a connection refused because the server's certificate is not
+/// trusted (ours, never the server's: it comes with no HTTP status).
+pub const UNTRUSTED_CERTIFICATE: &str = "UntrustedCertificate";
+
 /// How a failed call is to be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -126,6 +130,28 @@ impl ApiError {
             retry_after: None,
             server_date: None,
         }
+    }
+
+    /// A server certificate the client does not trust: fatal, since every
+    /// further call meets the same certificate. The message names the host and
+    /// the two ways to trust it.
+    pub fn untrusted_certificate(host: &str, why: &str) -> Self {
+        ApiError {
+            class: ErrorClass::Fatal,
+            ..ApiError::transport(
+                UNTRUSTED_CERTIFICATE,
+                format!(
+                    "the TLS certificate of {host} is not trusted ({why}): give its CA with --ca-file FILE \
+                     (or SSL_CERT_FILE=FILE), or add the CA to this machine's certificate store"
+                ),
+            )
+        }
+    }
+
+    /// Whether this is [`ApiError::untrusted_certificate`]: a setting to fix
+    /// before any run, not a failure of the service.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        self.code == UNTRUSTED_CERTIFICATE && self.http_status.is_none()
     }
 
     /// The error as one line for a terminal: every text that came from the

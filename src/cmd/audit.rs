@@ -185,6 +185,8 @@ pub async fn run_audit(
     client.first_key().await.map_err(|e| target.no_key(&e))?;
     target.identity = match client.caller_identity().await {
         Ok(i) => Some(i),
+        // The first connection over TLS: a certificate not trusted is a setting to fix, before any run directory.
+        Err(e) if e.is_untrusted_certificate() => return Err(CmdError::usage(e)),
         // STS answered that the key itself is wrong: so would every VOD
         // call. Stopped here, before the run directory exists, there is
         // nothing to resume and nothing to clean up.
@@ -202,6 +204,7 @@ pub async fn run_audit(
             None
         }
     };
+    client.check_certificate(true).await.map_err(CmdError::usage)?;
     let dir = RunDir::open(&settings.out, settings.force)?;
     if let Some(lock) = dir.lock_path() {
         phase.holds_lock(lock);
@@ -361,6 +364,19 @@ pub async fn run_audit(
         },
         inventory: matches!(settings.input, crate::run::input::InputSource::AllImages(_)),
         reviews: settings.compliance.reviews.clone(),
+        // The earlier run was verified before use; one whose manifest cannot be read now explains nothing.
+        settings_changed: previous
+            .as_deref()
+            .and_then(|p| crate::rundir::manifest::Manifest::read(p).ok())
+            .map(|m| {
+                crate::report::changes::settings_changes(
+                    &m,
+                    settings.audit.audit_source.as_str(),
+                    settings.audit.api.as_str(),
+                    &ids.id_column,
+                )
+            })
+            .unwrap_or_default(),
     };
     let stop_reason = reason.as_ref().map(StopReason::describe);
     let reports = settings.reports.clone();
@@ -505,6 +521,14 @@ pub async fn run_audit(
                 c.compared_with.as_deref().unwrap_or("the earlier run")
             ));
         }
+    }
+    if let Some(c) = summary.changes.as_ref().filter(|c| !c.settings_changed.is_empty() && !settings.quiet) {
+        let explained: u64 = c.explained.values().sum();
+        eprintln!(
+            "vod-image-audit: {} used other settings ({}): the {explained} change(s) they explain are marked explained_by in changes.csv and not counted by --fail-on",
+            c.compared_with.as_deref().unwrap_or("the earlier run"),
+            c.settings_changed.join(", ")
+        );
     }
     let alerted = alerts(&settings.fail_on, &summary);
     if exit == Exit::Alert {
@@ -734,7 +758,8 @@ fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
             let n = match kind.as_str() {
                 "failed" => summary.totals.failed,
                 super::settings::UNREVIEWED_BLOCKED => summary.review.unreviewed_blocked,
-                kind => summary.changes.as_ref().and_then(|c| c.counts.get(kind)).copied().unwrap_or(0),
+                // A change the settings explain is no news about the account.
+                kind => summary.changes.as_ref().map_or(0, |c| c.news(kind)),
             };
             (n > 0).then(|| format!("{kind} {n}"))
         })

@@ -25,6 +25,12 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
         if target.credentials.kind.renews() {
             println!("sts endpoint: {}", target.client.sts_endpoint.as_str());
         }
+        if let Some(ca) = &a.api.ca_file {
+            println!("also trusted: {} ({} certificates)", ca.display(), target.client.extra_roots.len());
+        }
+        for line in a.sources.lines() {
+            println!("{line}");
+        }
         return Ok(Exit::Ok);
     }
     // Through a proxy the proxy resolves the name: this machine may not.
@@ -47,11 +53,13 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
             );
             Some(i)
         }
+        Err(e) if e.is_untrusted_certificate() => return Err(CmdError::usage(e)),
         Err(e) => {
             eprintln!("vod-image-audit: GetCallerIdentity failed, going on with GetImageInfo: {e}");
             None
         }
     };
+    client.check_certificate(true).await.map_err(CmdError::usage)?;
     let (value, exit) = match client.get_image_info(id).await {
         Ok(found) => (
             serde_json::json!({"outcome": OutcomeKind::Found, "image_id": id, "request_id": found.request_id, "image_info": found.info,

@@ -178,9 +178,10 @@ pub struct DiffArgs {
 pub struct PruneArgs {
     /// The folder that holds the run directories (e.g. reports).
     pub dir: PathBuf,
-    /// Keep the N newest complete runs, by the manifest's finished time (at least 1).
+    /// Keep the N newest complete runs, by the manifest's finished time (at least 1; give it,
+    /// --keep-daily or both).
     #[arg(long, value_name = "N")]
-    pub keep_last: usize,
+    pub keep_last: Option<usize>,
     /// Also keep the newest run of each of the last D days that have a run (UTC dates).
     #[arg(long, value_name = "D")]
     pub keep_daily: Option<usize>,
@@ -205,15 +206,20 @@ pub struct ApiArgs {
     /// aliyun CLI profile to use (else ALIBABA_CLOUD_PROFILE, else the file's current profile).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// Time allowed for one call, e.g. 10s, 1500ms (default 10s, the official SDKs' read timeout).
+    /// Time allowed for one call, e.g. 10s, 1500ms; a bare number is seconds (default 10s, the
+    /// official SDKs' read timeout).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// OutputType: the kind of URL the answers carry.
     #[arg(long, value_parser = choice::<OutputType>(OutputType::NAMES), default_value = "cdn")]
     pub output_type: OutputType,
-    /// AuthTimeout: validity of the returned URLs, in seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub auth_timeout: Option<u64>,
+    /// AuthTimeout: validity of the returned URLs, whole seconds (e.g. 3600 or 1h).
+    #[arg(long, value_name = "DURATION")]
+    pub auth_timeout: Option<String>,
+    /// Also trust the CA certificates of this PEM file (a company CA, a TLS-inspecting proxy's),
+    /// on top of the bundled roots and the system's store (which SSL_CERT_FILE replaces).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Which images `--all-images` and `list-images` list.
@@ -409,6 +415,9 @@ pub struct RunArgs {
     /// its files, the exit code, the manifest's SHA-256), and nothing else on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Where each setting came from (the command line, a variable, `--config`).
+    #[arg(skip)]
+    pub sources: super::sources::Sources,
 }
 
 /// `check`.
@@ -421,8 +430,15 @@ pub struct CheckArgs {
     /// that needs no call to know (static keys: nothing at all).
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the result as one JSON object on stdout: what check prints anyway (accepted so
+    /// that every command that prints a result takes --json).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Where each setting came from (the command line, a variable, `--config`).
+    #[arg(skip)]
+    pub sources: super::sources::Sources,
 }
 
 /// `simulate`.
@@ -432,6 +448,13 @@ pub struct SimulateArgs {
     /// Address to listen on (port 0: any free port, printed).
     #[arg(long, default_value = "127.0.0.1:9480")]
     pub listen: String,
+    /// Serve https with this PEM certificate chain (with --tls-key), to try --ca-file or a
+    /// company CA against the simulator.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Catalog file: {"images": [ImageInfo, ...]} in the API's shape.
     #[arg(long, value_name = "FILE", conflicts_with = "generate")]
     pub catalog: Option<PathBuf>,

@@ -70,11 +70,21 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
     // otherwise be reported as a change that never happened (or hide one).
     // A stopped run may be compared; its ids not attempted are not compared.
     let mut listed = [false, false];
+    let mut manifests = Vec::new();
     for (i, dir) in [&a.old, &a.new].into_iter().enumerate() {
         let m = verify::earlier_run(dir, &[IMAGES_CSV], false)
             .map_err(|e| CmdError::new(Exit::VerifyFailed, anyhow::anyhow!("diff: {e}")))?;
         listed[i] = m.inventory.is_some();
+        manifests.push(m);
     }
+    let (before, after) = (&manifests[0], &manifests[1]);
+    let or = |v: &str, default: &'static str| if v.is_empty() { default.to_owned() } else { v.to_owned() };
+    let settings = changes::settings_changes(
+        before,
+        &or(&after.settings.audit_source, "image-info"),
+        &or(&after.settings.api, "single"),
+        &after.input.id_column,
+    );
     let open = |dir: &Path| -> Result<std::io::BufReader<std::fs::File>, CmdError> {
         let p = dir.join(IMAGES_CSV);
         let f = std::fs::File::open(&p)
@@ -102,26 +112,37 @@ pub fn diff(a: &DiffArgs) -> CmdResult {
             let mut counts = None;
             write_atomic(dir, name, |w| {
                 let mut writer = ChangesWriter::new(w, CsvStyle::default())?;
-                counts = Some(changes::compare(old, new, compared_with, inventories, |c| writer.write(c))?);
+                counts = Some(changes::compare_with_settings(old, new, compared_with, inventories, &settings, |c| {
+                    writer.write(c)
+                })?);
                 writer.finish()
             })
             .map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
             counts.expect("set by the writer")
         }
         // --json: the counts are all stdout carries.
-        None if a.json => changes::compare(old, new, compared_with, inventories, |_| Ok(()))
+        None if a.json => changes::compare_with_settings(old, new, compared_with, inventories, &settings, |_| Ok(()))
             .map_err(|e| CmdError::usage(format!("diff: {e}")))?,
         None => {
             let stdout = std::io::stdout();
             let compared = (|| {
                 let mut writer = ChangesWriter::new(stdout.lock(), CsvStyle::default())?;
-                let counts = changes::compare(old, new, compared_with, inventories, |c| writer.write(c))?;
+                let counts = changes::compare_with_settings(old, new, compared_with, inventories, &settings, |c| {
+                    writer.write(c)
+                })?;
                 writer.finish()?;
                 Ok::<_, std::io::Error>(counts)
             })();
             compared.map_err(|e| CmdError::usage(format!("diff: {e}")))?
         }
     };
+    if !counts.settings_changed.is_empty() {
+        eprintln!(
+            "vod-image-audit: the runs used different settings ({}): the {} change(s) they explain are marked explained_by",
+            counts.settings_changed.join(", "),
+            counts.explained.values().sum::<u64>()
+        );
+    }
     let parts: Vec<String> = CHANGE_KINDS.iter().map(|k| format!("{k} {}", counts.counts[*k])).collect();
     eprintln!(
         "vod-image-audit: {} ids compared ({} not in both or failed): {}",

@@ -110,6 +110,8 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
     let target = ApiTarget::resolve(&a.api)?;
     let client = target.client()?;
     client.first_key().await.map_err(|e| target.no_key(&e))?;
+    // No STS call was made for a fixed key: the handshake is this one.
+    client.check_certificate(false).await.map_err(CmdError::usage)?;
     let settings = AuditSettings {
         api: ApiMode::Single,
         qps: listing_qps(qps),

@@ -3,6 +3,8 @@
 //! [`settings`] before any of them runs.
 //!
 //! - [`cli`]: the command line as typed.
+//! - [`sources`]: the command line parsed, with the environment and
+//!   `--config` behind it; where each setting came from.
 //! - [`settings`]: raw flags become validated settings.
 //! - [`error`]: the one error type and the exit codes.
 //! - [`audit`]: the `run` command.
@@ -30,6 +32,7 @@ pub(crate) mod prune;
 pub(crate) mod settings;
 #[cfg(feature = "simulator")]
 pub(crate) mod simulator;
+pub mod sources;
 
 use std::ffi::OsString;
 use std::io::BufReader;
@@ -44,7 +47,7 @@ use crate::run::input::{read_ids_with, InputSource, ReadOptions};
 pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
     match cli.command {
         Command::Run(args) => {
-            let settings = RunSettings::from_args(&args, argv)?;
+            let settings = RunSettings::from_args(&args, argv).map_err(|e| args.sources.annotate(e))?;
             // The ids of a CSV are read now; --all-images lists them in the run.
             let ids = match &settings.input {
                 InputSource::AllImages(_) => None,
@@ -57,16 +60,16 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
                     Some(ids)
                 }
             };
-            let target = ApiTarget::resolve(&args.api)?;
+            let target = ApiTarget::resolve(&args.api).map_err(|e| args.sources.annotate(e))?;
             if settings.reading.dry_run {
-                return plan::print_plan(&settings, ids.as_ref(), &target);
+                return plan::print_plan(&settings, ids.as_ref(), &target, &args.sources);
             }
             let stop = crate::run::engine::StopHandle::default();
             let phase = audit::Phase::default();
             audit::spawn_signal_listener(stop.clone(), phase.clone());
             audit::run_audit(&settings, ids, target, stop, phase).await
         }
-        Command::Check(args) => check::check(&args).await,
+        Command::Check(args) => check::check(&args).await.map_err(|e| args.sources.annotate(e)),
         Command::Verify(args) => inspect::verify(&args),
         Command::Diff(args) => inspect::diff(&args),
         Command::Prune(args) => prune::prune(&args),

@@ -73,15 +73,24 @@ pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> St
 
 /// Prints the plan; exit 0.
 /// `ids`: none for `--all-images`, whose ids are listed in the run.
-pub fn print_plan(settings: &RunSettings, ids: Option<&IdList>, target: &ApiTarget) -> CmdResult {
+pub fn print_plan(
+    settings: &RunSettings,
+    ids: Option<&IdList>,
+    target: &ApiTarget,
+    sources: &super::sources::Sources,
+) -> CmdResult {
     use std::io::Write;
-    let text = match ids {
+    let mut text = match ids {
         Some(ids) => plan_text(settings, ids, target),
         None => format!(
             "dry run: no call made, nothing written\nwould list {} (SearchMedia), then audit every image listed\n",
             settings.input.display()
         ),
     };
+    for line in sources.lines() {
+        text.push_str(&line);
+        text.push('\n');
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(CmdError::internal)?;
     Ok(Exit::Ok)

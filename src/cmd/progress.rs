@@ -65,6 +65,24 @@ struct State {
     tally: Tally,
 }
 
+/// A rate as the bar shows it: one decimal, thousands separated
+/// (`1,473.8/s`; indicatif's own `{per_sec}` shows four decimals).
+pub fn rate_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec < 0.0 {
+        return "?/s".to_owned();
+    }
+    let tenths = (per_sec * 10.0).round() as u64;
+    let whole = (tenths / 10).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped}.{}/s", tenths % 10)
+}
+
 /// The progress display of one run.
 pub struct Progress {
     state: Arc<Mutex<State>>,
@@ -81,7 +99,12 @@ impl Progress {
         } else if mode == ProgressMode::Always || tty {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} eta {eta} {msg}")
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {rate} eta {eta} {msg}")
+                    .map(|style| {
+                        style.with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&rate_text(s.per_sec()));
+                        })
+                    })
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             Display::Bar(bar)
@@ -210,6 +233,15 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_shows_rates_rounded_to_a_tenth_with_thousands_separated() {
+        assert_eq!(rate_text(1473.7669), "1,473.8/s");
+        assert_eq!(rate_text(0.04), "0.0/s");
+        assert_eq!(rate_text(19.96), "20.0/s");
+        assert_eq!(rate_text(1_234_567.0), "1,234,567.0/s");
+        assert_eq!(rate_text(f64::NAN), "?/s");
+    }
 
     fn line(p: &Progress) -> String {
         p.state().line(Instant::now())

@@ -152,11 +152,22 @@ fn classify(name: String, path: PathBuf, parent: &Path, dry_run: bool) -> Found 
 
 /// `prune`.
 pub fn prune(a: &PruneArgs) -> CmdResult {
-    if a.keep_last == 0 {
-        return Err(CmdError::usage(
-            "--keep-last must be at least 1: the newest run is what the next one compares with",
-        ));
-    }
+    // The newest run is what the next one compares with: --keep-last 1, or
+    // --keep-daily (whose newest day holds the newest run), keeps it.
+    let keep_last = match (a.keep_last, a.keep_daily) {
+        (Some(0), _) => {
+            return Err(CmdError::usage(
+                "--keep-last must be at least 1: the newest run is what the next one compares with",
+            ))
+        }
+        (None, None | Some(0)) => {
+            return Err(CmdError::usage(
+                "give --keep-last N (the N newest runs), --keep-daily D (the newest of each of the last D days, at least 1) or both",
+            ))
+        }
+        (Some(n), _) => n,
+        (None, Some(_)) => 0,
+    };
     let entries = std::fs::read_dir(&a.dir).map_err(|e| {
         CmdError::usage(format!("prune {}: {e} (name the folder that holds the run directories)", a.dir.display()))
     })?;
@@ -177,7 +188,7 @@ pub fn prune(a: &PruneArgs) -> CmdResult {
             State::Kept { .. } => None,
         })
         .collect();
-    let mut why_kept = rule_reasons(&complete, a.keep_last, a.keep_daily.unwrap_or(0));
+    let mut why_kept = rule_reasons(&complete, keep_last, a.keep_daily.unwrap_or(0));
     for f in &found {
         if let State::Kept { why, .. } = &f.state {
             why_kept.insert(f.name.clone(), why.clone());

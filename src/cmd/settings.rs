@@ -332,9 +332,10 @@ impl ApiTarget {
             Some(t) => parse_duration("--timeout", t)?,
             None => DEFAULT_REQUEST_TIMEOUT,
         };
-        if let Some(0) = a.auth_timeout {
-            return Err(CmdError::usage("--auth-timeout must be at least 1 second"));
-        }
+        let auth_timeout = match &a.auth_timeout {
+            Some(t) => Some(parse_auth_timeout(t)?),
+            None => None,
+        };
         let proxy = choose_proxy(&endpoint, &ProxyEnv::from_process()).map_err(CmdError::usage)?;
         let sts_endpoint = match credentials::process_var("VOD_IMAGE_AUDIT_STS_ENDPOINT")? {
             Some(e) => {
@@ -353,18 +354,40 @@ impl ApiTarget {
                 .map_err(|e| CmdError::usage(format!("VOD_IMAGE_AUDIT_METADATA_ENDPOINT: {e}")))?,
             None => Endpoint::parse_metadata(Endpoint::METADATA)?,
         };
+        let extra_roots = match &a.ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
         let client = ClientConfig {
+            extra_roots,
             sts_endpoint,
             metadata_endpoint,
             endpoint,
             request_timeout: timeout,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT.min(timeout),
             output_type: a.output_type,
-            auth_timeout: a.auth_timeout,
+            auth_timeout,
             proxy,
         };
         Ok(ApiTarget { credentials, identity: None, region, client })
     }
+}
+
+/// The largest `--ca-file`: the whole Mozilla bundle is about 220 KB.
+pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `--ca-file`: the PEM certificates to trust, read before any call.
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, CmdError> {
+    let what = |why: String| CmdError::usage(format!("--ca-file {}: {why}", path.display()));
+    let (pem, _) = crate::rundir::files::read_small_file(path, MAX_CA_FILE_BYTES).map_err(|e| what(e.to_string()))?;
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| what(format!("not a PEM certificate file ({e})")))?;
+    if certs.is_empty() {
+        return Err(what(
+            "holds no certificate; give the CA's certificate in PEM (a -----BEGIN CERTIFICATE----- block)".to_owned(),
+        ));
+    }
+    Ok(certs)
 }
 
 /// `--metrics-file`: a file name in a directory that exists, checked
@@ -391,8 +414,30 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
 
 /// A duration flag that may be zero.
 pub fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdError> {
-    humantime::parse_duration(text)
-        .map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e} (write e.g. 10s or 1500ms)")))
+    duration_text(text).map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e}")))
+}
+
+/// The one duration syntax of every flag: a number with a unit (`10s`,
+/// `1500ms`, `1h`, `1h 30m`), or a bare number of seconds (`--auth-timeout`
+/// was seconds before it took units, so a bare number means seconds
+/// everywhere).
+pub fn duration_text(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{e}"));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("{e} (write e.g. 10s, 1500ms or 1h; a bare number is seconds)"))
+}
+
+/// `--auth-timeout`: a duration of whole seconds, at least one.
+pub fn parse_auth_timeout(text: &str) -> Result<u64, CmdError> {
+    let d = parse_duration("--auth-timeout", text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(CmdError::usage(format!(
+            "--auth-timeout {text:?}: AuthTimeout is whole seconds (e.g. 3600 or 1h)"
+        )));
+    }
+    Ok(d.as_secs())
 }
 
 /// `20261128T035600Z`: sorts by time and is safe in any file system.

@@ -86,7 +86,7 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.media_audit_refused = a.media_audit_refused.clone();
     config.batch_forgets = a.batch_forgets;
     config.sts_duration =
-        humantime::parse_duration(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
+        super::settings::duration_text(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
     if config.sts_duration < sim::MIN_STS_DURATION {
         return Err(CmdError::usage("--sts-duration must be at least 10s"));
     }
@@ -98,13 +98,13 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
         unavailable: a.unavailable_rate,
         drop: a.drop_rate,
         slow: a.slow_rate,
-        slow_delay: humantime::parse_duration(&a.slow_time)
+        slow_delay: super::settings::duration_text(&a.slow_time)
             .map_err(|e| CmdError::usage(format!("--slow-time: {e}")))?,
-        latency: humantime::parse_duration(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
+        latency: super::settings::duration_text(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
         outage: match a.outage_after {
             Some(after_calls) => Some(OutageFault {
                 after_calls,
-                lasting: humantime::parse_duration(&a.outage_for)
+                lasting: super::settings::duration_text(&a.outage_for)
                     .map_err(|e| CmdError::usage(format!("--outage-for: {e}")))?,
             }),
             None => None,
@@ -148,13 +148,25 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
         eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
         return Ok(Exit::Ok);
     }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| CmdError::usage(format!("reading {}: {e}", p.display())))
+            };
+            Some(sim::tls_config(&read(cert)?, &read(key)?).map_err(|e| {
+                CmdError::usage(format!("--tls-cert {} --tls-key {}: {e}", cert.display(), key.display()))
+            })?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(|e| CmdError::usage(format!("cannot listen on {}: {e}", a.listen)))?;
     let addr = listener.local_addr().map_err(CmdError::internal)?;
+    let addr = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     let sim = Simulator::new(config);
     let c = sim.config();
-    println!("VOD simulator listening on http://{addr}/ ({} images, region {})", c.catalog.len(), c.region);
+    println!("VOD simulator listening on {addr}/ ({} images, region {})", c.catalog.len(), c.region);
     if a.night > 1 {
         println!(
             "night {}: since night 1, {} images blocked, {} unblocked, {} deleted and {} added each night",
@@ -177,7 +189,7 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             c.throttle_retry_after.as_ref().map_or(String::new(), |v| format!(", x-acs-retry-after: {v:?}"))
         );
     }
-    println!("stats: http://{addr}/__sim/stats");
+    println!("stats: {addr}/__sim/stats");
     if a.burst_second.is_some() || a.burst_hour.is_some() {
         println!(
             "burst: {} images created at {}, {} in its hour",
@@ -193,12 +205,12 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
         println!("  export ALIBABA_CLOUD_SECURITY_TOKEN={t}");
     }
     if let Some(id) = c.catalog.ids().first() {
-        println!("  vod-image-audit check --endpoint http://{addr}/ --image-id {id}");
+        println!("  vod-image-audit check --endpoint {addr}/ --image-id {id}");
     }
     match &a.write_ids {
-        Some(path) => println!("  vod-image-audit run --endpoint http://{addr}/ --input {}", path.display()),
+        Some(path) => println!("  vod-image-audit run --endpoint {addr}/ --input {}", path.display()),
         None => println!(
-            "  vod-image-audit run --endpoint http://{addr}/ --input ids.csv   # ids.csv: simulate --write-ids ids.csv"
+            "  vod-image-audit run --endpoint {addr}/ --input ids.csv   # ids.csv: simulate --write-ids ids.csv"
         ),
     }
     if !c.roles.is_empty() || c.ecs_role.is_some() {
@@ -211,13 +223,18 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             println!("  role acs:ram::{}:role/{r}", c.account_id);
         }
         if let Some(r) = &c.ecs_role {
-            println!("  instance role {r}: export VOD_IMAGE_AUDIT_METADATA_ENDPOINT=http://{addr}/ ALIBABA_CLOUD_ECS_METADATA={r}");
+            println!(
+                "  instance role {r}: export VOD_IMAGE_AUDIT_METADATA_ENDPOINT={addr}/ ALIBABA_CLOUD_ECS_METADATA={r}"
+            );
         }
     }
-    sim::serve(listener, sim.clone(), async {
+    let interrupted = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    };
+    match tls {
+        Some(tls) => sim::serve_tls(listener, tls, sim.clone(), interrupted).await,
+        None => sim::serve(listener, sim.clone(), interrupted).await,
+    }
     Ok(Exit::Ok)
 }
 
@@ -259,6 +276,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         timeout: Some("5s".into()),
         output_type: OutputType::Cdn,
         auth_timeout: None,
+        ca_file: None,
     };
     let credentials = Credentials {
         access_key_id: sim::DEFAULT_KEY_ID.into(),
@@ -330,49 +348,83 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
         out.display()
     );
     println!();
-    println!("{:<28}{:>8}", "input rows", t.input_rows);
-    println!("{:<28}{:>8}", "  unique ids", t.unique_ids);
-    println!("{:<28}{:>8}", "  duplicates", t.duplicates);
-    println!("{:<28}{:>8}", "  rejected (rejected.csv)", t.invalid);
-    println!("{:<28}{:>8}", "found", t.found);
-    println!("{:<28}{:>8}", "missing (NoSuchResource)", t.missing);
-    println!("{:<28}{:>8}", "failed", t.failed);
+    let top = |label: &str, n: u64| println!("{}", table_row(label, 28, &[n]));
+    let row = |label: &str, values: &[u64]| println!("  {}", table_row(label, 26, values));
+    top("input rows", t.input_rows);
+    top("  unique ids", t.unique_ids);
+    top("  duplicates", t.duplicates);
+    top("  rejected (rejected.csv)", t.invalid);
+    top("found", t.found);
+    top("missing (NoSuchResource)", t.missing);
+    top("failed", t.failed);
     println!();
     println!("Verdict of found images (AuditStatus, else the moderation's Suggestion):");
     for (k, v) in &summary.by_verdict {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     println!("AuditStatus as answered:");
     for (k, v) in &summary.by_audit_status {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     println!("Reasons (GetMediaAuditResult):");
     for (k, v) in &summary.by_reason {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
-    println!("{:<28}{:>8}", "a person overrode the machine", summary.disagreement_count());
+    top("a person overrode the machine", summary.disagreement_count());
     println!("Status of found images:");
     for (k, v) in &summary.by_status {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     println!("Categories (images / blocked):");
     for c in &summary.by_category {
-        let name = c.cate_name.as_deref().unwrap_or("(uncategorized)").replace('\n', "\\n");
-        println!("  {:<26}{:>8}{:>8}", name, c.images, c.blocked);
+        row(c.cate_name.as_deref().unwrap_or("(uncategorized)"), &[c.images, c.blocked]);
     }
     println!();
     println!("simulator answers by code:");
     for (k, v) in &stats.by_code {
-        println!("  {k:<26}{v:>8}");
+        row(k, &[*v]);
     }
     let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
     println!("ids answered more than once: {twice}");
     Ok(())
 }
 
+/// One row of the demo's table: the label, with the characters that act on
+/// a terminal escaped as everywhere else (a newline is `\u{a}`, never a raw
+/// one nor a `\n` that reads like the two characters), padded to `width`
+/// columns as a terminal shows them (CJK takes two), then each number in 8.
+fn table_row(label: &str, width: usize, values: &[u64]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let label = crate::api::error::escape_for_terminal(label);
+    let pad = width.saturating_sub(label.width());
+    let mut line = format!("{label}{}", " ".repeat(pad));
+    for v in values {
+        line.push_str(&format!("{v:>8}"));
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_rows_align_cjk_and_escape_control_characters() {
+        use unicode_width::UnicodeWidthStr;
+        let rows = [
+            table_row("News", 26, &[3, 1]),
+            table_row("儿童节目", 26, &[3, 1]),
+            table_row("ニュース速報", 26, &[3, 1]),
+            table_row("Kids\nShows", 26, &[3, 1]),
+            table_row("Kids\u{202e}Shows", 26, &[3, 1]),
+        ];
+        for r in &rows {
+            assert_eq!(r.width(), 26 + 16, "{r:?}");
+            assert!(r.ends_with("       3       1"), "{r:?}");
+            assert!(!r.chars().any(|c| c.is_control() || c == '\u{202e}'), "{r:?}");
+        }
+        assert!(rows[3].starts_with("Kids\\u{a}Shows "), "{:?}", rows[3]);
+    }
 
     #[test]
     fn api_qps_names_an_action_and_its_quota() {

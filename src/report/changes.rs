@@ -8,6 +8,14 @@
 //! before the verdict had its own column is read by what its `audit_status`
 //! stood for, so tonight compares with last night across the change.
 //!
+//! A change the two runs' settings explain is no news about the account:
+//! when the earlier run used another `--audit-source` or `--api` (read from
+//! its manifest), the changes those settings make to a row (the verdict,
+//! whether `AuditStatus` is there) carry `explained_by` (the setting, as
+//! `audit-source image-info to both`), are counted apart in `explained`, and
+//! `--fail-on` leaves them out. What the account says about an image's
+//! existence, status or category is never explained by a setting.
+//!
 //! Owns the change rules (a pure function of two records) and the merge-join
 //! of two `images.csv` files, which are sorted by `image_id`: memory stays
 //! flat however many ids there are. Finding the previous run is
@@ -46,6 +54,7 @@ pub const CHANGES_COLUMNS: &[&str] = &[
     "image_url",
     "before_cate_id",
     "before_cate_name",
+    "explained_by",
 ];
 
 /// One row of `changes.csv`: what changed, and enough of the image to act
@@ -66,6 +75,61 @@ pub struct Change {
     /// "before"; `cate_id`/`cate_name` are the "after").
     pub before_cate_id: Option<i64>,
     pub before_cate_name: Option<String>,
+    /// The change of settings between the two runs that explains this
+    /// change (`audit-source image-info to both`); none for news.
+    pub explained_by: Option<String>,
+}
+
+/// A setting that changes what a row says, different in the earlier run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingChange {
+    /// The flag's name: `audit-source`, `api`, `id-column`.
+    pub name: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+impl std::fmt::Display for SettingChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} to {}", self.name, self.before, self.after)
+    }
+}
+
+/// The settings that change what a row says, as the earlier run's manifest
+/// and this run have them: `--audit-source`, `--api` and the id column.
+/// A manifest written before a setting existed ran with its default.
+pub fn settings_changes(
+    before: &crate::rundir::manifest::Manifest,
+    audit_source: &str,
+    api: &str,
+    id_column: &str,
+) -> Vec<SettingChange> {
+    let or = |v: &str, default: &str| if v.is_empty() { default.to_owned() } else { v.to_owned() };
+    [
+        ("audit-source", or(&before.settings.audit_source, "image-info"), audit_source),
+        ("api", or(&before.settings.api, "single"), api),
+        ("id-column", before.input.id_column.clone(), id_column),
+    ]
+    .into_iter()
+    .filter(|(_, b, a)| b != a)
+    .map(|(name, before, after)| SettingChange { name, before, after: after.to_owned() })
+    .collect()
+}
+
+/// Which setting change, if any, explains a change: the verdict and
+/// `AuditStatus` depend on where the verdict comes from (`audit-source`);
+/// whether `AuditStatus` is in an answer, and so a verdict that was unknown,
+/// on the API asked (`api`). `before`: the earlier record, if the id was in
+/// both runs.
+fn explained_by(c: &Change, before: Option<&ImageRecord>, settings: &[SettingChange]) -> Option<String> {
+    let named = |name: &str| settings.iter().find(|s| s.name == name).map(ToString::to_string);
+    let verdict_kind = matches!(c.change, "newly_blocked" | "unblocked" | "audit_status_appeared");
+    if !verdict_kind {
+        return None;
+    }
+    let unknown_before = before.is_none_or(|b| b.verdict().is_none_or(|v| v == Verdict::Unknown));
+    named("audit-source")
+        .or_else(|| (c.change == "audit_status_appeared" || unknown_before).then(|| named("api")).flatten())
 }
 
 /// Counts of a comparison, for the summary.
@@ -79,6 +143,13 @@ pub struct ChangeCounts {
     pub compared: u64,
     /// Ids in only one of the runs, or failed in either: not compared.
     pub not_compared: u64,
+    /// Per change kind, how many of `counts` a change of settings explains
+    /// (kinds with none left out): `--fail-on` does not count them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub explained: BTreeMap<String, u64>,
+    /// The settings the earlier run had otherwise (`audit-source image-info to both`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings_changed: Vec<String>,
 }
 
 impl ChangeCounts {
@@ -88,6 +159,21 @@ impl ChangeCounts {
             counts: CHANGE_KINDS.iter().map(|k| ((*k).to_owned(), 0)).collect(),
             compared: 0,
             not_compared: 0,
+            explained: BTreeMap::new(),
+            settings_changed: Vec::new(),
+        }
+    }
+
+    /// The changes of a kind that are news: those no change of settings explains.
+    pub fn news(&self, kind: &str) -> u64 {
+        let all = self.counts.get(kind).copied().unwrap_or(0);
+        all - self.explained.get(kind).copied().unwrap_or(0).min(all)
+    }
+
+    fn add(&mut self, c: &Change) {
+        *self.counts.entry(c.change.to_owned()).or_default() += 1;
+        if c.explained_by.is_some() {
+            *self.explained.entry(c.change.to_owned()).or_default() += 1;
         }
     }
 }
@@ -120,6 +206,7 @@ pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
             image_url: seen.url.clone(),
             before_cate_id: before.cate_id,
             before_cate_name: before.cate_name.clone(),
+            explained_by: None,
         })
     };
     use OutcomeKind::{Found, Missing};
@@ -170,6 +257,7 @@ fn one_sided(r: &ImageRecord, change: &'static str, before: String, after: Strin
         image_url: r.url.clone(),
         before_cate_id: None,
         before_cate_name: None,
+        explained_by: None,
     }
 }
 
@@ -234,12 +322,32 @@ pub fn compare(
     new: impl Iterator<Item = io::Result<ImageRecord>>,
     compared_with: Option<String>,
     inventories: bool,
+    emit: impl FnMut(&Change) -> io::Result<()>,
+) -> io::Result<ChangeCounts> {
+    compare_with_settings(old, new, compared_with, inventories, &[], emit)
+}
+
+/// [`compare`], marking the changes that `settings` (the settings the
+/// earlier run had otherwise, [`settings_changes`]) explain.
+pub fn compare_with_settings(
+    old: impl Iterator<Item = io::Result<ImageRecord>>,
+    new: impl Iterator<Item = io::Result<ImageRecord>>,
+    compared_with: Option<String>,
+    inventories: bool,
+    settings: &[SettingChange],
     mut emit: impl FnMut(&Change) -> io::Result<()>,
 ) -> io::Result<ChangeCounts> {
     let mut counts = ChangeCounts::new(compared_with);
+    counts.settings_changed = settings.iter().map(ToString::to_string).collect();
+    let mut emit = |mut c: Change, before: Option<&ImageRecord>| {
+        c.explained_by = explained_by(&c, before, settings);
+        counts.add(&c);
+        emit(&c)
+    };
     let mut old = Sorted::new(old, "the older run's images");
     let mut new = Sorted::new(new, "the newer run's images");
     let (mut a, mut b) = (old.next()?, new.next()?);
+    let (mut compared, mut not_compared) = (0, 0);
     loop {
         let order = match (&a, &b) {
             (None, None) => break,
@@ -251,44 +359,42 @@ pub fn compare(
             std::cmp::Ordering::Less => {
                 match a.as_ref().filter(|x| inventories && settled(x)) {
                     Some(x) => {
-                        counts.compared += 1;
-                        let c = listed_no_more(x);
-                        *counts.counts.entry(c.change.to_owned()).or_default() += 1;
-                        emit(&c)?;
+                        compared += 1;
+                        emit(listed_no_more(x), Some(x))?;
                     }
-                    None => counts.not_compared += 1,
+                    None => not_compared += 1,
                 }
                 a = old.next()?;
             }
             std::cmp::Ordering::Greater => {
                 match b.as_ref().filter(|y| inventories && settled(y)) {
                     Some(y) => {
-                        counts.compared += 1;
+                        compared += 1;
                         for c in listed_now(y) {
-                            *counts.counts.entry(c.change.to_owned()).or_default() += 1;
-                            emit(&c)?;
+                            emit(c, None)?;
                         }
                     }
-                    None => counts.not_compared += 1,
+                    None => not_compared += 1,
                 }
                 b = new.next()?;
             }
             std::cmp::Ordering::Equal => {
                 let (x, y) = (a.as_ref().expect("both present"), b.as_ref().expect("both present"));
                 if settled(x) && settled(y) {
-                    counts.compared += 1;
+                    compared += 1;
                     for c in classify(x, y) {
-                        *counts.counts.entry(c.change.to_owned()).or_default() += 1;
-                        emit(&c)?;
+                        emit(c, Some(x))?;
                     }
                 } else {
-                    counts.not_compared += 1;
+                    not_compared += 1;
                 }
                 a = old.next()?;
                 b = new.next()?;
             }
         }
     }
+    counts.compared = compared;
+    counts.not_compared = not_compared;
     Ok(counts)
 }
 
@@ -320,6 +426,7 @@ impl<W: Write> ChangesWriter<W> {
                 &text(&c.image_url),
                 &id(c.before_cate_id),
                 &text(&c.before_cate_name),
+                &text(&c.explained_by),
             ])
             .map_err(io::Error::other)
     }
@@ -357,6 +464,68 @@ mod tests {
 
     fn kinds(b: &ImageRecord, a: &ImageRecord) -> Vec<&'static str> {
         classify(b, a).into_iter().map(|c| c.change).collect()
+    }
+
+    /// Compares one id under `settings`, returning each change's kind and explanation.
+    fn explained(b: &ImageRecord, a: &ImageRecord, settings: &[SettingChange]) -> Vec<(&'static str, Option<String>)> {
+        let mut got = Vec::new();
+        compare_with_settings([Ok(b.clone())].into_iter(), [Ok(a.clone())].into_iter(), None, false, settings, |c| {
+            got.push((c.change, c.explained_by.clone()));
+            Ok(())
+        })
+        .unwrap();
+        got
+    }
+
+    #[test]
+    fn a_change_of_settings_explains_verdict_changes_only() {
+        let source = SettingChange { name: "audit-source", before: "image-info".into(), after: "both".into() };
+        let api = SettingChange { name: "api", before: "batch".into(), after: "single".into() };
+        let by = |s: &SettingChange| Some(s.to_string());
+        let unknown = found("x", None, "Normal", Some(1));
+        let normal = found("x", Some("Normal"), "Normal", Some(1));
+        let blocked_moved = found("x", Some("Blocked"), "UploadFail", Some(2));
+        // The verdict source changed: every verdict change is explained, the status and category are news.
+        assert_eq!(
+            explained(&normal, &blocked_moved, std::slice::from_ref(&source)),
+            [("newly_blocked", by(&source)), ("status_changed", None), ("category_changed", None)]
+        );
+        // The API changed: AuditStatus appearing, and a verdict that was unknown, are explained...
+        assert_eq!(
+            explained(&unknown, &found("x", Some("Blocked"), "Normal", Some(1)), std::slice::from_ref(&api)),
+            [("newly_blocked", by(&api)), ("audit_status_appeared", by(&api))]
+        );
+        // ... a definite verdict that turned is news.
+        assert_eq!(
+            explained(&normal, &found("x", Some("Blocked"), "Normal", Some(1)), std::slice::from_ref(&api)),
+            [("newly_blocked", None)]
+        );
+        // The same settings: nothing is explained, and --fail-on counts all.
+        let mut counts = None;
+        compare_with_settings(
+            [Ok(normal.clone())].into_iter(),
+            [Ok(blocked_moved.clone())].into_iter(),
+            None,
+            false,
+            &[],
+            |_| Ok(()),
+        )
+        .map(|c| counts = Some(c))
+        .unwrap();
+        let counts = counts.unwrap();
+        assert_eq!(counts.news("newly_blocked"), 1);
+        assert!(counts.explained.is_empty() && counts.settings_changed.is_empty());
+        let c = compare_with_settings(
+            [Ok(normal)].into_iter(),
+            [Ok(blocked_moved)].into_iter(),
+            None,
+            false,
+            &[source],
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!((c.counts["newly_blocked"], c.news("newly_blocked"), c.news("status_changed")), (1, 0, 1));
+        assert_eq!(c.settings_changed, ["audit-source image-info to both"]);
     }
 
     #[test]

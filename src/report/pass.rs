@@ -81,6 +81,9 @@ pub struct RunFacts {
     pub inventory: bool,
     /// `--reviews`: the team's decisions.
     pub reviews: Option<std::sync::Arc<ReviewLedger>>,
+    /// The settings the run compared with had otherwise
+    /// ([`changes::settings_changes`]): the changes they explain are marked.
+    pub settings_changed: Vec<changes::SettingChange>,
 }
 
 /// Writes every report of `formats` into `dir` from the outcome files
@@ -210,22 +213,24 @@ pub fn write_reports<'a>(
         let old = std::fs::File::open(&old_path).with_context(|| format!("reading {}", old_path.display()))?;
         let old = changes::records_from_csv(std::io::BufReader::new(old), "the earlier run's images.csv");
         let mut writer = ChangesWriter::new(AtomicFile::create(dir, CHANGES_CSV)?, style)?;
-        let counts = changes::compare(old, records.by_ref(), Some(prev.display().to_string()), facts.inventory, |c| {
-            if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
-                newly_blocked.push(c.clone());
-            }
-            if c.change == "unblocked" && unblocked.len() < html::MAX_LISTED {
-                unblocked.push(c.clone());
-            }
-            if c.change == "newly_missing" && newly_missing.len() < html::MAX_LISTED {
-                newly_missing.push(c.clone());
-            }
-            if let Some(w) = &workbook {
-                w.borrow_mut().add_change(c)?;
-            }
-            writer.write(c)
-        })
-        .with_context(|| format!("comparing with {}", prev.display()))?;
+        let (with, inventory) = (Some(prev.display().to_string()), facts.inventory);
+        let counts =
+            changes::compare_with_settings(old, records.by_ref(), with, inventory, &facts.settings_changed, |c| {
+                if c.change == "newly_blocked" && newly_blocked.len() < html::MAX_BLOCKED_ROWS {
+                    newly_blocked.push(c.clone());
+                }
+                if c.change == "unblocked" && unblocked.len() < html::MAX_LISTED {
+                    unblocked.push(c.clone());
+                }
+                if c.change == "newly_missing" && newly_missing.len() < html::MAX_LISTED {
+                    newly_missing.push(c.clone());
+                }
+                if let Some(w) = &workbook {
+                    w.borrow_mut().add_change(c)?;
+                }
+                writer.write(c)
+            })
+            .with_context(|| format!("comparing with {}", prev.display()))?;
         changes_file = Some(writer.into_inner()?);
         change_counts = Some(counts);
     }

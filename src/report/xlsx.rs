@@ -95,7 +95,7 @@ enum Cell<'a> {
     Digits(Option<&'a str>),
 }
 
-const _: () = assert!(IMAGES_COLUMNS.len() == 36 && BLOCKED_COLUMNS.len() == 9 && CHANGES_COLUMNS.len() == 10);
+const _: () = assert!(IMAGES_COLUMNS.len() == 36 && BLOCKED_COLUMNS.len() == 9 && CHANGES_COLUMNS.len() == 11);
 
 /// A record as the cells of an `All images` row, in [`IMAGES_COLUMNS`] order.
 fn image_cells(r: &ImageRecord) -> [Cell<'_>; 36] {
@@ -158,7 +158,7 @@ fn blocked_cells(r: &ImageRecord) -> [Cell<'_>; 9] {
 }
 
 /// A change as the cells of a `Changes` row ([`CHANGES_COLUMNS`]).
-fn change_cells(c: &Change) -> [Cell<'_>; 10] {
+fn change_cells(c: &Change) -> [Cell<'_>; 11] {
     use Cell::{Int, Text};
     [
         Text(Some(&c.image_id)),
@@ -171,6 +171,7 @@ fn change_cells(c: &Change) -> [Cell<'_>; 10] {
         Text(c.image_url.as_deref()),
         Int(c.before_cate_id),
         Text(c.before_cate_name.as_deref()),
+        Text(c.explained_by.as_deref()),
     ]
 }
 

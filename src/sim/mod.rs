@@ -1,7 +1,8 @@
 //! A strict local simulator of the VOD `GetImageInfo` / `GetImageInfos`
 //! endpoint: what tests, the demo and benchmarks talk to.
 //!
-//! Owns the HTTP server ([`serve`]), the checks a real endpoint makes
+//! Owns the HTTP server ([`serve`], and [`serve_tls`] for https with a
+//! certificate of the caller's), the checks a real endpoint makes
 //! (parameters, key, signature, timestamp, nonce, STS token, version,
 //! action), the per-second quotas, one per action (vod-openapi.md §5:
 //! quotas are per API, and calls to one do not use up another's), the
@@ -631,6 +632,50 @@ async fn inject_faults(sim: &Simulator, key: &str, call: u64) -> Result<Option<A
 
 /// Serves the simulator on `listener` until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, None, sim, shutdown).await
+}
+
+/// Serves the simulator over TLS (https) on `listener` until `shutdown`
+/// resolves: what a test of the client's trust in certificates talks to.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    sim: Arc<Simulator>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), sim, shutdown).await
+}
+
+/// The TLS settings of [`serve_tls`] from a PEM certificate chain (the
+/// server's first) and its PEM private key.
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate file is not PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("the certificate file holds no CERTIFICATE block".to_owned());
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("the key file holds no PEM private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS server: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    sim: Arc<Simulator>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -649,12 +694,21 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Fu
         };
         let _ = stream.set_nodelay(true);
         let sim = sim.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(sim.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+                }
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = http.keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
     }
     // Kept-alive connections end with the server: a stopped simulator answers nothing.

@@ -124,7 +124,7 @@ fn changes_carry_context_the_page_draws_a_trend_and_formulas_are_defused() {
     let text = wd.read("reports/night3/changes.csv");
     assert!(
         text.starts_with(
-            "image_id,change,before,after,title,cate_id,cate_name,image_url,before_cate_id,before_cate_name\n"
+            "image_id,change,before,after,title,cate_id,cate_name,image_url,before_cate_id,before_cate_name,explained_by\n"
         ),
         "{text}"
     );

@@ -127,7 +127,7 @@ fn csv_json_xlsx_run_writes_a_workbook_that_matches_images_csv_and_verifies() {
     let changes = sheet(&mut book, "Changes");
     assert_eq!(
         header(&changes),
-        csv_header("image_id,change,before,after,title,cate_id,cate_name,image_url,before_cate_id,before_cate_name\n")
+        csv_header("image_id,change,before,after,title,cate_id,cate_name,image_url,before_cate_id,before_cate_name,explained_by\n")
     );
     assert!(changes.get_value((1, 0)).unwrap().to_string().contains("not compared"));
 

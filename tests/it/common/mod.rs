@@ -32,6 +32,18 @@ impl SimServer {
         SimServer { url: format!("http://{addr}/"), sim, shutdown, _rt: rt }
     }
 
+    /// The simulator over https, with this PEM certificate chain and key.
+    pub fn start_tls(config: SimConfig, cert_pem: &str, key_pem: &str) -> Self {
+        let tls = sim::tls_config(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sim = Simulator::new(config);
+        let shutdown = CancellationToken::new();
+        rt.spawn(sim::serve_tls(listener, tls, sim.clone(), shutdown.clone().cancelled_owned()));
+        SimServer { url: format!("https://{addr}/"), sim, shutdown, _rt: rt }
+    }
+
     pub fn stats(&self) -> Stats {
         self.sim.stats()
     }

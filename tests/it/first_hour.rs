@@ -80,7 +80,10 @@ fn every_command_the_readme_shows_uses_a_subcommand_and_flags_the_cli_has() {
                     };
                     for flag in flags {
                         let name = flag.trim_start_matches('-');
-                        if !cmd.get_arguments().any(|a| a.get_long() == Some(name)) && name != "help" {
+                        // `--config` of run and check is read before the flags are parsed
+                        // (cmd::sources), so clap does not list it.
+                        let pre_parsed = name == "config" && ["run", "check"].contains(&sub.as_str());
+                        if !cmd.get_arguments().any(|a| a.get_long() == Some(name)) && name != "help" && !pre_parsed {
                             wrong.push(format!("{line}\n    `{sub}` has no {flag}"));
                         }
                         checked += 1;
@@ -158,6 +161,9 @@ const NO_DEFAULT: &[&str] = &[
     "oidc-token",
     "keep-last",
     "night",
+    "ca-file",
+    "tls-cert",
+    "tls-key",
 ];
 
 #[test]

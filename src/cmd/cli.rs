@@ -598,9 +598,17 @@ pub struct SimulateArgs {
 #[cfg(feature = "simulator")]
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Report directory.
-    #[arg(long, default_value = "reports/demo")]
+    /// Where the nights go: each night is a run directory DIR/night-N, and
+    /// each `demo` adds the next night, compared with the one before.
+    #[arg(long, value_name = "DIR", default_value = "reports/demo")]
     pub out: PathBuf,
+    /// How many nights to run in one go, each after the last one in --out.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub nights: u32,
+    /// Audit only the first N rows of the bundled sample, against a
+    /// simulated account of just those images: a quicker demo (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub sample: usize,
     /// Progress display on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,

@@ -242,13 +242,102 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
 pub const DEMO_CATALOG: &str = include_str!("../../inputs/demo-catalog.json");
 /// The bundled demo input.
 pub const DEMO_IDS: &[u8] = include_bytes!("../../inputs/demo-image-ids.csv");
+/// The region of the demo's simulated account.
+const DEMO_REGION: &str = "cn-shanghai";
+
+/// The name of night `n`'s run directory under `demo --out`.
+pub fn night_dir_name(n: u32) -> String {
+    format!("night-{n}")
+}
+
+/// Where the next demo night goes, read from the `night-N` directories
+/// under `parent`: the night after the last one, or the last one again when
+/// it never completed (an interrupted demo is finished, not skipped), and
+/// the newest complete night before it to compare with. Anything else in
+/// `parent` (the files of the earlier one-directory demo, other runs) is
+/// left as it is.
+pub fn plan_night(parent: &Path) -> (u32, Option<u32>) {
+    let mut nights: Vec<(u32, bool)> = std::fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n: u32 = name.to_str()?.strip_prefix("night-")?.parse().ok().filter(|n| *n > 0)?;
+            let complete = crate::rundir::manifest::Manifest::read(&e.path()).is_ok_and(|m| m.complete);
+            Some((n, complete))
+        })
+        .collect();
+    nights.sort_unstable();
+    let next = match nights.last() {
+        Some((n, false)) => *n,
+        Some((n, true)) => n + 1,
+        None => 1,
+    };
+    let previous = nights.iter().rev().find(|(n, complete)| *complete && *n < next).map(|(n, _)| *n);
+    (next, previous)
+}
+
+/// The demo's account on night `night` and the ids audited that night:
+/// the bundled sample (its first `sample` rows; 0: all), against the bundled
+/// catalog (only the sample's images when a sample is asked for), changed
+/// by `simulate --night`'s changes; the images uploaded since night 1 are
+/// appended to the input, as the nightly list of a real account would hold.
+pub fn night_account(night: u32, sample: usize) -> Result<(Vec<serde_json::Value>, Vec<u8>), CmdError> {
+    let values: serde_json::Value = serde_json::from_str(DEMO_CATALOG).map_err(CmdError::internal)?;
+    let mut images = values.get("images").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let id_of = |v: &serde_json::Value| v.get("ImageId").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+    let text = std::str::from_utf8(DEMO_IDS).map_err(CmdError::internal)?;
+    let mut input = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if sample > 0 && i > sample {
+            break;
+        }
+        input.push_str(line);
+        input.push('\n');
+    }
+    if sample > 0 {
+        let sampled: std::collections::HashSet<&str> =
+            input.lines().skip(1).filter_map(|l| l.split(',').next()).collect();
+        images.retain(|v| sampled.contains(id_of(v).as_str()));
+    }
+    let before: std::collections::HashSet<String> = images.iter().map(id_of).collect();
+    let images = sim::night::apply(images, night, DEMO_REGION);
+    for id in images.iter().map(id_of).filter(|id| !before.contains(id)) {
+        input.push_str(&format!("{id},uploaded\n"));
+    }
+    Ok((images, input.into_bytes()))
+}
 
 /// `demo`: the simulator in-process with a quota and some faults, an audit
-/// of the bundled sample against it, and the summary.
+/// of the bundled sample against it, and the summary; `--nights N` nights
+/// of it, each in its own directory under `--out` and compared with the
+/// night before.
 pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
-    let values: serde_json::Value = serde_json::from_str(DEMO_CATALOG).map_err(CmdError::internal)?;
-    let images = values.get("images").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    if a.out.join(crate::rundir::MANIFEST_JSON).exists() {
+        println!(
+            "demo: {} holds a run of the earlier one-directory demo; its files are left as they are, and the nights go beside them in {}/night-N",
+            a.out.display(),
+            a.out.display()
+        );
+    }
+    let mut code = Exit::Ok;
+    for _ in 0..a.nights {
+        code = demo_night(a, argv.clone()).await?;
+        if code == Exit::Interrupted {
+            break;
+        }
+    }
+    Ok(code)
+}
+
+/// One night of the demo: the next one under `--out`.
+async fn demo_night(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
+    let (night, previous) = plan_night(&a.out);
+    let out = a.out.join(night_dir_name(night));
+    let (images, input_bytes) = night_account(night, a.sample)?;
     let mut config = SimConfig::new(Catalog::from_values(images).map_err(|e| CmdError::internal(anyhow::anyhow!(e)))?);
+    config.region = DEMO_REGION.into();
     // The quota sits below the client's rate so that throttling shows, and a
     // few faults show the retries.
     config.qps = Some(200);
@@ -267,7 +356,7 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
 
-    let ids = input::read_ids(DEMO_IDS, "inputs/demo-image-ids.csv", None)?;
+    let ids = input::read_ids(&input_bytes[..], "inputs/demo-image-ids.csv", None)?;
     let api = ApiArgs {
         region: None,
         endpoint: Some(format!("http://{addr}/")),
@@ -290,8 +379,8 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         input: InputSource::Path("inputs/demo-image-ids.csv".into()),
         id_column: None,
         reading: InputSettings { delimiter: None, max_rejected: RejectLimit::DEFAULT, dry_run: false },
-        compare_with: None,
-        out: a.out.clone(),
+        compare_with: previous.map(|n| a.out.join(night_dir_name(n)).display().to_string()),
+        out: out.clone(),
         force: true,
         audit: AuditSettings {
             api: ApiMode::Single,
@@ -318,6 +407,10 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         compliance: Default::default(),
         argv,
     };
+    match previous {
+        Some(p) => println!("demo: night {night} in {}, compared with night {p}", out.display()),
+        None => println!("demo: night {night} in {}", out.display()),
+    }
     println!(
         "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s per action, 2% 500s, 1% 503s, 0.5% dropped connections",
         sim.config().catalog.len()
@@ -330,11 +423,12 @@ pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     shutdown.cancel();
     let _ = server.await;
     let stats = sim.stats();
-    print_demo_summary(&settings.out, &stats).map_err(|e| CmdError::disk("reading the demo's summary.json", e))?;
+    print_demo_summary(&settings.out, &stats, night, previous)
+        .map_err(|e| CmdError::disk("reading the demo's summary.json", e))?;
     Ok(code)
 }
 
-fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
+fn print_demo_summary(out: &Path, stats: &sim::Stats, night: u32, previous: Option<u32>) -> std::io::Result<()> {
     let summary: Summary = serde_json::from_slice(&std::fs::read(out.join(SUMMARY_JSON))?)?;
     let t = &summary.totals;
     println!();
@@ -386,6 +480,25 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats) -> std::io::Result<()> {
     }
     let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
     println!("ids answered more than once: {twice}");
+    println!();
+    let page = out.join(crate::rundir::SUMMARY_HTML);
+    match previous {
+        Some(p) => {
+            println!(
+                "night {night}: the changes since night {p} are in {} and on {}, with the trend of the nights",
+                out.join(crate::rundir::CHANGES_CSV).display(),
+                page.display()
+            );
+            println!("run `demo` again for night {}", night + 1);
+        }
+        None => {
+            println!(
+                "night {night}: open {}; run `demo` again for night {}: its page shows what changed and the trend",
+                page.display(),
+                night + 1
+            )
+        }
+    }
     Ok(())
 }
 

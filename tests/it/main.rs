@@ -12,6 +12,7 @@ mod config_env;
 mod consistency;
 mod credentials;
 mod cron_env;
+mod demo_nights;
 mod evidence;
 mod first_hour;
 mod hostile_api;

@@ -15,11 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    cmd::logging::init(cli.verbose, cli.quiet());
     // An audit is I/O waiting on a quota: one thread drives every call and
     // its connection, with no wake-ups across threads (measured: about a
     // quarter less CPU per call than a thread pool); the journal and the

@@ -95,6 +95,21 @@ before they expire. `check` names the source and the caller. No flag takes a sec
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Say more on stderr: -v what the run does, -vv each retry and pause
+    /// (RUST_LOG, when set, decides instead).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+impl Cli {
+    /// Whether `--quiet` was given (only `run` has it).
+    pub fn quiet(&self) -> bool {
+        match &self.command {
+            Command::Run(a) => a.quiet,
+            Command::ListImages(a) => a.quiet,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

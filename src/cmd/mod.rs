@@ -24,6 +24,7 @@ pub mod cli;
 pub mod error;
 pub(crate) mod inspect;
 pub(crate) mod listing;
+pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 pub(crate) mod plan;

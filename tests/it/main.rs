@@ -21,6 +21,7 @@ mod hostile_input;
 mod hostile_server;
 mod input_plan;
 mod inventory;
+mod logging;
 mod nightly;
 mod nightly_loop;
 mod notify;

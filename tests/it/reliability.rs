@@ -969,7 +969,11 @@ fn no_secret_or_token_in_output_reports_journal_or_lock() {
     let audit = Audit::new(&wd, &faulty).out("faults").qps(300).args(["--max-attempts", "10", "--timeout", "300ms"]);
     let out = leak_checked(audit).run();
     out.expect_code(0);
-    assert!(out.stderr.contains("TRACE") || out.stderr.contains("DEBUG"), "RUST_LOG=trace logs\n{}", out.describe());
+    assert!(
+        out.stderr.contains("vod-image-audit: trace: ") || out.stderr.contains("vod-image-audit: debug: "),
+        "RUST_LOG=trace logs\n{}",
+        out.describe()
+    );
     assert!(faulty.stats().by_code.len() >= 4, "{:?}", faulty.stats().by_code);
     assert_no_leak("run with faults", &out, &wd, "faults");
 

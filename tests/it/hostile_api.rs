@@ -35,18 +35,7 @@ const SECRET: &str = "LTAI+hostile/secret=0123 4567~abcdef>>";
 fn secret_forms() -> Vec<(&'static str, String)> {
     use base64::Engine as _;
     use vod_image_audit::api::signing::percent_encode;
-    let lower = |s: &str| {
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find('%') {
-            out.push_str(&rest[..i]);
-            out.push('%');
-            out.push_str(&rest[i + 1..i + 3].to_ascii_lowercase());
-            rest = &rest[i + 3..];
-        }
-        out.push_str(rest);
-        out
-    };
+    let lower = crate::common::lower_hex;
     let once = percent_encode(SECRET);
     let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
     let url = base64::engine::general_purpose::URL_SAFE.encode(SECRET);

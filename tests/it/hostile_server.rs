@@ -347,19 +347,7 @@ const TOKEN: &str = "CAIS+hostile/STS=token_0123456789~abcdefghijklmnop>>";
 fn token_forms() -> Vec<(&'static str, String)> {
     use base64::Engine as _;
     use vod_image_audit::api::signing::percent_encode;
-    let lower = |s: &str| {
-        // Lower-case only the hex digits of each %XY.
-        let mut out = String::new();
-        let mut rest = s;
-        while let Some(i) = rest.find('%') {
-            out.push_str(&rest[..i]);
-            out.push('%');
-            out.push_str(&rest[i + 1..i + 3].to_ascii_lowercase());
-            rest = &rest[i + 3..];
-        }
-        out.push_str(rest);
-        out
-    };
+    let lower = crate::common::lower_hex;
     let once = percent_encode(TOKEN);
     let twice = percent_encode(&once);
     let b64 = base64::engine::general_purpose::STANDARD.encode(TOKEN);

@@ -599,3 +599,18 @@ pub fn reseal_manifest(dir: &Path) {
     let (_, sha) = vod_image_audit::rundir::files::digest_file(&dir.join("manifest.json")).unwrap();
     std::fs::write(dir.join("manifest.sha256"), format!("{sha}  manifest.json\n")).unwrap();
 }
+
+/// `s` with the hex digits of each `%XY` in lower case: the percent-encoding
+/// a server may echo in place of the upper-case one a request uses.
+pub fn lower_hex(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        out.push('%');
+        out.push_str(&rest[i + 1..i + 3].to_ascii_lowercase());
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    out
+}

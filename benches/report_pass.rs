@@ -14,8 +14,8 @@
 use std::io::Write;
 use std::time::Instant;
 
+use vod_image_audit::domain::record::{ImageRecord, OutcomeKind};
 use vod_image_audit::report::pass::{self, Expected, Format, ReportSettings, RunFacts};
-use vod_image_audit::report::record::{ImageRecord, OutcomeKind};
 use vod_image_audit::report::sort::Source;
 use vod_image_audit::report::write::CsvStyle;
 

@@ -9,11 +9,14 @@
 //!
 //! The folders are the architecture; each depends only on those above it:
 //!
+//! - [`domain`]: the shared domain types every layer names: an image id's
+//!   rules, the report record and its outcome kind, the verdict's words, the
+//!   completeness ledger.
 //! - [`api`]: everything that speaks to the VOD OpenAPI: signing, secrets,
 //!   credentials, the client, the wire model and the error classes.
 //! - [`rundir`]: the run directory on disk: every file name, opening `--out`
 //!   (lock, refusal, write probe), safe file creation, the typed manifest.
-//! - [`report`]: the report model (records, summary, ledger) and one writer
+//! - [`report`]: the report model (summary, verdict rule) and one writer
 //!   per file; changes since an earlier run; the HTML page; `verify`; the
 //!   report pass that turns the settled outcomes into the files.
 //! - [`run`]: one audit: reading the ids, the rate limiter, the retry
@@ -57,6 +60,7 @@ macro_rules! named_enum {
 
 pub mod api;
 pub mod cmd;
+pub mod domain;
 pub mod report;
 pub mod run;
 pub mod rundir;

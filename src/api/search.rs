@@ -242,7 +242,7 @@ pub fn parse_page(body: &[u8], q: &Query, page_size: u32) -> Result<Page, ApiErr
         }
         let image = m.image.ok_or_else(|| refuse(format!("item {n} has no Image")))?;
         let id = image.image_id.or(m.media_id.clone()).ok_or_else(|| refuse(format!("item {n} has no ImageId")))?;
-        if let Err(why) = crate::run::input::validate_id(&id) {
+        if let Err(why) = crate::domain::id::validate_id(&id) {
             return Err(refuse(format!("item {n} has an ImageId that is not one ({why})")));
         }
         if m.media_id.as_deref().is_some_and(|mid| mid != id) {

@@ -7,15 +7,14 @@ use super::cli::CheckArgs;
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::ApiTarget;
 use crate::api::error::{json_for_terminal, ErrorClass};
-use crate::report::record::OutcomeKind;
-use crate::run::input;
+use crate::domain::record::OutcomeKind;
 
 /// `check --image-id ID`, or `check --dry-run`.
 pub async fn check(a: &CheckArgs) -> CmdResult {
     let raw_id = a.image_id.clone().unwrap_or_default();
     let id = raw_id.trim();
     if !a.dry_run {
-        input::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {raw_id:?}: {why}")))?;
+        crate::domain::id::validate_id(id).map_err(|why| CmdError::usage(format!("--image-id {raw_id:?}: {why}")))?;
     }
     let target = ApiTarget::resolve(&a.api)?;
     if a.dry_run {

@@ -47,7 +47,7 @@ use crate::api::client::Endpoint;
 use crate::api::error::escape_for_terminal;
 use crate::api::proxy::{choose_proxy, ProxyEnv, ProxyUrl};
 use crate::api::secret::Secret;
-use crate::report::record::category_label;
+use crate::domain::record::category_label;
 use crate::report::summary::Summary;
 use crate::rundir::files::write_atomic;
 use crate::rundir::{CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, NOTIFICATIONS_JSON};

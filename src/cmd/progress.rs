@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::record::OutcomeKind;
+use crate::domain::record::OutcomeKind;
 use crate::run::engine::{rate, Counters};
 use crate::run::outcome::Outcome;
 

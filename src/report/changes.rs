@@ -26,9 +26,9 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::record::{IdOrder, ImageRecord, OutcomeKind};
-use super::verdict::Verdict;
 use super::write::CsvStyle;
+use crate::domain::record::{IdOrder, ImageRecord, OutcomeKind};
+use crate::domain::verdict::Verdict;
 
 /// The kinds of change, in report order.
 pub const CHANGE_KINDS: &[&str] = &[

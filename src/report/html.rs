@@ -13,10 +13,10 @@
 use std::io::{self, Write};
 
 use super::changes::{Change, CHANGE_KINDS};
-use super::record::ImageRecord;
 use super::summary::Summary;
 use super::trend::TrendPoint;
-use super::verdict::Verdict;
+use crate::domain::record::ImageRecord;
+use crate::domain::verdict::Verdict;
 
 /// The colour of blocked images in every chart.
 const RED: &str = "#d62728";

@@ -24,7 +24,6 @@
 pub mod changes;
 pub mod html;
 pub mod pass;
-pub mod record;
 pub mod review;
 pub mod sort;
 pub mod summary;
@@ -37,8 +36,8 @@ pub mod xlsx;
 #[cfg(test)]
 pub(crate) mod testing {
     //! Records for the tests of this module.
-    use super::record::ImageRecord;
     use crate::api::model::ImageInfo;
+    use crate::domain::record::ImageRecord;
     use crate::run::outcome::{FailureInfo, Outcome};
 
     pub fn found(id: &str, audit: Option<&str>, status: Option<&str>, cate: Option<(i64, &str)>) -> ImageRecord {

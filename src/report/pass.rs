@@ -18,15 +18,15 @@ use anyhow::Context;
 
 use super::changes::{self, Change, ChangesWriter};
 use super::html::{self, PageInfo};
-use super::record::{IdOrder, ImageRecord, OutOfOrder, Rejected};
 use super::review::{self, ReviewLedger};
 use super::sort;
 use super::summary::{Fold, Summary};
 use super::trend::TrendPoint;
 use super::write::{self as w, CsvStyle, ImagesCsv};
 use super::xlsx::AuditWorkbook;
+use crate::domain::ledger::Ledger;
+use crate::domain::record::{IdOrder, ImageRecord, OutOfOrder, Rejected};
 use crate::rundir::files::{write_atomic, AtomicFile, FileDigest};
-use crate::rundir::manifest::Ledger;
 use crate::rundir::{
     AUDIT_XLSX, CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, REJECTED_CSV, SUMMARY_CSV, SUMMARY_HTML, SUMMARY_JSON,
 };
@@ -175,11 +175,11 @@ pub fn write_reports<'a>(
         if r.disagreement.is_some() && disagreements.len() < html::MAX_BLOCKED_ROWS {
             disagreements.push(r.clone());
         }
-        if r.outcome == super::record::OutcomeKind::Missing && missing.len() < html::MAX_LISTED {
+        if r.outcome == crate::domain::record::OutcomeKind::Missing && missing.len() < html::MAX_LISTED {
             missing.push(r.image_id.clone());
         }
-        if r.outcome == super::record::OutcomeKind::Found
-            && r.verdict.as_deref() == Some(super::verdict::Verdict::Unknown.as_str())
+        if r.outcome == crate::domain::record::OutcomeKind::Found
+            && r.verdict.as_deref() == Some(crate::domain::verdict::Verdict::Unknown.as_str())
             && unknown.len() < html::MAX_LISTED
         {
             unknown.push(r.clone());

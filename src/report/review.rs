@@ -28,7 +28,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::html::escape;
-use super::record::{ImageRecord, OutcomeKind};
+use crate::domain::record::{ImageRecord, OutcomeKind};
 use crate::rundir::digest::Sha256;
 use crate::rundir::files::read_small_file;
 

@@ -278,7 +278,7 @@ impl Sorted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::record::ImageRecord;
+    use crate::domain::record::ImageRecord;
     use crate::run::outcome::Outcome;
 
     fn write_lines(path: &Path, header: bool, ids: &[&str]) {

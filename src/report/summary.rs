@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeCounts;
-use super::record::{ImageRecord, OutcomeKind, UNKNOWN};
-use super::verdict::{self, Verdict};
-use crate::rundir::manifest::{AuditStatusCoverage, Ledger, VerdictCoverage};
+use super::verdict;
+use crate::domain::ledger::Ledger;
+use crate::domain::record::{ImageRecord, OutcomeKind, UNKNOWN};
+use crate::domain::verdict::Verdict;
+use crate::rundir::manifest::{AuditStatusCoverage, VerdictCoverage};
 
 /// The accounting of the input and of the outcomes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

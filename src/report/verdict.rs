@@ -20,41 +20,7 @@
 //! blocked what it passed), the record says so.
 
 use crate::api::moderation::Suggestion;
-
-named_enum! {
-    /// What the service decided about a found image.
-    pub enum Verdict {
-        Blocked => "Blocked",
-        /// The machine asks a person to look (`review`), and no person's
-        /// decision is on record.
-        Review => "Review",
-        Normal => "Normal",
-        /// Neither fact could be had or read.
-        Unknown => "Unknown",
-    }
-}
-
-named_enum! {
-    /// Where a verdict came from.
-    pub enum VerdictSource {
-        /// The account's decision: GetImageInfo's `AuditStatus`.
-        AuditStatus => "audit_status",
-        /// The machine's: GetMediaAuditResult's `Suggestion`.
-        Moderation => "moderation",
-        /// Neither.
-        None => "none",
-    }
-}
-
-named_enum! {
-    /// A person's decision that overrides the machine's.
-    pub enum Disagreement {
-        /// `AuditStatus` Normal where the machine said block.
-        ClearedByAccount => "cleared_by_account",
-        /// `AuditStatus` Blocked where the machine said pass.
-        BlockedByAccount => "blocked_by_account",
-    }
-}
+use crate::domain::verdict::{Disagreement, Verdict, VerdictSource};
 
 /// `AuditStatus` as read: `Normal`, `Blocked`, absent, or a value this
 /// tool does not know.
@@ -137,18 +103,6 @@ pub fn decide(audit_status: Option<&str>, machine: Option<Machine>) -> Decided {
     Decided { verdict, source, disagreement }
 }
 
-/// The verdict a record written before the verdict had its own column
-/// stands for: its `audit_status` column, which then held the verdict
-/// (`Normal`, `Blocked`, or `Review` from moderation).
-pub fn legacy(audit_status: Option<&str>) -> Verdict {
-    match audit_status.map(str::trim) {
-        Some(t) if t.eq_ignore_ascii_case("blocked") => Verdict::Blocked,
-        Some(t) if t.eq_ignore_ascii_case("normal") => Verdict::Normal,
-        Some(t) if t.eq_ignore_ascii_case("review") => Verdict::Review,
-        _ => Verdict::Unknown,
-    }
-}
-
 /// The reason of a Blocked or Review verdict from moderation whose answer
 /// names no label: never an empty cell.
 pub const UNSPECIFIED: &str = "unspecified";
@@ -226,10 +180,10 @@ mod tests {
 
     #[test]
     fn an_old_record_s_audit_status_stands_for_its_verdict() {
-        assert_eq!(legacy(Some("Blocked")), Verdict::Blocked);
-        assert_eq!(legacy(Some("Review")), Verdict::Review);
-        assert_eq!(legacy(Some("Normal")), Verdict::Normal);
-        assert_eq!(legacy(None), Verdict::Unknown);
-        assert_eq!(legacy(Some("Pending")), Verdict::Unknown);
+        assert_eq!(crate::domain::verdict::legacy(Some("Blocked")), Verdict::Blocked);
+        assert_eq!(crate::domain::verdict::legacy(Some("Review")), Verdict::Review);
+        assert_eq!(crate::domain::verdict::legacy(Some("Normal")), Verdict::Normal);
+        assert_eq!(crate::domain::verdict::legacy(None), Verdict::Unknown);
+        assert_eq!(crate::domain::verdict::legacy(Some("Pending")), Verdict::Unknown);
     }
 }

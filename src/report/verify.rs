@@ -13,10 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::record::{IdOrder, ImageRecord, OutcomeKind};
 use super::summary::Summary;
+use crate::domain::ledger::Ledger;
+use crate::domain::record::{IdOrder, ImageRecord, OutcomeKind};
 use crate::rundir::files::{digest_file, FileDigest};
-use crate::rundir::manifest::{Ledger, Manifest, ManifestError};
+use crate::rundir::manifest::{Manifest, ManifestError};
 use crate::rundir::{AUDIT_XLSX, IMAGES_CSV, MANIFEST_JSON, REJECTED_CSV, SUMMARY_JSON};
 
 /// The result of a verification: what was checked and what failed.

@@ -8,9 +8,9 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::record::{ImageRecord, Rejected};
 use super::summary::Summary;
-use super::verdict::Verdict;
+use crate::domain::record::{ImageRecord, Rejected};
+use crate::domain::verdict::Verdict;
 
 /// How the CSV files are written for the spreadsheet that opens them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

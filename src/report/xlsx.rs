@@ -31,10 +31,10 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::changes::{Change, CHANGES_COLUMNS, CHANGE_KINDS};
 use super::pass::RunFacts;
-use super::record::ImageRecord;
 use super::summary::Summary;
-use super::verdict::Verdict;
 use super::write::{CUT_MARKER, IMAGES_COLUMNS};
+use crate::domain::record::ImageRecord;
+use crate::domain::verdict::Verdict;
 
 /// The first sheet: the run and its counts.
 pub const SUMMARY_SHEET: &str = "Summary";

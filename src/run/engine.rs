@@ -40,7 +40,7 @@ use std::collections::HashMap;
 
 use crate::api::client::VodClient;
 use crate::api::error::{ApiError, ErrorClass};
-use crate::report::record::OutcomeKind;
+use crate::domain::record::OutcomeKind;
 use crate::report::verdict::AccountDecision;
 use crate::run::outcome::{FailureInfo, ModerationNote, Outcome};
 use crate::run::retry::{Decision, RetryPolicy};

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::record::ImageRecord;
+use crate::domain::record::ImageRecord;
 
 use crate::rundir::files::{open_private, Private};
 pub use crate::rundir::JOURNAL as JOURNAL_FILE;

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::error::ApiError;
 use crate::api::model::ImageInfo;
 use crate::api::moderation::ModerationReading;
-use crate::report::record::{ImageRecord, OutcomeKind};
-use crate::report::verdict::{self, AccountDecision, Disagreement, Machine, Verdict, VerdictSource};
+use crate::domain::record::{ImageRecord, OutcomeKind};
+use crate::domain::verdict::{Disagreement, Verdict, VerdictSource};
+use crate::report::verdict::{self, AccountDecision, Machine};
 
 /// The error of a failed id, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::{self, csv_rows, Audit, Output};
-use vod_image_audit::run::input::validate_id;
+use vod_image_audit::domain::id::validate_id;
 use vod_image_audit::sim::catalog::SplitMix;
 
 /// A simulator with a small catalog and a work directory.

@@ -32,10 +32,7 @@ pub async fn check(a: &CheckArgs) -> CmdResult {
         }
         return Ok(Exit::Ok);
     }
-    // Through a proxy the proxy resolves the name: this machine may not.
-    if target.client.proxy.is_none() {
-        target.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
-    }
+    target.refuse_an_unresolvable_host().await?;
     let client = target.client()?;
     eprintln!("vod-image-audit: credentials: {}", target.credentials.source);
     if let Err(e) = client.first_key().await {

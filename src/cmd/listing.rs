@@ -108,6 +108,7 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
         )));
     }
     let target = ApiTarget::resolve(&a.api)?;
+    target.refuse_an_unresolvable_host().await?;
     let client = target.client()?;
     client.first_key().await.map_err(|e| target.no_key(&e))?;
     // No STS call was made for a fixed key: the handshake is this one.
@@ -126,7 +127,7 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
         api_qps: vec![(Action::SearchMedia, listing_qps(qps))],
     };
     let stop = StopHandle::default();
-    super::audit::spawn_signal_listener(stop.clone(), super::audit::Phase::default());
+    super::signals::spawn_signal_listener(stop.clone(), super::signals::Phase::default());
     let caller = Caller::new(&client, &settings, Arc::new(Counters::default()), stop.clone());
     let mut progress = EveryFewSeconds::new(a.quiet);
     let listing = inventory::list(&caller, dir, &journal, &name, filters, a.concurrency, &mut progress)

@@ -31,6 +31,7 @@ pub(crate) mod plan;
 pub(crate) mod progress;
 pub(crate) mod prune;
 pub(crate) mod settings;
+pub(crate) mod signals;
 #[cfg(feature = "simulator")]
 pub(crate) mod simulator;
 pub mod sources;
@@ -66,8 +67,8 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
                 return plan::print_plan(&settings, ids.as_ref(), &target, &args.sources);
             }
             let stop = crate::run::engine::StopHandle::default();
-            let phase = audit::Phase::default();
-            audit::spawn_signal_listener(stop.clone(), phase.clone());
+            let phase = signals::Phase::default();
+            signals::spawn_signal_listener(stop.clone(), phase.clone());
             audit::run_audit(&settings, ids, target, stop, phase).await
         }
         Command::Check(args) => check::check(&args).await.map_err(|e| args.sources.annotate(e)),

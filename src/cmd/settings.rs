@@ -295,6 +295,18 @@ impl ApiTarget {
             .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))
     }
 
+    /// Refuses, with exit 2, an endpoint whose host does not resolve: a
+    /// mistake in `--region` or `--endpoint`, not an outage to ride out, so
+    /// every command that calls the service says it the same way and before
+    /// it writes anything. Through a proxy the proxy resolves the name: this
+    /// machine may not.
+    pub async fn refuse_an_unresolvable_host(&self) -> Result<(), CmdError> {
+        if self.client.proxy.is_none() {
+            self.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
+        }
+        Ok(())
+    }
+
     /// Why no first key could be had: exit 2 when no retry fixes it (the
     /// configuration), exit 4 when it may (the source did not answer).
     pub fn no_key(&self, e: &ApiError) -> CmdError {

@@ -6,10 +6,11 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use super::audit::{run_audit, spawn_signal_listener, Phase};
+use super::audit::run_audit;
 use super::cli::{ApiArgs, DemoArgs, SimulateArgs};
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{ApiTarget, InputSettings, RunSettings};
+use super::signals::{spawn_signal_listener, Phase};
 use crate::api::client::OutputType;
 use crate::api::credentials::Credentials;
 use crate::api::secret::Secret;

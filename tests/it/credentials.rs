@@ -34,8 +34,11 @@ fn an_unknown_region_is_a_usage_error_naming_it() {
     assert!(out.stderr.contains("cn-shanghia"), "{}", out.describe());
 }
 
+/// A host that does not resolve is a mistake in the configuration, not an
+/// outage to ride out: every command that calls the service says so with
+/// exit 2 (usage), naming the host, before any file is written.
 #[test]
-fn a_host_that_does_not_resolve_is_named_check_2_run_4() {
+fn a_host_that_does_not_resolve_is_named_with_exit_2_by_every_command() {
     let cat = TestCatalog::generate(3, 31);
     let server = SimServer::start(cat.config());
     let wd = Workdir::new();
@@ -45,9 +48,20 @@ fn a_host_that_does_not_resolve_is_named_check_2_run_4() {
     out.expect_code(2);
     assert!(out.stderr.contains("vod.no-such-region.invalid"), "{}", out.describe());
     let out = Audit::new(&wd, &server).endpoint(bad).run();
-    out.expect_code(4);
+    out.expect_code(2);
     assert!(out.stderr.contains("vod.no-such-region.invalid"), "{}", out.describe());
     assert!(!out.stderr.contains("looks down"), "not an outage: {}", out.describe());
+    assert!(!wd.path().join("out").exists(), "a refused start leaves nothing behind");
+    let out = Audit::new(&wd, &server)
+        .no_input()
+        .no_out()
+        .subcommand("list-images")
+        .args(["--out", "listed.csv"])
+        .endpoint(bad)
+        .run();
+    out.expect_code(2);
+    assert!(out.stderr.contains("vod.no-such-region.invalid"), "{}", out.describe());
+    assert!(!wd.path().join("listed.csv").exists(), "{}", out.describe());
     assert_eq!(server.stats().requests, 0);
 }
 

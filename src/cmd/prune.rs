@@ -150,37 +150,59 @@ fn classify(name: String, path: PathBuf, parent: &Path, dry_run: bool) -> Found 
     Found { name, path, state }
 }
 
-/// `prune`.
+/// `prune`: which runs are kept and why, then the others removed.
 pub fn prune(a: &PruneArgs) -> CmdResult {
-    // The newest run is what the next one compares with: --keep-last 1, or
-    // --keep-daily (whose newest day holds the newest run), keeps it.
-    let keep_last = match (a.keep_last, a.keep_daily) {
+    let keep_last = keep_last(a)?;
+    let found = scan(&a.dir, a.dry_run)?;
+    let why_kept = decide(&found, &a.dir, keep_last, a.keep_daily.unwrap_or(0));
+    let mut failed = false;
+    for f in &found {
+        let shown = f.display(&a.dir);
+        match why_kept.get(&f.name) {
+            Some(why) => println!("kept {shown}: {why}"),
+            None => failed |= !dispose(f, &shown, a.dry_run),
+        }
+    }
+    Ok(if failed { Exit::Stopped } else { Exit::Ok })
+}
+
+/// `--keep-last`, checked: the newest run is what the next one compares
+/// with, so `--keep-last 1`, or `--keep-daily` (whose newest day holds the
+/// newest run), keeps it. `--keep-daily` alone keeps no count of newest (0).
+fn keep_last(a: &PruneArgs) -> Result<usize, CmdError> {
+    match (a.keep_last, a.keep_daily) {
         (Some(0), _) => {
-            return Err(CmdError::usage(
-                "--keep-last must be at least 1: the newest run is what the next one compares with",
-            ))
+            Err(CmdError::usage("--keep-last must be at least 1: the newest run is what the next one compares with"))
         }
-        (None, None | Some(0)) => {
-            return Err(CmdError::usage(
-                "give --keep-last N (the N newest runs), --keep-daily D (the newest of each of the last D days, at least 1) or both",
-            ))
-        }
-        (Some(n), _) => n,
-        (None, Some(_)) => 0,
-    };
-    let entries = std::fs::read_dir(&a.dir).map_err(|e| {
-        CmdError::usage(format!("prune {}: {e} (name the folder that holds the run directories)", a.dir.display()))
+        (None, None | Some(0)) => Err(CmdError::usage(
+            "give --keep-last N (the N newest runs), --keep-daily D (the newest of each of the last D days, at least 1) or both",
+        )),
+        (Some(n), _) => Ok(n),
+        (None, Some(_)) => Ok(0),
+    }
+}
+
+/// The run directories in `dir`, classified, by name.
+fn scan(dir: &Path, dry_run: bool) -> Result<Vec<Found>, CmdError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CmdError::usage(format!("prune {}: {e} (name the folder that holds the run directories)", dir.display()))
     })?;
     let mut found = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| CmdError::usage(format!("prune {}: {e}", a.dir.display())))?;
+        let entry = entry.map_err(|e| CmdError::usage(format!("prune {}: {e}", dir.display())))?;
         // A link is not followed: what it leads to is not this folder's to remove.
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            found.push(classify(entry.file_name().to_string_lossy().into_owned(), entry.path(), &a.dir, a.dry_run));
+            found.push(classify(entry.file_name().to_string_lossy().into_owned(), entry.path(), dir, dry_run));
         }
     }
     found.sort_by(|x, y| x.name.cmp(&y.name));
+    Ok(found)
+}
 
+/// Why each kept run is kept, by name; a run not named is removed. Pure:
+/// the rules, the runs that cannot be proved, and what a kept run compares
+/// with.
+fn decide(found: &[Found], dir: &Path, keep_last: usize, keep_daily: usize) -> BTreeMap<String, String> {
     let complete: Vec<(&str, SystemTime)> = found
         .iter()
         .filter_map(|f| match f.state {
@@ -188,8 +210,8 @@ pub fn prune(a: &PruneArgs) -> CmdResult {
             State::Kept { .. } => None,
         })
         .collect();
-    let mut why_kept = rule_reasons(&complete, keep_last, a.keep_daily.unwrap_or(0));
-    for f in &found {
+    let mut why_kept = rule_reasons(&complete, keep_last, keep_daily);
+    for f in found {
         if let State::Kept { why, .. } = &f.state {
             why_kept.insert(f.name.clone(), why.clone());
         }
@@ -202,12 +224,12 @@ pub fn prune(a: &PruneArgs) -> CmdResult {
         .filter(|f| why_kept.contains_key(&f.name))
         .filter_map(|f| match &f.state {
             State::Complete { compared_with: Some(c), .. } | State::Kept { compared_with: Some(c), .. } => {
-                Some((f.display(&a.dir), c.clone()))
+                Some((f.display(dir), c.clone()))
             }
             _ => None,
         })
         .collect();
-    for f in &found {
+    for f in found {
         if why_kept.contains_key(&f.name) {
             continue;
         }
@@ -215,56 +237,56 @@ pub fn prune(a: &PruneArgs) -> CmdResult {
             why_kept.insert(f.name.clone(), format!("compared with by {by}, which is kept"));
         }
     }
+    why_kept
+}
 
-    let mut failed = false;
-    for f in &found {
-        let shown = f.display(&a.dir);
-        if let Some(why) = why_kept.get(&f.name) {
-            println!("kept {shown}: {why}");
-            continue;
+/// Removes (or, `--dry-run`, names) a run the rules do not keep, unless it
+/// is locked or holds files the tool does not write. False when a removal
+/// failed.
+fn dispose(f: &Found, shown: &str, dry_run: bool) -> bool {
+    let lock = match RunLock::acquire(&f.path) {
+        Ok(lock) => lock,
+        Err(LockError::Busy { holder, .. }) => {
+            println!("kept {shown}: locked by a running vod-image-audit ({holder})");
+            return true;
         }
-        let lock = match RunLock::acquire(&f.path) {
-            Ok(lock) => lock,
-            Err(LockError::Busy { holder, .. }) => {
-                println!("kept {shown}: locked by a running vod-image-audit ({holder})");
-                continue;
-            }
-            Err(e) => {
-                eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
-                println!("kept {shown}: its lock cannot be taken");
-                continue;
-            }
-        };
-        let State::Complete { listed, .. } = &f.state else { continue };
-        match foreign_entries(&f.path, listed) {
-            Ok(names) if names.is_empty() => {}
-            Ok(names) => {
-                eprintln!(
-                    "vod-image-audit: prune: not removing {shown}: it holds files vod-image-audit does not write ({})",
-                    names.join(", ")
-                );
-                println!("kept {shown}: holds other files");
-                continue;
-            }
-            Err(e) => {
-                eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
-                println!("kept {shown}: cannot be listed");
-                continue;
-            }
+        Err(e) => {
+            eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
+            println!("kept {shown}: its lock cannot be taken");
+            return true;
         }
-        if a.dry_run {
-            println!("would remove {shown}");
-            continue;
+    };
+    let State::Complete { listed, .. } = &f.state else { return true };
+    match foreign_entries(&f.path, listed) {
+        Ok(names) if names.is_empty() => {}
+        Ok(names) => {
+            eprintln!(
+                "vod-image-audit: prune: not removing {shown}: it holds files vod-image-audit does not write ({})",
+                names.join(", ")
+            );
+            println!("kept {shown}: holds other files");
+            return true;
         }
-        match remove_run(&f.path, lock) {
-            Ok(()) => println!("removed {shown}"),
-            Err(e) => {
-                eprintln!("vod-image-audit: prune: removing {shown}: {e}");
-                failed = true;
-            }
+        Err(e) => {
+            eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
+            println!("kept {shown}: cannot be listed");
+            return true;
         }
     }
-    Ok(if failed { Exit::Stopped } else { Exit::Ok })
+    if dry_run {
+        println!("would remove {shown}");
+        return true;
+    }
+    match remove_run(&f.path, lock) {
+        Ok(()) => {
+            println!("removed {shown}");
+            true
+        }
+        Err(e) => {
+            eprintln!("vod-image-audit: prune: removing {shown}: {e}");
+            false
+        }
+    }
 }
 
 /// Removes a run's files, the manifest last so that a removal cut short
@@ -312,6 +334,38 @@ mod tests {
         assert_eq!(kept(1, 2), ["c", "e"], "days with a run count, not calendar days");
         assert_eq!(kept(1, 9), ["a", "c", "e"]);
         assert!(rule_reasons(&runs, 1, 2)["c"].contains("2026-01-02"));
+    }
+
+    fn complete(name: &str, finished: &str, compared_with: Option<&str>) -> Found {
+        let state = State::Complete {
+            finished: at(finished),
+            compared_with: compared_with.map(str::to_owned),
+            listed: Vec::new(),
+        };
+        Found { name: name.to_owned(), path: PathBuf::from("reports").join(name), state }
+    }
+
+    /// The decision alone, no file touched: the rules, a run that cannot be
+    /// proved, and one level of "compared with by a kept run".
+    #[test]
+    fn the_decision_keeps_by_rule_by_doubt_and_by_one_level_of_comparison() {
+        let found = [
+            complete("n1", "2026-01-01T01:00:00Z", None),
+            complete("n2", "2026-01-02T01:00:00Z", Some("reports/n1")),
+            complete("n3", "2026-01-03T01:00:00Z", Some("reports/n2")),
+            complete("n4", "2026-01-04T01:00:00Z", Some("reports/n3")),
+            Found {
+                name: "odd".to_owned(),
+                path: PathBuf::from("reports/odd"),
+                state: State::Kept { why: "no manifest".to_owned(), compared_with: Some("n1".to_owned()) },
+            },
+        ];
+        let why = decide(&found, Path::new("reports"), 1, 0);
+        assert_eq!(why.keys().collect::<Vec<_>>(), ["n1", "n3", "n4", "odd"], "{why:?}");
+        assert!(why["n4"].contains("--keep-last"), "{why:?}");
+        assert_eq!(why["n3"], "compared with by reports/n4, which is kept");
+        assert_eq!(why["odd"], "no manifest");
+        assert_eq!(why["n1"], "compared with by reports/odd, which is kept");
     }
 
     #[test]

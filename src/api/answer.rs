@@ -222,7 +222,8 @@ pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::client::{MAX_ANSWER_BYTES, MAX_BATCH_ANSWER_BYTES};
+    use crate::api::client::MAX_BATCH_ANSWER_BYTES;
+    use crate::api::rpc::MAX_ANSWER_BYTES;
 
     #[test]
     fn the_cap_is_checked_on_the_declared_length_and_on_the_bytes_read() {

@@ -48,23 +48,21 @@
 //! string-to-sign, which holds it, and a proxy or a broken gateway may echo
 //! anything.)
 
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
-
-use reqwest::header::{HeaderValue, CONTENT_TYPE};
 
 use std::sync::Arc;
 
-use crate::api::answer::{bad_answer, bad_response, error_from_answer, header_str, read_capped, transport_error};
+use crate::api::answer::{bad_answer, bad_response, transport_error};
 use crate::api::credentials::{CredentialSource, Credentials};
-use crate::api::endpoints;
+use crate::api::endpoints::{is_loopback, Endpoint};
 use crate::api::error::{quote_answer_id, ApiError, ErrorClass};
 use crate::api::model::{GetImageInfoResponse, GetImageInfosResponse, GetMediaAuditResultResponse, ImageInfo};
 use crate::api::moderation::ModerationReading;
 use crate::api::provider::{Hosts, Provider};
 use crate::api::proxy::ProxyUrl;
 use crate::api::redact::Redactor;
-use crate::api::sts::{Identity, Key};
+use crate::api::rpc::{common_params, post_form, Key, MAX_ANSWER_BYTES};
+use crate::api::sts::Identity;
 
 /// The API version of every VOD call.
 pub const API_VERSION: &str = "2017-03-21";
@@ -85,13 +83,6 @@ pub const FIRST_KEY_ATTEMPTS: u32 = 3;
 /// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
 pub const MAX_BATCH_IDS: usize = 20;
 
-/// The largest `GetImageInfo` answer read, success or error, in bytes. One
-/// image's description is a few KB at most (the documented example is under
-/// 1 KB; the longest fields are two signed URLs), an error body less: 1 MiB
-/// is hundreds of times that, and with 16 calls in flight still only 16 MiB.
-/// A bigger answer is not the API's, and is not read past this.
-pub const MAX_ANSWER_BYTES: usize = 1 << 20;
-
 /// The largest `GetImageInfos` answer read: room for [`MAX_BATCH_IDS`]
 /// images of [`MAX_ANSWER_BYTES`] each, 20 MiB.
 pub const MAX_BATCH_ANSWER_BYTES: usize = MAX_BATCH_IDS * MAX_ANSWER_BYTES;
@@ -104,128 +95,6 @@ named_enum! {
         Cdn => "cdn",
         /// An OSS URL.
         Oss => "oss",
-    }
-}
-
-/// Why an endpoint URL was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum EndpointError {
-    #[error("endpoint {0:?} is not a URL: {1}")]
-    NotAUrl(String, String),
-    #[error("endpoint {0:?} uses plain http to a host that is not loopback: the signed request, and any STS token in it, would cross the network in clear text; use https://")]
-    PlainHttp(String),
-    #[error("endpoint {0:?}: only https:// (or http:// to a loopback address) is supported")]
-    Scheme(String),
-    #[error("endpoint {0:?} must not carry a query, a fragment or a user name")]
-    Extras(String),
-}
-
-/// A checked endpoint base URL, always ending in `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint(String);
-
-impl Endpoint {
-    /// The region's endpoint from the SDKs' table ([`endpoints::vod_host`]):
-    /// `https://vod.{region}.aliyuncs.com/`, `vod-vpc.` from a VPC.
-    pub fn for_region(region: &str, vpc: bool) -> Result<Self, endpoints::UnknownRegion> {
-        Ok(Endpoint(format!("https://{}/", endpoints::vod_host(region, vpc)?)))
-    }
-
-    /// An operator-supplied endpoint (VPC endpoint, the simulator).
-    pub fn parse(text: &str) -> Result<Self, EndpointError> {
-        Self::parse_with(text, false)
-    }
-
-    /// The ECS metadata service's base URL: plain http is allowed to its
-    /// link-local address as well as to loopback.
-    pub fn parse_metadata(text: &str) -> Result<Self, EndpointError> {
-        Self::parse_with(text, true)
-    }
-
-    /// The metadata service of every ECS instance.
-    pub const METADATA: &'static str = "http://100.100.100.200/";
-
-    fn parse_with(text: &str, metadata: bool) -> Result<Self, EndpointError> {
-        let shown = || without_userinfo(text).into_owned();
-        let mut url = reqwest::Url::parse(text).map_err(|e| EndpointError::NotAUrl(shown(), e.to_string()))?;
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(EndpointError::Extras(shown()));
-        }
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" if metadata && url.host_str() == Some("100.100.100.200") => {}
-            "http" => return Err(EndpointError::PlainHttp(shown())),
-            _ => return Err(EndpointError::Scheme(shown())),
-        }
-        // `localhost.` is `localhost`; the resolver of many systems knows only the latter.
-        if url.host_str() == Some("localhost.") {
-            url.set_host(Some("localhost")).map_err(|e| EndpointError::NotAUrl(shown(), e.to_string()))?;
-        }
-        let mut s = url.to_string();
-        if !s.ends_with('/') {
-            s.push('/');
-        }
-        Ok(Endpoint(s))
-    }
-
-    /// The URL text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The host name, when the URL names one (not an IP address).
-    pub fn domain(&self) -> Option<String> {
-        let url = reqwest::Url::parse(&self.0).ok()?;
-        match url.host()? {
-            url::Host::Domain(d) => Some(d.to_owned()),
-            _ => None,
-        }
-    }
-
-    /// Whether the endpoint is a loopback address (the simulator).
-    pub fn is_loopback(&self) -> bool {
-        reqwest::Url::parse(&self.0).is_ok_and(|u| is_loopback(&u))
-    }
-
-    /// Resolves the host name before the first call, so that a name that
-    /// does not exist (a mistyped region or endpoint) is told apart from an
-    /// outage: the error names the host.
-    pub async fn resolve_host(&self) -> Result<(), String> {
-        let Some(host) = self.domain() else { return Ok(()) };
-        let port = reqwest::Url::parse(&self.0).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
-        let found = tokio::net::lookup_host((host.as_str(), port)).await.map(|mut a| a.next().is_some());
-        match found {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(format!("the endpoint's host {host} resolves to no address")),
-            Err(e) => Err(format!(
-                "the endpoint's host {host} cannot be resolved ({e}): check --region and --endpoint, and the DNS of this machine"
-            )),
-        }
-    }
-}
-
-/// Whether the URL's host is `localhost` (or `localhost.`) or a loopback
-/// address, IPv4-mapped IPv6 included.
-pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        None => false,
-    }
-}
-
-/// A URL as text with its user and password (anything before the last `@`
-/// ahead of the query) replaced by `***`; done on the text, so that it works
-/// on text that is not a URL at all.
-pub(crate) fn without_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
-    let Some(start) = text.find("://").map(|i| i + 3) else { return text.into() };
-    let rest = &text[start..];
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{}***@{}", &text[..start], &rest[at + 1..]).into(),
-        None => text.into(),
     }
 }
 
@@ -501,98 +370,6 @@ impl VodClient {
             self.provider.source().source
         );
     }
-}
-
-/// The parameters every signed RPC call carries.
-pub(crate) fn common_params<'a>(
-    credentials: &'a Credentials,
-    version: &'a str,
-    action: &'a str,
-    timestamp: &'a str,
-    nonce: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    let mut p: Vec<(&str, &str)> = Vec::with_capacity(14);
-    p.extend([
-        ("Action", action),
-        ("Version", version),
-        ("Format", "JSON"),
-        ("AccessKeyId", credentials.access_key_id.as_str()),
-        ("SignatureMethod", "HMAC-SHA1"),
-        ("SignatureVersion", "1.0"),
-        ("SignatureNonce", nonce),
-        ("Timestamp", timestamp),
-    ]);
-    if let Some(token) = &credentials.security_token {
-        p.push(("SecurityToken", token.expose()));
-    }
-    p
-}
-
-/// One signed RPC attempt of any product (STS, say) with `key`.
-pub(crate) async fn signed_call(
-    http: &reqwest::Client,
-    url: &reqwest::Url,
-    key: &Key,
-    version: &str,
-    action: &str,
-    operation: &[(&str, &str)],
-) -> Result<(bytes::Bytes, Option<String>), ApiError> {
-    let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let nonce = format!("{:032x}", rand::random::<u128>());
-    let body = {
-        let mut params = common_params(&key.credentials, version, action, &timestamp, &nonce);
-        params.extend_from_slice(operation);
-        key.signer.signed_query("POST", &params)
-    };
-    post_form(http, url, body, &key.redactor, action, MAX_ANSWER_BYTES).await
-}
-
-/// `POST /` with the signed parameters as a form body (the RPC gateway
-/// signs query and form parameters alike), so the URL stays the bare
-/// endpoint: nothing to re-parse per call, and the signature and any STS
-/// token stay out of URLs that proxies log. The body is read up to `cap`.
-async fn post_form(
-    http: &reqwest::Client,
-    url: &reqwest::Url,
-    body: String,
-    redactor: &Redactor,
-    action: &str,
-    cap: usize,
-) -> Result<(bytes::Bytes, Option<String>), ApiError> {
-    let response = http
-        .post(url.clone())
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
-        .body(body)
-        .send()
-        .await
-        .map_err(transport_error)?;
-    let status = response.status().as_u16();
-    if status == 200 {
-        // The hot path: no copy of the headers, only the one we may use.
-        let request_id = header_str(response.headers(), "x-acs-request-id");
-        let body = read_capped(response, action, cap).await?;
-        return Ok((body, request_id));
-    }
-    let headers = response.headers().clone();
-    let body = read_capped(response, action, cap).await?;
-    let mut err = error_from_answer(status, &headers, &body);
-    err.message = scrub(&err.message, redactor);
-    redactor.redact_in_place(&mut err.code);
-    if let Some(id) = &mut err.request_id {
-        redactor.redact_in_place(id);
-    }
-    Err(err)
-}
-
-/// Removes what must not reach a log or a report from a server message:
-/// the echoed string-to-sign (it carries every parameter, the STS token
-/// among them) and the token itself in any encoding.
-fn scrub(message: &str, redactor: &Redactor) -> String {
-    let m = match message.find("server string to sign is:") {
-        Some(i) => format!("{}server string to sign is: (withheld: it holds the request's parameters)", &message[..i]),
-        None => message.to_owned(),
-    };
-    redactor.redact(&m).into_owned()
 }
 
 /// The id a `GetImageInfo` answer names when it is not the one asked; an

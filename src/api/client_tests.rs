@@ -1,6 +1,8 @@
 //! Unit tests of [`super`] (client.rs), kept beside it to keep that file readable.
 use super::*;
+use crate::api::endpoints::{without_userinfo, EndpointError};
 use crate::api::error::ErrorClass;
+use crate::api::rpc::scrub;
 use crate::api::secret::Secret;
 use crate::api::signing;
 

@@ -24,6 +24,7 @@ pub mod moderation;
 pub(crate) mod provider;
 pub(crate) mod proxy;
 pub(crate) mod redact;
+pub(crate) mod rpc;
 pub(crate) mod search;
 pub(crate) mod secret;
 pub mod signing;

@@ -7,7 +7,7 @@
 //!
 //! - A loopback endpoint (`localhost`, `127.0.0.0/8`, `::1`: the simulator, a
 //!   local tunnel) is never reached through a proxy.
-//! - Plain `http://` (which `client::Endpoint` allows to loopback only)
+//! - Plain `http://` (which `endpoints::Endpoint` allows to loopback only)
 //!   never goes through one: a proxy would see the signed request, its
 //!   `Signature` and any `SecurityToken`, in clear.
 //! - An `https://` endpoint goes through `HTTPS_PROXY` (else `https_proxy`)
@@ -44,7 +44,7 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
-use crate::api::client::{is_loopback, Endpoint};
+use crate::api::endpoints::{is_loopback, Endpoint};
 
 /// The variables naming the proxy for https endpoints, first one set wins.
 pub const HTTPS_PROXY_VARS: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];

@@ -8,7 +8,7 @@
 //! the metadata service's and a credentials URI's answers are read within
 //! [`MAX_CREDENTIALS_BYTES`]; who `GetCallerIdentity` says the key is, is
 //! redacted like any server text. Signing and the HTTP exchange are the client's
-//! ([`crate::api::client::signed_call`]); deciding when to call is
+//! ([`crate::api::rpc::signed_call`]); deciding when to call is
 //! `provider`'s.
 
 use std::time::SystemTime;
@@ -16,36 +16,14 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::api::answer::{read_capped, transport_error};
-use crate::api::client::{signed_call, MAX_ANSWER_BYTES};
 use crate::api::credentials::{json_error_without_values, Credentials, MAX_CREDENTIALS_BYTES};
 use crate::api::error::{ApiError, ErrorClass};
-use crate::api::redact::Redactor;
+pub use crate::api::rpc::Key;
+use crate::api::rpc::{signed_call, MAX_ANSWER_BYTES};
 use crate::api::secret::Secret;
-use crate::api::signing::Signer;
 
 /// The STS API version.
 pub const STS_VERSION: &str = "2015-04-01";
-
-/// A key with its signer and, for a temporary one, when it expires.
-#[derive(Debug)]
-pub struct Key {
-    pub credentials: Credentials,
-    pub signer: Signer,
-    pub expires: Option<SystemTime>,
-    /// The forms of its AccessKey secret and STS token, to scrub from the
-    /// answers it gets.
-    pub redactor: Redactor,
-}
-
-impl Key {
-    /// Keys a signer with the secret.
-    pub fn new(credentials: Credentials, expires: Option<SystemTime>) -> Self {
-        let signer = Signer::new(credentials.access_key_secret.expose());
-        let secrets = [Some(&credentials.access_key_secret), credentials.security_token.as_ref()];
-        let redactor = Redactor::of(secrets.into_iter().flatten().map(Secret::expose));
-        Key { credentials, signer, expires, redactor }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use crate::api::client::EndpointError;
 use crate::api::credentials::CredentialError;
+use crate::api::endpoints::EndpointError;
 use crate::report::verify::Verdict;
 use crate::run::input::InputError;
 use crate::run::journal::JournalError;

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::error::{CmdError, Exit};
-use crate::api::client::Endpoint;
+use crate::api::endpoints::Endpoint;
 use crate::api::error::escape_for_terminal;
 use crate::api::proxy::{choose_proxy, ProxyEnv, ProxyUrl};
 use crate::api::secret::Secret;

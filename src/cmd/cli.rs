@@ -400,8 +400,8 @@ pub struct RunArgs {
     pub notify: Vec<String>,
     /// When to send: alert (what --fail-on names happened), problem (failed ids, a stop, exit 9 or
     /// 10), always; comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = choice::<crate::cmd::notify::NotifyOn>(crate::cmd::notify::NotifyOn::NAMES), default_value = "alert,problem")]
-    pub notify_on: Vec<crate::cmd::notify::NotifyOn>,
+    #[arg(long, value_delimiter = ',', value_parser = choice::<super::values::NotifyOn>(super::values::NotifyOn::NAMES), default_value = "alert,problem")]
+    pub notify_on: Vec<super::values::NotifyOn>,
     /// The variable that holds the DingTalk robot's signing secret ("signature" security setting).
     #[arg(long, value_name = "VAR")]
     pub notify_secret_env: Option<String>,
@@ -432,7 +432,7 @@ pub struct RunArgs {
     pub json: bool,
     /// Where each setting came from (the command line, a variable, `--config`).
     #[arg(skip)]
-    pub sources: super::sources::Sources,
+    pub sources: super::values::Sources,
 }
 
 /// `check`.
@@ -453,7 +453,7 @@ pub struct CheckArgs {
     pub api: ApiArgs,
     /// Where each setting came from (the command line, a variable, `--config`).
     #[arg(skip)]
-    pub sources: super::sources::Sources,
+    pub sources: super::values::Sources,
 }
 
 /// `simulate`.

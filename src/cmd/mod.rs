@@ -35,6 +35,7 @@ pub(crate) mod signals;
 #[cfg(feature = "simulator")]
 pub(crate) mod simulator;
 pub mod sources;
+pub(crate) mod values;
 
 use std::ffi::OsString;
 use std::io::BufReader;

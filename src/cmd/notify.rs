@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::error::{CmdError, Exit};
+use super::values::{parse_duration, NotifyOn};
 use crate::api::endpoints::Endpoint;
 use crate::api::error::escape_for_terminal;
 use crate::api::proxy::{choose_proxy, ProxyEnv, ProxyUrl};
@@ -59,19 +60,6 @@ named_enum! {
         DingTalk => "dingtalk",
         Feishu => "feishu",
         Slack => "slack",
-    }
-}
-
-named_enum! {
-    /// When to send (`--notify-on`).
-    pub enum NotifyOn {
-        /// Something `--fail-on` names happened.
-        Alert => "alert",
-        /// Ids failed, the run stopped, or the verdict or the inventory
-        /// cannot be trusted (exit 9, 10).
-        Problem => "problem",
-        /// Every run that reaches its reports.
-        Always => "always",
     }
 }
 
@@ -227,7 +215,7 @@ impl NotifySettings {
             return Err(CmdError::usage("--notify-secret-env signs DingTalk messages: give a DingTalk --notify URL"));
         }
         let timeout = match timeout {
-            Some(t) => super::settings::parse_duration("--notify-timeout", t)?,
+            Some(t) => parse_duration("--notify-timeout", t)?,
             None => DEFAULT_NOTIFY_TIMEOUT,
         };
         Ok(NotifySettings { targets, on: on.to_vec(), secret, timeout })

@@ -77,7 +77,7 @@ pub fn print_plan(
     settings: &RunSettings,
     ids: Option<&IdList>,
     target: &ApiTarget,
-    sources: &super::sources::Sources,
+    sources: &super::values::Sources,
 ) -> CmdResult {
     use std::io::Write;
     let mut text = match ids {

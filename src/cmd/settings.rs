@@ -4,12 +4,13 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::cli::{ApiArgs, InventoryArgs, Qps, RunArgs};
 use super::error::{CmdError, Exit};
 use super::notify::NotifySettings;
 use super::progress::ProgressMode;
+use super::values::{parse_auth_timeout, parse_duration, parse_duration_or_zero};
 use crate::api::client::{ClientConfig, VodClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::api::credentials::{self, CredentialRequest, CredentialSource};
 use crate::api::endpoints;
@@ -414,43 +415,6 @@ fn check_metrics_file(path: &std::path::Path) -> Result<(), CmdError> {
         return Err(CmdError::usage(format!("--metrics-file {}: no directory {}", path.display(), dir.display())));
     }
     Ok(())
-}
-
-/// A duration flag that must be more than zero (`10s`, `1500ms`).
-pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
-    let d = parse_duration_or_zero(flag, text)?;
-    if d.is_zero() {
-        return Err(CmdError::usage(format!("{flag} must be more than zero")));
-    }
-    Ok(d)
-}
-
-/// A duration flag that may be zero.
-pub fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdError> {
-    duration_text(text).map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e}")))
-}
-
-/// The one duration syntax of every flag: a number with a unit (`10s`,
-/// `1500ms`, `1h`, `1h 30m`), or a bare number of seconds (`--auth-timeout`
-/// was seconds before it took units, so a bare number means seconds
-/// everywhere).
-pub fn duration_text(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{e}"));
-    }
-    humantime::parse_duration(t).map_err(|e| format!("{e} (write e.g. 10s, 1500ms or 1h; a bare number is seconds)"))
-}
-
-/// `--auth-timeout`: a duration of whole seconds, at least one.
-pub fn parse_auth_timeout(text: &str) -> Result<u64, CmdError> {
-    let d = parse_duration("--auth-timeout", text)?;
-    if d.subsec_nanos() != 0 {
-        return Err(CmdError::usage(format!(
-            "--auth-timeout {text:?}: AuthTimeout is whole seconds (e.g. 3600 or 1h)"
-        )));
-    }
-    Ok(d.as_secs())
 }
 
 /// `20261128T035600Z`: sorts by time and is safe in any file system.

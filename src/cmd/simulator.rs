@@ -87,7 +87,7 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.media_audit_refused = a.media_audit_refused.clone();
     config.batch_forgets = a.batch_forgets;
     config.sts_duration =
-        super::settings::duration_text(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
+        super::values::duration_text(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
     if config.sts_duration < sim::MIN_STS_DURATION {
         return Err(CmdError::usage("--sts-duration must be at least 10s"));
     }
@@ -99,13 +99,13 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
         unavailable: a.unavailable_rate,
         drop: a.drop_rate,
         slow: a.slow_rate,
-        slow_delay: super::settings::duration_text(&a.slow_time)
+        slow_delay: super::values::duration_text(&a.slow_time)
             .map_err(|e| CmdError::usage(format!("--slow-time: {e}")))?,
-        latency: super::settings::duration_text(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
+        latency: super::values::duration_text(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
         outage: match a.outage_after {
             Some(after_calls) => Some(OutageFault {
                 after_calls,
-                lasting: super::settings::duration_text(&a.outage_for)
+                lasting: super::values::duration_text(&a.outage_for)
                     .map_err(|e| CmdError::usage(format!("--outage-for: {e}")))?,
             }),
             None => None,

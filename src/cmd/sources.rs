@@ -27,6 +27,7 @@ use clap::{Arg, CommandFactory, FromArgMatches};
 
 use super::cli::{Cli, Command as Sub};
 use super::error::CmdError;
+use super::values::{Source, Sources};
 
 /// The prefix of the variable of each flag.
 pub const ENV_PREFIX: &str = "VOD_IMAGE_AUDIT_";
@@ -39,63 +40,6 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The commands whose flags may come from the environment and the file.
 const WITH_SETTINGS: &[&str] = &["run", "check"];
-
-/// Where a setting came from, as `--dry-run` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    CommandLine,
-    Env(String),
-    File { path: String, line: usize },
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::CommandLine => write!(f, "the command line"),
-            Source::Env(var) => write!(f, "{var}"),
-            Source::File { path, line } => write!(f, "{path} line {line}"),
-        }
-    }
-}
-
-/// Each setting given (not left at its default), with its source, in the
-/// order of `--help`: `--qps 9 (from audit.toml line 2)`.
-#[derive(Debug, Clone, Default)]
-pub struct Sources(pub Vec<(String, Source)>);
-
-impl Sources {
-    /// One line per setting given, then one for the rest.
-    pub fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> =
-            self.0.iter().map(|(setting, source)| format!("setting: {setting} (from {source})")).collect();
-        lines.push("settings not listed: their defaults".to_owned());
-        lines
-    }
-}
-
-impl Sources {
-    /// A usage error about a flag set by a variable or the file says where
-    /// it was set: `--concurrency must be between 1 and 1024 (set in
-    /// audit.toml line 2)`. Any other error is returned as it is.
-    pub fn annotate(&self, e: CmdError) -> CmdError {
-        if e.exit_code() != super::error::Exit::Usage.code() {
-            return e;
-        }
-        let text = e.to_string();
-        let Some(rest) = text.strip_prefix("--") else { return e };
-        let flag: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-        let named = |setting: &str| {
-            setting
-                .strip_prefix("--")
-                .and_then(|s| s.strip_prefix(flag.as_str()))
-                .is_some_and(|r| r.is_empty() || r.starts_with(' '))
-        };
-        match self.0.iter().find(|(setting, _)| named(setting)) {
-            Some((_, source)) if *source != Source::CommandLine => CmdError::usage(format!("{text} (set in {source})")),
-            _ => e,
-        }
-    }
-}
 
 /// The variable of a flag: `audit-source` → `VOD_IMAGE_AUDIT_AUDIT_SOURCE`.
 pub fn env_name(long: &str) -> String {

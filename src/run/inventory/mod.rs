@@ -46,7 +46,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::api::search::{now_secs, utc, Page, Query, MAX_PAGE_SIZE, PAGING_LIMIT};
-use crate::run::engine::{Action, CallEnd, Caller};
+use crate::run::call::{CallEnd, Caller};
+use crate::run::lanes::Action;
 use crate::rundir::files::{open_private, room_advice, FileDigest, Private};
 
 mod journal;

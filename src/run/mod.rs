@@ -1,7 +1,8 @@
 //! One audit run, from the ids to the settled outcomes: no report is
 //! written here.
 //!
-//! - [`input`]: reading and validating the ids.
+//! - [`input`]: reading and validating the ids; [`delimiter`],
+//!   [`input_stream`] and [`csv_field`] below it.
 //! - [`rate`]: the rate limiter, fixed or adaptive; [`tick_timer`]: its
 //!   release tick's timer.
 //! - [`retry`]: the retry decision and backoff, pure.
@@ -18,6 +19,7 @@ pub(crate) mod awaiting;
 pub(crate) mod batch;
 pub(crate) mod call;
 pub(crate) mod counters;
+pub(crate) mod csv_field;
 pub(crate) mod delimiter;
 pub(crate) mod engine;
 pub(crate) mod guard;

@@ -286,8 +286,8 @@ pub struct ReadOptions<'a> {
 /// Reads ids from CSV as `options` say. `file` names the source in messages.
 ///
 /// The steps: the header line is peeked at for the delimiter; the first
-/// non-blank row names the id column ([`IdColumn::find`]); every data row is
-/// sorted into an id, a duplicate, a rejected or a blank row ([`Rows`]);
+/// non-blank row names the id column (`IdColumn::find`); every data row is
+/// sorted into an id, a duplicate, a rejected or a blank row (`Rows`);
 /// then the whole is checked and its digest taken.
 pub fn read_ids_with(reader: impl Read, file: &str, options: &ReadOptions) -> Result<IdList, InputError> {
     let mut tap = Tap { inner: reader, hash: Sha256::default(), bytes: 0 };

@@ -5,16 +5,10 @@
 
 use std::io::{self, Read};
 
-use super::input::{DELIMITERS, MAX_LINE_BYTES};
-use super::input_stream::Field;
+use super::csv_field::Field;
 
-/// How the input is read: `--id-column` and `--delimiter`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReadOptions<'a> {
-    pub id_column: Option<&'a str>,
-    /// `None`: sniffed from the header line.
-    pub delimiter: Option<u8>,
-}
+/// The delimiters sniffed from the header line, the comma first: it wins a tie.
+pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// `--delimiter`: `,`, `;`, `tab` (or `\t`, or a tab), `|`.
 pub fn parse_delimiter(text: &str) -> Result<u8, String> {
@@ -44,16 +38,10 @@ pub(crate) fn count_fields(line: &[u8], delimiter: u8) -> usize {
     let mut fields = 1;
     let mut at = Field::Start;
     for &b in line {
-        at = match (at, b) {
-            (Field::Quoted, b'"') => Field::QuoteInQuoted,
-            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Field::Quoted,
-            (Field::Start, b'"') => Field::Quoted,
-            (_, d) if d == delimiter => {
-                fields += 1;
-                Field::Start
-            }
-            _ => Field::Unquoted,
-        };
+        at = at.next(b, delimiter);
+        if b == delimiter && at == Field::Start {
+            fields += 1;
+        }
     }
     fields
 }
@@ -88,10 +76,11 @@ pub fn sniff_delimiter(header_line: &[u8]) -> u8 {
 
 /// Reads from `reader` into `buf` until it holds the first non-blank line
 /// to its end, the input ends, a NUL byte is read (not text: the reading
-/// proper refuses it) or more than [`MAX_LINE_BYTES`] are held.
-pub(crate) fn peek_header(reader: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
+/// proper refuses it) or more than `max` bytes are held (the reading proper
+/// refuses a line that long).
+pub(crate) fn peek_header(reader: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io::Result<()> {
     let mut chunk = [0u8; 8192];
-    while !matches!(first_line(buf), Some((_, true))) && !buf.contains(&0) && buf.len() <= MAX_LINE_BYTES {
+    while !matches!(first_line(buf), Some((_, true))) && !buf.contains(&0) && buf.len() <= max {
         let n = match reader.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,

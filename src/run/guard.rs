@@ -3,8 +3,9 @@
 //! honours a server's hint, the outage clock, the throttle clock, and
 //! `--max-failures`.
 //!
-//! The engine decides when to consult them; the numbers and their reasons
-//! live here, next to the unit tests that pin them.
+//! Each call's retries ([`super::call`]) consult them, the engine
+//! `--max-failures`; the numbers and their reasons live here, next to the
+//! unit tests that pin them.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;

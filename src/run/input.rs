@@ -13,20 +13,16 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-pub use super::delimiter::{delimiter_name, parse_delimiter, ReadOptions};
+use serde::{Deserialize, Serialize};
+
+pub use super::delimiter::{delimiter_name, parse_delimiter};
 use super::delimiter::{first_line, peek_header, sniff_delimiter};
+pub use super::input_stream::MAX_LINE_BYTES;
 use super::input_stream::{NormalizeLines, Stop, Tap};
+use crate::api::search::utc;
 use crate::domain::id::validate_id;
 use crate::domain::record::Rejected;
 use crate::rundir::digest::Sha256;
-
-/// The longest line read before the input is refused as a whole (a quoted
-/// field running over several lines counts as one line). A row of an id list
-/// is a few dozen bytes, a wide spreadsheet export a few hundred: 64 KiB is
-/// far past any real row, and it bounds what the CSV parser buffers for one
-/// record. Without it `/dev/zero`, or a stream that never ends a line, is
-/// held in memory until the machine runs out.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// How many rejected rows in a row (blank rows aside) the input may have
 /// before it is refused as a whole. A real list with a bad stretch has a
@@ -41,9 +37,6 @@ const MAX_SHOWN_VALUE: usize = 200;
 /// Header names recognised as the id column, compared in lower case.
 const ID_HEADERS: &[&str] = &["imageid", "image_id"];
 
-/// The delimiters sniffed from the header line, the comma first: it wins a tie.
-pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
-
 /// How many rejected rows an error message shows.
 const SHOWN_REJECTED: usize = 3;
 
@@ -57,9 +50,37 @@ pub enum InputSource {
     Stdin,
     /// A file.
     Path(PathBuf),
-    /// `--all-images`: the account's images, listed first
-    /// ([`crate::run::inventory`]).
-    AllImages(crate::run::inventory::Filters),
+    /// `--all-images`: the account's images, listed first (by
+    /// `run::inventory`).
+    AllImages(Filters),
+}
+
+/// What `--all-images` lists: `--created-after`, `--created-before`,
+/// `--cate-id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    /// Seconds since the epoch, inclusive.
+    pub created_after: Option<i64>,
+    /// Seconds since the epoch, exclusive.
+    pub created_before: Option<i64>,
+    pub cate_id: Option<i64>,
+}
+
+impl Filters {
+    /// How the listing is named in messages and in the run's input key.
+    pub fn describe(&self) -> String {
+        let mut s = "all images (SearchMedia)".to_owned();
+        if let Some(a) = self.created_after {
+            s.push_str(&format!(" created at or after {}", utc(a)));
+        }
+        if let Some(b) = self.created_before {
+            s.push_str(&format!(" created before {}", utc(b)));
+        }
+        if let Some(c) = self.cate_id {
+            s.push_str(&format!(" in category {c}"));
+        }
+        s
+    }
 }
 
 impl InputSource {
@@ -254,150 +275,209 @@ pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Resul
     read_ids_with(reader, file, &ReadOptions { id_column, delimiter: None })
 }
 
+/// How the input is read: `--id-column` and `--delimiter`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
+    pub id_column: Option<&'a str>,
+    /// `None`: sniffed from the header line.
+    pub delimiter: Option<u8>,
+}
+
 /// Reads ids from CSV as `options` say. `file` names the source in messages.
+///
+/// The steps: the header line is peeked at for the delimiter; the first
+/// non-blank row names the id column (`IdColumn::find`); every data row is
+/// sorted into an id, a duplicate, a rejected or a blank row (`Rows`);
+/// then the whole is checked and its digest taken.
 pub fn read_ids_with(reader: impl Read, file: &str, options: &ReadOptions) -> Result<IdList, InputError> {
-    let id_column = options.id_column;
     let mut tap = Tap { inner: reader, hash: Sha256::default(), bytes: 0 };
     let mut head = Vec::new();
-    peek_header(&mut tap, &mut head).map_err(|e| InputError::Read { file: file.to_owned(), reason: e.to_string() })?;
+    peek_header(&mut tap, &mut head, MAX_LINE_BYTES)
+        .map_err(|e| InputError::Read { file: file.to_owned(), reason: e.to_string() })?;
     let delimiter = options.delimiter.unwrap_or_else(|| first_line(&head).map_or(b',', |(l, _)| sniff_delimiter(l)));
     let lines = NormalizeLines::new(io::Cursor::new(head).chain(&mut tap), delimiter);
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(lines);
-    let read_err = |e: csv::Error| csv_error(e, file);
 
     let mut records = csv.byte_records();
-    let mut first = None;
-    for rec in records.by_ref() {
-        let rec = rec.map_err(read_err)?;
-        if !is_blank(&rec) {
-            first = Some(rec);
-            break;
-        }
-    }
-    let Some(first) = first else {
-        return Err(InputError::NoIds { file: file.to_owned() });
-    };
-    let first_line = first.position().map_or(1, |p| p.line());
+    let first = first_row(&mut records, file)?;
     let header: Vec<String> = first.iter().map(clean_header).collect();
-    let header_text = || header.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ");
-
-    // (column index, column name, whether the first row is a header)
-    let (col, col_name, first_is_header, single) = if let Some(name) = id_column {
-        let idx = header
-            .iter()
-            .position(|h| h == name)
-            .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
-            .ok_or_else(|| InputError::UnknownColumn {
-                file: file.to_owned(),
-                line: first_line,
-                name: name.to_owned(),
-                header: header_text(),
-            })?;
-        (idx, header[idx].clone(), true, false)
-    } else if let Some(idx) = header.iter().position(|h| ID_HEADERS.contains(&h.to_ascii_lowercase().as_str())) {
-        (idx, header[idx].clone(), true, false)
-    } else if header.len() == 1 {
-        let h = &header[0];
-        let is_header = SINGLE_COLUMN_HEADERS.contains(&h.to_ascii_lowercase().as_str()) || validate_id(h).is_err();
-        if is_header {
-            (0, h.clone(), true, true)
-        } else {
-            (0, "#1".to_owned(), false, true)
-        }
-    } else {
-        return Err(InputError::NoIdColumn { file: file.to_owned(), line: first_line, header: header_text() });
-    };
-
-    let mut out = IdList {
-        ids: Ids::default(),
-        input_rows: 0,
-        blank_rows: 0,
-        duplicates: 0,
-        rejected: Vec::new(),
-        id_column: col_name,
-        delimiter,
-        sha256: String::new(),
-        bytes: 0,
-    };
-    let fingerprint = Fingerprint::default();
-    let mut seen: HashSet<u128> = HashSet::new();
-    let mut sort_row = |rec: &csv::ByteRecord, out: &mut IdList| -> Row {
-        let line = rec.position().map_or(0, |p| p.line());
-        if is_blank(rec) {
-            out.blank_rows += 1;
-            return Row::Blank;
-        }
-        out.input_rows += 1;
-        let raw = rec.get(col).unwrap_or_default();
-        let reject = |out: &mut IdList, value: &str, reason: String| {
-            out.rejected.push(Rejected { line, value: shown(value), reason });
-            Row::Rejected
-        };
-        let Ok(text) = std::str::from_utf8(raw) else {
-            return reject(out, &String::from_utf8_lossy(raw), "not valid UTF-8".to_owned());
-        };
-        let id = text.trim();
-        if single && rec.iter().skip(1).any(|f| !f.iter().all(u8::is_ascii_whitespace)) {
-            return reject(
-                out,
-                &String::from_utf8_lossy(rec.as_slice()),
-                match delimiter {
-                    b',' => format!("{} fields in a one-column file (a comma inside an id?)", rec.len()),
-                    d => format!("{} fields in a one-column file (a {} inside an id?)", rec.len(), delimiter_name(d)),
-                },
-            );
-        }
-        if rec.len() <= col {
-            return reject(out, "", format!("the row has {} fields and no {:?} column", rec.len(), out.id_column));
-        }
-        if let Err(reason) = validate_id(id) {
-            return reject(out, id, reason);
-        }
-        if seen.insert(fingerprint.of(id)) {
-            out.ids.push(id);
-        } else {
-            out.duplicates += 1;
-        }
-        Row::Used
-    };
-    // Rejected rows in a row, blank rows aside.
-    let mut in_a_row = 0;
-    let mut take = |rec: &csv::ByteRecord, out: &mut IdList| -> Result<(), InputError> {
-        match sort_row(rec, out) {
-            Row::Blank => {}
-            Row::Used => in_a_row = 0,
-            Row::Rejected => in_a_row += 1,
-        }
-        if in_a_row > MAX_REJECTED_IN_A_ROW {
-            return Err(not_ids(file, &out.rejected[out.rejected.len() - in_a_row..]));
-        }
-        Ok(())
-    };
-    if !first_is_header {
-        take(&first, &mut out)?;
+    let header_line = first.position().map_or(1, |p| p.line());
+    let column = IdColumn::find(&header, options.id_column, file, header_line)?;
+    let mut rows = Rows::new(column, delimiter, file);
+    if !rows.column.first_is_header {
+        rows.take(&first)?;
     }
     for rec in records {
-        let rec = rec.map_err(read_err)?;
-        take(&rec, &mut out)?;
+        rows.take(&rec.map_err(|e| csv_error(e, file))?)?;
     }
     let shape = csv.into_inner().shape;
     if shape.open_quote_over_lines() {
         return Err(InputError::UnclosedQuote { file: file.to_owned(), line: shape.quote_line });
     }
-    if out.input_rows == 0 {
-        return Err(InputError::NoIds { file: file.to_owned() });
-    }
-    if out.ids.is_empty() {
-        return Err(InputError::NoValidIds {
-            file: file.to_owned(),
-            rows: out.input_rows,
-            examples: examples(&out.rejected),
-            read_as: read_as(&out),
-        });
-    }
+    let mut out = rows.finish()?;
     out.sha256 = std::mem::take(&mut tap.hash).finish_hex();
     out.bytes = tap.bytes;
     Ok(out)
+}
+
+/// The first non-blank row: the header, or the first id of a one-column
+/// file without one.
+fn first_row<R: Read>(records: &mut csv::ByteRecordsIter<'_, R>, file: &str) -> Result<csv::ByteRecord, InputError> {
+    for rec in records {
+        let rec = rec.map_err(|e| csv_error(e, file))?;
+        if !is_blank(&rec) {
+            return Ok(rec);
+        }
+    }
+    Err(InputError::NoIds { file: file.to_owned() })
+}
+
+/// Where the ids are: the column, and what the first row is.
+struct IdColumn {
+    index: usize,
+    /// The header's name, or `#1` without a header.
+    name: String,
+    /// The first non-blank row is a header, not data.
+    first_is_header: bool,
+    /// The file has one column: more fields in a row mean a delimiter
+    /// inside an id.
+    single: bool,
+}
+
+impl IdColumn {
+    /// Finds the id column in the first row (`header`, on line `line`):
+    /// `--id-column` (`id_column`), else a known id header, else the only
+    /// column, whose first row is a header when it is a header word or not
+    /// a valid id.
+    fn find(header: &[String], id_column: Option<&str>, file: &str, line: u64) -> Result<IdColumn, InputError> {
+        let header_text = || header.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ");
+        let named =
+            |index: usize| IdColumn { index, name: header[index].clone(), first_is_header: true, single: false };
+        if let Some(name) = id_column {
+            let index = header
+                .iter()
+                .position(|h| h == name)
+                .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
+                .ok_or_else(|| InputError::UnknownColumn {
+                    file: file.to_owned(),
+                    line,
+                    name: name.to_owned(),
+                    header: header_text(),
+                })?;
+            return Ok(named(index));
+        }
+        if let Some(index) = header.iter().position(|h| ID_HEADERS.contains(&h.to_ascii_lowercase().as_str())) {
+            return Ok(named(index));
+        }
+        let [only] = header else {
+            return Err(InputError::NoIdColumn { file: file.to_owned(), line, header: header_text() });
+        };
+        let is_header =
+            SINGLE_COLUMN_HEADERS.contains(&only.to_ascii_lowercase().as_str()) || validate_id(only).is_err();
+        let name = if is_header { only.clone() } else { "#1".to_owned() };
+        Ok(IdColumn { index: 0, name, first_is_header: is_header, single: true })
+    }
+}
+
+/// The data rows as they are read, sorted into the [`IdList`].
+struct Rows<'f> {
+    out: IdList,
+    column: IdColumn,
+    file: &'f str,
+    fingerprint: Fingerprint,
+    seen: HashSet<u128>,
+    /// Rejected rows in a row, blank rows aside.
+    in_a_row: usize,
+}
+
+impl<'f> Rows<'f> {
+    fn new(column: IdColumn, delimiter: u8, file: &'f str) -> Self {
+        let out = IdList {
+            ids: Ids::default(),
+            input_rows: 0,
+            blank_rows: 0,
+            duplicates: 0,
+            rejected: Vec::new(),
+            id_column: column.name.clone(),
+            delimiter,
+            sha256: String::new(),
+            bytes: 0,
+        };
+        Rows { out, column, file, fingerprint: Fingerprint::default(), seen: HashSet::new(), in_a_row: 0 }
+    }
+
+    /// Sorts one row; the input is refused once more than
+    /// [`MAX_REJECTED_IN_A_ROW`] are rejected in a row.
+    fn take(&mut self, rec: &csv::ByteRecord) -> Result<(), InputError> {
+        match self.sort(rec) {
+            Row::Blank => {}
+            Row::Used => self.in_a_row = 0,
+            Row::Rejected => self.in_a_row += 1,
+        }
+        if self.in_a_row > MAX_REJECTED_IN_A_ROW {
+            let rejected = &self.out.rejected;
+            return Err(not_ids(self.file, &rejected[rejected.len() - self.in_a_row..]));
+        }
+        Ok(())
+    }
+
+    /// What becomes of one row, counted in the list.
+    fn sort(&mut self, rec: &csv::ByteRecord) -> Row {
+        let line = rec.position().map_or(0, |p| p.line());
+        if is_blank(rec) {
+            self.out.blank_rows += 1;
+            return Row::Blank;
+        }
+        self.out.input_rows += 1;
+        let raw = rec.get(self.column.index).unwrap_or_default();
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return self.reject(line, &String::from_utf8_lossy(raw), "not valid UTF-8".to_owned());
+        };
+        let id = text.trim();
+        if self.column.single && rec.iter().skip(1).any(|f| !f.iter().all(u8::is_ascii_whitespace)) {
+            let reason = match self.out.delimiter {
+                b',' => format!("{} fields in a one-column file (a comma inside an id?)", rec.len()),
+                d => format!("{} fields in a one-column file (a {} inside an id?)", rec.len(), delimiter_name(d)),
+            };
+            return self.reject(line, &String::from_utf8_lossy(rec.as_slice()), reason);
+        }
+        if rec.len() <= self.column.index {
+            let reason = format!("the row has {} fields and no {:?} column", rec.len(), self.out.id_column);
+            return self.reject(line, "", reason);
+        }
+        if let Err(reason) = validate_id(id) {
+            return self.reject(line, id, reason);
+        }
+        if self.seen.insert(self.fingerprint.of(id)) {
+            self.out.ids.push(id);
+        } else {
+            self.out.duplicates += 1;
+        }
+        Row::Used
+    }
+
+    fn reject(&mut self, line: u64, value: &str, reason: String) -> Row {
+        self.out.rejected.push(Rejected { line, value: shown(value), reason });
+        Row::Rejected
+    }
+
+    /// The list, or why it cannot be used: no data rows, or no valid id in
+    /// them.
+    fn finish(self) -> Result<IdList, InputError> {
+        let out = self.out;
+        if out.input_rows == 0 {
+            return Err(InputError::NoIds { file: self.file.to_owned() });
+        }
+        if out.ids.is_empty() {
+            return Err(InputError::NoValidIds {
+                file: self.file.to_owned(),
+                rows: out.input_rows,
+                examples: examples(&out.rejected),
+                read_as: read_as(&out),
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// What became of a data row.
@@ -513,9 +593,12 @@ fn csv_error(e: csv::Error, file: &str) -> InputError {
         csv::ErrorKind::Io(io) => io.into_inner().and_then(|inner| inner.downcast::<Stop>().ok()),
         _ => None,
     };
-    match stop {
-        Some(stop) => stop.named(file),
-        None => InputError::Read { file: file.to_owned(), reason },
+    let file = file.to_owned();
+    match stop.map(|stop| *stop) {
+        Some(Stop::Nul { line }) => InputError::NotText { file, line },
+        Some(Stop::LongLine { line }) => InputError::LineTooLong { file, line },
+        Some(Stop::LongQuote { line }) => InputError::QuoteTooLong { file, line },
+        None => InputError::Read { file, reason },
     }
 }
 

@@ -6,8 +6,16 @@
 
 use std::io::{self, Read};
 
-use super::input::{InputError, MAX_LINE_BYTES};
+use super::csv_field::Field;
 use crate::rundir::digest::Sha256;
+
+/// The longest line read before the input is refused as a whole (a quoted
+/// field running over several lines counts as one line). A row of an id list
+/// is a few dozen bytes, a wide spreadsheet export a few hundred: 64 KiB is
+/// far past any real row, and it bounds what the CSV parser buffers for one
+/// record. Without it `/dev/zero`, or a stream that never ends a line, is
+/// held in memory until the machine runs out.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Passes bytes through while hashing and counting them.
 pub(crate) struct Tap<R> {
@@ -47,20 +55,7 @@ pub(crate) struct Shape {
     pub(crate) quote_line: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Field {
-    /// At the start of a field (or a record).
-    Start,
-    /// In a field not opened by a quote (a quote in it is text).
-    Unquoted,
-    /// In a quoted field.
-    Quoted,
-    /// Just after a quote in a quoted field: it closed the field, or is the
-    /// first of `""`.
-    QuoteInQuoted,
-}
-
-/// Why [`Shape`] stopped the reading; [`read_ids`] names the file.
+/// Why [`Shape`] stopped the reading; [`super::input`] names the file.
 #[derive(Debug)]
 pub(crate) enum Stop {
     Nul { line: u64 },
@@ -76,17 +71,6 @@ impl std::fmt::Display for Stop {
 
 impl std::error::Error for Stop {}
 
-impl Stop {
-    pub(crate) fn named(self, file: &str) -> InputError {
-        let file = file.to_owned();
-        match self {
-            Stop::Nul { line } => InputError::NotText { file, line },
-            Stop::LongLine { line } => InputError::LineTooLong { file, line },
-            Stop::LongQuote { line } => InputError::QuoteTooLong { file, line },
-        }
-    }
-}
-
 impl Shape {
     pub(crate) fn new(delimiter: u8) -> Self {
         Shape { delimiter, line: 1, field: Field::Start, record_line: 1, record_len: 0, quote_line: 0 }
@@ -97,17 +81,11 @@ impl Shape {
         if b == 0 {
             return Err(Stop::Nul { line: self.line });
         }
-        self.field = match (self.field, b) {
-            (Field::Quoted, b'"') => Field::QuoteInQuoted,
-            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Field::Quoted,
-            (Field::Start, b'"') => {
-                self.quote_line = self.line;
-                Field::Quoted
-            }
-            (_, b'\n') => Field::Start,
-            (_, d) if d == self.delimiter => Field::Start,
-            _ => Field::Unquoted,
-        };
+        let field = self.field.next(b, self.delimiter);
+        if self.field == Field::Start && field == Field::Quoted {
+            self.quote_line = self.line;
+        }
+        self.field = field;
         if b == b'\n' {
             self.line += 1;
             if self.field == Field::Start {

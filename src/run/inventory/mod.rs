@@ -46,38 +46,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::error::ApiError;
 use crate::api::search::{now_secs, utc, Page, Query, MAX_PAGE_SIZE, PAGING_LIMIT};
-use crate::run::engine::{Action, CallEnd, Caller};
+use crate::run::call::{CallEnd, Caller};
+use crate::run::lanes::Action;
 use crate::rundir::files::{open_private, room_advice, FileDigest, Private};
+
+pub use crate::run::input::Filters;
 
 mod journal;
 use journal::{read_back, write_inventory, Line, ListJournal, State};
-
-/// What to list: `--created-after`, `--created-before`, `--cate-id`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Filters {
-    /// Seconds since the epoch, inclusive.
-    pub created_after: Option<i64>,
-    /// Seconds since the epoch, exclusive.
-    pub created_before: Option<i64>,
-    pub cate_id: Option<i64>,
-}
-
-impl Filters {
-    /// How the listing is named in messages and in the run's input key.
-    pub fn describe(&self) -> String {
-        let mut s = "all images (SearchMedia)".to_owned();
-        if let Some(a) = self.created_after {
-            s.push_str(&format!(" created at or after {}", utc(a)));
-        }
-        if let Some(b) = self.created_before {
-            s.push_str(&format!(" created before {}", utc(b)));
-        }
-        if let Some(c) = self.cate_id {
-            s.push_str(&format!(" in category {c}"));
-        }
-        s
-    }
-}
 
 /// The figures that prove a listing complete, or show it is not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -212,6 +212,24 @@ impl RunDir {
         Ok((out.to_owned(), lock, leftover))
     }
 
+    /// Gives up a run that settled nothing (its first call refused for
+    /// good): removes the files it made, and the directory itself if the
+    /// run created it, so that nothing is left to resume or to prune.
+    pub fn abandon(mut self) -> io::Result<()> {
+        for name in STATE_FILES.iter().filter(|n| **n != LOCK) {
+            match std::fs::remove_file(self.path.join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        drop(self.lock.take());
+        if self.created {
+            std::fs::remove_dir(&self.path)?;
+            self.created = false;
+        }
+        Ok(())
+    }
+
     /// A complete run whose journal is still beside it (a kill after its
     /// manifest was sealed), found by [`RunDir::open`]: its manifest.
     pub fn completed_earlier(&self) -> Option<&Manifest> {

@@ -37,6 +37,44 @@ fn a_finished_run_leaves_no_lock_file_and_a_failed_start_leaves_nothing() {
     assert!(wd.path().join("reports/bad-key/journal.jsonl").exists(), "resumable");
 }
 
+/// A key STS accepts but VOD refuses from its very first call (a key
+/// without VOD, or revoked between the two): a configuration mistake, not
+/// a run to resume. Exit 2, no run directory, no resume advice; under
+/// `--quiet`, one line.
+#[test]
+fn a_key_refused_by_the_first_vod_call_leaves_nothing_and_exits_2() {
+    let cat = TestCatalog::generate(20, 43);
+    let mut config = cat.config();
+    config.revoke_key_after = Some(0);
+    let server = SimServer::start(config);
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    for quiet in [false, true] {
+        let mut audit = Audit::new(&wd, &server).out("reports/n1");
+        if quiet {
+            audit = audit.args(["--quiet"]);
+        }
+        let out = audit.run();
+        out.expect_code(2);
+        assert!(out.stderr.contains("InvalidAccessKeyId"), "{}", out.describe());
+        assert!(out.stderr.contains("nothing was written"), "{}", out.describe());
+        assert!(
+            !out.stderr.contains("resum") && !out.stderr.contains("run again") && !out.stderr.contains("same command"),
+            "no resume advice: {}",
+            out.describe()
+        );
+        assert!(!wd.path().join("reports/n1").exists(), "the run directory is gone\n{}", out.describe());
+        if quiet {
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.describe());
+        }
+    }
+    // A directory that was there before (made by hand) stays, emptied of
+    // what the run wrote.
+    std::fs::create_dir_all(wd.path().join("reports/mine")).unwrap();
+    Audit::new(&wd, &server).out("reports/mine").run().expect_code(2);
+    assert_eq!(std::fs::read_dir(wd.path().join("reports/mine")).unwrap().count(), 0);
+}
+
 #[test]
 fn diff_does_not_write_into_a_finished_run() {
     let cat = TestCatalog::generate(10, 42);

@@ -28,12 +28,13 @@ use super::error::{CmdError, Exit};
 use super::settings::{ApiTarget, RunSettings};
 use super::signals::Phase;
 use crate::api::client::VodClient;
+use crate::domain::record::{ImageRecord, OutcomeKind};
 use crate::run::engine::{StopHandle, StopReason};
 use crate::run::input::{IdList, InputSource};
 use crate::run::journal::Pins;
 use crate::rundir::files::FileDigest;
 use crate::rundir::manifest::ManifestInventory;
-use crate::rundir::RunDir;
+use crate::rundir::{self, RunDir};
 
 /// The audit, from validated settings and input to reports and exit code.
 pub async fn run_audit(
@@ -57,6 +58,12 @@ pub async fn run_audit(
     let (ids, inventory) = list(settings, ids, &client, &dir, &stop).await?;
     let resumed = resume::open(settings, &dir, &ids, &pins(settings, &target, &client, &ids.sha256), earlier.retry_of)?;
     let called = call::call(settings, client, &dir, &ids, resumed, &stop).await?;
+    if let Some(StopReason::Fatal(e)) = stop.reason().filter(|_| called.resumed == 0) {
+        if e.is_about_the_key() && !settled_any(&dir) {
+            drop(called.journal);
+            return Err(abandon(dir, &target, &e));
+        }
+    }
 
     phase.reporting();
     let reason = stop.reason();
@@ -104,6 +111,36 @@ pub async fn run_audit(
     super::notify::after_run(&settings.compliance.notify, summary, exit, &alerted, dir.path(), &sealed.sha256).await;
     sealed.metrics?;
     Ok(exit)
+}
+
+/// Whether this directory holds an image found or missing (in the journal,
+/// or waiting for its moderation call): something a rerun would resume.
+fn settled_any(dir: &RunDir) -> bool {
+    let settled = |name: &str, skip: usize| {
+        let Ok(f) = std::fs::File::open(dir.join(name)) else { return false };
+        std::io::BufRead::lines(std::io::BufReader::new(f)).skip(skip).map_while(Result::ok).any(|line| {
+            serde_json::from_str::<ImageRecord>(&line)
+                .is_ok_and(|r| matches!(r.outcome, OutcomeKind::Found | OutcomeKind::Missing))
+        })
+    };
+    settled(rundir::JOURNAL, 1) || settled(rundir::AWAITING, 0)
+}
+
+/// A run whose first calls were refused for the key or the signature (a key
+/// without VOD, revoked between STS and VOD, a secret that does not match)
+/// and that settled nothing: a mistake in the configuration, not an outage. Nothing is left
+/// behind (there is nothing to resume) and the exit code is 2, as when STS
+/// refuses the key before the run directory exists.
+fn abandon(dir: RunDir, target: &ApiTarget, e: &crate::api::error::ApiError) -> CmdError {
+    let shown = dir.path().display().to_string();
+    match dir.abandon() {
+        Ok(()) => CmdError::usage(format!(
+            "the key was refused by the first call ({}): {e}; {}; nothing was written",
+            target.credentials.source,
+            e.advice()
+        )),
+        Err(io) => CmdError::disk(format!("removing the files of the refused run in {shown}"), io),
+    }
 }
 
 /// What the journal pins the run to: a journal of another input, endpoint,

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::{CmdError, Exit};
 use super::settings::RunSettings;
-use crate::report::summary::Summary;
+use crate::report::summary::{Summary, Totals};
 use crate::rundir::files::write_atomic;
 use crate::rundir::manifest::Manifest;
 
@@ -115,11 +115,17 @@ fn write_metrics(path: &Path, end: &RunEnd<'_>) -> std::io::Result<()> {
 /// last success the previous file recorded.
 fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) -> String {
     let (s, m) = (end.summary, end.manifest);
-    let t = &s.totals;
     let mut e = Exposition::default();
-    let outcomes =
-        [("found", t.found), ("missing", t.missing), ("failed", t.failed), ("not_attempted", t.not_attempted)];
-    e.family("ids", "Unique ids of the last run by outcome.", outcomes.map(|(o, v)| (vec![("outcome", o)], v as f64)));
+    e.family(
+        "ids",
+        "Unique ids of the last run by outcome.",
+        Totals::outcome_rows().iter().map(|r| (vec![("outcome", r.key)], (r.count)(&s.totals) as f64)),
+    );
+    e.family(
+        "ledger",
+        "The last run's completeness ledger, by row (input_rows = unique_ids + duplicates + rejected; unique_ids = found + missing + failed + not_attempted + unaccounted).",
+        s.ledger.rows().map(|(key, _, n)| (vec![("row", key)], n as f64)),
+    );
     e.gauge("blocked", "Found images whose verdict is Blocked.", s.blocked() as f64);
     e.family(
         "images_by_verdict",

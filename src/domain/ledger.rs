@@ -51,6 +51,9 @@ impl Ledger {
         Row { key: "unaccounted", label: "Unaccounted", count: |l| l.unaccounted },
     ];
 
+    /// The sums that must hold, in the rows' keys.
+    pub const SUMS: &'static str = "input_rows = unique_ids + duplicates + rejected; unique_ids = found + missing + failed + not_attempted + unaccounted";
+
     /// Each row's key, label and count, in [`Ledger::ROWS`] order.
     pub fn rows(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
         Self::ROWS.iter().map(move |r| (r.key, r.label, (r.count)(self)))

@@ -379,16 +379,9 @@ pub fn write_summary_html(
     }
 
     writeln!(w, "<h2>Ledger</h2><table>")?;
-    num_row(w, "Input rows", "input_rows", l.input_rows)?;
-    num_row(w, "Blank rows skipped", "blank_rows", l.blank_rows)?;
-    num_row(w, "Rejected rows (rejected.csv)", "rejected", l.rejected)?;
-    num_row(w, "Duplicate rows", "duplicates", l.duplicates)?;
-    num_row(w, "Unique ids", "unique_ids", l.unique_ids)?;
-    num_row(w, "Found", "found", l.found)?;
-    num_row(w, "Missing (NoSuchResource)", "missing", l.missing)?;
-    num_row(w, "Failed", "failed", l.failed)?;
-    num_row(w, "Not attempted (the run stopped first)", "not_attempted", l.not_attempted)?;
-    num_row(w, "Unaccounted", "unaccounted", l.unaccounted)?;
+    for (key, label, n) in l.rows() {
+        num_row(w, label, key, n)?;
+    }
     writeln!(w, "</table>")?;
     let problems = l.problems();
     if problems.is_empty() {

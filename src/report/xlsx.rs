@@ -31,7 +31,7 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::changes::{Change, CHANGES_COLUMNS, CHANGE_KINDS};
 use super::pass::RunFacts;
-use super::summary::Summary;
+use super::summary::{Summary, Totals};
 use super::write::{CUT_MARKER, IMAGES_COLUMNS};
 use crate::domain::record::ImageRecord;
 use crate::domain::verdict::Verdict;
@@ -481,32 +481,12 @@ fn write_summary(
             w.line("run", text(item), Some(value), None, None)?;
         }
     }
-    let t = &s.totals;
-    for (item, n) in [
-        ("input_rows", t.input_rows),
-        ("unique_ids", t.unique_ids),
-        ("duplicates", t.duplicates),
-        ("invalid", t.invalid),
-        ("found", t.found),
-        ("missing", t.missing),
-        ("failed", t.failed),
-    ] {
-        let blocked = (item == "found").then(|| s.blocked());
-        w.line("totals", text(item), None, Some(n), blocked)?;
+    for row in &Totals::ROWS {
+        let blocked = (row.key == "found").then(|| s.blocked());
+        w.line("totals", text(row.key), None, Some((row.count)(&s.totals)), blocked)?;
     }
-    let l = &s.ledger;
-    for (item, n) in [
-        ("input_rows", l.input_rows),
-        ("blank_rows", l.blank_rows),
-        ("rejected", l.rejected),
-        ("duplicates", l.duplicates),
-        ("unique_ids", l.unique_ids),
-        ("found", l.found),
-        ("missing", l.missing),
-        ("failed", l.failed),
-        ("unaccounted", l.unaccounted),
-    ] {
-        w.line("ledger", text(item), None, Some(n), None)?;
+    for (key, _, n) in s.ledger.rows() {
+        w.line("ledger", text(key), None, Some(n), None)?;
     }
     let percent = Format::new().set_num_format("0.0%");
     let c = &s.verdict_coverage;

@@ -86,6 +86,21 @@ pub struct RunFacts {
     pub settings_changed: Vec<changes::SettingChange>,
 }
 
+impl RunFacts {
+    /// The facts the workbook's Summary sheet lists, in its order.
+    pub fn run_lines(&self) -> [(&'static str, &str); 7] {
+        [
+            ("started", &self.started),
+            ("finished", &self.finished),
+            ("input", &self.input),
+            ("input_sha256", &self.input_sha256),
+            ("endpoint", &self.endpoint),
+            ("region", &self.region),
+            ("account", self.account.as_deref().unwrap_or("")),
+        ]
+    }
+}
+
 /// Writes every report of `formats` into `dir` from the outcome files
 /// `sources`, comparing with the run in `previous` if given. Returns the
 /// summary and the digests of the files written (not yet the manifest).
@@ -317,7 +332,9 @@ pub fn write_reports<'a>(
     }
     if let Some(book) = workbook {
         let mut file = AtomicFile::create(dir, AUDIT_XLSX)?;
-        book.into_inner().finish(&summary, facts, &mut file).with_context(|| format!("writing {AUDIT_XLSX}"))?;
+        book.into_inner()
+            .finish(&summary, &facts.run_lines(), &mut file)
+            .with_context(|| format!("writing {AUDIT_XLSX}"))?;
         files.push(file.commit()?);
     }
     Ok((summary, files))

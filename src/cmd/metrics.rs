@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::{CmdError, Exit};
 use super::settings::RunSettings;
-use crate::report::summary::Summary;
+use crate::domain::ledger::Ledger;
+use crate::report::summary::{Summary, Totals};
 use crate::rundir::files::write_atomic;
 use crate::rundir::manifest::Manifest;
 
@@ -114,12 +115,37 @@ fn write_metrics(path: &Path, end: &RunEnd<'_>) -> std::io::Result<()> {
 /// The metrics text of a run that ended at `now`; `previous_success` is the
 /// last success the previous file recorded.
 fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) -> String {
-    let (s, m) = (end.summary, end.manifest);
-    let t = &s.totals;
     let mut e = Exposition::default();
-    let outcomes =
-        [("found", t.found), ("missing", t.missing), ("failed", t.failed), ("not_attempted", t.not_attempted)];
-    e.family("ids", "Unique ids of the last run by outcome.", outcomes.map(|(o, v)| (vec![("outcome", o)], v as f64)));
+    ids_and_images(&mut e, end.summary);
+    calls_and_changes(&mut e, end);
+    run_end(&mut e, end, now);
+    // "Last complete run": an alert (8) or too few verdicts (9) finished
+    // every id and wrote every report; only a stop or failures do not.
+    let success = match end.exit {
+        Exit::Ok | Exit::Alert | Exit::AuditStatusMissing => {
+            Some(humantime::parse_rfc3339(&end.manifest.finished).map_or(unix_seconds(now), unix_seconds))
+        }
+        _ => previous_success,
+    };
+    if let Some(at) = success {
+        e.gauge(LAST_SUCCESS, "When a run last finished complete: exit code 0, 8 or 9 (Unix time).", at);
+    }
+    e.text
+}
+
+/// The ids by outcome, the ledger, and the found images by verdict,
+/// `AuditStatus`, `Status` and review.
+fn ids_and_images(e: &mut Exposition, s: &Summary) {
+    e.family(
+        "ids",
+        "Unique ids of the last run by outcome.",
+        Totals::outcome_rows().iter().map(|r| (vec![("outcome", r.key)], (r.count)(&s.totals) as f64)),
+    );
+    e.family(
+        "ledger",
+        &format!("The last run's completeness ledger, by row ({}).", Ledger::SUMS),
+        s.ledger.rows().map(|(key, _, n)| (vec![("row", key)], n as f64)),
+    );
     e.gauge("blocked", "Found images whose verdict is Blocked.", s.blocked() as f64);
     e.family(
         "images_by_verdict",
@@ -153,6 +179,12 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
             days as f64,
         );
     }
+}
+
+/// The calls by API action, the retries, and the changes since the run
+/// compared with.
+fn calls_and_changes(e: &mut Exposition, end: &RunEnd<'_>) {
+    let (s, m) = (end.summary, end.manifest);
     e.family(
         "calls",
         "API calls the last run made, retries included, by API action.",
@@ -171,6 +203,12 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
             c.counts.iter().map(|(k, v)| (vec![("kind", k.as_str())], *v as f64)),
         );
     }
+}
+
+/// How the run ended: its time, exit code, completeness, coverage and
+/// manifest digest.
+fn run_end(e: &mut Exposition, end: &RunEnd<'_>, now: SystemTime) {
+    let s = end.summary;
     let duration = now.duration_since(end.started).unwrap_or(Duration::ZERO);
     e.gauge("run_duration_seconds", "Wall time of the last run.", duration.as_secs_f64());
     e.gauge("exit_code", "Exit code of the last run (0: success).", f64::from(end.exit.code()));
@@ -191,18 +229,6 @@ fn exposition(end: &RunEnd<'_>, now: SystemTime, previous_success: Option<f64>) 
         "The last run's manifest.json SHA-256 (verify --manifest-sha256 checks the run against it).",
         [(vec![("manifest_sha256", end.manifest_sha256)], 1.0)],
     );
-    // "Last complete run": an alert (8) or too few verdicts (9) finished
-    // every id and wrote every report; only a stop or failures do not.
-    let success = match end.exit {
-        Exit::Ok | Exit::Alert | Exit::AuditStatusMissing => {
-            Some(humantime::parse_rfc3339(&m.finished).map_or(unix_seconds(now), unix_seconds))
-        }
-        _ => previous_success,
-    };
-    if let Some(at) = success {
-        e.gauge(LAST_SUCCESS, "When a run last finished complete: exit code 0, 8 or 9 (Unix time).", at);
-    }
-    e.text
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {

@@ -73,14 +73,25 @@ fn more(w: &mut dyn Write, shown: usize, total: u64, file: &str) -> io::Result<(
     Ok(())
 }
 
-/// A list of changes (unblocked, newly missing) with the image as last seen.
-fn change_list(w: &mut dyn Write, title: &str, class: &str, rows: &[Change], total: u64) -> io::Result<()> {
+/// The last column of a list of changes: its header and its cell.
+type LastCell = (&'static str, fn(&Change) -> String);
+
+/// A list of changes with the image as last seen; with `total`, "and N
+/// more" under it when it was cut at its bound.
+fn change_list(
+    w: &mut dyn Write,
+    title: &str,
+    class: &str,
+    rows: &[Change],
+    (last, cell): LastCell,
+    total: Option<u64>,
+) -> io::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     writeln!(
         w,
-        "<p>{}:</p><table class=\"{class}\"><tr><th>image id</th><th>title</th><th>category</th><th>before</th><th>after</th></tr>",
+        "<p>{}:</p><table class=\"{class}\"><tr><th>image id</th><th>title</th><th>category</th><th>before</th><th>{last}</th></tr>",
         escape(title)
     )?;
     for ch in rows {
@@ -91,11 +102,22 @@ fn change_list(w: &mut dyn Write, title: &str, class: &str, rows: &[Change], tot
             escape(ch.title.as_deref().unwrap_or("")),
             escape(&category(ch.cate_id, ch.cate_name.as_deref())),
             escape(&ch.before),
-            escape(&ch.after)
+            cell(ch)
         )?;
     }
     writeln!(w, "</table>")?;
-    more(w, rows.len(), total, "changes.csv")
+    match total {
+        Some(total) => more(w, rows.len(), total, "changes.csv"),
+        None => Ok(()),
+    }
+}
+
+/// "The first N of M" under a table cut at its bound.
+fn first_of(w: &mut dyn Write, shown: usize, total: u64, column: &str) -> io::Result<()> {
+    if (shown as u64) < total {
+        writeln!(w, "<p class=\"meta\">The first {shown} of {total}; images.csv has them all{column}.</p>")?;
+    }
+    Ok(())
 }
 
 /// The first lines an analyst reads: how many are blocked, what changed,
@@ -329,14 +351,35 @@ fn num_row(w: &mut dyn Write, label: &str, key: &str, n: u64) -> io::Result<()> 
     writeln!(w, "<tr><th>{}</th><td class=\"n\" data-k=\"{}\">{n}</td></tr>", escape(label), escape(key))
 }
 
-/// Writes the page.
+/// Writes the page: one section after another.
 pub fn write_summary_html(
     w: &mut dyn Write,
     s: &Summary,
     info: &PageInfo<'_>,
     blocked: &mut dyn Iterator<Item = &ImageRecord>,
 ) -> io::Result<()> {
-    let l = &s.ledger;
+    page_head(w, info)?;
+    headline(w, s, info)?;
+    run_meta(w, info)?;
+    super::review::write_queue_html(w, &s.review, info.review_queue)?;
+    coverage(w, s)?;
+    ledger_section(w, s)?;
+    found_section(w, s)?;
+    if info.trend.len() > 1 {
+        writeln!(w, "<h2>Trend over the last {} runs</h2>", info.trend.len())?;
+        trend_chart(w, info.trend)?;
+    }
+    changes_section(w, s, info)?;
+    blocked_section(w, s, blocked)?;
+    missing_section(w, s, info.missing)?;
+    unknown_section(w, s, info.unknown)?;
+    disagreements_section(w, s, info.disagreements)?;
+    failures_section(w, s)?;
+    writeln!(w, "</body></html>")
+}
+
+/// The document's head: the Content-Security-Policy, the title, the style.
+fn page_head(w: &mut dyn Write, info: &PageInfo<'_>) -> io::Result<()> {
     writeln!(w, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")?;
     writeln!(
         w,
@@ -344,8 +387,11 @@ pub fn write_summary_html(
     )?;
     writeln!(w, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")?;
     writeln!(w, "<title>VOD image audit {}</title><style>{STYLE}</style></head><body>", escape(info.finished))?;
-    writeln!(w, "<h1>VOD image audit</h1>")?;
-    headline(w, s, info)?;
+    writeln!(w, "<h1>VOD image audit</h1>")
+}
+
+/// The account, region, times, endpoint and input of the run.
+fn run_meta(w: &mut dyn Write, info: &PageInfo<'_>) -> io::Result<()> {
     writeln!(
         w,
         "<p class=\"meta\">{}Region {}. Run {} – {} (UTC), endpoint {}<br>Input {} (SHA-256 <code>{}</code>)</p>",
@@ -356,8 +402,11 @@ pub fn write_summary_html(
         escape(info.endpoint),
         escape(info.input),
         escape(info.input_sha256)
-    )?;
-    super::review::write_queue_html(w, &s.review, info.review_queue)?;
+    )
+}
+
+/// How far the verdict can be trusted, and whether the run is complete.
+fn coverage(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     let c = &s.verdict_coverage;
     writeln!(
         w,
@@ -369,39 +418,39 @@ pub fn write_summary_html(
         s.audit_status_coverage.percent(),
     )?;
     if s.complete {
-        writeln!(w, "<p class=\"ok\" data-k=\"complete\">Complete: every input row is accounted for.</p>")?;
+        writeln!(w, "<p class=\"ok\" data-k=\"complete\">Complete: every input row is accounted for.</p>")
     } else {
         writeln!(
             w,
             "<p class=\"bad\" data-k=\"incomplete\">Incomplete: {}</p>",
             escape(s.stop_reason.as_deref().unwrap_or("the run stopped early"))
-        )?;
+        )
     }
+}
 
+/// The ledger's rows, and whether its sums hold.
+fn ledger_section(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     writeln!(w, "<h2>Ledger</h2><table>")?;
-    num_row(w, "Input rows", "input_rows", l.input_rows)?;
-    num_row(w, "Blank rows skipped", "blank_rows", l.blank_rows)?;
-    num_row(w, "Rejected rows (rejected.csv)", "rejected", l.rejected)?;
-    num_row(w, "Duplicate rows", "duplicates", l.duplicates)?;
-    num_row(w, "Unique ids", "unique_ids", l.unique_ids)?;
-    num_row(w, "Found", "found", l.found)?;
-    num_row(w, "Missing (NoSuchResource)", "missing", l.missing)?;
-    num_row(w, "Failed", "failed", l.failed)?;
-    num_row(w, "Not attempted (the run stopped first)", "not_attempted", l.not_attempted)?;
-    num_row(w, "Unaccounted", "unaccounted", l.unaccounted)?;
+    for (key, label, n) in s.ledger.rows() {
+        num_row(w, label, key, n)?;
+    }
     writeln!(w, "</table>")?;
-    let problems = l.problems();
+    let problems = s.ledger.problems();
     if problems.is_empty() {
         writeln!(
             w,
             "<p class=\"ok\">input rows = unique + duplicates + rejected; unique = found + missing + failed + not attempted.</p>"
         )?;
-    } else {
-        for p in problems {
-            writeln!(w, "<p class=\"bad\">{}</p>", escape(&p))?;
-        }
     }
+    for p in problems {
+        writeln!(w, "<p class=\"bad\">{}</p>", escape(&p))?;
+    }
+    Ok(())
+}
 
+/// The charts and tables of found images by verdict, status, category,
+/// reason and unrecognised value.
+fn found_section(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     writeln!(w, "<h2>Found images</h2><div class=\"charts\">")?;
     let blocked_word = Verdict::Blocked.as_str();
     let verdicts: Vec<_> =
@@ -420,56 +469,41 @@ pub fn write_summary_html(
     count_table(w, "AuditStatus (as answered)", "audit", &s.by_audit_status)?;
     count_table(w, "Status", "status", &s.by_status)?;
     count_table(w, "reason", "reason", &s.by_reason)?;
-    count_table(w, "value not recognised (counted as Unknown)", "unrecognised", &s.unrecognised_values)?;
+    count_table(w, "value not recognised (counted as Unknown)", "unrecognised", &s.unrecognised_values)
+}
 
-    if info.trend.len() > 1 {
-        writeln!(w, "<h2>Trend over the last {} runs</h2>", info.trend.len())?;
-        trend_chart(w, info.trend)?;
-    }
-
+/// The changes since the run compared with: counts, then the newly
+/// blocked, unblocked and newly missing images.
+fn changes_section(w: &mut dyn Write, s: &Summary, info: &PageInfo<'_>) -> io::Result<()> {
     writeln!(w, "<h2>Changes since the previous run</h2>")?;
-    match &s.changes {
-        None => writeln!(w, "<p class=\"meta\">No earlier run was compared (use <code>--compare-with</code>).</p>")?,
-        Some(c) => {
-            writeln!(
-                w,
-                "<p class=\"meta\">Compared with {} ({} ids compared, {} not in both runs or failed).</p><table>",
-                escape(c.compared_with.as_deref().unwrap_or("?")),
-                c.compared,
-                c.not_compared
-            )?;
-            for kind in CHANGE_KINDS {
-                num_row(w, kind, &format!("change:{kind}"), c.counts.get(*kind).copied().unwrap_or(0))?;
-            }
-            writeln!(w, "</table>")?;
-            if !info.newly_blocked.is_empty() {
-                writeln!(
-                    w,
-                    "<p>Newly blocked:</p><table class=\"newly-blocked\"><tr><th>image id</th><th>title</th><th>category</th><th>before</th><th>link</th></tr>"
-                )?;
-                for ch in info.newly_blocked {
-                    writeln!(
-                        w,
-                        "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        escape(&ch.image_id),
-                        escape(ch.title.as_deref().unwrap_or("")),
-                        escape(&category(ch.cate_id, ch.cate_name.as_deref())),
-                        escape(&ch.before),
-                        link(ch.image_url.as_deref().unwrap_or(""))
-                    )?;
-                }
-                writeln!(w, "</table>")?;
-            }
-            let count = |k: &str| c.counts.get(k).copied().unwrap_or(0);
-            change_list(w, "Unblocked", "unblocked", info.unblocked, count("unblocked"))?;
-            change_list(w, "Newly missing", "newly-missing", info.newly_missing, count("newly_missing"))?;
-        }
-    }
-
-    let blocked_total = s.blocked();
+    let Some(c) = &s.changes else {
+        return writeln!(w, "<p class=\"meta\">No earlier run was compared (use <code>--compare-with</code>).</p>");
+    };
     writeln!(
         w,
-        "<h2 id=\"blocked\">Blocked images (<span data-k=\"blocked\">{blocked_total}</span>), newest change first</h2>"
+        "<p class=\"meta\">Compared with {} ({} ids compared, {} not in both runs or failed).</p><table>",
+        escape(c.compared_with.as_deref().unwrap_or("?")),
+        c.compared,
+        c.not_compared
+    )?;
+    let count = |k: &str| c.counts.get(k).copied().unwrap_or(0);
+    for kind in CHANGE_KINDS {
+        num_row(w, kind, &format!("change:{kind}"), count(kind))?;
+    }
+    writeln!(w, "</table>")?;
+    let link_cell: LastCell = ("link", |ch| link(ch.image_url.as_deref().unwrap_or("")));
+    let after_cell: LastCell = ("after", |ch| escape(&ch.after));
+    change_list(w, "Newly blocked", "newly-blocked", info.newly_blocked, link_cell, None)?;
+    change_list(w, "Unblocked", "unblocked", info.unblocked, after_cell, Some(count("unblocked")))?;
+    change_list(w, "Newly missing", "newly-missing", info.newly_missing, after_cell, Some(count("newly_missing")))
+}
+
+/// The blocked images, newest change first, up to [`MAX_BLOCKED_ROWS`].
+fn blocked_section(w: &mut dyn Write, s: &Summary, blocked: &mut dyn Iterator<Item = &ImageRecord>) -> io::Result<()> {
+    let total = s.blocked();
+    writeln!(
+        w,
+        "<h2 id=\"blocked\">Blocked images (<span data-k=\"blocked\">{total}</span>), newest change first</h2>"
     )?;
     writeln!(
         w,
@@ -478,13 +512,12 @@ pub fn write_summary_html(
     let mut shown = 0usize;
     for r in blocked.take(MAX_BLOCKED_ROWS) {
         shown += 1;
-        let cat = category(r.cate_id, r.cate_name.as_deref());
         writeln!(
             w,
             "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td class=\"labels\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.image_id),
             escape(r.title.as_deref().unwrap_or("")),
-            escape(&cat),
+            escape(&category(r.cate_id, r.cate_name.as_deref())),
             escape(&reasons_text(r)),
             escape(&decided_by(r)),
             escape(r.creation_time.as_deref().unwrap_or("")),
@@ -492,92 +525,90 @@ pub fn write_summary_html(
         )?;
     }
     writeln!(w, "</table>")?;
-    if (shown as u64) < blocked_total {
-        writeln!(w, "<p class=\"meta\">The first {shown} of {blocked_total}; images.csv has them all.</p>")?;
-    }
+    first_of(w, shown, total, "")
+}
 
+/// The first missing ids, up to [`MAX_LISTED`].
+fn missing_section(w: &mut dyn Write, s: &Summary, missing: &[String]) -> io::Result<()> {
     writeln!(w, "<h2 id=\"missing\">Missing images (NoSuchResource)</h2>")?;
-    if info.missing.is_empty() {
-        writeln!(w, "<p class=\"meta\">None.</p>")?;
-    } else {
-        let ids: Vec<String> = info.missing.iter().map(|id| format!("<code>{}</code>", escape(id))).collect();
-        writeln!(w, "<p class=\"missing\">{}</p>", ids.join(" "))?;
-        more(w, info.missing.len(), s.totals.missing, "images.csv")?;
+    if missing.is_empty() {
+        return writeln!(w, "<p class=\"meta\">None.</p>");
     }
+    let ids: Vec<String> = missing.iter().map(|id| format!("<code>{}</code>", escape(id))).collect();
+    writeln!(w, "<p class=\"missing\">{}</p>", ids.join(" "))?;
+    more(w, missing.len(), s.totals.missing, "images.csv")
+}
 
-    let unknown_total = s.by_verdict.get(Verdict::Unknown.as_str()).copied().unwrap_or(0);
+/// The first found images whose verdict is `Unknown`, up to [`MAX_LISTED`].
+fn unknown_section(w: &mut dyn Write, s: &Summary, unknown: &[ImageRecord]) -> io::Result<()> {
     writeln!(w, "<h2 id=\"unknown\">No verdict (Unknown)</h2>")?;
-    if info.unknown.is_empty() {
-        writeln!(w, "<p class=\"meta\">None.</p>")?;
-    } else {
+    if unknown.is_empty() {
+        return writeln!(w, "<p class=\"meta\">None.</p>");
+    }
+    writeln!(
+        w,
+        "<table class=\"unknown\"><tr><th>image id</th><th>title</th><th>AuditStatus as answered</th><th>reasons</th></tr>"
+    )?;
+    for r in unknown {
         writeln!(
             w,
-            "<table class=\"unknown\"><tr><th>image id</th><th>title</th><th>AuditStatus as answered</th><th>reasons</th></tr>"
+            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.image_id),
+            escape(r.title.as_deref().unwrap_or("")),
+            escape(r.audit_status.as_deref().unwrap_or("(absent)")),
+            escape(&r.reason_list().collect::<Vec<_>>().join(", "))
         )?;
-        for r in info.unknown {
-            writeln!(
-                w,
-                "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&r.image_id),
-                escape(r.title.as_deref().unwrap_or("")),
-                escape(r.audit_status.as_deref().unwrap_or("(absent)")),
-                escape(&r.reason_list().collect::<Vec<_>>().join(", "))
-            )?;
-        }
-        writeln!(w, "</table>")?;
-        more(w, info.unknown.len(), unknown_total, "images.csv")?;
     }
+    writeln!(w, "</table>")?;
+    more(w, unknown.len(), s.by_verdict.get(Verdict::Unknown.as_str()).copied().unwrap_or(0), "images.csv")
+}
 
-    let disagreeing = s.disagreement_count();
-    writeln!(w, "<h2>A person overrode the machine (<span data-k=\"disagreements\">{disagreeing}</span>)</h2>")?;
-    if disagreeing == 0 {
-        writeln!(
+/// The images where a person's decision overrode the machine's.
+fn disagreements_section(w: &mut dyn Write, s: &Summary, rows: &[ImageRecord]) -> io::Result<()> {
+    let total = s.disagreement_count();
+    writeln!(w, "<h2>A person overrode the machine (<span data-k=\"disagreements\">{total}</span>)</h2>")?;
+    if total == 0 {
+        return writeln!(
             w,
             "<p class=\"meta\">None seen. (Moderation is asked about every image only with <code>--audit-source media-audit</code>.)</p>"
-        )?;
-    } else {
+        );
+    }
+    writeln!(
+        w,
+        "<p class=\"meta\">AuditStatus is the account's decision and wins over the automated moderation's Suggestion.</p><table class=\"disagreements\"><tr><th>image id</th><th>title</th><th>AuditStatus</th><th>moderation said</th><th>what happened</th><th>machine's reasons</th></tr>"
+    )?;
+    for r in rows {
+        let what = match r.disagreement.as_deref() {
+            Some("cleared_by_account") => "a person cleared what the machine blocked",
+            Some("blocked_by_account") => "a person blocked what the machine passed",
+            _ => "",
+        };
         writeln!(
             w,
-            "<p class=\"meta\">AuditStatus is the account's decision and wins over the automated moderation's Suggestion.</p><table class=\"disagreements\"><tr><th>image id</th><th>title</th><th>AuditStatus</th><th>moderation said</th><th>what happened</th><th>machine's reasons</th></tr>"
+            "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td data-k=\"disagreement:{}\">{what}</td><td>{}</td></tr>",
+            escape(&r.image_id),
+            escape(r.title.as_deref().unwrap_or("")),
+            escape(r.audit_status.as_deref().unwrap_or("")),
+            escape(r.moderation_suggestion.as_deref().unwrap_or("")),
+            escape(&r.image_id),
+            escape(&reasons_text(r)),
         )?;
-        for r in info.disagreements {
-            let what = match r.disagreement.as_deref() {
-                Some("cleared_by_account") => "a person cleared what the machine blocked",
-                Some("blocked_by_account") => "a person blocked what the machine passed",
-                _ => "",
-            };
-            writeln!(
-                w,
-                "<tr><td><code>{}</code></td><td class=\"title\">{}</td><td>{}</td><td>{}</td><td data-k=\"disagreement:{}\">{what}</td><td>{}</td></tr>",
-                escape(&r.image_id),
-                escape(r.title.as_deref().unwrap_or("")),
-                escape(r.audit_status.as_deref().unwrap_or("")),
-                escape(r.moderation_suggestion.as_deref().unwrap_or("")),
-                escape(&r.image_id),
-                escape(&reasons_text(r)),
-            )?;
-        }
-        writeln!(w, "</table>")?;
-        if (info.disagreements.len() as u64) < disagreeing {
-            writeln!(
-                w,
-                "<p class=\"meta\">The first {} of {disagreeing}; images.csv has them all (column disagreement).</p>",
-                info.disagreements.len()
-            )?;
-        }
     }
+    writeln!(w, "</table>")?;
+    first_of(w, rows.len(), total, " (column disagreement)")
+}
 
+/// The failures by error code.
+fn failures_section(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
     writeln!(w, "<h2>Failures by code</h2>")?;
     if s.failures_by_code.is_empty() {
-        writeln!(w, "<p class=\"ok\">None.</p>")?;
-    } else {
-        writeln!(w, "<table>")?;
-        for (k, v) in &s.failures_by_code {
-            writeln!(w, "<tr><th>{}</th><td class=\"n\" data-k=\"failure:{}\">{v}</td></tr>", escape(k), escape(k))?;
-        }
-        writeln!(w, "</table>")?;
+        return writeln!(w, "<p class=\"ok\">None.</p>");
     }
-    writeln!(w, "</body></html>")
+    writeln!(w, "<table>")?;
+    for (k, v) in &s.failures_by_code {
+        writeln!(w, "<tr><th>{}</th><td class=\"n\" data-k=\"failure:{}\">{v}</td></tr>", escape(k), escape(k))?;
+    }
+    writeln!(w, "</table>")
 }
 
 #[cfg(test)]

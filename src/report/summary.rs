@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::ChangeCounts;
 use super::verdict;
-use crate::domain::ledger::Ledger;
+use crate::domain::ledger::{Ledger, Row};
 use crate::domain::record::{ImageRecord, OutcomeKind, UNKNOWN};
 use crate::domain::verdict::Verdict;
 use crate::rundir::manifest::{AuditStatusCoverage, VerdictCoverage};
@@ -32,6 +32,42 @@ pub struct Totals {
     /// Never called: the run stopped first.
     #[serde(default)]
     pub not_attempted: u64,
+}
+
+impl Totals {
+    /// The totals' rows, in the order every format lists them: the input's
+    /// counts, then the unique ids by outcome ([`Totals::outcome_rows`]).
+    pub const ROWS: [Row<Totals>; 8] = [
+        Row { key: "input_rows", label: "Input rows", count: |t| t.input_rows },
+        Row { key: "unique_ids", label: "Unique ids", count: |t| t.unique_ids },
+        Row { key: "duplicates", label: "Duplicate rows", count: |t| t.duplicates },
+        Row { key: "invalid", label: "Rejected rows (rejected.csv)", count: |t| t.invalid },
+        Row { key: "found", label: "Found", count: |t| t.found },
+        Row { key: "missing", label: "Missing (NoSuchResource)", count: |t| t.missing },
+        Row { key: "failed", label: "Failed", count: |t| t.failed },
+        Row { key: "not_attempted", label: "Not attempted (the run stopped first)", count: |t| t.not_attempted },
+    ];
+
+    /// The rows that count the unique ids by outcome, `found` to
+    /// `not_attempted`: the words of [`OutcomeKind`].
+    pub fn outcome_rows() -> &'static [Row<Totals>] {
+        &Self::ROWS[4..]
+    }
+
+    /// The totals a ledger implies: what `summary.json`'s totals must say
+    /// beside it.
+    pub fn of_ledger(l: &Ledger) -> Totals {
+        Totals {
+            input_rows: l.input_rows,
+            unique_ids: l.unique_ids,
+            duplicates: l.duplicates,
+            invalid: l.rejected,
+            found: l.found,
+            missing: l.missing,
+            failed: l.failed,
+            not_attempted: l.not_attempted,
+        }
+    }
 }
 
 /// One category's line.
@@ -257,5 +293,26 @@ mod tests {
             ]
         );
         assert_eq!(s.failures_by_code, BTreeMap::from([("InternalError".into(), 2), ("Timeout".into(), 1)]));
+    }
+
+    #[test]
+    fn the_outcome_rows_are_the_outcome_words_and_read_their_own_count() {
+        let kinds = [OutcomeKind::Found, OutcomeKind::Missing, OutcomeKind::Failed, OutcomeKind::NotAttempted];
+        let keys: Vec<&str> = Totals::outcome_rows().iter().map(|r| r.key).collect();
+        assert_eq!(keys, kinds.map(OutcomeKind::as_str));
+        // Distinct counts: a row that read another row's field would show.
+        let t = Totals::of_ledger(&Ledger {
+            input_rows: 1,
+            unique_ids: 2,
+            duplicates: 3,
+            rejected: 4,
+            found: 5,
+            missing: 6,
+            failed: 7,
+            not_attempted: 8,
+            ..Default::default()
+        });
+        let counts: Vec<u64> = Totals::ROWS.iter().map(|r| (r.count)(&t)).collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::summary::Summary;
+use super::summary::{Summary, Totals};
 use crate::domain::ledger::Ledger;
 use crate::domain::record::{IdOrder, ImageRecord, OutcomeKind};
 use crate::rundir::files::{digest_file, FileDigest};
@@ -69,10 +69,8 @@ pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, Ma
     let l = &manifest.ledger;
     let problems = l.problems();
     if problems.is_empty() {
-        v.checked.push(format!(
-            "ledger balances: {} rows = {} unique + {} duplicates + {} rejected; {} unique = {} found + {} missing + {} failed + {} not attempted",
-            l.input_rows, l.unique_ids, l.duplicates, l.rejected, l.unique_ids, l.found, l.missing, l.failed, l.not_attempted
-        ));
+        let rows: Vec<String> = l.rows().map(|(key, _, n)| format!("{key} {n}")).collect();
+        v.checked.push(format!("ledger balances ({}): {}", Ledger::SUMS, rows.join(", ")));
     }
     v.problems.extend(problems.into_iter().map(|p| format!("ledger: {p}")));
     if manifest.lists(SUMMARY_JSON) {
@@ -201,20 +199,11 @@ fn check_summary(s: &Summary, l: &Ledger, v: &mut Verdict) {
     if s.ledger != *l {
         v.problems.push("summary.json: its ledger differs from the manifest's".into());
     }
-    let t = &s.totals;
-    let pairs = [
-        ("input_rows", t.input_rows, l.input_rows),
-        ("unique_ids", t.unique_ids, l.unique_ids),
-        ("duplicates", t.duplicates, l.duplicates),
-        ("invalid", t.invalid, l.rejected),
-        ("found", t.found, l.found),
-        ("missing", t.missing, l.missing),
-        ("failed", t.failed, l.failed),
-        ("not_attempted", t.not_attempted, l.not_attempted),
-    ];
-    for (name, total, ledger) in pairs {
+    let implied = Totals::of_ledger(l);
+    for row in &Totals::ROWS {
+        let (total, ledger) = ((row.count)(&s.totals), (row.count)(&implied));
         if total != ledger {
-            v.problems.push(format!("summary.json: totals.{name} {total} but the ledger says {ledger}"));
+            v.problems.push(format!("summary.json: totals.{} {total} but the ledger says {ledger}", row.key));
         }
     }
 }

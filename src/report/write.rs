@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::summary::Summary;
+use super::summary::{Summary, Totals};
 use crate::domain::record::{ImageRecord, Rejected};
 use crate::domain::verdict::Verdict;
 
@@ -193,17 +193,14 @@ pub fn write_summary_json(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
 }
 
 /// `summary.csv`: the summary as one long table,
-/// `dimension,value,label,images,blocked`.
+/// `dimension,value,label,images,blocked`; the ledger's rows last.
 pub fn write_summary_csv(w: &mut dyn Write, s: &Summary, style: CsvStyle) -> io::Result<()> {
     let mut csv = style.writer(w)?;
     let blocked_found = s.blocked();
     csv.write_record(["dimension", "value", "label", "images", "blocked"]).map_err(csv_err)?;
-    let t = &s.totals;
-    for (value, n) in
-        [("found", t.found), ("missing", t.missing), ("failed", t.failed), ("not_attempted", t.not_attempted)]
-    {
-        let blocked = if value == "found" { blocked_found.to_string() } else { String::new() };
-        csv.write_record(["outcome", value, "", &n.to_string(), &blocked]).map_err(csv_err)?;
+    for row in Totals::outcome_rows() {
+        let blocked = if row.key == "found" { blocked_found.to_string() } else { String::new() };
+        csv.write_record(["outcome", row.key, "", &(row.count)(&s.totals).to_string(), &blocked]).map_err(csv_err)?;
     }
     for (value, n) in &s.by_verdict {
         let blocked = if value == Verdict::Blocked.as_str() { n.to_string() } else { "0".to_owned() };
@@ -229,6 +226,9 @@ pub fn write_summary_csv(w: &mut dyn Write, s: &Summary, style: CsvStyle) -> io:
         let name = c.cate_name.clone().unwrap_or_default();
         csv.write_record(["category", &id, &style.cell(&name), &c.images.to_string(), &c.blocked.to_string()])
             .map_err(csv_err)?;
+    }
+    for (key, label, n) in s.ledger.rows() {
+        csv.write_record(["ledger", key, label, &n.to_string(), ""]).map_err(csv_err)?;
     }
     csv.flush()
 }
@@ -366,7 +366,11 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(
             text,
-            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\noutcome,not_attempted,,0,\nverdict,Blocked,,1,1\naudit_status,Blocked,,1,\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n"
+            "dimension,value,label,images,blocked\noutcome,found,,1,1\noutcome,missing,,1,\noutcome,failed,,1,\noutcome,not_attempted,,0,\nverdict,Blocked,,1,1\naudit_status,Blocked,,1,\nstatus,Normal,,1,\ncategory,7,\"A,B\",1,1\n\
+             ledger,input_rows,Input rows,0,\nledger,blank_rows,Blank rows skipped,0,\nledger,rejected,Rejected rows (rejected.csv),0,\n\
+             ledger,duplicates,Duplicate rows,0,\nledger,unique_ids,Unique ids,0,\nledger,found,Found,0,\n\
+             ledger,missing,Missing (NoSuchResource),0,\nledger,failed,Failed,0,\n\
+             ledger,not_attempted,Not attempted (the run stopped first),0,\nledger,unaccounted,Unaccounted,0,\n"
         );
     }
 }

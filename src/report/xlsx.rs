@@ -30,8 +30,7 @@ use std::path::Path;
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use super::changes::{Change, CHANGES_COLUMNS, CHANGE_KINDS};
-use super::pass::RunFacts;
-use super::summary::Summary;
+use super::summary::{Summary, Totals};
 use super::write::{CUT_MARKER, IMAGES_COLUMNS};
 use crate::domain::record::ImageRecord;
 use crate::domain::verdict::Verdict;
@@ -385,7 +384,7 @@ impl AuditWorkbook {
     }
 
     /// Writes the Summary sheet and the whole workbook to `out`.
-    pub fn finish<W: Write + Send>(self, summary: &Summary, facts: &RunFacts, out: W) -> io::Result<()> {
+    pub fn finish<W: Write + Send>(self, summary: &Summary, run: &RunLines<'_>, out: W) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::other("audit.xlsx: the workbook failed earlier"));
         }
@@ -403,7 +402,7 @@ impl AuditWorkbook {
                 changes.note(&note)?;
             }
             let mut first = Worksheet::new();
-            write_summary(&mut first, summary, facts, &bold, [&blocked, &changes, &images])?;
+            write_summary(&mut first, summary, run, &bold, [&blocked, &changes, &images])?;
             book.push_worksheet(first);
             let large = [&blocked, &changes, &images].iter().any(|s| s.large);
             for sheet in [blocked, changes, images] {
@@ -452,101 +451,31 @@ fn text(v: &str) -> Cell<'_> {
     Cell::Text(Some(v))
 }
 
+/// The run's facts for the Summary sheet, `(item, value)` in the order
+/// shown; an empty value is left out.
+pub type RunLines<'a> = [(&'static str, &'a str)];
+
 /// The Summary sheet, [`SUMMARY_COLUMNS`]: the run, the totals and ledger,
-/// the `AuditStatus` coverage, the counts, the changes and the sheets.
+/// the coverage, the counts, the changes and the sheets.
 fn write_summary(
     ws: &mut Worksheet,
     s: &Summary,
-    facts: &RunFacts,
+    run: &RunLines<'_>,
     bold: &Format,
     sheets: [&Sheet; 3],
 ) -> io::Result<()> {
     start_sheet(ws, SUMMARY_SHEET, SUMMARY_COLUMNS, bold)?;
     let mut w = Lines { ws, row: 0 };
-    w.line("run", text("complete"), Some(if s.complete { "yes" } else { "no" }), None, None)?;
-    if let Some(reason) = &s.stop_reason {
-        w.line("run", text("stop_reason"), Some(reason), None, None)?;
+    run_lines(&mut w, s, run)?;
+    for row in &Totals::ROWS {
+        let blocked = (row.key == "found").then(|| s.blocked());
+        w.line("totals", text(row.key), None, Some((row.count)(&s.totals)), blocked)?;
     }
-    let account = facts.account.as_deref().unwrap_or("");
-    for (item, value) in [
-        ("started", facts.started.as_str()),
-        ("finished", &facts.finished),
-        ("input", &facts.input),
-        ("input_sha256", &facts.input_sha256),
-        ("endpoint", &facts.endpoint),
-        ("region", &facts.region),
-        ("account", account),
-    ] {
-        if !value.is_empty() {
-            w.line("run", text(item), Some(value), None, None)?;
-        }
+    for (key, _, n) in s.ledger.rows() {
+        w.line("ledger", text(key), None, Some(n), None)?;
     }
-    let t = &s.totals;
-    for (item, n) in [
-        ("input_rows", t.input_rows),
-        ("unique_ids", t.unique_ids),
-        ("duplicates", t.duplicates),
-        ("invalid", t.invalid),
-        ("found", t.found),
-        ("missing", t.missing),
-        ("failed", t.failed),
-    ] {
-        let blocked = (item == "found").then(|| s.blocked());
-        w.line("totals", text(item), None, Some(n), blocked)?;
-    }
-    let l = &s.ledger;
-    for (item, n) in [
-        ("input_rows", l.input_rows),
-        ("blank_rows", l.blank_rows),
-        ("rejected", l.rejected),
-        ("duplicates", l.duplicates),
-        ("unique_ids", l.unique_ids),
-        ("found", l.found),
-        ("missing", l.missing),
-        ("failed", l.failed),
-        ("unaccounted", l.unaccounted),
-    ] {
-        w.line("ledger", text(item), None, Some(n), None)?;
-    }
-    let percent = Format::new().set_num_format("0.0%");
-    let c = &s.verdict_coverage;
-    w.line("verdict_coverage", text("found"), None, Some(c.found), None)?;
-    w.line("verdict_coverage", text("with_verdict"), None, Some(c.with_verdict), None)?;
-    let row = w.line("verdict_coverage", text("share"), Some(&c.percent()), None, None)?;
-    if let Some(share) = c.share {
-        w.ws.write_number_with_format(row, 3, share, &percent).map_err(xlsx_error)?;
-    }
-    let c = &s.audit_status_coverage;
-    w.line("audit_status_coverage", text("found"), None, Some(c.found), None)?;
-    w.line("audit_status_coverage", text("with_audit_status"), None, Some(c.with_audit_status), None)?;
-    let row = w.line("audit_status_coverage", text("share"), Some(&c.percent()), None, None)?;
-    if let Some(share) = c.share {
-        w.ws.write_number_with_format(row, 3, share, &percent).map_err(xlsx_error)?;
-    }
-    for (value, n) in &s.by_verdict {
-        let blocked = if value == Verdict::Blocked.as_str() { *n } else { 0 };
-        w.line("verdict", text(value), None, Some(*n), Some(blocked))?;
-    }
-    for (value, n) in &s.by_audit_status {
-        w.line("audit_status", text(value), None, Some(*n), None)?;
-    }
-    for (dimension, counts) in
-        [("reason", &s.by_reason), ("disagreement", &s.disagreements), ("unrecognised", &s.unrecognised_values)]
-    {
-        for (value, n) in counts {
-            w.line(dimension, text(value), None, Some(*n), None)?;
-        }
-    }
-    for (value, n) in &s.by_status {
-        w.line("status", text(value), None, Some(*n), None)?;
-    }
-    for cat in &s.by_category {
-        let label = cat.cate_name.as_deref().or(cat.cate_id.is_none().then_some("(uncategorized)"));
-        w.line("category", Cell::Int(cat.cate_id), label, Some(cat.images), Some(cat.blocked))?;
-    }
-    for (code, n) in &s.failures_by_code {
-        w.line("failures_by_code", text(code), None, Some(*n), None)?;
-    }
+    coverage_lines(&mut w, s)?;
+    count_lines(&mut w, s)?;
     if let Some(ch) = &s.changes {
         w.line("changes", text("compared_with"), ch.compared_with.as_deref(), None, None)?;
         w.line("changes", text("compared"), None, Some(ch.compared), None)?;
@@ -556,25 +485,92 @@ fn write_summary(
         }
     }
     for sheet in sheets {
-        let parts: Vec<(&str, u32)> = sheet.names().collect();
-        for (name, rows) in &parts {
-            w.line("sheets", text(name), None, Some(u64::from(*rows)), None)?;
-        }
-        if let [_, rest @ ..] = parts.as_slice() {
-            if !rest.is_empty() {
-                let names: Vec<&str> = rest.iter().map(|p| p.0).collect();
-                let note = format!(
-                    "{} has {} rows, more than one Excel sheet holds ({EXCEL_MAX_ROWS} with the header): it continues on {}",
-                    sheet.base,
-                    sheet.rows,
-                    names.join(", ")
-                );
-                w.line("sheets", text(sheet.base), Some(&note), Some(sheet.rows), None)?;
-            }
-        }
+        sheet_lines(&mut w, sheet)?;
     }
     let last = SUMMARY_COLUMNS.len() as u16 - 1;
     w.ws.autofilter(0, 0, w.row.max(1), last).map_err(xlsx_error)?;
+    Ok(())
+}
+
+/// Whether the run is complete, why it stopped, and its facts.
+fn run_lines(w: &mut Lines<'_>, s: &Summary, run: &RunLines<'_>) -> io::Result<()> {
+    w.line("run", text("complete"), Some(if s.complete { "yes" } else { "no" }), None, None)?;
+    if let Some(reason) = &s.stop_reason {
+        w.line("run", text("stop_reason"), Some(reason), None, None)?;
+    }
+    for (item, value) in run.iter().filter(|(_, v)| !v.is_empty()) {
+        w.line("run", text(item), Some(value), None, None)?;
+    }
+    Ok(())
+}
+
+/// The verdict's and `AuditStatus`'s coverage: counts, and the share as a
+/// percentage cell.
+fn coverage_lines(w: &mut Lines<'_>, s: &Summary) -> io::Result<()> {
+    let percent = Format::new().set_num_format("0.0%");
+    let c = &s.verdict_coverage;
+    let a = &s.audit_status_coverage;
+    let sections = [
+        ("verdict_coverage", "with_verdict", c.found, c.with_verdict, c.percent(), c.share),
+        ("audit_status_coverage", "with_audit_status", a.found, a.with_audit_status, a.percent(), a.share),
+    ];
+    for (section, with, found, with_n, percent_text, share) in sections {
+        w.line(section, text("found"), None, Some(found), None)?;
+        w.line(section, text(with), None, Some(with_n), None)?;
+        let row = w.line(section, text("share"), Some(&percent_text), None, None)?;
+        if let Some(share) = share {
+            w.ws.write_number_with_format(row, 3, share, &percent).map_err(xlsx_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The counts of found images by each dimension, and of failures by code.
+fn count_lines(w: &mut Lines<'_>, s: &Summary) -> io::Result<()> {
+    for (value, n) in &s.by_verdict {
+        let blocked = if value == Verdict::Blocked.as_str() { *n } else { 0 };
+        w.line("verdict", text(value), None, Some(*n), Some(blocked))?;
+    }
+    for (dimension, counts) in [
+        ("audit_status", &s.by_audit_status),
+        ("reason", &s.by_reason),
+        ("disagreement", &s.disagreements),
+        ("unrecognised", &s.unrecognised_values),
+        ("status", &s.by_status),
+    ] {
+        for (value, n) in counts {
+            w.line(dimension, text(value), None, Some(*n), None)?;
+        }
+    }
+    for cat in &s.by_category {
+        let label = cat.cate_name.as_deref().or(cat.cate_id.is_none().then_some("(uncategorized)"));
+        w.line("category", Cell::Int(cat.cate_id), label, Some(cat.images), Some(cat.blocked))?;
+    }
+    for (code, n) in &s.failures_by_code {
+        w.line("failures_by_code", text(code), None, Some(*n), None)?;
+    }
+    Ok(())
+}
+
+/// A data sheet's worksheets and their rows; where it continues past one
+/// worksheet, a note saying so.
+fn sheet_lines(w: &mut Lines<'_>, sheet: &Sheet) -> io::Result<()> {
+    let parts: Vec<(&str, u32)> = sheet.names().collect();
+    for (name, rows) in &parts {
+        w.line("sheets", text(name), None, Some(u64::from(*rows)), None)?;
+    }
+    if let [_, rest @ ..] = parts.as_slice() {
+        if !rest.is_empty() {
+            let names: Vec<&str> = rest.iter().map(|p| p.0).collect();
+            let note = format!(
+                "{} has {} rows, more than one Excel sheet holds ({EXCEL_MAX_ROWS} with the header): it continues on {}",
+                sheet.base,
+                sheet.rows,
+                names.join(", ")
+            );
+            w.line("sheets", text(sheet.base), Some(&note), Some(sheet.rows), None)?;
+        }
+    }
     Ok(())
 }
 

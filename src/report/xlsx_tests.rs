@@ -68,7 +68,7 @@ fn written(
     }
     let path = dir.join("audit.xlsx");
     let file = std::fs::File::create(&path).unwrap();
-    book.finish(&summary, &RunFacts::default(), file).unwrap();
+    book.finish(&summary, &[], file).unwrap();
     open_workbook(&path).unwrap()
 }
 

@@ -29,6 +29,7 @@ mod ops;
 mod per_api;
 mod reliability;
 mod review_ledger;
+mod rows;
 mod run_e2e;
 mod settings_change;
 mod signature;

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use super::cli::{DiffArgs, VerifyArgs};
 use super::error::{verdict_exit, CmdError, CmdResult, Exit};
-use crate::report::changes::{self, ChangesWriter, CHANGE_KINDS};
+use crate::report::changes::{self, CHANGE_KINDS};
 use crate::report::verify;
+use crate::report::write::ChangesWriter;
 use crate::report::write::CsvStyle;
 use crate::rundir::files::{read_small_file, write_atomic};
 use crate::rundir::signature::{self, SignatureCheck};

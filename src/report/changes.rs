@@ -22,11 +22,10 @@
 //! [`crate::rundir::find_previous`]'s job.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
-use super::write::CsvStyle;
 use crate::domain::record::{IdOrder, ImageRecord, OutcomeKind};
 use crate::domain::verdict::Verdict;
 
@@ -396,49 +395,6 @@ pub fn compare_with_settings(
     counts.compared = compared;
     counts.not_compared = not_compared;
     Ok(counts)
-}
-
-/// Writes `changes.csv` rows ([`CHANGES_COLUMNS`]).
-pub struct ChangesWriter<W: Write> {
-    csv: csv::Writer<W>,
-    style: CsvStyle,
-}
-
-impl<W: Write> ChangesWriter<W> {
-    pub fn new(w: W, style: CsvStyle) -> io::Result<Self> {
-        let mut csv = style.writer(w)?;
-        csv.write_record(CHANGES_COLUMNS).map_err(io::Error::other)?;
-        Ok(ChangesWriter { csv, style })
-    }
-
-    pub fn write(&mut self, c: &Change) -> io::Result<()> {
-        let text = |v: &Option<String>| self.style.cell(v.as_deref().unwrap_or_default()).into_owned();
-        let id = |v: Option<i64>| v.map(|i| i.to_string()).unwrap_or_default();
-        self.csv
-            .write_record([
-                c.image_id.as_str(),
-                c.change,
-                &self.style.cell(&c.before),
-                &self.style.cell(&c.after),
-                &text(&c.title),
-                &id(c.cate_id),
-                &text(&c.cate_name),
-                &text(&c.image_url),
-                &id(c.before_cate_id),
-                &text(&c.before_cate_name),
-                &text(&c.explained_by),
-            ])
-            .map_err(io::Error::other)
-    }
-
-    pub fn finish(mut self) -> io::Result<()> {
-        self.csv.flush()
-    }
-
-    /// Flushes and hands back the writer.
-    pub fn into_inner(self) -> io::Result<W> {
-        self.csv.into_inner().map_err(|e| io::Error::other(e.to_string()))
-    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 use std::io::{self, Write};
 
 use super::changes::{Change, CHANGE_KINDS};
+use super::review::{QueueRow, ReviewSummary};
 use super::summary::Summary;
 use super::trend::TrendPoint;
 use crate::domain::record::ImageRecord;
@@ -361,7 +362,7 @@ pub fn write_summary_html(
     page_head(w, info)?;
     headline(w, s, info)?;
     run_meta(w, info)?;
-    super::review::write_queue_html(w, &s.review, info.review_queue)?;
+    write_queue_html(w, &s.review, info.review_queue)?;
     coverage(w, s)?;
     ledger_section(w, s)?;
     found_section(w, s)?;
@@ -609,6 +610,54 @@ fn failures_section(w: &mut dyn Write, s: &Summary) -> io::Result<()> {
         writeln!(w, "<tr><th>{}</th><td class=\"n\" data-k=\"failure:{}\">{v}</td></tr>", escape(k), escape(k))?;
     }
     writeln!(w, "</table>")
+}
+
+/// The page's first section: the unreviewed blocked images, oldest first,
+/// and the count of stale reviews.
+fn write_queue_html(w: &mut dyn Write, s: &ReviewSummary, queue: &[QueueRow]) -> io::Result<()> {
+    writeln!(
+        w,
+        "<h2 data-k=\"review_queue\">Review queue: <span data-k=\"unreviewed_blocked\">{}</span> blocked images without a decision{}</h2>",
+        s.unreviewed_blocked,
+        match (&s.oldest_unreviewed_since, s.oldest_unreviewed_age_days) {
+            (Some(since), Some(age)) => format!(
+                ", the oldest blocked since {} (<span data-k=\"oldest_unreviewed_age_days\">{age}</span> days)",
+                escape(since)
+            ),
+            _ => String::new(),
+        }
+    )?;
+    if !queue.is_empty() {
+        writeln!(w, "<table><tr><th>Blocked since</th><th>Image</th><th>Title</th><th>Category</th><th>Why</th></tr>")?;
+        for q in queue {
+            writeln!(
+                w,
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&q.blocked_since),
+                escape(&q.image_id),
+                escape(q.title.as_deref().unwrap_or_default()),
+                escape(&q.category),
+                escape(&q.reasons)
+            )?;
+        }
+        writeln!(w, "</table>")?;
+        if s.unreviewed_blocked > queue.len() as u64 {
+            writeln!(
+                w,
+                "<p>and {} more in images.csv (blocked_since set, review_decision empty)</p>",
+                s.unreviewed_blocked - queue.len() as u64
+            )?;
+        }
+    }
+    if let Some(ledger) = &s.ledger {
+        writeln!(
+            w,
+            "<p>Review ledger {}: <span data-k=\"stale_reviews\">{}</span> reviews no longer apply (the image is not blocked, or not in this run; listed in summary.json).</p>",
+            escape(ledger),
+            s.stale_count
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

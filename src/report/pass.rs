@@ -16,12 +16,13 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::changes::{self, Change, ChangesWriter};
+use super::changes::{self, Change};
 use super::html::{self, PageInfo};
 use super::review::{self, ReviewLedger};
 use super::sort;
 use super::summary::{Fold, Summary};
 use super::trend::TrendPoint;
+use super::write::ChangesWriter;
 use super::write::{self as w, CsvStyle, ImagesCsv};
 use super::xlsx::AuditWorkbook;
 use crate::domain::ledger::Ledger;

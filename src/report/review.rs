@@ -22,12 +22,11 @@
 //! gives its own date for the images it saw blocked.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::html::escape;
 use crate::domain::record::{ImageRecord, OutcomeKind};
 use crate::rundir::digest::Sha256;
 use crate::rundir::files::read_small_file;
@@ -410,54 +409,6 @@ impl<'a, I: Iterator<Item = io::Result<ImageRecord>>> Night<'a, I> {
         s.stale = stale;
         (self.summary, self.queue.into_sorted_vec())
     }
-}
-
-/// The page's first section: the unreviewed blocked images, oldest first,
-/// and the count of stale reviews.
-pub fn write_queue_html(w: &mut dyn Write, s: &ReviewSummary, queue: &[QueueRow]) -> io::Result<()> {
-    writeln!(
-        w,
-        "<h2 data-k=\"review_queue\">Review queue: <span data-k=\"unreviewed_blocked\">{}</span> blocked images without a decision{}</h2>",
-        s.unreviewed_blocked,
-        match (&s.oldest_unreviewed_since, s.oldest_unreviewed_age_days) {
-            (Some(since), Some(age)) => format!(
-                ", the oldest blocked since {} (<span data-k=\"oldest_unreviewed_age_days\">{age}</span> days)",
-                escape(since)
-            ),
-            _ => String::new(),
-        }
-    )?;
-    if !queue.is_empty() {
-        writeln!(w, "<table><tr><th>Blocked since</th><th>Image</th><th>Title</th><th>Category</th><th>Why</th></tr>")?;
-        for q in queue {
-            writeln!(
-                w,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&q.blocked_since),
-                escape(&q.image_id),
-                escape(q.title.as_deref().unwrap_or_default()),
-                escape(&q.category),
-                escape(&q.reasons)
-            )?;
-        }
-        writeln!(w, "</table>")?;
-        if s.unreviewed_blocked > queue.len() as u64 {
-            writeln!(
-                w,
-                "<p>and {} more in images.csv (blocked_since set, review_decision empty)</p>",
-                s.unreviewed_blocked - queue.len() as u64
-            )?;
-        }
-    }
-    if let Some(ledger) = &s.ledger {
-        writeln!(
-            w,
-            "<p>Review ledger {}: <span data-k=\"stale_reviews\">{}</span> reviews no longer apply (the image is not blocked, or not in this run; listed in summary.json).</p>",
-            escape(ledger),
-            s.stale_count
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -539,6 +539,98 @@ mod tests {
         assert!(rows[3].starts_with("Kids\\u{a}Shows "), "{:?}", rows[3]);
     }
 
+    /// Flags `simulate` reads itself, for where to serve and what to write:
+    /// they say nothing about what the simulator is.
+    const READ_BY_SIMULATE: &[&str] = &["listen", "tls_cert", "tls_key", "write_catalog", "write_ids"];
+
+    /// The simulator's configuration (its catalog as the file format, the
+    /// rest as `Debug` shows it) that `simulate ARGS` would serve.
+    fn config_of(args: &[&str]) -> (String, serde_json::Value) {
+        use clap::Parser;
+        let cli = super::super::cli::Cli::try_parse_from(["vod-image-audit", "simulate"].iter().chain(args))
+            .unwrap_or_else(|e| panic!("simulate {args:?}: {e}"));
+        let super::super::cli::Command::Simulate(a) = cli.command else { panic!("not simulate") };
+        let mut config = sim_config(&a).unwrap_or_else(|e| panic!("simulate {args:?}: {e}"));
+        let catalog = config.catalog.to_file_value();
+        // Two equal catalogs need not print alike: their maps iterate in an order of their own.
+        config.catalog = Catalog::default();
+        (format!("{config:?}"), catalog)
+    }
+
+    #[test]
+    fn every_simulate_flag_changes_the_simulator_or_what_simulate_does() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = dir.path().join("catalog.json");
+        std::fs::write(&catalog, r#"{"images": [{"ImageId": "only-one"}]}"#).unwrap();
+        let catalog = catalog.to_str().unwrap();
+        const G: &[&str] = &["--generate", "10"];
+        let with = |extra: &[&'static str]| -> Vec<&'static str> { G.iter().chain(extra).copied().collect() };
+        // (the flag's id, the arguments with it, the same without it).
+        let rows: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+            ("catalog", vec!["--catalog", catalog], G.to_vec()),
+            ("generate", vec!["--generate", "11"], G.to_vec()),
+            ("seed", with(&["--seed", "2"]), G.to_vec()),
+            ("burst_second", with(&["--burst-second", "4"]), G.to_vec()),
+            (
+                "burst_categories",
+                with(&["--burst-second", "4", "--burst-categories", "1"]),
+                with(&["--burst-second", "4"]),
+            ),
+            ("burst_hour", with(&["--burst-hour", "5"]), G.to_vec()),
+            ("night", with(&["--night", "2"]), G.to_vec()),
+            ("qps", with(&["--qps", "5"]), G.to_vec()),
+            ("api_qps", with(&["--api-qps", "GetImageInfo=5"]), G.to_vec()),
+            ("throttle_style", with(&["--throttle-style", "forbidden-flowcontrol"]), G.to_vec()),
+            ("throttle_retry_after", with(&["--throttle-retry-after", "0"]), G.to_vec()),
+            ("batch_includes_audit_status", with(&["--batch-includes-audit-status"]), G.to_vec()),
+            ("omit_audit_status", with(&["--omit-audit-status"]), G.to_vec()),
+            ("media_audit_refused", with(&["--media-audit-refused"]), G.to_vec()),
+            ("batch_forgets", with(&["--batch-forgets", "0.5"]), G.to_vec()),
+            ("search_qps", with(&["--search-qps", "5"]), G.to_vec()),
+            ("search_unstable_ties", with(&["--search-unstable-ties"]), G.to_vec()),
+            ("ratelimit_hints", with(&["--ratelimit-hints"]), G.to_vec()),
+            ("error_rate", with(&["--error-rate", "0.5"]), G.to_vec()),
+            ("unavailable_rate", with(&["--unavailable-rate", "0.5"]), G.to_vec()),
+            ("wrong_image_id_rate", with(&["--wrong-image-id-rate", "0.5"]), G.to_vec()),
+            ("drop_rate", with(&["--drop-rate", "0.5"]), G.to_vec()),
+            ("slow_rate", with(&["--slow-rate", "0.5"]), G.to_vec()),
+            ("slow_time", with(&["--slow-time", "1s"]), G.to_vec()),
+            ("latency", with(&["--latency", "1ms"]), G.to_vec()),
+            ("outage_after", with(&["--outage-after", "5"]), G.to_vec()),
+            ("outage_for", with(&["--outage-after", "5", "--outage-for", "1s"]), with(&["--outage-after", "5"])),
+            ("region", with(&["--region", "cn-beijing"]), G.to_vec()),
+            ("access_key_id", with(&["--access-key-id", "OTHER-ID"]), G.to_vec()),
+            ("access_key_secret", with(&["--access-key-secret", "other-secret"]), G.to_vec()),
+            ("clock_offset", with(&["--clock-offset", "-5"]), G.to_vec()),
+            ("revoke_key_after", with(&["--revoke-key-after", "5"]), G.to_vec()),
+            ("sts_token", with(&["--sts-token", "T"]), G.to_vec()),
+            ("sts_duration", with(&["--sts-duration", "60s"]), G.to_vec()),
+            ("roles", with(&["--role", "auditor"]), G.to_vec()),
+            ("ecs_role", with(&["--ecs-role", "auditor"]), G.to_vec()),
+            // Each needs the other: with either one unread, no provider is configured.
+            ("oidc_provider_arn", with(&["--oidc-provider-arn", "A", "--oidc-token", "T"]), G.to_vec()),
+            ("oidc_token", with(&["--oidc-provider-arn", "A", "--oidc-token", "T"]), G.to_vec()),
+        ];
+        let cli = super::super::cli::Cli::command();
+        let simulate = cli.find_subcommand("simulate").expect("simulate");
+        let flags: Vec<&str> = simulate.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for flag in &flags {
+            assert!(
+                READ_BY_SIMULATE.contains(flag) || rows.iter().any(|(f, _, _)| f == flag),
+                "simulate's flag {flag:?} has no row here: give it one that shows what it changes, or remove it"
+            );
+        }
+        let mut unread = Vec::new();
+        for (flag, on, off) in &rows {
+            assert!(flags.contains(flag), "{flag:?} is not a flag of simulate");
+            if config_of(on) == config_of(off) {
+                unread.push(*flag);
+            }
+        }
+        assert!(unread.is_empty(), "these flags configure the same simulator with or without them: {unread:?}");
+    }
+
     #[test]
     fn api_qps_names_an_action_and_its_quota() {
         assert_eq!(parse_api_qps("GetMediaAuditResult=20"), Ok((QuotaAction::GetMediaAuditResult, Some(20))));

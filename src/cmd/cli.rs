@@ -518,12 +518,8 @@ pub struct SimulateArgs {
     /// milliseconds left in the window: a huge hint, 0, an empty or a non-numeric one.
     #[arg(long, value_name = "VALUE")]
     pub throttle_retry_after: Option<String>,
-    /// Leave AuditStatus out of GetImageInfos answers: the default, as the current batch model does
-    /// (kept for scripts that name it).
-    #[arg(long)]
-    pub batch_omits_audit_status: bool,
     /// Put AuditStatus in GetImageInfos answers (the current batch model leaves it out; so does the default).
-    #[arg(long, conflicts_with = "batch_omits_audit_status")]
+    #[arg(long)]
     pub batch_includes_audit_status: bool,
     /// Leave AuditStatus out of every answer, GetImageInfo too (an account whose answers lack it).
     #[arg(long)]

@@ -2,8 +2,10 @@
 //! endpoint; `demo` runs one in-process with a quota and some faults and
 //! audits the bundled sample against it. Built with the `simulator` feature.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::audit::run_audit;
@@ -24,42 +26,10 @@ use crate::run::retry::RetryPolicy;
 use crate::rundir::SUMMARY_JSON;
 use crate::sim::{self, Catalog, Faults, OutageFault, QuotaAction, SimConfig, SimKey, Simulator, ThrottleStyle};
 
+/// The simulator `simulate A` serves: its catalog, quotas, keys and faults.
 fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
-    let catalog = match (&a.catalog, a.generate) {
-        (Some(path), _) if a.night == 1 => Catalog::load(path).map_err(CmdError::usage)?,
-        (Some(path), _) => {
-            let loaded = Catalog::load(path).map_err(CmdError::usage)?.to_file_value();
-            let images = loaded.get("images").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
-            Catalog::from_values(sim::night::apply(images, a.night, &a.region)).map_err(CmdError::usage)?
-        }
-        (None, Some(n)) => {
-            let burst = sim::catalog::Burst {
-                second: a.burst_second.unwrap_or(0),
-                categories: a.burst_categories,
-                hour: a.burst_hour.unwrap_or(0),
-            };
-            burst.check(n).map_err(CmdError::usage)?;
-            let images = sim::catalog::generate_iter_with(n, a.seed, &a.region, burst);
-            match a.night {
-                1 => Catalog::from_values(images),
-                night => Catalog::from_values(sim::night::apply(images.collect(), night, &a.region)),
-            }
-            .map_err(CmdError::usage)?
-        }
-        (None, None) => return Err(CmdError::usage("give --catalog FILE or --generate N")),
-    };
-    for (flag, rate) in [
-        ("--error-rate", a.error_rate),
-        ("--unavailable-rate", a.unavailable_rate),
-        ("--drop-rate", a.drop_rate),
-        ("--slow-rate", a.slow_rate),
-        ("--batch-forgets", a.batch_forgets),
-        ("--wrong-image-id-rate", a.wrong_image_id_rate),
-    ] {
-        if !(0.0..=1.0).contains(&rate) {
-            return Err(CmdError::usage(format!("{flag} must be between 0 and 1")));
-        }
-    }
+    let catalog = catalog_of(a)?;
+    check_rates(a)?;
     let mut config = SimConfig::new(catalog);
     config.region = a.region.clone();
     config.keys = vec![SimKey {
@@ -86,33 +56,83 @@ fn sim_config(a: &SimulateArgs) -> Result<SimConfig, CmdError> {
     config.omit_audit_status = a.omit_audit_status;
     config.media_audit_refused = a.media_audit_refused.clone();
     config.batch_forgets = a.batch_forgets;
-    config.sts_duration =
-        super::values::duration_text(&a.sts_duration).map_err(|e| CmdError::usage(format!("--sts-duration: {e}")))?;
+    config.sts_duration = duration_flag("--sts-duration", &a.sts_duration)?;
     if config.sts_duration < sim::MIN_STS_DURATION {
         return Err(CmdError::usage("--sts-duration must be at least 10s"));
     }
     config.roles = a.roles.clone();
     config.ecs_role = a.ecs_role.clone();
     config.oidc = a.oidc_provider_arn.clone().zip(a.oidc_token.clone());
-    config.faults = Faults {
+    config.faults = faults_of(a)?;
+    Ok(config)
+}
+
+/// The catalog of `--catalog` or `--generate`, as it stands on `--night`.
+fn catalog_of(a: &SimulateArgs) -> Result<Catalog, CmdError> {
+    match (&a.catalog, a.generate) {
+        (Some(path), _) if a.night == 1 => Catalog::load(path).map_err(CmdError::usage),
+        (Some(path), _) => {
+            let loaded = Catalog::load(path).map_err(CmdError::usage)?.to_file_value();
+            let images = loaded.get("images").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+            Catalog::from_values(sim::night::apply(images, a.night, &a.region)).map_err(CmdError::usage)
+        }
+        (None, Some(n)) => {
+            let burst = sim::catalog::Burst {
+                second: a.burst_second.unwrap_or(0),
+                categories: a.burst_categories,
+                hour: a.burst_hour.unwrap_or(0),
+            };
+            burst.check(n).map_err(CmdError::usage)?;
+            let images = sim::catalog::generate_iter_with(n, a.seed, &a.region, burst);
+            match a.night {
+                1 => Catalog::from_values(images),
+                night => Catalog::from_values(sim::night::apply(images.collect(), night, &a.region)),
+            }
+            .map_err(CmdError::usage)
+        }
+        (None, None) => Err(CmdError::usage("give --catalog FILE or --generate N")),
+    }
+}
+
+/// Every rate flag is a share of calls, in `[0, 1]`.
+fn check_rates(a: &SimulateArgs) -> Result<(), CmdError> {
+    for (flag, rate) in [
+        ("--error-rate", a.error_rate),
+        ("--unavailable-rate", a.unavailable_rate),
+        ("--drop-rate", a.drop_rate),
+        ("--slow-rate", a.slow_rate),
+        ("--batch-forgets", a.batch_forgets),
+        ("--wrong-image-id-rate", a.wrong_image_id_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(CmdError::usage(format!("{flag} must be between 0 and 1")));
+        }
+    }
+    Ok(())
+}
+
+/// The injected faults of `simulate A` (its rates checked by [`check_rates`]).
+fn faults_of(a: &SimulateArgs) -> Result<Faults, CmdError> {
+    Ok(Faults {
         internal_error: a.error_rate,
         unavailable: a.unavailable_rate,
         drop: a.drop_rate,
         slow: a.slow_rate,
-        slow_delay: super::values::duration_text(&a.slow_time)
-            .map_err(|e| CmdError::usage(format!("--slow-time: {e}")))?,
-        latency: super::values::duration_text(&a.latency).map_err(|e| CmdError::usage(format!("--latency: {e}")))?,
+        slow_delay: duration_flag("--slow-time", &a.slow_time)?,
+        latency: duration_flag("--latency", &a.latency)?,
         outage: match a.outage_after {
-            Some(after_calls) => Some(OutageFault {
-                after_calls,
-                lasting: super::values::duration_text(&a.outage_for)
-                    .map_err(|e| CmdError::usage(format!("--outage-for: {e}")))?,
-            }),
+            Some(after_calls) => {
+                Some(OutageFault { after_calls, lasting: duration_flag("--outage-for", &a.outage_for)? })
+            }
             None => None,
         },
         wrong_image_id: a.wrong_image_id_rate,
-    };
-    Ok(config)
+    })
+}
+
+/// The duration a flag gives, or a usage error naming the flag.
+fn duration_flag(flag: &str, text: &str) -> Result<Duration, CmdError> {
+    super::values::duration_text(text).map_err(|e| CmdError::usage(format!("{flag}: {e}")))
 }
 
 /// `ACTION=N` of `--api-qps`: the action and its quota (`0`: none, as `--qps 0`).
@@ -128,45 +148,65 @@ fn parse_api_qps(text: &str) -> Result<(QuotaAction, Option<u32>), String> {
 /// `simulate`: serves until interrupted.
 pub async fn simulate(a: &SimulateArgs) -> CmdResult {
     let config = sim_config(a)?;
-    // Both files are written before either exits or serves: --write-ids
-    // beside --write-catalog is an ids file for that catalog.
-    if let Some(path) = &a.write_ids {
-        let mut text = String::from("ImageId\n");
-        for id in config.catalog.ids() {
-            text.push_str(id);
-            text.push('\n');
-        }
-        std::fs::write(path, text).map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
-        let line = format!("wrote {} ids to {}", config.catalog.len(), path.display());
-        match a.write_catalog {
-            Some(_) => eprintln!("vod-image-audit: {line}"),
-            None => println!("{line}"),
-        }
-    }
-    if let Some(path) = &a.write_catalog {
-        let text = serde_json::to_string_pretty(&config.catalog.to_file_value()).map_err(CmdError::internal)?;
-        std::fs::write(path, text + "\n").map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
-        eprintln!("vod-image-audit: wrote {} images to {}", config.catalog.len(), path.display());
+    if write_files(a, &config.catalog)? {
         return Ok(Exit::Ok);
     }
-    let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(cert), Some(key)) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| CmdError::usage(format!("reading {}: {e}", p.display())))
-            };
-            Some(sim::tls_config(&read(cert)?, &read(key)?).map_err(|e| {
-                CmdError::usage(format!("--tls-cert {} --tls-key {}: {e}", cert.display(), key.display()))
-            })?)
-        }
-        _ => None,
-    };
+    let tls = tls_of(a)?;
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(|e| CmdError::usage(format!("cannot listen on {}: {e}", a.listen)))?;
     let addr = listener.local_addr().map_err(CmdError::internal)?;
     let addr = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     let sim = Simulator::new(config);
-    let c = sim.config();
+    print_serving(a, sim.config(), &addr);
+    print_how_to_use(a, sim.config(), &addr);
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match tls {
+        Some(tls) => sim::serve_tls(listener, tls, sim.clone(), interrupted).await,
+        None => sim::serve(listener, sim.clone(), interrupted).await,
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes `--write-ids` and `--write-catalog`; true when `simulate` is to
+/// exit then (`--write-catalog`). Both files are written before either
+/// exits or serves: --write-ids beside --write-catalog is an ids file for
+/// that catalog.
+fn write_files(a: &SimulateArgs, catalog: &Catalog) -> Result<bool, CmdError> {
+    if let Some(path) = &a.write_ids {
+        let mut text = String::from("ImageId\n");
+        for id in catalog.ids() {
+            text.push_str(id);
+            text.push('\n');
+        }
+        std::fs::write(path, text).map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+        let line = format!("wrote {} ids to {}", catalog.len(), path.display());
+        match a.write_catalog {
+            Some(_) => eprintln!("vod-image-audit: {line}"),
+            None => println!("{line}"),
+        }
+    }
+    let Some(path) = &a.write_catalog else { return Ok(false) };
+    let text = serde_json::to_string_pretty(&catalog.to_file_value()).map_err(CmdError::internal)?;
+    std::fs::write(path, text + "\n").map_err(|e| CmdError::usage(format!("writing {}: {e}", path.display())))?;
+    eprintln!("vod-image-audit: wrote {} images to {}", catalog.len(), path.display());
+    Ok(true)
+}
+
+/// The TLS settings of `--tls-cert` and `--tls-key`; `None`: plain http.
+fn tls_of(a: &SimulateArgs) -> Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>, CmdError> {
+    let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) else { return Ok(None) };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| CmdError::usage(format!("reading {}: {e}", p.display())));
+    let tls = sim::tls_config(&read(cert)?, &read(key)?)
+        .map_err(|e| CmdError::usage(format!("--tls-cert {} --tls-key {}: {e}", cert.display(), key.display())))?;
+    Ok(Some(tls))
+}
+
+/// What the simulator serves, on stdout: its address, account, quotas and
+/// throttling, the stats page, the burst.
+fn print_serving(a: &SimulateArgs, c: &SimConfig, addr: &str) {
     println!("VOD simulator listening on {addr}/ ({} images, region {})", c.catalog.len(), c.region);
     if a.night > 1 {
         println!(
@@ -199,6 +239,11 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             a.burst_hour.unwrap_or(0).max(a.burst_second.unwrap_or(0))
         );
     }
+}
+
+/// How to point the tool at the simulator, on stdout: the key to export,
+/// a `check` and a `run` to try, the STS roles and the instance role.
+fn print_how_to_use(a: &SimulateArgs, c: &SimConfig, addr: &str) {
     println!("Point the tool at it (simulator-only credentials, not a real key):");
     println!("  export ALIBABA_CLOUD_ACCESS_KEY_ID={}", a.access_key_id);
     println!("  export ALIBABA_CLOUD_ACCESS_KEY_SECRET={}", a.access_key_secret);
@@ -229,14 +274,6 @@ pub async fn simulate(a: &SimulateArgs) -> CmdResult {
             );
         }
     }
-    let interrupted = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match tls {
-        Some(tls) => sim::serve_tls(listener, tls, sim.clone(), interrupted).await,
-        None => sim::serve(listener, sim.clone(), interrupted).await,
-    }
-    Ok(Exit::Ok)
 }
 
 /// The bundled demo catalog.
@@ -337,10 +374,35 @@ async fn demo_night(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     let (night, previous) = plan_night(&a.out);
     let out = a.out.join(night_dir_name(night));
     let (images, input_bytes) = night_account(night, a.sample)?;
+    let config = demo_sim_config(images)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(CmdError::internal)?;
+    let addr = listener.local_addr().map_err(CmdError::internal)?;
+    let sim = Simulator::new(config);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
+
+    let ids = input::read_ids(&input_bytes[..], "inputs/demo-image-ids.csv", None)?;
+    let target = demo_target(addr)?;
+    let compare_with = previous.map(|n| a.out.join(night_dir_name(n)).display().to_string());
+    let settings = demo_settings(a, out, compare_with, argv);
+    print_demo_intro(&settings.out, night, previous, addr, sim.config().catalog.len());
+    let stop = StopHandle::default();
+    let phase = Phase::default();
+    spawn_signal_listener(stop.clone(), phase.clone());
+    let code = run_audit(&settings, Some(ids), target, stop.clone(), phase).await?;
+    shutdown.cancel();
+    let _ = server.await;
+    let stats = sim.stats();
+    print_demo_summary(&settings.out, &stats, night, previous)
+        .map_err(|e| CmdError::disk("reading the demo's summary.json", e))?;
+    Ok(code)
+}
+
+/// The demo's simulator: `images`, a quota below the client's rate so that
+/// throttling shows, and a few faults to show the retries.
+fn demo_sim_config(images: Vec<serde_json::Value>) -> Result<SimConfig, CmdError> {
     let mut config = SimConfig::new(Catalog::from_values(images).map_err(|e| CmdError::internal(anyhow::anyhow!(e)))?);
     config.region = DEMO_REGION.into();
-    // The quota sits below the client's rate so that throttling shows, and a
-    // few faults show the retries.
     config.qps = Some(200);
     config.ratelimit_hints = true;
     config.seed = 2026;
@@ -351,13 +413,11 @@ async fn demo_night(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         latency: Duration::from_millis(5),
         ..Faults::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(CmdError::internal)?;
-    let addr = listener.local_addr().map_err(CmdError::internal)?;
-    let sim = Simulator::new(config);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(sim::serve(listener, sim.clone(), shutdown.clone().cancelled_owned()));
+    Ok(config)
+}
 
-    let ids = input::read_ids(&input_bytes[..], "inputs/demo-image-ids.csv", None)?;
+/// The demo simulator on `addr`, with its built-in key.
+fn demo_target(addr: SocketAddr) -> Result<ApiTarget, CmdError> {
     let api = ApiArgs {
         region: None,
         endpoint: Some(format!("http://{addr}/")),
@@ -375,13 +435,18 @@ async fn demo_night(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         source: "the demo simulator's built-in key".into(),
         expires: None,
     };
-    let target = ApiTarget::with_credentials(&api, credentials, "cn-shanghai".into())?;
-    let settings = RunSettings {
+    ApiTarget::with_credentials(&api, credentials, "cn-shanghai".into())
+}
+
+/// The run of one demo night: the bundled sample into `out`, compared with
+/// `compare_with`, above the simulator's quota, every format but xlsx.
+fn demo_settings(a: &DemoArgs, out: PathBuf, compare_with: Option<String>, argv: Vec<String>) -> RunSettings {
+    RunSettings {
         input: InputSource::Path("inputs/demo-image-ids.csv".into()),
         id_column: None,
         reading: InputSettings { delimiter: None, max_rejected: RejectLimit::DEFAULT, dry_run: false },
-        compare_with: previous.map(|n| a.out.join(night_dir_name(n)).display().to_string()),
-        out: out.clone(),
+        compare_with,
+        out,
         force: true,
         audit: AuditSettings {
             api: ApiMode::Single,
@@ -407,31 +472,25 @@ async fn demo_night(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
         json: false,
         compliance: Default::default(),
         argv,
-    };
+    }
+}
+
+/// What the night is about to do, on stdout.
+fn print_demo_intro(out: &Path, night: u32, previous: Option<u32>, addr: SocketAddr, images: usize) {
     match previous {
         Some(p) => println!("demo: night {night} in {}, compared with night {p}", out.display()),
         None => println!("demo: night {night} in {}", out.display()),
     }
     println!(
-        "demo: simulator on http://{addr}/ with {} images, a quota of 200 calls/s per action, 2% 500s, 1% 503s, 0.5% dropped connections",
-        sim.config().catalog.len()
+        "demo: simulator on http://{addr}/ with {images} images, a quota of 200 calls/s per action, 2% 500s, 1% 503s, 0.5% dropped connections"
     );
     println!("demo: auditing inputs/demo-image-ids.csv at 240 calls/s (above the quota, so throttling shows), asking GetMediaAuditResult why each blocked image is blocked");
-    let stop = StopHandle::default();
-    let phase = Phase::default();
-    spawn_signal_listener(stop.clone(), phase.clone());
-    let code = run_audit(&settings, Some(ids), target, stop.clone(), phase).await?;
-    shutdown.cancel();
-    let _ = server.await;
-    let stats = sim.stats();
-    print_demo_summary(&settings.out, &stats, night, previous)
-        .map_err(|e| CmdError::disk("reading the demo's summary.json", e))?;
-    Ok(code)
 }
 
+/// The closing lines of a night: where its reports are, the table, and
+/// what the next `demo` shows.
 fn print_demo_summary(out: &Path, stats: &sim::Stats, night: u32, previous: Option<u32>) -> std::io::Result<()> {
     let summary: Summary = serde_json::from_slice(&std::fs::read(out.join(SUMMARY_JSON))?)?;
-    let t = &summary.totals;
     println!();
     println!(
         "reports in {}/: summary.html images.csv images.jsonl summary.csv summary.json rejected.csv manifest.json",
@@ -443,6 +502,16 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats, night: u32, previous: Opti
         out.display()
     );
     println!();
+    print_demo_table(&summary, stats);
+    println!();
+    print_demo_next(out, night, previous);
+    Ok(())
+}
+
+/// The demo's table: the ledger, the verdicts, reasons, statuses and
+/// categories of the images found, and the simulator's answers.
+fn print_demo_table(summary: &Summary, stats: &sim::Stats) {
+    let t = &summary.totals;
     let top = |label: &str, n: u64| println!("{}", table_row(label, 28, &[n]));
     let row = |label: &str, values: &[u64]| println!("  {}", table_row(label, 26, values));
     top("input rows", t.input_rows);
@@ -481,7 +550,10 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats, night: u32, previous: Opti
     }
     let twice = stats.answers_by_image.values().filter(|n| **n > 1).count();
     println!("ids answered more than once: {twice}");
-    println!();
+}
+
+/// Where night `night`'s page is and what the next `demo` shows.
+fn print_demo_next(out: &Path, night: u32, previous: Option<u32>) {
     let page = out.join(crate::rundir::SUMMARY_HTML);
     match previous {
         Some(p) => {
@@ -500,7 +572,6 @@ fn print_demo_summary(out: &Path, stats: &sim::Stats, night: u32, previous: Opti
             )
         }
     }
-    Ok(())
 }
 
 /// One row of the demo's table: the label, with the characters that act on
@@ -538,6 +609,98 @@ mod tests {
             assert!(!r.chars().any(|c| c.is_control() || c == '\u{202e}'), "{r:?}");
         }
         assert!(rows[3].starts_with("Kids\\u{a}Shows "), "{:?}", rows[3]);
+    }
+
+    /// Flags `simulate` reads itself, for where to serve and what to write:
+    /// they say nothing about what the simulator is.
+    const READ_BY_SIMULATE: &[&str] = &["listen", "tls_cert", "tls_key", "write_catalog", "write_ids"];
+
+    /// The simulator's configuration (its catalog as the file format, the
+    /// rest as `Debug` shows it) that `simulate ARGS` would serve.
+    fn config_of(args: &[&str]) -> (String, serde_json::Value) {
+        use clap::Parser;
+        let cli = super::super::cli::Cli::try_parse_from(["vod-image-audit", "simulate"].iter().chain(args))
+            .unwrap_or_else(|e| panic!("simulate {args:?}: {e}"));
+        let super::super::cli::Command::Simulate(a) = cli.command else { panic!("not simulate") };
+        let mut config = sim_config(&a).unwrap_or_else(|e| panic!("simulate {args:?}: {e}"));
+        let catalog = config.catalog.to_file_value();
+        // Two equal catalogs need not print alike: their maps iterate in an order of their own.
+        config.catalog = Catalog::default();
+        (format!("{config:?}"), catalog)
+    }
+
+    #[test]
+    fn every_simulate_flag_changes_the_simulator_or_what_simulate_does() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = dir.path().join("catalog.json");
+        std::fs::write(&catalog, r#"{"images": [{"ImageId": "only-one"}]}"#).unwrap();
+        let catalog = catalog.to_str().unwrap();
+        const G: &[&str] = &["--generate", "10"];
+        let with = |extra: &[&'static str]| -> Vec<&'static str> { G.iter().chain(extra).copied().collect() };
+        // (the flag's id, the arguments with it, the same without it).
+        let rows: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+            ("catalog", vec!["--catalog", catalog], G.to_vec()),
+            ("generate", vec!["--generate", "11"], G.to_vec()),
+            ("seed", with(&["--seed", "2"]), G.to_vec()),
+            ("burst_second", with(&["--burst-second", "4"]), G.to_vec()),
+            (
+                "burst_categories",
+                with(&["--burst-second", "4", "--burst-categories", "1"]),
+                with(&["--burst-second", "4"]),
+            ),
+            ("burst_hour", with(&["--burst-hour", "5"]), G.to_vec()),
+            ("night", with(&["--night", "2"]), G.to_vec()),
+            ("qps", with(&["--qps", "5"]), G.to_vec()),
+            ("api_qps", with(&["--api-qps", "GetImageInfo=5"]), G.to_vec()),
+            ("throttle_style", with(&["--throttle-style", "forbidden-flowcontrol"]), G.to_vec()),
+            ("throttle_retry_after", with(&["--throttle-retry-after", "0"]), G.to_vec()),
+            ("batch_includes_audit_status", with(&["--batch-includes-audit-status"]), G.to_vec()),
+            ("omit_audit_status", with(&["--omit-audit-status"]), G.to_vec()),
+            ("media_audit_refused", with(&["--media-audit-refused"]), G.to_vec()),
+            ("batch_forgets", with(&["--batch-forgets", "0.5"]), G.to_vec()),
+            ("search_qps", with(&["--search-qps", "5"]), G.to_vec()),
+            ("search_unstable_ties", with(&["--search-unstable-ties"]), G.to_vec()),
+            ("ratelimit_hints", with(&["--ratelimit-hints"]), G.to_vec()),
+            ("error_rate", with(&["--error-rate", "0.5"]), G.to_vec()),
+            ("unavailable_rate", with(&["--unavailable-rate", "0.5"]), G.to_vec()),
+            ("wrong_image_id_rate", with(&["--wrong-image-id-rate", "0.5"]), G.to_vec()),
+            ("drop_rate", with(&["--drop-rate", "0.5"]), G.to_vec()),
+            ("slow_rate", with(&["--slow-rate", "0.5"]), G.to_vec()),
+            ("slow_time", with(&["--slow-time", "1s"]), G.to_vec()),
+            ("latency", with(&["--latency", "1ms"]), G.to_vec()),
+            ("outage_after", with(&["--outage-after", "5"]), G.to_vec()),
+            ("outage_for", with(&["--outage-after", "5", "--outage-for", "1s"]), with(&["--outage-after", "5"])),
+            ("region", with(&["--region", "cn-beijing"]), G.to_vec()),
+            ("access_key_id", with(&["--access-key-id", "OTHER-ID"]), G.to_vec()),
+            ("access_key_secret", with(&["--access-key-secret", "other-secret"]), G.to_vec()),
+            ("clock_offset", with(&["--clock-offset", "-5"]), G.to_vec()),
+            ("revoke_key_after", with(&["--revoke-key-after", "5"]), G.to_vec()),
+            ("sts_token", with(&["--sts-token", "T"]), G.to_vec()),
+            ("sts_duration", with(&["--sts-duration", "60s"]), G.to_vec()),
+            ("roles", with(&["--role", "auditor"]), G.to_vec()),
+            ("ecs_role", with(&["--ecs-role", "auditor"]), G.to_vec()),
+            // Each needs the other: with either one unread, no provider is configured.
+            ("oidc_provider_arn", with(&["--oidc-provider-arn", "A", "--oidc-token", "T"]), G.to_vec()),
+            ("oidc_token", with(&["--oidc-provider-arn", "A", "--oidc-token", "T"]), G.to_vec()),
+        ];
+        let cli = super::super::cli::Cli::command();
+        let simulate = cli.find_subcommand("simulate").expect("simulate");
+        let flags: Vec<&str> = simulate.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for flag in &flags {
+            assert!(
+                READ_BY_SIMULATE.contains(flag) || rows.iter().any(|(f, _, _)| f == flag),
+                "simulate's flag {flag:?} has no row here: give it one that shows what it changes, or remove it"
+            );
+        }
+        let mut unread = Vec::new();
+        for (flag, on, off) in &rows {
+            assert!(flags.contains(flag), "{flag:?} is not a flag of simulate");
+            if config_of(on) == config_of(off) {
+                unread.push(*flag);
+            }
+        }
+        assert!(unread.is_empty(), "these flags configure the same simulator with or without them: {unread:?}");
     }
 
     #[test]

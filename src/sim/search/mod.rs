@@ -1,8 +1,9 @@
 //! `SearchMedia` (VOD 2017-03-21) for images: the request's checks, the
 //! 5,000-result paging window, the order of the results, the answer, and the
-//! `search` section of the stats. Authentication, nonce, version, outage,
-//! the quota (SearchMedia's own, as each action's) and the seeded faults are
-//! the parent module's, shared with every VOD action; the `Match` grammar is [`protocol`]'s.
+//! `search` section of the stats. Authentication, nonce and version
+//! (`dispatch`, `auth`), the outage and the quota (SearchMedia's own, as
+//! each action's: `quota`) and the seeded faults (`faults`) are the
+//! simulator's, shared with every VOD action; the `Match` grammar is [`protocol`]'s.
 //!
 //! What is documented (operation page
 //! <https://www.alibabacloud.com/help/en/vod/developer-reference/api-vod-2017-03-21-searchmedia>,
@@ -418,13 +419,13 @@ pub(super) async fn call(sim: &Simulator, params: &[(String, String)], authentic
         }
     };
     state.asked(&req);
-    if let Some(refused) = super::admit(sim, authenticated, super::QuotaAction::SearchMedia) {
+    if let Some(refused) = super::quota::admit(sim, authenticated, super::QuotaAction::SearchMedia) {
         return Ok(refused);
     }
     // Faults are drawn from (seed, request, how many times it was made), as for images.
     let key = format!("SearchMedia\n{}", req.key);
     let call = sim.count_batch(&key);
-    if let Some(fault) = super::inject_faults(sim, &key, call).await? {
+    if let Some(fault) = super::faults::inject_faults(sim, &key, call).await? {
         return Ok(fault);
     }
     let index = state.index.get_or_init(|| Index::build(&sim.config.catalog));

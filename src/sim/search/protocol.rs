@@ -285,7 +285,7 @@ fn describe(t: Option<&Token>) -> String {
 
 /// A `yyyy-MM-ddTHH:mm:ssZ` time in epoch seconds; `None` in any other form.
 pub(crate) fn parse_time(t: &str) -> Option<i64> {
-    if !super::super::is_utc_seconds(t) {
+    if !super::super::auth::is_utc_seconds(t) {
         return None;
     }
     let at = humantime::parse_rfc3339(t).ok()?;

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use hyper::Method;
 
-use super::dispatch::get;
+use super::wire::get;
 use super::wire::Answer;
 use super::{shard_of, Simulator};
 use crate::api::signing;

@@ -18,7 +18,7 @@ use super::config::STS_VERSION;
 use super::faults::{inject_faults, misname, Dropped};
 use super::quota::{admit, QuotaAction};
 use super::sts::{metadata, sts};
-use super::wire::{self, Answer, Format};
+use super::wire::{self, get, Answer, Format};
 use super::{search, Simulator};
 
 /// The largest form body accepted on `POST`.
@@ -85,11 +85,6 @@ pub(super) async fn handle(sim: Arc<Simulator>, req: Request<Incoming>) -> Resul
 /// `k=v&...`, percent-decoded, in order.
 fn parse_pairs(s: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(s.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-}
-
-/// The first value of parameter `name`.
-pub(super) fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// A call to the VOD endpoint: its checks, then its action's.

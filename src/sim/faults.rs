@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::catalog::{mix64, Catalog, CatalogImage};
 use super::config::OutageFault;
-use super::wire::Answer;
+use super::wire::{unavailable, Answer};
 use super::Simulator;
 
 /// Why a connection is closed without an answer (the drop fault).
@@ -98,9 +98,4 @@ pub(super) fn misname(
         }
     }
     true
-}
-
-/// The real service's `503 ServiceUnavailable`.
-pub(super) fn unavailable() -> Answer {
-    Answer::error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
 }

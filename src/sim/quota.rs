@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use super::faults::unavailable;
+use super::wire::unavailable;
 use super::wire::Answer;
 use super::Simulator;
 

@@ -16,8 +16,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::auth::authenticate;
 use super::catalog::mix64;
 use super::config::SimConfig;
-use super::dispatch::get;
-use super::faults::unavailable;
+use super::wire::get;
+use super::wire::unavailable;
 use super::wire::{self, Answer};
 use super::Simulator;
 

@@ -227,3 +227,13 @@ fn escape(out: &mut String, s: &str) {
         }
     }
 }
+
+/// The first value of parameter `name`.
+pub(super) fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The real service's `503 ServiceUnavailable`.
+pub(super) fn unavailable() -> Answer {
+    Answer::error(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+}

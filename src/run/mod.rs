@@ -22,7 +22,7 @@ pub(crate) mod input_stream;
 pub mod inventory;
 pub(crate) mod journal;
 pub(crate) mod outcome;
-pub(crate) mod rate;
+pub mod rate;
 pub(crate) mod retry;
 pub(crate) mod stop;
 pub(crate) mod tick_timer;

@@ -166,6 +166,9 @@ fn secrets_never_show_in_debug_or_errors() {
     let r = resolve(&req, &env_of(&[]), home.path()).unwrap();
     let shown = format!("{r:?}");
     assert!(!shown.contains("SEC_STS") && !shown.contains("TOKEN\""), "{shown}");
+    // Shown as redacted, not left out: a Debug that dropped the fields
+    // would hide that they are there.
+    assert!(shown.contains("access_key_secret: ***") && shown.contains("security_token: Some(***)"), "{shown}");
     let env = env_of(&[("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "TOPSECRET")]);
     let e = resolve(&CredentialRequest::default(), &env, Path::new("/x")).unwrap_err();
     assert!(!e.to_string().contains("TOPSECRET"));

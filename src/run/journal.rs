@@ -340,7 +340,18 @@ pub struct Recorder<S: Store = Journal> {
 impl<S: Store> Recorder<S> {
     /// Starts the thread; `spill` is the already created spill file, shown
     /// in messages as `spill_path`.
-    pub fn start(mut journal: S, spill: File, spill_path: PathBuf) -> io::Result<Self> {
+    pub fn start(journal: S, spill: File, spill_path: PathBuf) -> io::Result<Self> {
+        Self::start_lingering(journal, spill, spill_path, || std::thread::sleep(LINGER))
+    }
+
+    /// [`Recorder::start`], with `linger` for the thread's wait of
+    /// [`LINGER`] after an outcome wakes it: a test stands a gate there.
+    fn start_lingering(
+        mut journal: S,
+        spill: File,
+        spill_path: PathBuf,
+        mut linger: impl FnMut() + Send + 'static,
+    ) -> io::Result<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Lines>();
         let room = std::sync::Arc::new(tokio::sync::Semaphore::new(RECORDER_QUEUE));
         let failed = std::sync::Arc::new(std::sync::OnceLock::new());
@@ -367,7 +378,7 @@ impl<S: Store> Recorder<S> {
                 // by each hand-over. A full batch means it is behind: no
                 // sleep then.
                 if !behind {
-                    std::thread::sleep(LINGER);
+                    linger();
                 }
                 let mut taken = 0;
                 let mut next = Some(first);
@@ -571,12 +582,14 @@ mod tests {
     }
 
     /// A full disk: refuses every write, the first only once the gate (if
-    /// any) opens, so that a test can stall it first.
-    struct Full(Option<std::sync::mpsc::Receiver<()>>);
+    /// any) opens, so that a test can stall it first; says on `entered`
+    /// when the first write has begun.
+    struct Full(Option<(std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>)>);
 
     impl Store for Full {
         fn append_lines(&mut self, _: &[u8]) -> io::Result<()> {
-            if let Some(gate) = self.0.take() {
+            if let Some((gate, entered)) = self.0.take() {
+                let _ = entered.send(());
                 let _ = gate.recv();
             }
             Err(io::Error::other("No space left on device"))
@@ -639,12 +652,10 @@ mod tests {
         });
     }
 
-    /// Outcomes that trickle in one at a time, as an unpaced run's do (each
-    /// hand-over a millisecond after the last), are written together: the
-    /// recorder waits LINGER for the ones settling with the first, rather
-    /// than being woken and writing for each. Every write but those of full
-    /// batches is preceded by a LINGER of sleep, so there can be no more
-    /// writes than LINGERs in the time taken.
+    /// Outcomes that trickle in one at a time, as an unpaced run's do,
+    /// while the recorder lingers after the first, are written together
+    /// with it: one write, where a recorder that wrote as each came would
+    /// make one each. The linger is a gate here, opened once all are in.
     #[test]
     fn outcomes_handed_over_one_at_a_time_are_written_together() {
         let dir = tempfile::tempdir().unwrap();
@@ -652,23 +663,35 @@ mod tests {
         let appended = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let store = Stalled { gate: None, appended: appended.clone(), writes: writes.clone() };
+        let (lingering, lingers) = std::sync::mpsc::channel();
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let mut first = Some((lingering, gate));
+        let linger = move || {
+            if let Some((lingering, gate)) = first.take() {
+                lingering.send(()).unwrap();
+                let _ = gate.recv();
+            }
+        };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let n = 100;
-        let started = Instant::now();
         rt.block_on(async {
-            let recorder = Recorder::start(store, File::create(&spill_path).unwrap(), spill_path.clone()).unwrap();
-            for i in 0..n {
+            let recorder =
+                Recorder::start_lingering(store, File::create(&spill_path).unwrap(), spill_path.clone(), linger)
+                    .unwrap();
+            recorder.record_one(record(&format!("{:032x}", 0)), false).await.unwrap();
+            // A bound only so that a recorder that never lingers fails
+            // rather than hangs.
+            lingers.recv_timeout(Duration::from_secs(20)).expect("the recorder lingers after the first outcome");
+            for i in 1..n {
                 recorder.record_one(record(&format!("{i:032x}")), false).await.unwrap();
-                std::thread::sleep(Duration::from_millis(1));
             }
+            open.send(()).unwrap();
             let (_, failed) = recorder.finish().await.unwrap();
             assert_eq!(failed, None);
         });
-        let elapsed = started.elapsed();
         assert_eq!(appended.load(std::sync::atomic::Ordering::SeqCst), n);
         let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
-        let most = (elapsed.as_secs_f64() / LINGER.as_secs_f64()) as usize;
-        assert!(writes <= most, "{writes} writes for {n} outcomes handed over one by one in {elapsed:?}");
+        assert_eq!(writes, 1, "{writes} writes for {n} outcomes handed over one by one");
     }
 
     /// When the recorder thread ends early (the journal refuses every
@@ -683,26 +706,31 @@ mod tests {
         // Opened for reading: every write to it fails.
         let spill = File::open(&spill_path).unwrap();
         let (open, gate) = std::sync::mpsc::channel();
+        let (entered, writing) = std::sync::mpsc::channel();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let recorder = Recorder::start(Full(Some(gate)), spill, spill_path.clone()).unwrap();
-            let opener = tokio::spawn(async move {
-                // By now the queue is full and the caller waits for room.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                open.send(()).unwrap();
-            });
-            let handed = tokio::time::timeout(Duration::from_secs(20), async {
+            let recorder = Recorder::start(Full(Some((gate, entered))), spill, spill_path.clone()).unwrap();
+            let caller = tokio::time::timeout(Duration::from_secs(20), async {
                 for i in 0..(2 * RECORDER_QUEUE) {
                     recorder.record_one(record(&format!("{i:032x}")), false).await?;
                 }
                 Ok::<_, String>(())
-            })
-            .await
-            .expect("a caller waited for room that never came");
+            });
+            let opener = async {
+                // Once the thread is held in its first write no room comes
+                // back, so when the queue is full the caller waits for room.
+                let mut held = false;
+                while !held || recorder.room.available_permits() > 0 {
+                    held = held || writing.try_recv().is_ok();
+                    tokio::task::yield_now().await;
+                }
+                open.send(()).unwrap();
+            };
+            let (handed, ()) = tokio::join!(caller, opener);
+            let handed = handed.expect("a caller waited for room that never came");
             let e = handed.expect_err("the failure reaches the caller");
             assert!(e.contains("journal.jsonl") || e.contains("spill"), "{e}");
             assert!(recorder.finish().await.is_err(), "the thread's own error is handed back");
-            opener.await.unwrap();
         });
     }
 

@@ -30,7 +30,7 @@ pub(crate) mod journal;
 pub(crate) mod lanes;
 pub(crate) mod moderation;
 pub(crate) mod outcome;
-pub(crate) mod rate;
+pub mod rate;
 pub(crate) mod retry;
 pub(crate) mod settings;
 pub(crate) mod stop;

@@ -8,6 +8,11 @@
 //! was accepting (never more than 10 % below the current rate's estimate of
 //! the quota), climbs back quickly to 97 % of that, then probes upwards by
 //! 1 % of it per second. Honouring server hints is `audit`'s pause.
+//!
+//! Time is tokio's clock ([`now`]), which is the system's monotonic clock
+//! unless a test pauses it: the tests drive the pacer's schedule on it,
+//! exactly. How late it wakes and how many calls share a wake-up on a real
+//! machine is `benches/pacer.rs`'s.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -15,20 +20,47 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::clock::MonotonicClock;
+use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::tick_timer::TickTimer;
 
-/// governor's limiter on the standard monotonic clock, the one the pacer
-/// schedules with: the hard cap and the pacer then agree on what time it
-/// is. (Its default clock, quanta, calibrates the CPU's time-stamp counter
-/// by reading the system clock in a loop at start: a sixth of the samples
-/// of a profile at `--qps 100`, though A/B runs showed no difference in
-/// the process's CPU.)
-type Limiter = RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
+/// The time the pacer schedules with: tokio's clock, as a
+/// [`std::time::Instant`] so that it compares with the pauses the caller
+/// passes. It is the system's monotonic clock, except in a test that pauses
+/// tokio's and moves it on.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// [`now`] as governor's clock, so that the hard cap and the pacer agree on
+/// what time it is. Not governor's default clock (quanta), which calibrates
+/// the CPU's time-stamp counter by reading the system clock in a loop at
+/// start: a sixth of the samples of a profile at `--qps 100`.
+#[derive(Debug, Clone, Copy, Default)]
+struct PacerClock;
+
+impl Clock for PacerClock {
+    type Instant = Instant;
+
+    fn now(&self) -> Instant {
+        now()
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, PacerClock, NoOpMiddleware<Instant>>;
+
+/// Waits until the hard cap lets a call through, on the pacer's clock. (The
+/// limiter's own `until_ready` sleeps on a timer thread of the system's
+/// clock, which a test's clock does not move.) The pacer keeps within the
+/// cap, so this does not wait unless the pacer is wrong.
+async fn through_the_cap(limiter: &Limiter) {
+    while let Err(not_until) = limiter.check() {
+        tokio::time::sleep(not_until.wait_time_from(now())).await;
+    }
+}
 
 named_enum! {
     /// How the send rate is chosen.
@@ -246,7 +278,6 @@ pub struct RateControl {
     last_calls: AtomicBool,
 }
 
-#[derive(Default)]
 struct Pacer {
     /// Adaptive: when the last paced call left.
     last: Option<Instant>,
@@ -264,14 +295,20 @@ impl RateControl {
     /// making up a late wake-up sends at once; the pacer keeps the spacing
     /// and the window guard the one-second count.
     pub fn new(mode: RateMode, qps: Option<NonZeroU32>, burst: NonZeroU32) -> Self {
+        Self::with_timer(mode, qps, burst, TickTimer::default())
+    }
+
+    /// [`RateControl::new`], the waiting call sleeping on `timer`.
+    fn with_timer(mode: RateMode, qps: Option<NonZeroU32>, burst: NonZeroU32, timer: TickTimer) -> Self {
+        let pacer = tokio::sync::Mutex::new(Pacer { last: None, next_slot: None, sent: VecDeque::new(), timer });
         let Some(qps) = qps else {
             return RateControl {
                 limiter: None,
                 adaptive: None,
-                pacer: tokio::sync::Mutex::new(Pacer::default()),
+                pacer,
                 interval_ns: AtomicU64::new(0),
                 guard_len: 0,
-                epoch: Instant::now(),
+                epoch: now(),
                 tick: MIN_TICK,
                 last_calls: AtomicBool::new(false),
             };
@@ -281,17 +318,18 @@ impl RateControl {
         let made_up = (rate * (tick + MAX_LAG).as_secs_f64()).ceil() as u32;
         let burst = burst.saturating_add(1).max(NonZeroU32::new(made_up.saturating_add(1)).unwrap_or(NonZeroU32::MIN));
         RateControl {
-            limiter: Some(RateLimiter::direct_with_clock(Quota::per_second(qps).allow_burst(burst), MonotonicClock)),
-            adaptive: (mode == RateMode::Adaptive).then(|| Mutex::new(Adaptive::new(rate, Instant::now()))),
-            pacer: tokio::sync::Mutex::new(Pacer::default()),
+            limiter: Some(RateLimiter::direct_with_clock(Quota::per_second(qps).allow_burst(burst), PacerClock)),
+            adaptive: (mode == RateMode::Adaptive).then(|| Mutex::new(Adaptive::new(rate, now()))),
+            pacer,
             // Fixed mode spaces its schedule GUARD_WINDOW/qps apart: the
             // rate the guard allows anyway. At 1/qps the guard, not the
-            // tick, held every call back from the second second on, each
-            // call on a timer of its own, and a run's last calls left up to
-            // a tick late on top (2,000 calls at 100/s: +3.0 % on N/Q).
+            // tick, would hold every call back from the second second on,
+            // each call on a timer of its own, and a run's last calls would
+            // leave up to a tick late on top (2,000 calls at 100/s: +3.0 %
+            // on N/Q).
             interval_ns: AtomicU64::new(Duration::from_secs_f64(spacing(mode) / rate).as_nanos() as u64),
             guard_len: if qps.get() <= GUARD_MAX_QPS { qps.get() as usize } else { 0 },
-            epoch: Instant::now(),
+            epoch: now(),
             tick,
             last_calls: AtomicBool::new(false),
         }
@@ -315,7 +353,7 @@ impl RateControl {
     pub async fn until_ready(&self, pause: impl Fn() -> Option<Instant>) {
         let Some(limiter) = &self.limiter else {
             // Unlimited: only the pause.
-            while let Some(until) = pause().filter(|u| *u > Instant::now()) {
+            while let Some(until) = pause().filter(|u| *u > now()) {
                 tokio::time::sleep_until(until.into()).await;
             }
             return;
@@ -332,20 +370,20 @@ impl RateControl {
                 let slot = p.last.map(|l| l + interval);
                 let until = match (slot, pause()) {
                     (Some(a), Some(b)) => a.max(b),
-                    (a, b) => a.or(b).unwrap_or_else(Instant::now),
+                    (a, b) => a.or(b).unwrap_or_else(now),
                 };
-                if until <= Instant::now() {
+                if until <= now() {
                     break;
                 }
                 tokio::time::sleep_until(until.into()).await;
             }
-            p.last = Some(Instant::now());
-            limiter.until_ready().await;
+            p.last = Some(now());
+            through_the_cap(limiter).await;
             return;
         }
         let interval = Duration::from_nanos(self.interval_ns.load(Ordering::Relaxed));
         loop {
-            let now = Instant::now();
+            let now = now();
             // Up to a tick and MAX_LAG behind, the schedule is kept (the
             // late calls are made up); further behind, it restarts from now.
             let mut slot = match p.next_slot {
@@ -370,12 +408,12 @@ impl RateControl {
             }
             p.timer.sleep_until(at).await;
         }
-        limiter.until_ready().await;
+        through_the_cap(limiter).await;
         if self.guard_len > 0 {
             if p.sent.len() >= self.guard_len {
                 p.sent.pop_front();
             }
-            p.sent.push_back(Instant::now());
+            p.sent.push_back(now());
         }
     }
 
@@ -389,7 +427,7 @@ impl RateControl {
     /// (adaptive mode, throttled).
     pub fn on_answer(&self, throttled: bool) -> Option<Duration> {
         let a = self.adaptive.as_ref()?;
-        let now = Instant::now();
+        let now = now();
         let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
         let changed = if throttled { a.on_throttled(now) } else { a.on_accepted(now) };
         let pause = throttled.then(|| a.pause());
@@ -405,95 +443,201 @@ impl RateControl {
 mod tests {
     use super::*;
 
-    /// Sends `n` calls from `tasks` tasks through a fixed limiter at `q`/s;
-    /// returns their send times, sorted, and when they started.
-    async fn send_times(q: u32, n: usize, tasks: usize) -> (Vec<Instant>, Instant) {
-        let rc = std::sync::Arc::new(RateControl::new(RateMode::Fixed, NonZeroU32::new(q), NonZeroU32::MIN));
-        let times = std::sync::Arc::new(Mutex::new(Vec::with_capacity(n)));
-        let start = Instant::now();
-        let mut handles = Vec::new();
+    /// tokio's timer counts whole milliseconds of its clock, paused or not:
+    /// a wait ends at the first whole millisecond at or after its deadline.
+    const GRAIN: Duration = Duration::from_millis(1);
+
+    /// A limiter whose waits follow tokio's clock, for a test that pauses it.
+    fn on_tokio_time(mode: RateMode, qps: u32) -> RateControl {
+        RateControl::with_timer(mode, NonZeroU32::new(qps), NonZeroU32::MIN, TickTimer::Tokio)
+    }
+
+    /// When the calls of a run left, in order, and the schedule they kept.
+    struct Sent {
+        times: Vec<Instant>,
+        epoch: Instant,
+        interval: Duration,
+        tick: Duration,
+    }
+
+    impl Sent {
+        /// Call `i`'s slot: the first leaves at once, the others one interval apart.
+        fn slot(&self, i: usize) -> Instant {
+            self.times[0] + self.interval * i as u32
+        }
+    }
+
+    /// Sends `n` calls from `tasks` tasks through `rc`, each recording the
+    /// time it left. If `jump` is `(k, d)`, the clock leaps `d` once the
+    /// `k`-th call has left: the pacer, asleep for its next tick, wakes `d`
+    /// late, as on a busy machine.
+    async fn send(rc: RateControl, n: usize, tasks: usize, jump: Option<(usize, Duration)>) -> Sent {
+        let rc = std::sync::Arc::new(rc);
+        let left = std::sync::Arc::new(AtomicU64::new(n as u64));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for _ in 0..tasks {
-            let (rc, times) = (rc.clone(), times.clone());
-            handles.push(tokio::spawn(async move {
+            let (rc, left, tx) = (rc.clone(), left.clone(), tx.clone());
+            tokio::spawn(async move {
                 loop {
                     rc.until_ready(|| None).await;
-                    let mut t = times.lock().unwrap();
-                    if t.len() == n {
+                    if left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1)).is_err() {
                         break;
                     }
-                    t.push(Instant::now());
+                    tx.send(now()).unwrap();
                 }
-            }));
+            });
         }
-        for h in handles {
-            h.await.unwrap();
-        }
-        let mut t = times.lock().unwrap().clone();
-        t.sort();
-        (t, start)
-    }
-
-    /// Calls from many tasks through a fixed limiter, from 40 to 5,000
-    /// calls/s: never more than `q` calls leave within a second (the guard
-    /// keeps 1.01 s; the times here are taken just after the limiter), and
-    /// the late wake-ups are made up: the run is not slower than the
-    /// schedule (plus the guard's 1 %) by more than a tenth, where the old
-    /// pacer, restarting its schedule, ran 1,000/s at 0.66 and 5,000/s at
-    /// under 0.2. The figure that counts is bench/run's; this one catches
-    /// a collapse.
-    #[tokio::test]
-    async fn fixed_mode_holds_the_rate_and_never_puts_more_than_qps_calls_in_a_window() {
-        for (q, tasks) in [(40u32, 8usize), (1_000, 32), (5_000, 64)] {
-            let n = (q as usize * 5) / 2;
-            let (t, start) = send_times(q, n, tasks).await;
-            for w in t.windows(q as usize + 1) {
-                let span = w[q as usize] - w[0];
-                assert!(span >= Duration::from_secs(1), "at {q}/s: {} calls within {span:?}", q + 1);
+        drop(tx);
+        let mut times = Vec::with_capacity(n);
+        while let Some(t) = rx.recv().await {
+            times.push(t);
+            if let Some((_, d)) = jump.filter(|(k, _)| *k == times.len()) {
+                tokio::time::advance(d).await;
             }
-            let took = (t[n - 1] - start).as_secs_f64();
-            // The first call leaves at once: n - 1 intervals, each call
-            // q calls after another at least GUARD_WINDOW later.
-            let ideal = (n - 1) as f64 / f64::from(q) * GUARD_WINDOW.as_secs_f64();
-            assert!(took >= (n - 1) as f64 / f64::from(q), "at {q}/s: {took:.3} s, faster than the quota");
-            assert!(took <= ideal / 0.9, "at {q}/s: {took:.3} s for {n} calls, ideal {ideal:.3} s: late wake-ups lost");
+        }
+        assert_eq!(times.len(), n);
+        assert!(times.is_sorted(), "the calls are recorded in the order they left");
+        Sent {
+            times,
+            epoch: rc.epoch,
+            interval: Duration::from_nanos(rc.interval_ns.load(Ordering::Relaxed)),
+            tick: rc.tick,
         }
     }
 
-    /// Fixed mode sends the calls that are due together, about
-    /// [`TICK_CALLS`] a wake-up (at 100 calls/s: 20 every 200 ms, where a
-    /// 50 ms tick sent 5), each no earlier than its slot on the schedule and
-    /// at most a tick after it; at 5 calls/s the tick is [`MAX_TICK`], so a
-    /// call waits at most that long past its slot.
-    #[tokio::test]
-    async fn due_calls_leave_together_never_early_and_at_most_a_tick_late() {
+    /// No `q + 1` calls within the guard's window: what the server sees in
+    /// any second is at most `--qps`, however the calls bunch up.
+    fn assert_window(sent: &Sent, q: u32) {
+        for w in sent.times.windows(q as usize + 1) {
+            let span = w[q as usize] - w[0];
+            assert!(span >= GUARD_WINDOW, "at {q}/s: {} calls within {span:?}", q + 1);
+        }
+    }
+
+    /// Fixed mode on a clock the test drives, from 40 to 5,000 calls/s
+    /// from many tasks: no call leaves before its slot, each leaves at a
+    /// release tick (the due calls together: one wake-up a tick), so at
+    /// most a tick after its slot, and no `q + 1` calls share a window.
+    #[tokio::test(start_paused = true)]
+    async fn fixed_mode_keeps_its_schedule_and_releases_due_calls_together() {
         assert_eq!(release_tick(NonZeroU32::new(100).unwrap()), GUARD_WINDOW / 5);
         assert_eq!(release_tick(NonZeroU32::new(5).unwrap()), GUARD_WINDOW / 5);
         assert_eq!(release_tick(NonZeroU32::new(5_000).unwrap()), GUARD_WINDOW / 101);
-        for (q, n) in [(100u32, 120usize), (5, 6)] {
-            let tick = release_tick(NonZeroU32::new(q).unwrap());
-            let (t, _) = send_times(q, n, 32).await;
-            let slot = |i: usize| t[0] + Duration::from_secs_f64(i as f64 / f64::from(q));
-            for (i, sent) in t.iter().enumerate() {
-                assert!(*sent + Duration::from_millis(1) >= slot(i), "at {q}/s call {i} left before its slot");
-                let late = sent.saturating_duration_since(slot(i));
-                assert!(late <= tick + Duration::from_millis(30), "at {q}/s call {i} left {late:?} after its slot");
+        for (q, tasks) in [(5u32, 4usize), (40, 8), (100, 32), (1_000, 32), (5_000, 64)] {
+            let n = (q as usize * 5) / 2;
+            let sent = send(on_tokio_time(RateMode::Fixed, q), n, tasks, None).await;
+            assert_eq!(sent.times[0], sent.epoch, "at {q}/s the first call waited");
+            for (i, left) in sent.times.iter().enumerate() {
+                let slot = sent.slot(i);
+                assert!(*left >= slot, "at {q}/s call {i} left {:?} before its slot", slot - *left);
+                let late = *left - slot;
+                assert!(late < sent.tick + GRAIN, "at {q}/s call {i} left {late:?} after its slot");
+                let into_tick = (*left - sent.epoch).as_nanos() % sent.tick.as_nanos();
+                assert!(into_tick < GRAIN.as_nanos(), "at {q}/s call {i} left {into_tick} ns after a tick");
             }
-            // Wake-ups: a gap of more than 10 ms starts a new one.
-            let wakeups = 1 + t.windows(2).filter(|w| w[1] - w[0] > Duration::from_millis(10)).count();
-            if q == 100 {
-                assert!(wakeups <= n / 15, "at {q}/s {n} calls took {wakeups} wake-ups");
+            assert_window(&sent, q);
+            let mut wakeups = sent.times.clone();
+            wakeups.dedup();
+            let ticks = (sent.times[n - 1] - sent.epoch).as_nanos().div_ceil(sent.tick.as_nanos()) as usize;
+            assert!(
+                wakeups.len() <= ticks + 1,
+                "at {q}/s {n} calls left at {} instants in {ticks} ticks",
+                wakeups.len()
+            );
+        }
+    }
+
+    /// A wake-up that comes late (here 50 ms past the tick) is made up:
+    /// every call whose slot has passed leaves at once, the schedule is
+    /// kept, and the run ends on it, within a tick of its last slot. The
+    /// calls made up together still never put `q + 1` into a window.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_wake_up_is_made_up_and_the_run_ends_on_its_schedule() {
+        for (q, tasks) in [(100u32, 16usize), (1_000, 32), (5_000, 64)] {
+            let n = (q as usize * 5) / 2;
+            let rc = on_tokio_time(RateMode::Fixed, q);
+            let lag = rc.tick + Duration::from_millis(50);
+            let sent = send(rc, n, tasks, Some((n / 5, lag))).await;
+            for (i, left) in sent.times.iter().enumerate() {
+                assert!(*left >= sent.slot(i), "at {q}/s call {i} left before its slot");
             }
+            let last = sent.slot(n - 1);
+            let end = sent.times[n - 1];
+            assert!(end < last + sent.tick + GRAIN, "at {q}/s the run ended {:?} after its last slot", end - last);
+            assert_window(&sent, q);
+        }
+    }
+
+    /// Once the last calls are known, each leaves at its own slot rather
+    /// than at the tick after it: a run's end is not stretched by a tick.
+    #[tokio::test(start_paused = true)]
+    async fn the_last_calls_leave_at_their_slots_not_at_a_tick() {
+        let rc = on_tokio_time(RateMode::Fixed, 100);
+        let interval = Duration::from_nanos(rc.interval_ns.load(Ordering::Relaxed));
+        rc.until_ready(|| None).await;
+        let first = now();
+        rc.last_calls();
+        for k in 1..4u32 {
+            rc.until_ready(|| None).await;
+            let (left, slot) = (now(), first + interval * k);
+            assert!(left >= slot && left < slot + GRAIN, "call {k} left {:?} after its slot", left - slot);
+        }
+    }
+
+    /// `--qps 0`: no limit, but a pause still holds every call.
+    #[tokio::test(start_paused = true)]
+    async fn unlimited_sends_at_once_but_honours_a_pause() {
+        let rc = RateControl::with_timer(RateMode::Fixed, None, NonZeroU32::MIN, TickTimer::Tokio);
+        let start = now();
+        for _ in 0..100_000 {
+            rc.until_ready(|| None).await;
+        }
+        assert_eq!(now(), start, "a call waited");
+        let until = start + Duration::from_millis(50);
+        rc.until_ready(|| Some(until)).await;
+        assert_eq!(now(), until);
+    }
+
+    /// A pause in fixed mode moves the schedule: the calls it held back are
+    /// not sent in a burst when it ends. The schedule starts again at the
+    /// pause's end, so the k-th call after it leaves no earlier than k
+    /// intervals after the end (at the tick that releases its slot); made
+    /// up, all would leave at the end at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_is_not_made_up_afterwards() {
+        let rc = on_tokio_time(RateMode::Fixed, 100);
+        let interval = Duration::from_nanos(rc.interval_ns.load(Ordering::Relaxed));
+        rc.until_ready(|| None).await;
+        let until = now() + Duration::from_millis(80);
+        for k in 0..6u32 {
+            rc.until_ready(|| Some(until)).await;
+            let (left, slot) = (now(), until + interval * k);
+            assert!(left >= slot, "call {k} left {:?} before its slot", slot - left);
+        }
+    }
+
+    /// Adaptive mode spaces calls at its rate from when the last one left.
+    #[tokio::test(start_paused = true)]
+    async fn adaptive_mode_spaces_calls_at_its_rate() {
+        let rc = on_tokio_time(RateMode::Adaptive, 50);
+        let mut left = Vec::new();
+        for _ in 0..5 {
+            rc.until_ready(|| None).await;
+            left.push(now());
+        }
+        for w in left.windows(2) {
+            assert_eq!(w[1] - w[0], Duration::from_millis(20));
         }
     }
 
     /// The tick divides the guard's window, so a call that leaves at its
     /// tick finds the call `--qps` before it 1.01 s (a whole number of
     /// ticks) earlier, at the same point of its own tick: the guard never
-    /// holds it back past the tick. With a tick that did not divide it
-    /// (200 ms at 100/s, 50 ms from 400/s), the guard held a share of
-    /// every second's calls 10 ms past their tick: a wake-up more a tick,
-    /// and a run's last calls a tick late (a 2 s run at 1,000 or 5,000/s
-    /// took 2.060 s against its schedule's 2.020).
+    /// holds it back past the tick. A tick that does not divide it (200 ms
+    /// at 100/s, 50 ms from 400/s) lets the guard hold a share of every
+    /// second's calls 10 ms past their tick: a wake-up more a tick, and a
+    /// run's last calls a tick late (a 2 s run at 1,000 or 5,000/s takes
+    /// 2.060 s against its schedule's 2.020).
     #[test]
     fn the_tick_divides_the_guard_window() {
         for q in [1u32, 5, 40, 99, 100, 101, 400, 1_000, 2_000, 5_000, 10_000, 1_000_000] {
@@ -504,69 +648,6 @@ mod tests {
             if (100..=400).contains(&q) {
                 assert!((15.0..=25.0).contains(&per_tick), "at {q}/s {per_tick} calls a tick");
             }
-        }
-    }
-
-    /// From the second second on, calls still leave on the ticks alone: at
-    /// 100 calls/s, 500 calls take one wake-up a tick (25 ticks of 202 ms
-    /// in 5 s), not one more for the calls the window guard held back
-    /// (the 200 ms tick took 30 for 500 calls in 26 ticks). Two to spare
-    /// for a test machine that preempts a tick's calls apart.
-    #[tokio::test]
-    async fn after_the_first_second_the_guard_adds_no_wake_up() {
-        let (q, n) = (100u32, 500usize);
-        let tick = release_tick(NonZeroU32::new(q).unwrap());
-        let (t, _) = send_times(q, n, 32).await;
-        let wakeups = 1 + t.windows(2).filter(|w| w[1] - w[0] > Duration::from_millis(5)).count();
-        let ticks = ((t[n - 1] - t[0]).as_secs_f64() / tick.as_secs_f64()).ceil() as usize;
-        assert!(wakeups <= ticks + 2, "{n} calls at {q}/s: {wakeups} wake-ups in {ticks} ticks of {tick:?}");
-    }
-
-    /// Once the last calls are known, each leaves at its own slot rather
-    /// than at the tick after it: a run's end is not stretched by a tick.
-    #[tokio::test]
-    async fn the_last_calls_leave_at_their_slots_not_at_a_tick() {
-        let rc = RateControl::new(RateMode::Fixed, NonZeroU32::new(100), NonZeroU32::MIN);
-        let tick = release_tick(NonZeroU32::new(100).unwrap());
-        rc.until_ready(|| None).await;
-        let first = Instant::now();
-        rc.last_calls();
-        for k in 1..4u32 {
-            rc.until_ready(|| None).await;
-            let late = Instant::now().saturating_duration_since(first + Duration::from_millis(10) * k);
-            assert!(late < tick / 4, "call {k} left {late:?} after its slot (the tick is {tick:?})");
-        }
-    }
-
-    /// `--qps 0`: no limit, but a pause still holds every call.
-    #[tokio::test]
-    async fn unlimited_sends_at_once_but_honours_a_pause() {
-        let rc = RateControl::new(RateMode::Fixed, None, NonZeroU32::MIN);
-        let start = Instant::now();
-        for _ in 0..100_000 {
-            rc.until_ready(|| None).await;
-        }
-        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
-        let until = Instant::now() + Duration::from_millis(50);
-        rc.until_ready(|| Some(until)).await;
-        assert!(Instant::now() >= until);
-    }
-
-    /// A pause in fixed mode moves the schedule: the calls it held back are
-    /// not sent in a burst when it ends. The schedule starts again at the
-    /// pause's end, so the k-th call after it leaves no earlier than k
-    /// intervals after the end (at the tick that releases its slot); made
-    /// up, all would leave at the end at once.
-    #[tokio::test]
-    async fn a_pause_is_not_made_up_afterwards() {
-        let rc = RateControl::new(RateMode::Fixed, NonZeroU32::new(100), NonZeroU32::MIN);
-        rc.until_ready(|| None).await;
-        let until = Instant::now() + Duration::from_millis(80);
-        for k in 0..6u32 {
-            rc.until_ready(|| Some(until)).await;
-            let left = Instant::now();
-            let slot = until + Duration::from_millis(10) * k;
-            assert!(left + Duration::from_millis(1) >= slot, "call {k} left {:?} before its slot", slot - left);
         }
     }
 

@@ -637,14 +637,17 @@ fn an_outage_of_a_few_seconds_is_waited_out_and_costs_no_id() {
 
 #[test]
 fn an_outage_longer_than_down_after_stops_the_run_for_a_resume() {
-    let started = Instant::now();
     let (wd, out, stats) = through_an_outage(
         73,
         Duration::from_secs(3600),
         &["--concurrency", "16", "--qps", "1000", "--down-after", "2s"],
     );
     out.expect_code(4);
-    assert!(started.elapsed() >= Duration::from_secs(2), "stopped before --down-after");
+    // The time named is the run's own measure of the outage, from its first
+    // failure, in whole seconds: "2s" says it lasted --down-after, no less.
+    // That it stops then and not before is `src/run/guard.rs`'s
+    // `an_outage_pauses_longer_as_it_lasts_and_stops_at_down_after`, on a
+    // clock the test drives.
     assert!(out.stderr.contains("the service looks down: every call failed for 2s"), "{}", out.describe());
     let summary = wd.json("out/summary.json");
     assert_eq!(summary["complete"], false);
@@ -736,11 +739,13 @@ fn key_revoked_mid_run_keeps_the_40_answers_in_the_journal() {
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let started = Instant::now();
     let out = Audit::new(&wd, &server).qps(200).concurrency(CONCURRENCY).run();
     out.expect_code(4);
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(out.stderr.contains("InvalidAccessKeyId.NotFound"), "{}", out.describe());
+    // Stopped at once: the calls refused are at most the ones in flight
+    // when the first refusal came back, none retried, no new one started.
+    let refused = server.stats().by_code.get("InvalidAccessKeyId.NotFound").copied().unwrap_or(0);
+    assert!((1..=CONCURRENCY as u64).contains(&refused), "{refused} calls refused after the revocation");
     // Every answer the simulator gave before the revocation is journaled:
     // 40, up to CONCURRENCY - 1 more that raced its count (see
     // answered_before_revocation).

@@ -404,26 +404,25 @@ fn sigterm_is_an_interruption_too() {
 }
 
 /// The first signal lets the calls in flight finish; when they hang (here:
-/// answers that take 30 s, with `--timeout 8s`), a second signal must end
-/// the run at once, as cron's `timeout` and an operator expect.
+/// answers that never come within the test, with `--timeout 1h`), a second
+/// signal must end the run at once, as cron's `timeout` and an operator
+/// expect. A run that waited for the calls would not end before
+/// `RUN_LIMIT`, so no clock is read.
 #[test]
 
 fn a_second_sigint_quits_without_waiting_for_the_calls_in_flight() {
     let cat = TestCatalog::generate(50, 33);
     let mut config = cat.config();
-    config.faults = Faults { slow: 1.0, slow_delay: Duration::from_secs(30), ..Faults::default() };
+    config.faults = Faults { slow: 1.0, slow_delay: Duration::from_secs(3600), ..Faults::default() };
     let server = SimServer::start(config);
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&cat.ids()));
-    let child = Audit::new(&wd, &server).args(["--timeout", "8s"]).concurrency(4).qps(100).spawn("first");
+    let child = Audit::new(&wd, &server).args(["--timeout", "1h"]).concurrency(4).qps(100).spawn("first");
     poll_until(RUN_LIMIT, "4 calls in flight", || server.stats().requests >= 4);
     child.interrupt();
     poll_until(RUN_LIMIT, "the first signal to be noticed", || wd.read("first.stderr").contains("stopping"));
     child.interrupt();
-    let second = Instant::now();
     let out = child.wait(RUN_LIMIT);
-    let took = second.elapsed();
-    assert!(took < Duration::from_secs(3), "a second SIGINT took {took:?} to end the run\n{}", out.describe());
     out.expect_code(130);
     assert!(wd.path().join("out/journal.jsonl").exists(), "the journal stays for the rerun");
 }

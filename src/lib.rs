@@ -26,6 +26,10 @@
 //! - [`cmd`]: the command line and the commands, the progress display and
 //!   the mapping of results to exit codes.
 
+// What is `pub` is what the binary, the tests and the benches use; the
+// rest is `pub(crate)`, so that a reader sees which items are the interface.
+#![warn(unreachable_pub)]
+
 /// An enum whose variants have one name each, on the command line, in the
 /// manifest and on the wire: `NAMES`, `as_str` and `FromStr`, so that the
 /// library's settings need no command-line crate.
@@ -37,10 +41,10 @@ macro_rules! named_enum {
 
         impl $name {
             /// Every variant's name, in declaration order.
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
+            $vis const NAMES: &'static [&'static str] = &[$($text),+];
 
             /// The variant's name.
-            pub const fn as_str(self) -> &'static str {
+            $vis const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
         }

@@ -121,7 +121,7 @@ pub(crate) fn bad_answer(status: u16, message: String) -> ApiError {
 
 /// Decodes a non-200 answer: the API's error body when there is one, the
 /// server's retry hints, and its clock.
-pub fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+pub(crate) fn error_from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
     // JSON as asked for; the gateway answers some errors in XML whatever the
     // request's Format (the newer official SDKs parse both).
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok().or_else(|| xml_error_body(body));
@@ -178,7 +178,7 @@ pub(crate) fn xml_error_body(body: &[u8]) -> Option<ErrorBody> {
 }
 
 /// The longest wait any of the server's hints asks for.
-pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
     let mut best: Option<u64> = None;
     let mut take = |ms: u64| best = Some(best.map_or(ms, |b| b.max(ms)));
     if let Some(ms) = acs_retry_after_ms(headers) {
@@ -196,7 +196,7 @@ pub fn retry_hint(headers: &HeaderMap) -> Option<Duration> {
 /// milliseconds, surrounding spaces allowed (one too large for a `u64` is
 /// the longest wait there is; the caller caps it). `0`, empty, negative,
 /// fractional or any other text is no hint (vod-openapi.md §4).
-pub fn acs_retry_after_ms(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn acs_retry_after_ms(headers: &HeaderMap) -> Option<u64> {
     let value = header_str(headers, "x-acs-retry-after")?;
     let digits = value.trim();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -207,7 +207,7 @@ pub fn acs_retry_after_ms(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// `TimeLeft` (milliseconds) from `Limit:100,Remain:0,TimeLeft:2000,Reset:...`.
-pub fn time_left_ms(value: &str) -> Option<u64> {
+pub(crate) fn time_left_ms(value: &str) -> Option<u64> {
     value.split(',').find_map(|part| {
         let (k, v) = part.split_once(':')?;
         (k.trim() == "TimeLeft").then(|| v.trim().parse().ok()).flatten()

@@ -65,27 +65,27 @@ use crate::api::rpc::{common_params, post_form, Key, MAX_ANSWER_BYTES};
 use crate::api::sts::Identity;
 
 /// The API version of every VOD call.
-pub const API_VERSION: &str = "2017-03-21";
+pub(crate) const API_VERSION: &str = "2017-03-21";
 
 /// How long to wait for a TCP + TLS connection. Alibaba Cloud's SDKs use 5 s
 /// (darabonba's default `connectTimeout`).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one attempt may take, end to end. The Tea SDKs' default read
 /// timeout is 10 s; GetImageInfo normally answers in well under a second.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Attempts at the first key of a temporary source before the run gives up:
 /// three, with 2 s and 4 s between them, the retry the official credentials
 /// libraries leave to the caller.
-pub const FIRST_KEY_ATTEMPTS: u32 = 3;
+pub(crate) const FIRST_KEY_ATTEMPTS: u32 = 3;
 
 /// The most ids one `GetImageInfos` call takes (vod-openapi.md §6).
-pub const MAX_BATCH_IDS: usize = 20;
+pub(crate) const MAX_BATCH_IDS: usize = 20;
 
 /// The largest `GetImageInfos` answer read: room for [`MAX_BATCH_IDS`]
 /// images of [`MAX_ANSWER_BYTES`] each, 20 MiB.
-pub const MAX_BATCH_ANSWER_BYTES: usize = MAX_BATCH_IDS * MAX_ANSWER_BYTES;
+pub(crate) const MAX_BATCH_ANSWER_BYTES: usize = MAX_BATCH_IDS * MAX_ANSWER_BYTES;
 
 named_enum! {
     /// `OutputType`: which kind of URL the answer carries; `as_str` is the
@@ -100,7 +100,7 @@ named_enum! {
 
 /// Settings of the client that do not change during a run.
 #[derive(Debug, Clone)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     pub endpoint: Endpoint,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
@@ -120,14 +120,14 @@ pub struct ClientConfig {
 
 /// A found image and the id of the request that found it.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub(crate) struct Found {
     pub info: ImageInfo,
     pub request_id: Option<String>,
 }
 
 /// The signed VOD client. Cheap to share by reference across tasks; the
 /// connection pool is inside.
-pub struct VodClient {
+pub(crate) struct VodClient {
     http: reqwest::Client,
     /// The key of each call, renewed when it is temporary.
     provider: Arc<Provider>,
@@ -139,7 +139,7 @@ pub struct VodClient {
 
 impl VodClient {
     /// Builds a client with connection reuse and the configured timeouts.
-    pub fn new(credentials: CredentialSource, config: ClientConfig) -> anyhow::Result<Self> {
+    pub(crate) fn new(credentials: CredentialSource, config: ClientConfig) -> anyhow::Result<Self> {
         let builder = reqwest::Client::builder();
         // The proxy is the one `proxy` chose, or none: reqwest's own reading of
         // HTTP_PROXY, HTTPS_PROXY and ALL_PROXY is switched off.
@@ -188,7 +188,7 @@ impl VodClient {
     /// Gets the first key (a fixed one is at hand; a temporary one is
     /// fetched), so that a source that does not work is told before the run.
     /// A throttled or transient failure is tried again, [`FIRST_KEY_ATTEMPTS`] times in all.
-    pub async fn first_key(&self) -> Result<(), ApiError> {
+    pub(crate) async fn first_key(&self) -> Result<(), ApiError> {
         let mut attempt = 1;
         loop {
             match self.provider.key().await {
@@ -207,7 +207,7 @@ impl VodClient {
     }
 
     /// Who the key is (`GetCallerIdentity`).
-    pub async fn caller_identity(&self) -> Result<Identity, ApiError> {
+    pub(crate) async fn caller_identity(&self) -> Result<Identity, ApiError> {
         self.provider.caller_identity().await
     }
 
@@ -216,7 +216,7 @@ impl VodClient {
     /// makes the handshake (unsigned, its answer unread, any other failure
     /// left to the calls that follow), unless `sts_called` and STS is the
     /// same origin: that call made it already.
-    pub async fn check_certificate(&self, sts_called: bool) -> Result<(), ApiError> {
+    pub(crate) async fn check_certificate(&self, sts_called: bool) -> Result<(), ApiError> {
         let same_origin =
             reqwest::Url::parse(self.config.sts_endpoint.as_str()).is_ok_and(|sts| sts.origin() == self.url.origin());
         if self.url.scheme() != "https" || (sts_called && same_origin) {
@@ -232,13 +232,13 @@ impl VodClient {
     }
 
     /// The endpoint this client calls.
-    pub fn endpoint(&self) -> &Endpoint {
+    pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.config.endpoint
     }
 
     /// Every parameter of one attempt, before signing. Pure: the timestamp
     /// and nonce are arguments.
-    pub fn params<'a>(
+    pub(crate) fn params<'a>(
         &'a self,
         credentials: &'a Credentials,
         action: &'a str,
@@ -257,7 +257,7 @@ impl VodClient {
 
     /// One `GetImageInfo` attempt. `Ok(None)` never happens: a miss is an
     /// [`ApiError`] of class [`ErrorClass::Missing`], as the API reports it.
-    pub async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
+    pub(crate) async fn get_image_info(&self, image_id: &str) -> Result<Found, ApiError> {
         let (body, request_id_header, key) =
             self.call("GetImageInfo", &[("ImageId", image_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetImageInfoResponse =
@@ -286,7 +286,7 @@ impl VodClient {
     /// answer (retried, then failed): what the service answers for a medium
     /// never reviewed is not documented, and an answer that says nothing
     /// must not pass for one that says "pass". Bounded like `GetImageInfo`.
-    pub async fn get_media_audit_result(&self, media_id: &str) -> Result<Moderated, ApiError> {
+    pub(crate) async fn get_media_audit_result(&self, media_id: &str) -> Result<Moderated, ApiError> {
         let (body, request_id_header, key) =
             self.call("GetMediaAuditResult", &[("MediaId", media_id)], MAX_ANSWER_BYTES).await?;
         let parsed: GetMediaAuditResultResponse =
@@ -309,7 +309,7 @@ impl VodClient {
     }
 
     /// One `GetImageInfos` attempt for up to [`MAX_BATCH_IDS`] ids.
-    pub async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
+    pub(crate) async fn get_image_infos(&self, image_ids: &[&str]) -> Result<GetImageInfosResponse, ApiError> {
         let (body, _, key) =
             self.call("GetImageInfos", &[("ImageIds", &image_ids.join(","))], MAX_BATCH_ANSWER_BYTES).await?;
         let mut answer: GetImageInfosResponse =
@@ -380,7 +380,7 @@ fn names_another<'a>(asked: &str, info: &'a ImageInfo) -> Option<&'a str> {
 
 /// What `GetMediaAuditResult` said about one image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Moderated {
+pub(crate) struct Moderated {
     pub reading: ModerationReading,
     pub request_id: Option<String>,
 }

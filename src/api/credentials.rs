@@ -33,18 +33,18 @@ use crate::api::secret::Secret;
 
 /// The region used when nothing names one: the profile default of the
 /// aliyun CLI's own `configure` prompt.
-pub const DEFAULT_REGION: &str = "cn-shanghai";
+pub(crate) const DEFAULT_REGION: &str = "cn-shanghai";
 
 /// The most bytes of a credentials file, a token file or a credentials
 /// URI's answer that are read. An aliyun CLI `config.json` with a dozen
 /// profiles is a few KB, an OIDC token (a JWT) under 4 KB, a credentials
 /// answer under 2 KB: 256 KiB is far past any of them, and small enough to
 /// hold in memory.
-pub const MAX_CREDENTIALS_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_CREDENTIALS_BYTES: usize = 256 * 1024;
 
 /// An AccessKey, optionally with an STS token, and where it was found.
 #[derive(Clone, Debug)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The AccessKey ID. Not secret, but only printed where needed.
     pub access_key_id: String,
     /// The AccessKey secret.
@@ -85,22 +85,22 @@ pub enum CredentialError {
 }
 
 /// The aliyun CLI modes this tool follows, as the CLI spells them.
-pub const SUPPORTED_MODES: &[&str] =
+pub(crate) const SUPPORTED_MODES: &[&str] =
     &["AK", "StsToken", "RamRoleArn", "EcsRamRole", "ChainableRamRoleArn", "OIDC", "CredentialsURI"];
 
 /// How deep `source_profile` may chain.
 const MAX_CHAIN: usize = 8;
 
 /// The session name when none is configured.
-pub const DEFAULT_SESSION_NAME: &str = "vod-image-audit";
+pub(crate) const DEFAULT_SESSION_NAME: &str = "vod-image-audit";
 
 /// STS `DurationSeconds` when a profile names none: the official
 /// libraries' default of one hour.
-pub const DEFAULT_ROLE_DURATION_SECS: u64 = 3600;
+pub(crate) const DEFAULT_ROLE_DURATION_SECS: u64 = 3600;
 
 /// What the command line says about credentials and region.
 #[derive(Clone, Debug, Default)]
-pub struct CredentialRequest {
+pub(crate) struct CredentialRequest {
     /// `--profile NAME`: an explicit choice of profile; it wins over the
     /// environment's keys, because the operator asked for it by name.
     pub profile: Option<String>,
@@ -110,7 +110,7 @@ pub struct CredentialRequest {
 
 /// How to get a key: given, or fetched (and renewed) from somewhere.
 #[derive(Clone, Debug)]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     /// A key at hand: an AccessKey, or an STS key with its token (which
     /// cannot be renewed).
     Static(Credentials),
@@ -132,14 +132,14 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Whether the keys of this source are renewed by the tool.
-    pub fn renews(&self) -> bool {
+    pub(crate) fn renews(&self) -> bool {
         !matches!(self, SourceKind::Static(_))
     }
 }
 
 /// Where a key comes from, and how it is described (never a secret).
 #[derive(Clone, Debug)]
-pub struct CredentialSource {
+pub(crate) struct CredentialSource {
     pub kind: SourceKind,
     /// For `check`, the logs and the manifest: an env variable name, a
     /// profile and its file, a role ARN.
@@ -154,7 +154,7 @@ impl From<Credentials> for CredentialSource {
 
 /// The outcome of resolution: credentials and the region to call.
 #[derive(Clone, Debug)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub credentials: CredentialSource,
     pub region: String,
     /// What the operator should fix though the credentials work (a file
@@ -277,12 +277,12 @@ fn loose_permissions(path: &str, meta: &std::fs::Metadata) -> Option<String> {
 }
 
 /// The aliyun CLI profile file under a home directory.
-pub fn profile_path(home: &Path) -> PathBuf {
+pub(crate) fn profile_path(home: &Path) -> PathBuf {
     home.join(".aliyun").join("config.json")
 }
 
 /// Every environment variable the chain reads.
-pub const ENV_VARS: &[&str] = &[
+pub(crate) const ENV_VARS: &[&str] = &[
     "ALIBABA_CLOUD_ACCESS_KEY_ID",
     "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
     "ALIBABA_CLOUD_SECURITY_TOKEN",
@@ -309,7 +309,7 @@ pub const ENV_VARS: &[&str] = &[
 
 /// One variable of [`ENV_VARS`] from the process environment: `None` when
 /// unset or blank, an error when it is not UTF-8.
-pub fn process_var(name: &'static str) -> Result<Option<String>, CredentialError> {
+pub(crate) fn process_var(name: &'static str) -> Result<Option<String>, CredentialError> {
     debug_assert!(ENV_VARS.contains(&name), "{name} must be listed in ENV_VARS");
     match std::env::var_os(name) {
         None => Ok(None),
@@ -322,7 +322,7 @@ pub fn process_var(name: &'static str) -> Result<Option<String>, CredentialError
 
 /// Whether a variable holds `true` (any case), as the official libraries
 /// read their switches.
-pub fn is_true(value: Option<&str>) -> bool {
+pub(crate) fn is_true(value: Option<&str>) -> bool {
     value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
@@ -330,7 +330,7 @@ pub fn is_true(value: Option<&str>) -> bool {
 /// Only the variables the chain reads are looked at, one by one, so a cron
 /// environment holding some other variable that is not UTF-8 is no
 /// concern; one of ours that is not UTF-8 is a clear error.
-pub fn resolve_from_process(req: &CredentialRequest) -> Result<Resolved, CredentialError> {
+pub(crate) fn resolve_from_process(req: &CredentialRequest) -> Result<Resolved, CredentialError> {
     let mut env: HashMap<&str, String> = HashMap::new();
     for name in ENV_VARS {
         if let Some(value) = std::env::var_os(name) {
@@ -363,7 +363,7 @@ pub fn resolve_from_process(req: &CredentialRequest) -> Result<Resolved, Credent
 ///
 /// Region: `--region`, else `ALIBABA_CLOUD_REGION_ID`, else the profile's
 /// `region_id` (when a CLI profile supplied the keys), else [`DEFAULT_REGION`].
-pub fn resolve(
+pub(crate) fn resolve(
     req: &CredentialRequest,
     env: &dyn Fn(&str) -> Option<String>,
     home: &Path,

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 
 /// The regions that have a VOD endpoint of their own, and `cn-hangzhou`,
 /// which the SDKs send to Shanghai.
-pub const VOD_REGIONS: &[&str] = &[
+pub(crate) const VOD_REGIONS: &[&str] = &[
     "cn-shanghai",
     "cn-beijing",
     "cn-shenzhen",
@@ -44,13 +44,13 @@ pub const VOD_REGIONS: &[&str] = &[
 /// A region this tool has no VOD endpoint for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("region {region:?} has no ApsaraVideo VOD endpoint; known regions: {}; or give --endpoint URL", VOD_REGIONS.join(", "))]
-pub struct UnknownRegion {
+pub(crate) struct UnknownRegion {
     pub region: String,
 }
 
 /// The host VOD calls for `region` go to: `vod.<region>.aliyuncs.com`
 /// (`vod-vpc.` from a VPC), `cn-hangzhou` served by Shanghai.
-pub fn vod_host(region: &str, vpc: bool) -> Result<String, UnknownRegion> {
+pub(crate) fn vod_host(region: &str, vpc: bool) -> Result<String, UnknownRegion> {
     if !VOD_REGIONS.contains(&region) {
         return Err(UnknownRegion { region: region.to_owned() });
     }
@@ -61,7 +61,7 @@ pub fn vod_host(region: &str, vpc: bool) -> Result<String, UnknownRegion> {
 
 /// The STS host: `sts.aliyuncs.com` without a region, else
 /// `sts.<region>.aliyuncs.com` (`sts-vpc.` from a VPC).
-pub fn sts_host(sts_region: Option<&str>, vpc: bool) -> String {
+pub(crate) fn sts_host(sts_region: Option<&str>, vpc: bool) -> String {
     match sts_region {
         None => "sts.aliyuncs.com".to_owned(),
         Some(r) if vpc => format!("sts-vpc.{r}.aliyuncs.com"),
@@ -84,28 +84,28 @@ pub enum EndpointError {
 
 /// A checked endpoint base URL, always ending in `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint(String);
+pub(crate) struct Endpoint(String);
 
 impl Endpoint {
     /// The region's endpoint from the SDKs' table ([`vod_host`]):
     /// `https://vod.{region}.aliyuncs.com/`, `vod-vpc.` from a VPC.
-    pub fn for_region(region: &str, vpc: bool) -> Result<Self, UnknownRegion> {
+    pub(crate) fn for_region(region: &str, vpc: bool) -> Result<Self, UnknownRegion> {
         Ok(Endpoint(format!("https://{}/", vod_host(region, vpc)?)))
     }
 
     /// An operator-supplied endpoint (VPC endpoint, the simulator).
-    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, EndpointError> {
         Self::parse_with(text, false)
     }
 
     /// The ECS metadata service's base URL: plain http is allowed to its
     /// link-local address as well as to loopback.
-    pub fn parse_metadata(text: &str) -> Result<Self, EndpointError> {
+    pub(crate) fn parse_metadata(text: &str) -> Result<Self, EndpointError> {
         Self::parse_with(text, true)
     }
 
     /// The metadata service of every ECS instance.
-    pub const METADATA: &'static str = "http://100.100.100.200/";
+    pub(crate) const METADATA: &'static str = "http://100.100.100.200/";
 
     fn parse_with(text: &str, metadata: bool) -> Result<Self, EndpointError> {
         let shown = || without_userinfo(text).into_owned();
@@ -132,12 +132,12 @@ impl Endpoint {
     }
 
     /// The URL text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The host name, when the URL names one (not an IP address).
-    pub fn domain(&self) -> Option<String> {
+    pub(crate) fn domain(&self) -> Option<String> {
         let url = reqwest::Url::parse(&self.0).ok()?;
         match url.host()? {
             url::Host::Domain(d) => Some(d.to_owned()),
@@ -146,14 +146,14 @@ impl Endpoint {
     }
 
     /// Whether the endpoint is a loopback address (the simulator).
-    pub fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         reqwest::Url::parse(&self.0).is_ok_and(|u| is_loopback(&u))
     }
 
     /// Resolves the host name before the first call, so that a name that
     /// does not exist (a mistyped region or endpoint) is told apart from an
     /// outage: the error names the host.
-    pub async fn resolve_host(&self) -> Result<(), String> {
+    pub(crate) async fn resolve_host(&self) -> Result<(), String> {
         let Some(host) = self.domain() else { return Ok(()) };
         let port = reqwest::Url::parse(&self.0).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
         let found = tokio::net::lookup_host((host.as_str(), port)).await.map(|mut a| a.next().is_some());

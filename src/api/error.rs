@@ -21,11 +21,11 @@ use std::time::{Duration, SystemTime};
 
 /// The code of a connection refused because the server's certificate is not
 /// trusted (ours, never the server's: it comes with no HTTP status).
-pub const UNTRUSTED_CERTIFICATE: &str = "UntrustedCertificate";
+pub(crate) const UNTRUSTED_CERTIFICATE: &str = "UntrustedCertificate";
 
 /// How a failed call is to be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
+pub(crate) enum ErrorClass {
     /// `NoSuchResource`: the image does not exist. A result, not a failure.
     Missing,
     /// `Throttling*`, HTTP 429, or any error answer with a positive
@@ -45,7 +45,7 @@ pub enum ErrorClass {
 
 /// Decides the class of an error from its API `Code` (if the body carried
 /// one) and its HTTP status (if there was an answer at all).
-pub fn classify(code: Option<&str>, http_status: Option<u16>) -> ErrorClass {
+pub(crate) fn classify(code: Option<&str>, http_status: Option<u16>) -> ErrorClass {
     if let Some(code) = code {
         if let Some(class) = classify_code(code) {
             return class;
@@ -90,7 +90,7 @@ fn classify_code(code: &str) -> Option<ErrorClass> {
 /// `GetImageInfo` answer about another id, a `GetImageInfos` answer that
 /// lists an id not asked or an id twice. Ours, not the API's; transient like
 /// `BadResponse`, so the call is made again.
-pub const MISMATCHED_IMAGE_ID: &str = "MismatchedImageId";
+pub(crate) const MISMATCHED_IMAGE_ID: &str = "MismatchedImageId";
 
 /// The most characters of an id from an answer quoted in a message: the
 /// longest id the input accepts.
@@ -99,7 +99,7 @@ const QUOTED_ID_CHARS: usize = 64;
 /// A failed call, with everything the report and the operator need.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", self.describe())]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// How to treat it.
     pub class: ErrorClass,
     /// The API's `Code`, or one of ours for failures without an API answer:
@@ -120,7 +120,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error that never reached the API (timeout, reset, refused).
-    pub fn transport(code: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn transport(code: &str, message: impl Into<String>) -> Self {
         ApiError {
             class: ErrorClass::Transient,
             code: code.to_owned(),
@@ -135,7 +135,7 @@ impl ApiError {
     /// A server certificate the client does not trust: fatal, since every
     /// further call meets the same certificate. The message names the host and
     /// the two ways to trust it.
-    pub fn untrusted_certificate(host: &str, why: &str) -> Self {
+    pub(crate) fn untrusted_certificate(host: &str, why: &str) -> Self {
         ApiError {
             class: ErrorClass::Fatal,
             ..ApiError::transport(
@@ -150,7 +150,7 @@ impl ApiError {
 
     /// Whether this is [`ApiError::untrusted_certificate`]: a setting to fix
     /// before any run, not a failure of the service.
-    pub fn is_untrusted_certificate(&self) -> bool {
+    pub(crate) fn is_untrusted_certificate(&self) -> bool {
         self.code == UNTRUSTED_CERTIFICATE && self.http_status.is_none()
     }
 
@@ -170,7 +170,7 @@ impl ApiError {
 
     /// A 200 whose answer names an image it was not asked about
     /// ([`MISMATCHED_IMAGE_ID`]); `why` says which id it named.
-    pub fn mismatched_image_id(why: String, request_id: Option<String>) -> Self {
+    pub(crate) fn mismatched_image_id(why: String, request_id: Option<String>) -> Self {
         ApiError {
             class: ErrorClass::Transient,
             code: MISMATCHED_IMAGE_ID.to_owned(),
@@ -185,7 +185,7 @@ impl ApiError {
     /// Whether this error refuses one API to the account (it is not offered
     /// in the region, or the key may not call it), as opposed to one about
     /// the key, the signature or the clock, which every call would get.
-    pub fn denies_the_api(&self) -> bool {
+    pub(crate) fn denies_the_api(&self) -> bool {
         let family = self.code.split('.').next().unwrap_or(&self.code);
         self.class == ErrorClass::Fatal
             && matches!(family, "InvalidApi" | "InvalidAction" | "Forbidden" | "OperationDenied" | "NoPermission")
@@ -194,7 +194,7 @@ impl ApiError {
     /// Whether the error is about the key itself (its secret, its id, the
     /// clock it is signed with, its token), as it would be for any call to
     /// any API: nothing signed with it can work.
-    pub fn is_about_the_key(&self) -> bool {
+    pub(crate) fn is_about_the_key(&self) -> bool {
         let family = self.code.split('.').next().unwrap_or(&self.code);
         matches!(
             family,
@@ -208,14 +208,14 @@ impl ApiError {
     }
 
     /// For a call that never reached a server: what to check.
-    pub fn connection_hint(&self) -> Option<&'static str> {
+    pub(crate) fn connection_hint(&self) -> Option<&'static str> {
         (self.code == "ConnectionError").then_some(
             "is the endpoint running / reachable? (nothing answered at its address: check --endpoint, the port, a firewall)",
         )
     }
 
     /// For a fatal error: what is wrong and what the operator should do.
-    pub fn advice(&self) -> String {
+    pub(crate) fn advice(&self) -> String {
         let family = self.code.split('.').next().unwrap_or(&self.code);
         match family {
             "SignatureDoesNotMatch" | "IncompleteSignature" => {
@@ -265,7 +265,7 @@ fn acts_on_terminal(c: char) -> bool {
 /// `\u{1b}`; everything else (quotes, backslashes, CJK) as it is. Not a
 /// reversible encoding: only what is shown is made safe; the reports keep
 /// the raw text.
-pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_for_terminal(text: &str) -> Cow<'_, str> {
     if !text.chars().any(acts_on_terminal) {
         return Cow::Borrowed(text);
     }
@@ -284,7 +284,7 @@ pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
 /// [`acts_on_terminal`] that `serde_json` leaves as they are (C1 controls,
 /// DEL, bidi controls, separators) become `\uXXXX` escapes, so the JSON still
 /// decodes to the same values.
-pub fn json_for_terminal(json: String) -> String {
+pub(crate) fn json_for_terminal(json: String) -> String {
     // Inside strings serde_json escapes every C0 control, so the ones left
     // are the layout of pretty-printed JSON.
     let unsafe_in_json = |c: char| acts_on_terminal(c) && !matches!(c, '\n' | '\t' | '\r');
@@ -305,7 +305,7 @@ pub fn json_for_terminal(json: String) -> String {
 
 /// At most `max` characters of `text`, then `...` and how many there were:
 /// for an id or a value quoted in a message, which must stay one short line.
-pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => Cow::Owned(format!("{}... ({} characters)", &text[..cut], text.chars().count())),
@@ -314,7 +314,7 @@ pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
 
 /// An id (or any short value) from an answer, for a message: quoted,
 /// shortened to [`QUOTED_ID_CHARS`] characters, escaped for a terminal.
-pub fn quote_answer_id(id: &str) -> String {
+pub(crate) fn quote_answer_id(id: &str) -> String {
     format!("\"{}\"", escape_for_terminal(&shorten(id, QUOTED_ID_CHARS)))
 }
 

@@ -17,10 +17,10 @@
 pub(crate) mod answer;
 pub(crate) mod client;
 pub(crate) mod credentials;
-pub mod endpoints;
+pub(crate) mod endpoints;
 pub(crate) mod error;
 pub mod model;
-pub mod moderation;
+pub(crate) mod moderation;
 pub(crate) mod provider;
 pub(crate) mod proxy;
 pub(crate) mod redact;

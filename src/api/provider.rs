@@ -29,14 +29,14 @@ use crate::api::error::{ApiError, ErrorClass};
 use crate::api::sts::{self, Identity, Key};
 
 /// How long before `Expiration` a key is renewed: credentials-go's 180 s.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(180);
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(180);
 
 /// The longest wait between two failed renewals.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Where the STS and metadata calls go.
 #[derive(Debug, Clone)]
-pub struct Hosts {
+pub(crate) struct Hosts {
     pub sts: reqwest::Url,
     pub metadata: reqwest::Url,
 }
@@ -54,7 +54,7 @@ struct Cached {
 }
 
 /// The credentials of a run: a fixed key, or one renewed from its source.
-pub struct Provider {
+pub(crate) struct Provider {
     source: CredentialSource,
     http: reqwest::Client,
     hosts: Hosts,
@@ -76,7 +76,7 @@ fn renew_at(key: &Key, now: SystemTime) -> Option<SystemTime> {
 
 impl Provider {
     /// A provider for `source`; nothing is fetched yet.
-    pub fn new(source: CredentialSource, http: reqwest::Client, hosts: Hosts) -> Self {
+    pub(crate) fn new(source: CredentialSource, http: reqwest::Client, hosts: Hosts) -> Self {
         let current = match &source.kind {
             SourceKind::Static(c) => Some(Cached { key: Arc::new(Key::new(c.clone(), c.expires)), renew_at: None }),
             _ => None,
@@ -91,12 +91,12 @@ impl Provider {
     }
 
     /// Where the keys come from.
-    pub fn source(&self) -> &CredentialSource {
+    pub(crate) fn source(&self) -> &CredentialSource {
         &self.source
     }
 
     /// Whether the keys are renewed (a fixed key is not).
-    pub fn renews(&self) -> bool {
+    pub(crate) fn renews(&self) -> bool {
         self.source.kind.renews()
     }
 
@@ -105,7 +105,7 @@ impl Provider {
     }
 
     /// The key to sign the next call with.
-    pub async fn key(&self) -> Result<Arc<Key>, ApiError> {
+    pub(crate) async fn key(&self) -> Result<Arc<Key>, ApiError> {
         let now = SystemTime::now();
         if let SourceKind::Static(c) = &self.source.kind {
             if let Some(at) = c.expires.filter(|at| *at <= now) {
@@ -203,7 +203,7 @@ impl Provider {
     }
 
     /// Marks `key` as due for renewal (the service said it expired).
-    pub fn expire(&self, key: &Arc<Key>) {
+    pub(crate) fn expire(&self, key: &Arc<Key>) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = current.as_mut().filter(|c| Arc::ptr_eq(&c.key, key)) {
             c.renew_at = Some(SystemTime::UNIX_EPOCH);
@@ -260,7 +260,7 @@ impl Provider {
     }
 
     /// `GetCallerIdentity` with the current key.
-    pub async fn caller_identity(&self) -> Result<Identity, ApiError> {
+    pub(crate) async fn caller_identity(&self) -> Result<Identity, ApiError> {
         let key = self.key().await?;
         sts::get_caller_identity(&self.http, &self.hosts.sts, &key).await
     }

@@ -47,15 +47,15 @@ use url::{Host, Url};
 use crate::api::endpoints::{is_loopback, Endpoint};
 
 /// The variables naming the proxy for https endpoints, first one set wins.
-pub const HTTPS_PROXY_VARS: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
+pub(crate) const HTTPS_PROXY_VARS: [&str; 2] = ["HTTPS_PROXY", "https_proxy"];
 
 /// The variables listing hosts that bypass the proxy, first one set wins.
-pub const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
+pub(crate) const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
 
 /// Proxy variables as the process has them (not necessarily UTF-8). Its
 /// `Debug` names the variables only: a proxy URL may hold a password.
 #[derive(Clone, Default)]
-pub struct ProxyEnv {
+pub(crate) struct ProxyEnv {
     vars: Vec<(String, OsString)>,
 }
 
@@ -67,14 +67,14 @@ impl fmt::Debug for ProxyEnv {
 
 impl ProxyEnv {
     /// The variables [`choose_proxy`] reads, from this process.
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         let names = HTTPS_PROXY_VARS.iter().chain(&NO_PROXY_VARS);
         ProxyEnv { vars: names.filter_map(|n| std::env::var_os(n).map(|v| (n.to_string(), v))).collect() }
     }
 
     /// Given variables (any names: those the rule does not read are ignored).
     #[cfg(test)]
-    pub fn from_pairs<K: Into<String>, V: Into<OsString>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub(crate) fn from_pairs<K: Into<String>, V: Into<OsString>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         ProxyEnv { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
@@ -88,7 +88,7 @@ impl ProxyEnv {
 
 /// Why the proxy variables cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     #[error("{var} is not valid UTF-8: fix or unset it (it would name the proxy, or the hosts that bypass it, for {endpoint})")]
     NotUnicode { var: &'static str, endpoint: String },
     // The value is not quoted: it may hold a password.
@@ -101,11 +101,11 @@ pub enum ProxyError {
 /// A proxy URL. `Display` and `Debug` show it with any user and password
 /// replaced by `***`: `http://***@proxy.corp:3128`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ProxyUrl(Url);
+pub(crate) struct ProxyUrl(Url);
 
 impl ProxyUrl {
     /// The URL, credentials included: for the HTTP client only.
-    pub fn url(&self) -> &Url {
+    pub(crate) fn url(&self) -> &Url {
         &self.0
     }
 }
@@ -130,7 +130,7 @@ impl fmt::Debug for ProxyUrl {
 
 /// The proxy the calls to `endpoint` go through, or none (the module doc
 /// has the rule).
-pub fn choose_proxy(endpoint: &Endpoint, env: &ProxyEnv) -> Result<Option<ProxyUrl>, ProxyError> {
+pub(crate) fn choose_proxy(endpoint: &Endpoint, env: &ProxyEnv) -> Result<Option<ProxyUrl>, ProxyError> {
     let Ok(url) = Url::parse(endpoint.as_str()) else { return Ok(None) };
     if url.scheme() != "https" || is_loopback(&url) {
         return Ok(None);
@@ -162,7 +162,7 @@ fn parse_proxy(var: &'static str, value: &str) -> Result<ProxyUrl, ProxyError> {
 }
 
 /// Whether the `NO_PROXY` list names `host` (at `port`).
-pub fn no_proxy_matches(list: &str, host: &Host<&str>, port: u16) -> bool {
+pub(crate) fn no_proxy_matches(list: &str, host: &Host<&str>, port: u16) -> bool {
     list.split(|c: char| c == ',' || c.is_whitespace()).map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
         let entry = entry.to_ascii_lowercase();
         if entry == "*" {

@@ -16,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::signing;
 
 /// What replaces a secret.
-pub const REDACTED: &str = "***";
+pub(crate) const REDACTED: &str = "***";
 
 /// The shortest base64 fragment of a secret worth looking for (a secret
 /// inside a longer base64 blob): shorter ones could be ordinary text. STS
@@ -26,7 +26,7 @@ const MIN_FRAGMENT: usize = 16;
 /// The shortest value redacted at all. Alibaba Cloud issues AccessKey
 /// secrets of 30 characters and STS tokens of hundreds; a value of a few
 /// characters (a test's `s`) would replace that letter in every text.
-pub const MIN_SECRET_CHARS: usize = 8;
+pub(crate) const MIN_SECRET_CHARS: usize = 8;
 
 /// The secrets of a key in every form a server might echo them, to replace
 /// in text from the server: raw; percent-encoded once and twice (the
@@ -37,7 +37,7 @@ pub const MIN_SECRET_CHARS: usize = 8;
 /// not depend on its neighbours when it sits inside a longer base64 blob,
 /// at each of the three byte alignments.
 #[derive(Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     /// Longest first, so that no form is cut by a shorter one inside it.
     forms: Vec<String>,
 }
@@ -51,7 +51,7 @@ impl std::fmt::Debug for Redactor {
 impl Redactor {
     /// The forms of every one of `secrets` (a key's AccessKey secret and
     /// its STS token) at least [`MIN_SECRET_CHARS`] long.
-    pub fn of<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+    pub(crate) fn of<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut forms = Vec::new();
         for secret in secrets.into_iter().filter(|s| s.chars().count() >= MIN_SECRET_CHARS) {
             forms.extend(forms_of(secret));
@@ -62,7 +62,7 @@ impl Redactor {
     }
 
     /// `text` with every form replaced by `***`.
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for form in &self.forms {
             if out.contains(form.as_str()) {
@@ -73,7 +73,7 @@ impl Redactor {
     }
 
     /// [`Redactor::redact`] on a field.
-    pub fn redact_in_place(&self, text: &mut String) {
+    pub(crate) fn redact_in_place(&self, text: &mut String) {
         if let Cow::Owned(redacted) = self.redact(text) {
             *text = redacted;
         }
@@ -82,7 +82,7 @@ impl Redactor {
     /// [`Redactor::redact`] on every text of an error that came from a
     /// server: its code, its message (a parse error quotes the value it
     /// choked on), its request id.
-    pub fn redact_error(&self, mut e: ApiError) -> ApiError {
+    pub(crate) fn redact_error(&self, mut e: ApiError) -> ApiError {
         self.redact_in_place(&mut e.code);
         self.redact_in_place(&mut e.message);
         if let Some(id) = &mut e.request_id {

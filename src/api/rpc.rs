@@ -19,11 +19,11 @@ use crate::api::signing::Signer;
 /// 1 KB; the longest fields are two signed URLs), an error body less: 1 MiB
 /// is hundreds of times that, and with 16 calls in flight still only 16 MiB.
 /// A bigger answer is not the API's, and is not read past this.
-pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+pub(crate) const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// A key with its signer and, for a temporary one, when it expires.
 #[derive(Debug)]
-pub struct Key {
+pub(crate) struct Key {
     pub credentials: Credentials,
     pub signer: Signer,
     pub expires: Option<SystemTime>,
@@ -34,7 +34,7 @@ pub struct Key {
 
 impl Key {
     /// Keys a signer with the secret.
-    pub fn new(credentials: Credentials, expires: Option<SystemTime>) -> Self {
+    pub(crate) fn new(credentials: Credentials, expires: Option<SystemTime>) -> Self {
         let signer = Signer::new(credentials.access_key_secret.expose());
         let secrets = [Some(&credentials.access_key_secret), credentials.security_token.as_ref()];
         let redactor = Redactor::of(secrets.into_iter().flatten().map(Secret::expose));

@@ -41,19 +41,19 @@ use crate::api::model::flexible_i64;
 /// SearchMedia's own quota: 50 calls per second per account ("QPS limits
 /// on API operations", <https://www.alibabacloud.com/help/en/vod/developer-reference/qps-limits-on-api-operations>).
 /// The listing never asks faster, whatever `--qps` says.
-pub const SEARCH_MEDIA_QPS: u32 = 50;
+pub(crate) const SEARCH_MEDIA_QPS: u32 = 50;
 
 /// The most results a query can page through (`PageNo × PageSize`).
-pub const PAGING_LIMIT: u64 = 5_000;
+pub(crate) const PAGING_LIMIT: u64 = 5_000;
 /// The largest page.
-pub const MAX_PAGE_SIZE: u32 = 100;
+pub(crate) const MAX_PAGE_SIZE: u32 = 100;
 /// The fields each listed image carries (`Fields`).
-pub const FIELDS: &str = "Title,CateId,CateName,Status,CreationTime,ModificationTime,StorageLocation,Tags";
+pub(crate) const FIELDS: &str = "Title,CateId,CateName,Status,CreationTime,ModificationTime,StorageLocation,Tags";
 
 /// One query: images created in `[from, to)` (seconds since the epoch,
 /// UTC), in category `cate` when given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Query {
+pub(crate) struct Query {
     pub from: i64,
     pub to: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,7 +63,7 @@ pub struct Query {
 impl Query {
     /// The `Match` text: `CreationTime = ['a','b')`, closed below and open
     /// above, so that adjacent ranges share no second.
-    pub fn match_text(&self) -> String {
+    pub(crate) fn match_text(&self) -> String {
         let mut m = format!("CreationTime = ['{}','{}')", utc(self.from), utc(self.to));
         if let Some(c) = self.cate {
             m.push_str(&format!(" and CateId = {c}"));
@@ -72,12 +72,12 @@ impl Query {
     }
 
     /// Seconds covered.
-    pub fn seconds(&self) -> i64 {
+    pub(crate) fn seconds(&self) -> i64 {
         self.to - self.from
     }
 
     /// How it is named in messages: `[a, b)` and the category.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let range = if self.seconds() == 1 {
             format!("the second {}", utc(self.from))
         } else {
@@ -91,7 +91,7 @@ impl Query {
 }
 
 /// Seconds since the epoch as the protocol's UTC time.
-pub fn utc(secs: i64) -> String {
+pub(crate) fn utc(secs: i64) -> String {
     let t = if secs >= 0 {
         UNIX_EPOCH + Duration::from_secs(secs as u64)
     } else {
@@ -101,7 +101,7 @@ pub fn utc(secs: i64) -> String {
 }
 
 /// The protocol's UTC time as seconds since the epoch.
-pub fn parse_utc(text: &str) -> Option<i64> {
+pub(crate) fn parse_utc(text: &str) -> Option<i64> {
     let t = humantime::parse_rfc3339(text).ok()?;
     Some(match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
@@ -110,13 +110,13 @@ pub fn parse_utc(text: &str) -> Option<i64> {
 }
 
 /// Now, in whole seconds.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// One image as the listing found it: the inventory's row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub image_id: String,
     pub creation_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +136,7 @@ pub struct Listed {
 }
 
 /// The inventory's columns, in order.
-pub const INVENTORY_COLUMNS: &[&str] = &[
+pub(crate) const INVENTORY_COLUMNS: &[&str] = &[
     "image_id",
     "creation_time",
     "modification_time",
@@ -150,7 +150,7 @@ pub const INVENTORY_COLUMNS: &[&str] = &[
 
 /// One page of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
+pub(crate) struct Page {
     /// Matches of the whole query, as the server counts them.
     pub total: u64,
     pub items: Vec<Listed>,
@@ -193,7 +193,7 @@ struct ImageItem {
 impl VodClient {
     /// One `SearchMedia` page of images for `q`, sorted by creation time,
     /// checked item by item against `q` (see the module doc).
-    pub async fn search_images(&self, q: &Query, page_no: u32, page_size: u32) -> Result<Page, ApiError> {
+    pub(crate) async fn search_images(&self, q: &Query, page_no: u32, page_size: u32) -> Result<Page, ApiError> {
         let (m, no, size) = (q.match_text(), page_no.to_string(), page_size.to_string());
         let params = [
             ("SearchType", "image"),
@@ -226,7 +226,7 @@ impl VodClient {
 }
 
 /// Decodes and checks one answer to `q`, asked with `page_size`.
-pub fn parse_page(body: &[u8], q: &Query, page_size: u32) -> Result<Page, ApiError> {
+pub(crate) fn parse_page(body: &[u8], q: &Query, page_size: u32) -> Result<Page, ApiError> {
     let parsed: Body = serde_json::from_slice(body).map_err(|e| bad_response(200, &e.to_string()))?;
     let total = parsed.total.ok_or_else(|| bad_response(200, "the SearchMedia answer has no Total"))?;
     let total = u64::try_from(total).map_err(|_| bad_response(200, &format!("Total is {total}")))?;

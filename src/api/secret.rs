@@ -8,17 +8,17 @@ use std::fmt;
 /// A secret value. `Debug` and `Display` print `***`; the only way to read it
 /// is [`Secret::expose`], so every use is easy to find.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
 
     /// The secret itself, for signing and for the one request parameter that
     /// must carry it (`SecurityToken`).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -18,12 +18,12 @@ use serde::Deserialize;
 use crate::api::answer::{read_capped, transport_error};
 use crate::api::credentials::{json_error_without_values, Credentials, MAX_CREDENTIALS_BYTES};
 use crate::api::error::{ApiError, ErrorClass};
-pub use crate::api::rpc::Key;
+pub(crate) use crate::api::rpc::Key;
 use crate::api::rpc::{signed_call, MAX_ANSWER_BYTES};
 use crate::api::secret::Secret;
 
 /// The STS API version.
-pub const STS_VERSION: &str = "2015-04-01";
+pub(crate) const STS_VERSION: &str = "2015-04-01";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -43,7 +43,7 @@ struct AssumeRoleResponse {
 /// Who a key is, as `GetCallerIdentity` tells.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct Identity {
+pub(crate) struct Identity {
     #[serde(default)]
     pub account_id: String,
     #[serde(default)]
@@ -118,7 +118,7 @@ fn sts_error(action: &str, mut e: ApiError) -> ApiError {
 }
 
 /// `AssumeRole`, signed with `base`.
-pub async fn assume_role(
+pub(crate) async fn assume_role(
     http: &reqwest::Client,
     sts: &reqwest::Url,
     base: &Key,
@@ -140,7 +140,7 @@ pub async fn assume_role(
 }
 
 /// `AssumeRoleWithOIDC`: not signed; the OIDC token is the proof.
-pub async fn assume_role_with_oidc(
+pub(crate) async fn assume_role_with_oidc(
     http: &reqwest::Client,
     sts: &reqwest::Url,
     role_arn: &str,
@@ -185,7 +185,11 @@ pub async fn assume_role_with_oidc(
 }
 
 /// `GetCallerIdentity`: who the key is. Needs no permission.
-pub async fn get_caller_identity(http: &reqwest::Client, sts: &reqwest::Url, key: &Key) -> Result<Identity, ApiError> {
+pub(crate) async fn get_caller_identity(
+    http: &reqwest::Client,
+    sts: &reqwest::Url,
+    key: &Key,
+) -> Result<Identity, ApiError> {
     let (body, _) = signed_call(http, sts, key, STS_VERSION, "GetCallerIdentity", &[])
         .await
         .map_err(|e| sts_error("GetCallerIdentity", e))?;
@@ -266,7 +270,7 @@ fn fetched_key(text: &str, what: &str, source: &str) -> Result<Key, ApiError> {
 /// session token first (`PUT /latest/api/token`), the IMDSv1 way without
 /// one if that fails and IMDSv1 is allowed; the role is discovered when not
 /// named.
-pub async fn ecs_role(
+pub(crate) async fn ecs_role(
     http: &reqwest::Client,
     metadata: &reqwest::Url,
     role: Option<&str>,
@@ -314,7 +318,7 @@ pub async fn ecs_role(
 }
 
 /// A key from a credentials URI.
-pub async fn from_uri(http: &reqwest::Client, uri: &str) -> Result<Key, ApiError> {
+pub(crate) async fn from_uri(http: &reqwest::Client, uri: &str) -> Result<Key, ApiError> {
     let url = reqwest::Url::parse(uri).map_err(|e| bad(format!("ALIBABA_CLOUD_CREDENTIALS_URI is not a URL: {e}")))?;
     let text = get_text(http, url, None, "the credentials URI").await?;
     fetched_key(&text, "the credentials URI", "credentials URI")

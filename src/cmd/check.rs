@@ -10,7 +10,7 @@ use crate::api::error::{json_for_terminal, ErrorClass};
 use crate::domain::record::OutcomeKind;
 
 /// `check --image-id ID`, or `check --dry-run`.
-pub async fn check(a: &CheckArgs) -> CmdResult {
+pub(crate) async fn check(a: &CheckArgs) -> CmdResult {
     let raw_id = a.image_id.clone().unwrap_or_default();
     let id = raw_id.trim();
     if !a.dry_run {

@@ -13,8 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use super::progress::ProgressMode;
 use crate::api::client::OutputType;
 use crate::report::pass::Format;
-use crate::run::engine::{Action, ApiMode, AuditSource};
+use crate::run::lanes::Action;
 use crate::run::rate::RateMode;
+use crate::run::settings::{ApiMode, AuditSource};
 
 /// A flag whose value is one of a library enum's names.
 /// `--api-qps ACTION=N`: one API's rate; 0 or "unlimited" is no limit.
@@ -346,7 +347,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = choice::<RateMode>(RateMode::NAMES), default_value = "fixed")]
     pub rate: RateMode,
     /// Calls in flight at most.
-    #[arg(long, value_name = "N", default_value_t = crate::run::engine::DEFAULT_CONCURRENCY)]
+    #[arg(long, value_name = "N", default_value_t = crate::run::settings::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
     /// Attempts per id for transient failures (5xx, timeouts), first call included;
     /// throttled answers are retried up to 4x as often, with growing backoff.

@@ -14,7 +14,7 @@ use crate::rundir::signature::{self, SignatureCheck};
 use crate::rundir::{IMAGES_CSV, MANIFEST_JSON, MANIFEST_SIG};
 
 /// `verify DIR`: what was checked on stdout, exit 6 on any problem.
-pub fn verify(a: &VerifyArgs) -> CmdResult {
+pub(crate) fn verify(a: &VerifyArgs) -> CmdResult {
     let mut v = verify::verify(&a.dir, a.manifest_sha256.as_deref())?;
     check_signature(a, &mut v)?;
     for line in &v.checked {
@@ -66,7 +66,7 @@ fn check_signature(a: &VerifyArgs, v: &mut verify::Verdict) -> Result<(), CmdErr
 }
 
 /// `diff OLD NEW`: changes.csv to stdout or `--out`, counts to stderr.
-pub fn diff(a: &DiffArgs) -> CmdResult {
+pub(crate) fn diff(a: &DiffArgs) -> CmdResult {
     // Both runs verified before either is read: an edited cell would
     // otherwise be reported as a change that never happened (or hide one).
     // A stopped run may be compared; its ids not attempted are not compared.

@@ -12,10 +12,14 @@ use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{inventory_filters, ApiTarget};
 use crate::api::client::VodClient;
 use crate::api::search::SEARCH_MEDIA_QPS;
-use crate::run::engine::{self, Action, ApiMode, AuditSettings, AuditSource, Caller, Counters, StopHandle, StopReason};
+use crate::run::call::Caller;
+use crate::run::counters::Counters;
 use crate::run::inventory::{self, EveryFewSeconds, ListError, Listing};
+use crate::run::lanes::Action;
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
+use crate::run::settings::{ApiMode, AuditSettings, AuditSource};
+use crate::run::stop::{StopHandle, StopReason};
 
 use crate::rundir::files::FileDigest;
 use crate::rundir::manifest::ManifestInventory;
@@ -28,7 +32,7 @@ fn listing_qps(qps: Option<NonZeroU32>) -> Option<NonZeroU32> {
 }
 
 /// The exit code and message of a listing that stopped.
-pub fn list_error(e: ListError, stop: &StopHandle) -> CmdError {
+pub(crate) fn list_error(e: ListError, stop: &StopHandle) -> CmdError {
     match e {
         ListError::Unsplittable { .. } => CmdError::new(Exit::InventoryIncomplete, anyhow::anyhow!("{e}")),
         ListError::Failed { .. } => CmdError::new(
@@ -53,7 +57,7 @@ pub fn list_error(e: ListError, stop: &StopHandle) -> CmdError {
 
 /// What a finished listing printed and how it ended: `Ok` when its counts
 /// prove it complete.
-pub fn report_listing(listing: &Listing, shown: &str, quiet: bool) -> Result<(), CmdError> {
+pub(crate) fn report_listing(listing: &Listing, shown: &str, quiet: bool) -> Result<(), CmdError> {
     let c = &listing.counts;
     if !quiet {
         eprintln!(
@@ -86,13 +90,13 @@ pub fn report_listing(listing: &Listing, shown: &str, quiet: bool) -> Result<(),
 }
 
 /// `list-images --out FILE`.
-pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
+pub(crate) async fn list_images(a: &ListImagesArgs) -> CmdResult {
     let filters = inventory_filters(&a.inventory)?;
     if a.concurrency == 0 || a.concurrency > 64 {
         return Err(CmdError::usage("--concurrency must be between 1 and 64"));
     }
     let qps = match a.qps {
-        None => NonZeroU32::new(engine::DEFAULT_QPS),
+        None => NonZeroU32::new(crate::run::settings::DEFAULT_QPS),
         Some(Qps::Limit(n)) => Some(n),
         Some(Qps::Unlimited) => None,
     };
@@ -117,7 +121,7 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
         api: ApiMode::Single,
         qps: listing_qps(qps),
         rate_mode: RateMode::Fixed,
-        burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("constant is non-zero"),
+        burst: NonZeroU32::new(crate::run::settings::DEFAULT_BURST).expect("constant is non-zero"),
         concurrency: a.concurrency,
         retry: RetryPolicy::default(),
         max_failures: None,
@@ -145,7 +149,7 @@ pub async fn list_images(a: &ListImagesArgs) -> CmdResult {
 /// again and writes the same inventory), then reads the inventory back as
 /// the run's input; hands back its digest as the listing took it. A listing that cannot be completed ends the run here;
 /// one whose counts do not add up is audited, and reported incomplete.
-pub async fn list_for_run(
+pub(crate) async fn list_for_run(
     settings: &super::settings::RunSettings,
     filters: inventory::Filters,
     client: &VodClient,

@@ -26,7 +26,7 @@ const PREFIX: &str = "vod_image_audit_";
 const LAST_SUCCESS: &str = "last_success_timestamp_seconds";
 
 /// How a run ended, for the metrics file and the JSON line.
-pub struct RunEnd<'a> {
+pub(crate) struct RunEnd<'a> {
     pub summary: &'a Summary,
     pub manifest: &'a Manifest,
     pub manifest_sha256: &'a str,
@@ -39,7 +39,7 @@ pub struct RunEnd<'a> {
 /// when asked. A metrics file that cannot be written is an error (exit 4)
 /// naming `--metrics-file` and the path; the reports are written and
 /// complete all the same (the JSON line is still printed).
-pub fn after_run(
+pub(crate) fn after_run(
     settings: &RunSettings,
     summary: &Summary,
     manifest: &Manifest,
@@ -73,7 +73,7 @@ pub fn after_run(
 
 /// `--json`: the summary's totals, blocked, the changes, where the reports
 /// are and the manifest's digest.
-pub fn json_line(end: &RunEnd<'_>) -> serde_json::Value {
+pub(crate) fn json_line(end: &RunEnd<'_>) -> serde_json::Value {
     let s = end.summary;
     serde_json::json!({
         "run_dir": end.dir.display().to_string(),

@@ -67,7 +67,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> CmdResult {
             if settings.reading.dry_run {
                 return plan::print_plan(&settings, ids.as_ref(), &target, &args.sources);
             }
-            let stop = crate::run::engine::StopHandle::default();
+            let stop = crate::run::stop::StopHandle::default();
             let phase = signals::Phase::default();
             signals::spawn_signal_listener(stop.clone(), phase.clone());
             audit::run_audit(&settings, ids, target, stop, phase).await

@@ -55,7 +55,7 @@ use crate::rundir::{CHANGES_CSV, IMAGES_CSV, IMAGES_JSONL, NOTIFICATIONS_JSON};
 
 named_enum! {
     /// How a message is shaped for its receiver.
-    pub enum NotifyFormat {
+    pub(crate) enum NotifyFormat {
         Json => "json",
         DingTalk => "dingtalk",
         Feishu => "feishu",
@@ -65,16 +65,16 @@ named_enum! {
 
 /// Attempts per URL: a robot's brief outage is ridden out, a dead one not
 /// waited on for long.
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 /// The wait before the second attempt, doubled before each next one.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// One attempt at most: a robot answers in well under a second.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every delivery of a run at most (`--notify-timeout`): a receiver that
 /// never answers delays the end of a run by this much, no more.
-pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Newly blocked images a message lists; the rest are counted.
-pub const MAX_LISTED: usize = 50;
+pub(crate) const MAX_LISTED: usize = 50;
 /// A title or reason longer than this is cut in a message (Feishu refuses
 /// a body over 20 KB; 50 lines of this fit).
 const MAX_TEXT: usize = 80;
@@ -82,7 +82,7 @@ const MAX_TEXT: usize = 80;
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// One `--notify` URL, checked. Its `Debug` shows the URL without secrets.
-pub struct Target {
+pub(crate) struct Target {
     pub format: NotifyFormat,
     url: Url,
     /// The URL as shown: [`shown`].
@@ -99,7 +99,7 @@ impl fmt::Debug for Target {
 /// The URL with its secrets hidden: scheme, host, port, the path with each
 /// segment that could be a token (anything but a short lower-case word)
 /// replaced by `***`, and `?***` for any query.
-pub fn shown(url: &Url) -> String {
+pub(crate) fn shown(url: &Url) -> String {
     let word =
         |s: &str| !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
     let path: Vec<&str> = url.path().split('/').map(|s| if s.is_empty() || word(s) { s } else { "***" }).collect();
@@ -110,7 +110,7 @@ pub fn shown(url: &Url) -> String {
 }
 
 /// The format a robot's host name implies; `json` for any other host.
-pub fn format_for_host(host: &str) -> NotifyFormat {
+pub(crate) fn format_for_host(host: &str) -> NotifyFormat {
     let host = host.to_ascii_lowercase();
     let is = |name: &str| host == name || host.ends_with(&format!(".{name}"));
     if is("oapi.dingtalk.com") {
@@ -125,7 +125,7 @@ pub fn format_for_host(host: &str) -> NotifyFormat {
 }
 
 /// Checks one `--notify [FORMAT=]URL`.
-pub fn parse_target(arg: &str, env: &ProxyEnv) -> Result<Target, String> {
+pub(crate) fn parse_target(arg: &str, env: &ProxyEnv) -> Result<Target, String> {
     let (format, text) = match arg.split_once('=') {
         Some((f, rest)) if !f.contains(':') && !f.contains('/') => {
             (Some(f.parse::<NotifyFormat>().map_err(|e| format!("--notify {f}=...: {e}"))?), rest)
@@ -152,7 +152,7 @@ pub fn parse_target(arg: &str, env: &ProxyEnv) -> Result<Target, String> {
 
 /// The command line with every `--notify` URL shown without its secrets,
 /// as the manifest records it.
-pub fn mask_argv(argv: Vec<String>) -> Vec<String> {
+pub(crate) fn mask_argv(argv: Vec<String>) -> Vec<String> {
     let mask = |value: &str| {
         let (prefix, url) = match value.split_once('=') {
             Some((f, rest)) if !f.contains(':') && !f.contains('/') => (format!("{f}="), rest),
@@ -181,7 +181,7 @@ pub fn mask_argv(argv: Vec<String>) -> Vec<String> {
 
 /// `--notify*`, checked before any call.
 #[derive(Debug, Default)]
-pub struct NotifySettings {
+pub(crate) struct NotifySettings {
     pub targets: Vec<Target>,
     pub on: Vec<NotifyOn>,
     /// `--notify-secret-env`: the DingTalk robot's signing secret.
@@ -191,7 +191,7 @@ pub struct NotifySettings {
 
 impl NotifySettings {
     /// Checks the URLs, reads the secret's variable, parses the timeout.
-    pub fn from_args(
+    pub(crate) fn from_args(
         urls: &[String],
         on: &[NotifyOn],
         secret_env: Option<&str>,
@@ -223,7 +223,7 @@ impl NotifySettings {
 }
 
 /// Whether `--notify-on` asks for this run's news.
-pub fn should_send(on: &[NotifyOn], alerted: bool, problem: bool) -> bool {
+pub(crate) fn should_send(on: &[NotifyOn], alerted: bool, problem: bool) -> bool {
     on.iter().any(|o| match o {
         NotifyOn::Always => true,
         NotifyOn::Alert => alerted,
@@ -233,7 +233,7 @@ pub fn should_send(on: &[NotifyOn], alerted: bool, problem: bool) -> bool {
 
 /// Whether a run had a problem: failed ids, a stop, or a verdict or an
 /// inventory that cannot be trusted.
-pub fn is_problem(summary: &Summary, exit: Exit) -> bool {
+pub(crate) fn is_problem(summary: &Summary, exit: Exit) -> bool {
     summary.totals.failed > 0
         || !summary.complete
         || matches!(
@@ -244,7 +244,7 @@ pub fn is_problem(summary: &Summary, exit: Exit) -> bool {
 
 /// A newly blocked image, as a message lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub image_id: String,
     pub title: Option<String>,
     pub category: String,
@@ -253,7 +253,7 @@ pub struct Listed {
 
 /// What a message says: the same for every format.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct News {
+pub(crate) struct News {
     /// `alert`, `problem` or `ok`.
     pub status: String,
     pub exit_code: u8,
@@ -276,7 +276,7 @@ pub struct News {
 
 impl News {
     /// The news of a run, from its summary and the files in `dir`.
-    pub fn of(summary: &Summary, exit: Exit, alerts: &[String], dir: &Path, manifest_sha256: &str) -> Self {
+    pub(crate) fn of(summary: &Summary, exit: Exit, alerts: &[String], dir: &Path, manifest_sha256: &str) -> Self {
         let t = &summary.totals;
         let changes = summary.changes.as_ref().map(|c| c.counts.clone());
         let total_new = changes.as_ref().and_then(|c| c.get("newly_blocked").copied()).unwrap_or(0);
@@ -384,7 +384,7 @@ fn md(s: &str, format: NotifyFormat) -> String {
 }
 
 /// The title of a message.
-pub fn title(n: &News) -> String {
+pub(crate) fn title(n: &News) -> String {
     let what = match n.status.as_str() {
         "alert" => format!("alert: {}", n.alerts.join(", ")),
         "problem" => format!("problem (exit {})", n.exit_code),
@@ -395,7 +395,7 @@ pub fn title(n: &News) -> String {
 
 /// The message as lines, for the text formats: the one list every format
 /// shows.
-pub fn lines(n: &News, format: NotifyFormat) -> Vec<String> {
+pub(crate) fn lines(n: &News, format: NotifyFormat) -> Vec<String> {
     let bold = |s: String| match format {
         NotifyFormat::DingTalk => format!("**{s}**"),
         NotifyFormat::Slack => format!("*{s}*"),
@@ -447,7 +447,7 @@ pub fn lines(n: &News, format: NotifyFormat) -> Vec<String> {
 }
 
 /// The `json` format's body.
-pub fn json_body(n: &News) -> serde_json::Value {
+pub(crate) fn json_body(n: &News) -> serde_json::Value {
     let mut v = serde_json::to_value(n).expect("the news serializes");
     v["tool"] = serde_json::json!("vod-image-audit");
     v["title"] = serde_json::json!(title(n));
@@ -455,7 +455,7 @@ pub fn json_body(n: &News) -> serde_json::Value {
 }
 
 /// The body for a receiver of `format`.
-pub fn body(n: &News, format: NotifyFormat) -> serde_json::Value {
+pub(crate) fn body(n: &News, format: NotifyFormat) -> serde_json::Value {
     match format {
         NotifyFormat::Json => json_body(n),
         // DingTalk's markdown breaks lines on a blank line only.
@@ -472,7 +472,7 @@ pub fn body(n: &News, format: NotifyFormat) -> serde_json::Value {
 
 /// DingTalk's `sign` for `timestamp_ms`: base64(HMAC-SHA256(secret,
 /// timestamp + "\n" + secret)), before URL-encoding.
-pub fn dingtalk_sign(secret: &str, timestamp_ms: u128) -> String {
+pub(crate) fn dingtalk_sign(secret: &str, timestamp_ms: u128) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = ring::hmac::sign(&key, format!("{timestamp_ms}\n{secret}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
@@ -480,7 +480,7 @@ pub fn dingtalk_sign(secret: &str, timestamp_ms: u128) -> String {
 
 /// How one delivery went, as `notifications.json` records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub format: &'static str,
     /// The URL without its secrets.
     pub url: String,
@@ -618,7 +618,7 @@ struct DeliveryFile<'a> {
 /// The end of `run`: sends the news when `--notify-on` asks for it, records
 /// how each delivery went in `notifications.json` and says on stderr which
 /// failed. Never changes the exit code.
-pub async fn after_run(
+pub(crate) async fn after_run(
     s: &NotifySettings,
     summary: &Summary,
     exit: Exit,

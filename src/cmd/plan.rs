@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{ApiTarget, RunSettings};
-use crate::run::engine::{Action, ApiMode, AuditSettings, AuditSource};
 use crate::run::input::{delimiter_name, IdList};
+use crate::run::lanes::Action;
+use crate::run::settings::{ApiMode, AuditSettings, AuditSource};
 
 /// `n thing` or `n things`.
 fn count(n: u64, thing: &str) -> String {
@@ -22,7 +23,7 @@ fn count(n: u64, thing: &str) -> String {
 }
 
 /// The plan of a run, as printed.
-pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> String {
+pub(crate) fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> String {
     let input = &settings.reading;
     let unique = ids.ids.len() as u64;
     let mut s = String::new();
@@ -73,7 +74,7 @@ pub fn plan_text(settings: &RunSettings, ids: &IdList, target: &ApiTarget) -> St
 
 /// Prints the plan; exit 0.
 /// `ids`: none for `--all-images`, whose ids are listed in the run.
-pub fn print_plan(
+pub(crate) fn print_plan(
     settings: &RunSettings,
     ids: Option<&IdList>,
     target: &ApiTarget,

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::domain::record::OutcomeKind;
-use crate::run::engine::{rate, Counters};
+use crate::run::counters::{rate, Counters};
 use crate::run::outcome::Outcome;
 
 /// How often the plain status line is printed off a terminal.
-pub const STATUS_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 /// How often the ticker refreshes the display while no id settles: the
 /// waiting time it shows counts in seconds.
@@ -28,7 +28,7 @@ const TICK_EVERY: Duration = Duration::from_secs(1);
 /// the run is waiting on throttling: one quota window (quotas count per
 /// second, vod-openapi.md §5). Shorter stretches come and go with every
 /// window a run at the quota fills.
-pub const WAITING_SHOWN_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const WAITING_SHOWN_AFTER: Duration = Duration::from_secs(1);
 
 /// When to draw progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,7 +43,7 @@ pub enum ProgressMode {
 
 /// Tallies of settled ids.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub found: u64,
     pub missing: u64,
     pub failed: u64,
@@ -67,7 +67,7 @@ struct State {
 
 /// A rate as the bar shows it: one decimal, thousands separated
 /// (`1,473.8/s`; indicatif's own `{per_sec}` shows four decimals).
-pub fn rate_text(per_sec: f64) -> String {
+pub(crate) fn rate_text(per_sec: f64) -> String {
     if !per_sec.is_finite() || per_sec < 0.0 {
         return "?/s".to_owned();
     }
@@ -84,7 +84,7 @@ pub fn rate_text(per_sec: f64) -> String {
 }
 
 /// The progress display of one run.
-pub struct Progress {
+pub(crate) struct Progress {
     state: Arc<Mutex<State>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
@@ -92,7 +92,7 @@ pub struct Progress {
 impl Progress {
     /// Chooses the display: a bar when asked or when stderr is a terminal,
     /// status lines otherwise, nothing when quiet.
-    pub fn new(total: u64, mode: ProgressMode, quiet: bool, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(total: u64, mode: ProgressMode, quiet: bool, counters: Arc<Counters>) -> Self {
         let tty = std::io::stderr().is_terminal();
         let display = if quiet || mode == ProgressMode::Never {
             Display::Silent
@@ -121,7 +121,7 @@ impl Progress {
 
     /// Refreshes the display once a second until [`Progress::finish`], also
     /// while no id settles. Needs the runtime; nothing to do when silent.
-    pub fn start_ticker(&mut self) {
+    pub(crate) fn start_ticker(&mut self) {
         if self.is_silent() || self.ticker.is_some() {
             return;
         }
@@ -137,7 +137,7 @@ impl Progress {
     }
 
     /// Counts a settled id and refreshes the display.
-    pub fn record(&mut self, o: &Outcome) {
+    pub(crate) fn record(&mut self, o: &Outcome) {
         let mut s = self.state();
         match o.kind {
             OutcomeKind::Found => s.tally.found += 1,
@@ -153,7 +153,7 @@ impl Progress {
 
     /// Stops the ticker and clears the bar. The caller prints the final
     /// summary.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some(t) = self.ticker.take() {
             t.abort();
         }
@@ -163,7 +163,7 @@ impl Progress {
     }
 
     /// Whether anything but errors may be printed.
-    pub fn is_silent(&self) -> bool {
+    pub(crate) fn is_silent(&self) -> bool {
         matches!(self.state().display, Display::Silent)
     }
 }

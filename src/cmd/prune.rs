@@ -151,7 +151,7 @@ fn classify(name: String, path: PathBuf, parent: &Path, dry_run: bool) -> Found 
 }
 
 /// `prune`: which runs are kept and why, then the others removed.
-pub fn prune(a: &PruneArgs) -> CmdResult {
+pub(crate) fn prune(a: &PruneArgs) -> CmdResult {
     let keep_last = keep_last(a)?;
     let found = scan(&a.dir, a.dry_run)?;
     let why_kept = decide(&found, &a.dir, keep_last, a.keep_daily.unwrap_or(0));

@@ -22,12 +22,13 @@ use crate::report::pass::ReportSettings;
 use crate::report::review::{self, ReviewLedger};
 use crate::report::trend::DEFAULT_TREND_RUNS;
 use crate::report::write::CsvStyle;
-use crate::run::engine::{self, Action, AuditSettings};
 use crate::run::guard::{self, FailureLimit};
 use crate::run::input::{parse_delimiter, InputSource, RejectLimit};
 use crate::run::inventory::Filters;
+use crate::run::lanes::Action;
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
+use crate::run::settings::AuditSettings;
 use crate::rundir::manifest::ManifestSettings;
 use crate::rundir::signature::SigningKey;
 
@@ -36,15 +37,15 @@ use crate::rundir::signature::SigningKey;
 /// answer; the current SDK models no longer list it (see the README): a
 /// share below this means the service stopped sending it, not that a few
 /// images lack a verdict.
-pub const DEFAULT_MIN_AUDIT_STATUS: f64 = 0.9;
+pub(crate) const DEFAULT_MIN_AUDIT_STATUS: f64 = 0.9;
 
 /// `--fail-on unreviewed_blocked`: a blocked image without a decision in
 /// the review ledger.
-pub const UNREVIEWED_BLOCKED: &str = "unreviewed_blocked";
+pub(crate) const UNREVIEWED_BLOCKED: &str = "unreviewed_blocked";
 
 /// Validated settings of `run`.
 #[derive(Debug, Clone)]
-pub struct RunSettings {
+pub(crate) struct RunSettings {
     pub input: InputSource,
     pub id_column: Option<String>,
     /// `--delimiter`, `--max-rejected`, `--dry-run`.
@@ -77,12 +78,12 @@ pub struct RunSettings {
 }
 
 /// The variable that names the signing key when `--sign-key` is not given.
-pub const SIGN_KEY_VAR: &str = "VOD_IMAGE_AUDIT_SIGN_KEY";
+pub(crate) const SIGN_KEY_VAR: &str = "VOD_IMAGE_AUDIT_SIGN_KEY";
 
 /// What a compliance team adds to a nightly run: its review ledger and the
 /// key that signs the evidence.
 #[derive(Debug, Clone, Default)]
-pub struct ComplianceSettings {
+pub(crate) struct ComplianceSettings {
     /// `--reviews`: the ledger, read and checked before any call.
     pub reviews: Option<std::sync::Arc<ReviewLedger>>,
     /// `--sign-key` (or `VOD_IMAGE_AUDIT_SIGN_KEY`): loaded and checked
@@ -94,7 +95,7 @@ pub struct ComplianceSettings {
 
 impl ComplianceSettings {
     /// Checks `--reviews`.
-    pub fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
+    pub(crate) fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
         let reviews = match &a.reviews {
             Some(path) => Some(std::sync::Arc::new(review::read_ledger(path).map_err(CmdError::usage)?)),
             None => None,
@@ -119,7 +120,7 @@ impl ComplianceSettings {
 }
 
 /// The filters of `--all-images` and `list-images`, checked.
-pub fn inventory_filters(a: &InventoryArgs) -> Result<Filters, CmdError> {
+pub(crate) fn inventory_filters(a: &InventoryArgs) -> Result<Filters, CmdError> {
     if let (Some(after), Some(before)) = (a.created_after, a.created_before) {
         if after >= before {
             return Err(CmdError::usage("--created-after must be before --created-before"));
@@ -130,14 +131,14 @@ pub fn inventory_filters(a: &InventoryArgs) -> Result<Filters, CmdError> {
 
 impl RunSettings {
     /// Checks the flags of `run`.
-    pub fn from_args(a: &RunArgs, argv: Vec<String>) -> Result<Self, CmdError> {
+    pub(crate) fn from_args(a: &RunArgs, argv: Vec<String>) -> Result<Self, CmdError> {
         if a.input.is_some() && a.inventory.any() {
             return Err(CmdError::usage(
                 "--created-after, --created-before and --cate-id choose what --all-images lists; with --input, filter the CSV instead",
             ));
         }
         let qps = match a.qps {
-            None => NonZeroU32::new(engine::DEFAULT_QPS),
+            None => NonZeroU32::new(crate::run::settings::DEFAULT_QPS),
             Some(Qps::Limit(n)) => Some(n),
             Some(Qps::Unlimited) => None,
         };
@@ -184,7 +185,7 @@ impl RunSettings {
                 api: a.operation,
                 qps,
                 rate_mode: a.rate,
-                burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("constant is non-zero"),
+                burst: NonZeroU32::new(crate::run::settings::DEFAULT_BURST).expect("constant is non-zero"),
                 concurrency,
                 retry: RetryPolicy { max_attempts, ..RetryPolicy::default() },
                 max_failures,
@@ -225,7 +226,7 @@ impl RunSettings {
     }
 
     /// The settings as the manifest records them.
-    pub fn for_manifest(&self, client: &ClientConfig) -> ManifestSettings {
+    pub(crate) fn for_manifest(&self, client: &ClientConfig) -> ManifestSettings {
         let a = &self.audit;
         ManifestSettings {
             api: a.api.as_str().to_owned(),
@@ -255,7 +256,7 @@ impl RunSettings {
 /// Validated settings of `run` about reading the input and what to do
 /// with it (kept beside [`RunSettings`], which the demo builds by hand).
 #[derive(Debug, Clone, Copy)]
-pub struct InputSettings {
+pub(crate) struct InputSettings {
     /// `--delimiter`; `None`: sniffed from the header line.
     pub delimiter: Option<u8>,
     /// `--max-rejected`.
@@ -266,7 +267,7 @@ pub struct InputSettings {
 
 impl InputSettings {
     /// Checks `--delimiter`, `--max-rejected` and `--dry-run`.
-    pub fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
+    pub(crate) fn from_args(a: &RunArgs) -> Result<Self, CmdError> {
         Ok(InputSettings {
             delimiter: match &a.delimiter {
                 Some(d) => Some(parse_delimiter(d).map_err(|e| CmdError::usage(format!("--delimiter {e}")))?),
@@ -282,7 +283,7 @@ impl InputSettings {
 }
 
 /// Where calls go and with which key: resolved before any call.
-pub struct ApiTarget {
+pub(crate) struct ApiTarget {
     pub credentials: CredentialSource,
     /// Who the key is, when `GetCallerIdentity` told (set by `run`).
     pub identity: Option<Identity>,
@@ -292,7 +293,7 @@ pub struct ApiTarget {
 
 impl ApiTarget {
     /// The client of this target (no call made yet).
-    pub fn client(&self) -> Result<VodClient, CmdError> {
+    pub(crate) fn client(&self) -> Result<VodClient, CmdError> {
         VodClient::new(self.credentials.clone(), self.client.clone())
             .map_err(|e| CmdError::internal(anyhow::anyhow!("building the HTTP client: {e}")))
     }
@@ -302,7 +303,7 @@ impl ApiTarget {
     /// every command that calls the service says it the same way and before
     /// it writes anything. Through a proxy the proxy resolves the name: this
     /// machine may not.
-    pub async fn refuse_an_unresolvable_host(&self) -> Result<(), CmdError> {
+    pub(crate) async fn refuse_an_unresolvable_host(&self) -> Result<(), CmdError> {
         if self.client.proxy.is_none() {
             self.client.endpoint.resolve_host().await.map_err(CmdError::usage)?;
         }
@@ -311,14 +312,14 @@ impl ApiTarget {
 
     /// Why no first key could be had: exit 2 when no retry fixes it (the
     /// configuration), exit 4 when it may (the source did not answer).
-    pub fn no_key(&self, e: &ApiError) -> CmdError {
+    pub(crate) fn no_key(&self, e: &ApiError) -> CmdError {
         let exit = if e.class == ErrorClass::Fatal { Exit::Usage } else { Exit::Stopped };
         CmdError::new(exit, anyhow::anyhow!("no key from {}: {e}", self.credentials.source))
     }
 
     /// Resolves credentials, region, endpoint and client settings; prints
     /// the resolution's warnings (a credentials file others can read) once.
-    pub fn resolve(a: &ApiArgs) -> Result<Self, CmdError> {
+    pub(crate) fn resolve(a: &ApiArgs) -> Result<Self, CmdError> {
         let resolved = credentials::resolve_from_process(&CredentialRequest {
             profile: a.profile.clone(),
             region: a.region.clone(),
@@ -330,7 +331,7 @@ impl ApiTarget {
     }
 
     /// Builds the target with credentials already at hand.
-    pub fn with_credentials(
+    pub(crate) fn with_credentials(
         a: &ApiArgs,
         credentials: impl Into<CredentialSource>,
         region: String,
@@ -388,7 +389,7 @@ impl ApiTarget {
 }
 
 /// The largest `--ca-file`: the whole Mozilla bundle is about 220 KB.
-pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// `--ca-file`: the PEM certificates to trust, read before any call.
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, CmdError> {
@@ -418,6 +419,6 @@ fn check_metrics_file(path: &std::path::Path) -> Result<(), CmdError> {
 }
 
 /// `20261128T035600Z`: sorts by time and is safe in any file system.
-pub fn utc_stamp(t: SystemTime) -> String {
+pub(crate) fn utc_stamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string().replace(['-', ':'], "")
 }

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::Exit;
-use crate::run::engine::{StopHandle, StopReason};
+use crate::run::stop::{StopHandle, StopReason};
 
 /// Where a run is, for the signal handler: while the reports are written a
 /// signal quits at once (the journal still holds everything, so the run
 /// resumes); before, the first signal lets the calls in flight finish.
 #[derive(Clone, Default)]
-pub struct Phase {
+pub(crate) struct Phase {
     reporting: Arc<AtomicBool>,
     /// The run's lock file, removed by a signal that quits at once.
     lock: Arc<std::sync::OnceLock<PathBuf>>,
@@ -42,7 +42,7 @@ impl Phase {
 }
 
 /// Listens for SIGINT and SIGTERM for the life of the process.
-pub fn spawn_signal_listener(stop: StopHandle, phase: Phase) {
+pub(crate) fn spawn_signal_listener(stop: StopHandle, phase: Phase) {
     tokio::spawn(async move {
         #[cfg(unix)]
         let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {

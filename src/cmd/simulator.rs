@@ -19,10 +19,11 @@ use crate::api::secret::Secret;
 use crate::report::pass::{Format, ReportSettings};
 use crate::report::summary::Summary;
 use crate::report::write::CsvStyle;
-use crate::run::engine::{self, ApiMode, AuditSettings, StopHandle};
 use crate::run::input::{self, InputSource, RejectLimit};
 use crate::run::rate::RateMode;
 use crate::run::retry::RetryPolicy;
+use crate::run::settings::{ApiMode, AuditSettings};
+use crate::run::stop::StopHandle;
 use crate::rundir::SUMMARY_JSON;
 use crate::sim::{self, Catalog, Faults, OutageFault, QuotaAction, SimConfig, SimKey, Simulator, ThrottleStyle};
 
@@ -146,7 +147,7 @@ fn parse_api_qps(text: &str) -> Result<(QuotaAction, Option<u32>), String> {
 }
 
 /// `simulate`: serves until interrupted.
-pub async fn simulate(a: &SimulateArgs) -> CmdResult {
+pub(crate) async fn simulate(a: &SimulateArgs) -> CmdResult {
     let config = sim_config(a)?;
     if write_files(a, &config.catalog)? {
         return Ok(Exit::Ok);
@@ -277,14 +278,14 @@ fn print_how_to_use(a: &SimulateArgs, c: &SimConfig, addr: &str) {
 }
 
 /// The bundled demo catalog.
-pub const DEMO_CATALOG: &str = include_str!("../../inputs/demo-catalog.json");
+pub(crate) const DEMO_CATALOG: &str = include_str!("../../inputs/demo-catalog.json");
 /// The bundled demo input.
-pub const DEMO_IDS: &[u8] = include_bytes!("../../inputs/demo-image-ids.csv");
+pub(crate) const DEMO_IDS: &[u8] = include_bytes!("../../inputs/demo-image-ids.csv");
 /// The region of the demo's simulated account.
 const DEMO_REGION: &str = "cn-shanghai";
 
 /// The name of night `n`'s run directory under `demo --out`.
-pub fn night_dir_name(n: u32) -> String {
+pub(crate) fn night_dir_name(n: u32) -> String {
     format!("night-{n}")
 }
 
@@ -294,7 +295,7 @@ pub fn night_dir_name(n: u32) -> String {
 /// the newest complete night before it to compare with. Anything else in
 /// `parent` (the files of the earlier one-directory demo, other runs) is
 /// left as it is.
-pub fn plan_night(parent: &Path) -> (u32, Option<u32>) {
+pub(crate) fn plan_night(parent: &Path) -> (u32, Option<u32>) {
     let mut nights: Vec<(u32, bool)> = std::fs::read_dir(parent)
         .into_iter()
         .flatten()
@@ -321,7 +322,7 @@ pub fn plan_night(parent: &Path) -> (u32, Option<u32>) {
 /// catalog (only the sample's images when a sample is asked for), changed
 /// by `simulate --night`'s changes; the images uploaded since night 1 are
 /// appended to the input, as the nightly list of a real account would hold.
-pub fn night_account(night: u32, sample: usize) -> Result<(Vec<serde_json::Value>, Vec<u8>), CmdError> {
+pub(crate) fn night_account(night: u32, sample: usize) -> Result<(Vec<serde_json::Value>, Vec<u8>), CmdError> {
     let values: serde_json::Value = serde_json::from_str(DEMO_CATALOG).map_err(CmdError::internal)?;
     let mut images = values.get("images").and_then(|v| v.as_array()).cloned().unwrap_or_default();
     let id_of = |v: &serde_json::Value| v.get("ImageId").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
@@ -351,7 +352,7 @@ pub fn night_account(night: u32, sample: usize) -> Result<(Vec<serde_json::Value
 /// of the bundled sample against it, and the summary; `--nights N` nights
 /// of it, each in its own directory under `--out` and compared with the
 /// night before.
-pub async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
+pub(crate) async fn demo(a: &DemoArgs, argv: Vec<String>) -> CmdResult {
     if a.out.join(crate::rundir::MANIFEST_JSON).exists() {
         println!(
             "demo: {} holds a run of the earlier one-directory demo; its files are left as they are, and the nights go beside them in {}/night-N",
@@ -452,13 +453,13 @@ fn demo_settings(a: &DemoArgs, out: PathBuf, compare_with: Option<String>, argv:
             api: ApiMode::Single,
             qps: NonZeroU32::new(240),
             rate_mode: RateMode::Fixed,
-            burst: NonZeroU32::new(engine::DEFAULT_BURST).expect("non-zero"),
+            burst: NonZeroU32::new(crate::run::settings::DEFAULT_BURST).expect("non-zero"),
             concurrency: 32,
             retry: RetryPolicy::default(),
             max_failures: None,
             down_after: crate::run::guard::DEFAULT_DOWN_AFTER,
             // The reason of each blocked image, and a verdict for those without AuditStatus.
-            audit_source: engine::AuditSource::Both,
+            audit_source: crate::run::settings::AuditSource::Both,
             api_qps: Vec::new(),
         },
         reports: ReportSettings { formats: vec![Format::Csv, Format::Json, Format::Html], csv: CsvStyle::default() },

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::error::CmdError;
 
 /// A duration flag that must be more than zero (`10s`, `1500ms`).
-pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
+pub(crate) fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
     let d = parse_duration_or_zero(flag, text)?;
     if d.is_zero() {
         return Err(CmdError::usage(format!("{flag} must be more than zero")));
@@ -18,7 +18,7 @@ pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CmdError> {
 }
 
 /// A duration flag that may be zero.
-pub fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdError> {
+pub(crate) fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdError> {
     duration_text(text).map_err(|e| CmdError::usage(format!("{flag} {text:?}: {e}")))
 }
 
@@ -26,7 +26,7 @@ pub fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration, CmdErr
 /// `1500ms`, `1h`, `1h 30m`), or a bare number of seconds (`--auth-timeout`
 /// was seconds before it took units, so a bare number means seconds
 /// everywhere).
-pub fn duration_text(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration_text(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{e}"));
@@ -35,7 +35,7 @@ pub fn duration_text(text: &str) -> Result<Duration, String> {
 }
 
 /// `--auth-timeout`: a duration of whole seconds, at least one.
-pub fn parse_auth_timeout(text: &str) -> Result<u64, CmdError> {
+pub(crate) fn parse_auth_timeout(text: &str) -> Result<u64, CmdError> {
     let d = parse_duration("--auth-timeout", text)?;
     if d.subsec_nanos() != 0 {
         return Err(CmdError::usage(format!(

@@ -30,7 +30,7 @@ use crate::domain::record::{IdOrder, ImageRecord, OutcomeKind};
 use crate::domain::verdict::Verdict;
 
 /// The kinds of change, in report order.
-pub const CHANGE_KINDS: &[&str] = &[
+pub(crate) const CHANGE_KINDS: &[&str] = &[
     "newly_blocked",
     "unblocked",
     "newly_missing",
@@ -42,7 +42,7 @@ pub const CHANGE_KINDS: &[&str] = &[
 ];
 
 /// The `changes.csv` header, in order.
-pub const CHANGES_COLUMNS: &[&str] = &[
+pub(crate) const CHANGES_COLUMNS: &[&str] = &[
     "image_id",
     "change",
     "before",
@@ -97,7 +97,7 @@ impl std::fmt::Display for SettingChange {
 /// The settings that change what a row says, as the earlier run's manifest
 /// and this run have them: `--audit-source`, `--api` and the id column.
 /// A manifest written before a setting existed ran with its default.
-pub fn settings_changes(
+pub(crate) fn settings_changes(
     before: &crate::rundir::manifest::Manifest,
     audit_source: &str,
     api: &str,
@@ -189,7 +189,7 @@ fn audit_text(r: &ImageRecord) -> String {
 const BLOCKED: &str = Verdict::Blocked.as_str();
 
 /// The changes of one id between two settled records (found or missing).
-pub fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
+pub(crate) fn classify(before: &ImageRecord, after: &ImageRecord) -> Vec<Change> {
     let mut out = Vec::new();
     // The image as it is now, or as it was last seen.
     let seen = if after.outcome == OutcomeKind::Found { after } else { before };
@@ -284,7 +284,7 @@ fn settled(r: &ImageRecord) -> bool {
 }
 
 /// Reads `images.csv` as records.
-pub fn records_from_csv<R: Read>(r: R, what: &'static str) -> impl Iterator<Item = io::Result<ImageRecord>> {
+pub(crate) fn records_from_csv<R: Read>(r: R, what: &'static str) -> impl Iterator<Item = io::Result<ImageRecord>> {
     csv::Reader::from_reader(r)
         .into_deserialize::<ImageRecord>()
         .map(move |row| row.map_err(|e| io::Error::other(format!("{what}: {e}"))))
@@ -316,19 +316,9 @@ impl<I: Iterator<Item = io::Result<ImageRecord>>> Sorted<I> {
 /// `inventories`: both runs audited the whole account (`--all-images`), so
 /// an id in one run only is a change (`new_image`, `newly_missing`), not
 /// a difference of inputs.
-pub fn compare(
-    old: impl Iterator<Item = io::Result<ImageRecord>>,
-    new: impl Iterator<Item = io::Result<ImageRecord>>,
-    compared_with: Option<String>,
-    inventories: bool,
-    emit: impl FnMut(&Change) -> io::Result<()>,
-) -> io::Result<ChangeCounts> {
-    compare_with_settings(old, new, compared_with, inventories, &[], emit)
-}
-
-/// [`compare`], marking the changes that `settings` (the settings the
-/// earlier run had otherwise, [`settings_changes`]) explain.
-pub fn compare_with_settings(
+/// The changes that `settings` (the settings the earlier run had
+/// otherwise, [`settings_changes`]) explain are marked so.
+pub(crate) fn compare_with_settings(
     old: impl Iterator<Item = io::Result<ImageRecord>>,
     new: impl Iterator<Item = io::Result<ImageRecord>>,
     compared_with: Option<String>,
@@ -527,11 +517,12 @@ mod tests {
             found("e", Some("Normal"), "Normal", None),
         ]);
         let mut rows = Vec::new();
-        let counts = compare(
+        let counts = compare_with_settings(
             records_from_csv(&old[..], "old"),
             records_from_csv(&new[..], "new"),
             Some("old".into()),
             false,
+            &[],
             |c| {
                 rows.push(c.clone());
                 Ok(())
@@ -553,8 +544,14 @@ mod tests {
     fn unsorted_input_is_an_error() {
         let old = csv_of(&[missing("b"), missing("a")]);
         let new = csv_of(&[missing("a")]);
-        assert!(
-            compare(records_from_csv(&old[..], "o"), records_from_csv(&new[..], "n"), None, false, |_| Ok(())).is_err()
-        );
+        assert!(compare_with_settings(
+            records_from_csv(&old[..], "o"),
+            records_from_csv(&new[..], "n"),
+            None,
+            false,
+            &[],
+            |_| Ok(())
+        )
+        .is_err());
     }
 }

@@ -27,14 +27,14 @@ const BLUE: &str = "#4e79a7";
 const GREY: &str = "#8c8c8c";
 
 /// Blocked images listed on the page; the rest are in `images.csv`.
-pub const MAX_BLOCKED_ROWS: usize = 1000;
+pub(crate) const MAX_BLOCKED_ROWS: usize = 1000;
 /// Rows of each other list (missing, newly missing, unblocked, Unknown):
 /// enough to act on from the page, short enough to read; the rest are in
 /// `images.csv` / `changes.csv`.
-pub const MAX_LISTED: usize = 50;
+pub(crate) const MAX_LISTED: usize = 50;
 
 /// What the page says about the run besides the summary.
-pub struct PageInfo<'a> {
+pub(crate) struct PageInfo<'a> {
     pub started: &'a str,
     pub finished: &'a str,
     pub input: &'a str,
@@ -170,7 +170,7 @@ fn category(cate_id: Option<i64>, cate_name: Option<&str>) -> String {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -353,7 +353,7 @@ fn num_row(w: &mut dyn Write, label: &str, key: &str, n: u64) -> io::Result<()> 
 }
 
 /// Writes the page: one section after another.
-pub fn write_summary_html(
+pub(crate) fn write_summary_html(
     w: &mut dyn Write,
     s: &Summary,
     info: &PageInfo<'_>,

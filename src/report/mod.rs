@@ -21,17 +21,17 @@
 //! counts. Where files go and how they are made durable is
 //! [`crate::rundir`]'s.
 
-pub mod changes;
-pub mod html;
+pub(crate) mod changes;
+pub(crate) mod html;
 pub mod pass;
-pub mod review;
+pub(crate) mod review;
 pub mod sort;
 pub mod summary;
-pub mod trend;
-pub mod verdict;
-pub mod verify;
+pub(crate) mod trend;
+pub(crate) mod verdict;
+pub(crate) mod verify;
 pub mod write;
-pub mod xlsx;
+pub(crate) mod xlsx;
 
 #[cfg(test)]
 pub(crate) mod testing {
@@ -40,7 +40,7 @@ pub(crate) mod testing {
     use crate::domain::record::ImageRecord;
     use crate::run::outcome::{FailureInfo, Outcome};
 
-    pub fn found(id: &str, audit: Option<&str>, status: Option<&str>, cate: Option<(i64, &str)>) -> ImageRecord {
+    pub(crate) fn found(id: &str, audit: Option<&str>, status: Option<&str>, cate: Option<(i64, &str)>) -> ImageRecord {
         let info = ImageInfo {
             image_id: Some(id.into()),
             audit_status: audit.map(Into::into),
@@ -52,7 +52,7 @@ pub(crate) mod testing {
         Outcome::found(id.into(), info, 1, Some("r".into())).record()
     }
 
-    pub fn failed(id: &str, code: &str) -> ImageRecord {
+    pub(crate) fn failed(id: &str, code: &str) -> ImageRecord {
         let f = FailureInfo { code: code.into(), message: "m".into(), http_status: Some(500), request_id: None };
         Outcome::failed(id.into(), 5, f).record()
     }

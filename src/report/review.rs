@@ -46,21 +46,21 @@ named_enum! {
 }
 
 /// The ledger's columns, in the order the README shows them.
-pub const LEDGER_COLUMNS: &[&str] = &["image_id", "decision", "reviewer", "reviewed_at", "note"];
+pub(crate) const LEDGER_COLUMNS: &[&str] = &["image_id", "decision", "reviewer", "reviewed_at", "note"];
 
 /// The largest ledger read: a row for each of a million images is some
 /// 100 MB; a team's ledger is far smaller, and a bigger file is a mistake.
-pub const MAX_LEDGER_BYTES: u64 = 256 * 1024 * 1024;
+pub(crate) const MAX_LEDGER_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Stale reviews listed in `summary.json` and on the page; the count is whole.
-pub const MAX_STALE_LISTED: usize = 1000;
+pub(crate) const MAX_STALE_LISTED: usize = 1000;
 
 /// Unreviewed blocked images on the page's queue, the oldest first.
-pub const MAX_QUEUE_ROWS: usize = 1000;
+pub(crate) const MAX_QUEUE_ROWS: usize = 1000;
 
 /// A ledger that cannot be used, with where and what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum ReviewError {
+pub(crate) enum ReviewError {
     #[error("--reviews {file}: {reason}")]
     Read { file: String, reason: String },
     #[error("--reviews {file}: line 1: the header [{header}] lacks {missing}: a review ledger's columns are image_id, decision, reviewer, reviewed_at, note")]
@@ -110,7 +110,7 @@ impl ReviewLedger {
 
 /// Reads the ledger at `path` (a regular file of at most
 /// [`MAX_LEDGER_BYTES`]).
-pub fn read_ledger(path: &Path) -> Result<ReviewLedger, ReviewError> {
+pub(crate) fn read_ledger(path: &Path) -> Result<ReviewLedger, ReviewError> {
     let file = path.display().to_string();
     let (bytes, _) = read_small_file(path, MAX_LEDGER_BYTES)
         .map_err(|e| ReviewError::Read { file: file.clone(), reason: e.to_string() })?;
@@ -124,7 +124,7 @@ fn is_date_or_time(text: &str) -> bool {
 }
 
 /// The ledger's rows, checked: the pure core of [`read_ledger`].
-pub fn parse_ledger(raw: &[u8], file: &str) -> Result<ReviewLedger, ReviewError> {
+pub(crate) fn parse_ledger(raw: &[u8], file: &str) -> Result<ReviewLedger, ReviewError> {
     let bytes = raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw);
     let csv_error = |e: csv::Error| {
         let line = e.position().map_or(1, csv::Position::line);
@@ -250,7 +250,7 @@ pub struct ReviewSummary {
 
 /// An unreviewed blocked image, for the page's queue.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct QueueRow {
+pub(crate) struct QueueRow {
     pub blocked_since: String,
     pub image_id: String,
     pub title: Option<String>,
@@ -259,14 +259,14 @@ pub struct QueueRow {
 }
 
 /// Whole days from `from` to `to`, both `YYYY-MM-DD`; none if either is not a date.
-pub fn days_between(from: &str, to: &str) -> Option<u64> {
+pub(crate) fn days_between(from: &str, to: &str) -> Option<u64> {
     let t = |d: &str| humantime::parse_rfc3339(&format!("{}T00:00:00Z", d.get(..10)?)).ok();
     Some(t(to)?.duration_since(t(from)?).map_or(0, |d| d.as_secs() / 86_400))
 }
 
 /// The run compared with, read alongside tonight's records: its images in
 /// `image_id` order, each blocked one with the night it was first seen so.
-pub struct Carry<I> {
+pub(crate) struct Carry<I> {
     rows: I,
     next: Option<ImageRecord>,
     /// The earlier run's own date, for its rows written before
@@ -276,7 +276,7 @@ pub struct Carry<I> {
 
 impl<I: Iterator<Item = io::Result<ImageRecord>>> Carry<I> {
     /// `rows`: the earlier run's `images.csv`; `run_date`: its date.
-    pub fn new(rows: I, run_date: String) -> Self {
+    pub(crate) fn new(rows: I, run_date: String) -> Self {
         Carry { rows, next: None, run_date }
     }
 
@@ -304,7 +304,7 @@ impl<I: Iterator<Item = io::Result<ImageRecord>>> Carry<I> {
 }
 
 /// Tonight's review state, folded as the report pass streams the records.
-pub struct Night<'a, I> {
+pub(crate) struct Night<'a, I> {
     ledger: Option<&'a ReviewLedger>,
     carry: Option<Carry<I>>,
     summary: ReviewSummary,
@@ -317,7 +317,7 @@ pub struct Night<'a, I> {
 
 impl<'a, I: Iterator<Item = io::Result<ImageRecord>>> Night<'a, I> {
     /// `run_date`: tonight (`YYYY-MM-DD`, UTC).
-    pub fn new(ledger: Option<&'a ReviewLedger>, carry: Option<Carry<I>>, run_date: &str) -> Self {
+    pub(crate) fn new(ledger: Option<&'a ReviewLedger>, carry: Option<Carry<I>>, run_date: &str) -> Self {
         Night {
             ledger,
             carry,
@@ -333,7 +333,7 @@ impl<'a, I: Iterator<Item = io::Result<ImageRecord>>> Night<'a, I> {
 
     /// Fills the record's review columns and `blocked_since`, and counts it.
     /// Records come in `image_id` order.
-    pub fn annotate(&mut self, r: &mut ImageRecord) -> io::Result<()> {
+    pub(crate) fn annotate(&mut self, r: &mut ImageRecord) -> io::Result<()> {
         let review = self.ledger.and_then(|l| l.reviews.get_key_value(r.image_id.as_str()));
         r.review_decision = review.map(|(_, v)| v.decision.as_str().to_owned());
         r.reviewer = review.map(|(_, v)| v.reviewer.clone());
@@ -383,7 +383,7 @@ impl<'a, I: Iterator<Item = io::Result<ImageRecord>>> Night<'a, I> {
     }
 
     /// The summary's counts and the page's queue, oldest first.
-    pub fn finish(mut self) -> (ReviewSummary, Vec<QueueRow>) {
+    pub(crate) fn finish(mut self) -> (ReviewSummary, Vec<QueueRow>) {
         let s = &mut self.summary;
         s.oldest_unreviewed_age_days =
             s.oldest_unreviewed_since.as_deref().and_then(|since| days_between(since, &s.run_date));

@@ -12,7 +12,7 @@ use crate::rundir::manifest::Manifest;
 use crate::rundir::SUMMARY_JSON;
 
 /// Runs the trend shows when `--trend-runs` is not given: a month of nights.
-pub const DEFAULT_TREND_RUNS: usize = 30;
+pub(crate) const DEFAULT_TREND_RUNS: usize = 30;
 
 /// One run on the trend chart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +42,7 @@ impl TrendPoint {
 /// passed over in silence: the trend shows what it can prove. One that
 /// claims to be one but whose manifest or `summary.json` do not verify is
 /// left out and named: an edited count must not be drawn.
-pub fn earlier_runs(parent: &Path, me: &Path, limit: usize) -> (Vec<TrendPoint>, Vec<(PathBuf, String)>) {
+pub(crate) fn earlier_runs(parent: &Path, me: &Path, limit: usize) -> (Vec<TrendPoint>, Vec<(PathBuf, String)>) {
     if limit == 0 {
         return (Vec::new(), Vec::new());
     }

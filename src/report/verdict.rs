@@ -25,7 +25,7 @@ use crate::domain::verdict::{Disagreement, Verdict, VerdictSource};
 /// `AuditStatus` as read: `Normal`, `Blocked`, absent, or a value this
 /// tool does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountDecision {
+pub(crate) enum AccountDecision {
     Normal,
     Blocked,
     Absent,
@@ -34,7 +34,7 @@ pub enum AccountDecision {
 
 impl AccountDecision {
     /// Reads the raw field, trimmed, in any case; an empty value is absent.
-    pub fn read(raw: Option<&str>) -> Self {
+    pub(crate) fn read(raw: Option<&str>) -> Self {
         match raw.map(str::trim) {
             None | Some("") => AccountDecision::Absent,
             Some(t) if t.eq_ignore_ascii_case("normal") => AccountDecision::Normal,
@@ -46,14 +46,14 @@ impl AccountDecision {
     /// Whether GetMediaAuditResult is asked in `--audit-source both`: when
     /// the account's decision is Blocked (for the reasons) or cannot be read
     /// (for the verdict).
-    pub fn wants_moderation(self) -> bool {
+    pub(crate) fn wants_moderation(self) -> bool {
         self != AccountDecision::Normal
     }
 }
 
 /// The machine's answer as the verdict needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// The strictest recognised suggestion of any part.
     pub strictest: Option<Suggestion>,
     /// Whether some part's suggestion was not recognised.
@@ -64,7 +64,7 @@ impl Machine {
     /// The machine's verdict: a block anywhere is Blocked; otherwise a value
     /// not recognised leaves it Unknown (it may have been a block); then
     /// review, then pass; nothing at all is Unknown.
-    pub fn verdict(self) -> Verdict {
+    pub(crate) fn verdict(self) -> Verdict {
         match (self.strictest, self.unrecognised) {
             (Some(Suggestion::Block), _) => Verdict::Blocked,
             (_, true) | (None, false) => Verdict::Unknown,
@@ -76,7 +76,7 @@ impl Machine {
 
 /// What the two facts decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decided {
+pub(crate) struct Decided {
     pub verdict: Verdict,
     pub source: VerdictSource,
     pub disagreement: Option<Disagreement>,
@@ -84,7 +84,7 @@ pub struct Decided {
 
 /// The verdict of a found image from its `AuditStatus` and, when asked and
 /// answered, the machine's moderation. Pure; table-tested below.
-pub fn decide(audit_status: Option<&str>, machine: Option<Machine>) -> Decided {
+pub(crate) fn decide(audit_status: Option<&str>, machine: Option<Machine>) -> Decided {
     let account = AccountDecision::read(audit_status);
     let machine_says = machine.map(Machine::verdict);
     let disagreement = match (account, machine.and_then(|m| m.strictest)) {
@@ -105,19 +105,19 @@ pub fn decide(audit_status: Option<&str>, machine: Option<Machine>) -> Decided {
 
 /// The reason of a Blocked or Review verdict from moderation whose answer
 /// names no label: never an empty cell.
-pub const UNSPECIFIED: &str = "unspecified";
+pub(crate) const UNSPECIFIED: &str = "unspecified";
 
 /// The reason of an image the account blocked where the machine, asked,
 /// named no label (a person's own decision).
-pub const ACCOUNT_DECISION: &str = "account:blocked";
+pub(crate) const ACCOUNT_DECISION: &str = "account:blocked";
 
 /// The reason of an image whose verdict needed moderation that the account
 /// cannot have: `moderation-unavailable:CODE`.
-pub const MODERATION_UNAVAILABLE: &str = "moderation-unavailable";
+pub(crate) const MODERATION_UNAVAILABLE: &str = "moderation-unavailable";
 
 /// The reason of an image whose account had decided and whose moderation
 /// answer could not be had after retries: `moderation-failed:CODE`.
-pub const MODERATION_FAILED: &str = "moderation-failed";
+pub(crate) const MODERATION_FAILED: &str = "moderation-failed";
 
 #[cfg(test)]
 mod tests {

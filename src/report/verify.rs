@@ -30,7 +30,7 @@ pub struct Verdict {
 /// Checks a run directory; `expected_manifest` is a digest of its manifest
 /// kept elsewhere, if the caller has one. `Err` only when it is not a run
 /// directory at all.
-pub fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, ManifestError> {
+pub(crate) fn verify(dir: &Path, expected_manifest: Option<&str>) -> Result<Verdict, ManifestError> {
     let manifest = Manifest::read(dir)?;
     let mut v = Verdict::default();
     check_manifest_digest(dir, expected_manifest, &mut v);
@@ -130,7 +130,7 @@ fn check_file(dir: &Path, f: &FileDigest, v: &mut Verdict) {
 /// Why an earlier run the tool was about to read is not used.
 #[derive(Debug, thiserror::Error)]
 #[error("{dir} does not verify ({}): see `vod-image-audit verify {dir}`", .problems.join("; "))]
-pub struct NotVerified {
+pub(crate) struct NotVerified {
     pub dir: String,
     pub problems: Vec<String>,
 }
@@ -142,7 +142,7 @@ pub struct NotVerified {
 /// SHA-256; with `complete`, the manifest must say every id was accounted
 /// for. Returns the manifest. The whole of `verify` would hash every report
 /// of every run the trend reads; a file not read cannot launder anything.
-pub fn earlier_run(dir: &Path, uses: &[&str], complete: bool) -> Result<Manifest, NotVerified> {
+pub(crate) fn earlier_run(dir: &Path, uses: &[&str], complete: bool) -> Result<Manifest, NotVerified> {
     let shown = dir.display().to_string();
     let manifest =
         Manifest::read(dir).map_err(|e| NotVerified { dir: shown.clone(), problems: vec![e.to_string()] })?;
@@ -165,7 +165,7 @@ pub fn earlier_run(dir: &Path, uses: &[&str], complete: bool) -> Result<Manifest
 }
 
 /// The problem of a run that stopped before it accounted for every id.
-pub const INCOMPLETE: &str = "the manifest marks the run incomplete: it does not account for every id";
+pub(crate) const INCOMPLETE: &str = "the manifest marks the run incomplete: it does not account for every id";
 
 /// The manifest against `manifest.sha256`, and against the digest the
 /// caller kept elsewhere.

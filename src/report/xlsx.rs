@@ -36,29 +36,29 @@ use crate::domain::record::ImageRecord;
 use crate::domain::verdict::Verdict;
 
 /// The first sheet: the run and its counts.
-pub const SUMMARY_SHEET: &str = "Summary";
+pub(crate) const SUMMARY_SHEET: &str = "Summary";
 /// Every blocked image.
-pub const BLOCKED_SHEET: &str = "Blocked";
+pub(crate) const BLOCKED_SHEET: &str = "Blocked";
 /// What changed since the earlier run compared with.
-pub const CHANGES_SHEET: &str = "Changes";
+pub(crate) const CHANGES_SHEET: &str = "Changes";
 /// One row per image, the columns of `images.csv`.
-pub const IMAGES_SHEET: &str = "All images";
+pub(crate) const IMAGES_SHEET: &str = "All images";
 
 /// The Summary sheet's header.
-pub const SUMMARY_COLUMNS: &[&str] = &["section", "item", "label", "count", "blocked"];
+pub(crate) const SUMMARY_COLUMNS: &[&str] = &["section", "item", "label", "count", "blocked"];
 
 /// The Blocked sheet's header. `reason` stays empty until the moderation
 /// API is asked why (a later change).
-pub const BLOCKED_COLUMNS: &[&str] =
+pub(crate) const BLOCKED_COLUMNS: &[&str] =
     &["image_id", "title", "cate_id", "cate_name", "creation_time", "url", "reasons", "verdict_source", "disagreement"];
 
 /// Rows in one Excel worksheet, the header included (Excel's
 /// specification and limits).
-pub const EXCEL_MAX_ROWS: u32 = 1_048_576;
+pub(crate) const EXCEL_MAX_ROWS: u32 = 1_048_576;
 
 /// The longest text an Excel cell holds, in UTF-16 code units (Excel's
 /// limits; the writer refuses longer).
-pub const EXCEL_MAX_CELL: usize = 32_767;
+pub(crate) const EXCEL_MAX_CELL: usize = 32_767;
 
 /// Above this estimate of a sheet's XML the file is written with ZIP64,
 /// which a zip of more than 4 GiB needs; half of that, for the estimate's
@@ -325,7 +325,7 @@ impl Sheet {
 
 /// `audit.xlsx`, fed one record and one change at a time in `image_id`
 /// order, and finished with the summary.
-pub struct AuditWorkbook {
+pub(crate) struct AuditWorkbook {
     book: Workbook,
     bold: Format,
     blocked: Sheet,
@@ -341,7 +341,7 @@ pub struct AuditWorkbook {
 impl AuditWorkbook {
     /// Starts a workbook whose sheet data waits in anonymous temporary files
     /// in `dir` (the run directory).
-    pub fn new(dir: &Path) -> io::Result<Self> {
+    pub(crate) fn new(dir: &Path) -> io::Result<Self> {
         Self::with_limit(dir, EXCEL_MAX_ROWS)
     }
 
@@ -368,7 +368,7 @@ impl AuditWorkbook {
     }
 
     /// Adds a record to `All images`, and to `Blocked` if it is blocked.
-    pub fn add_record(&mut self, r: &ImageRecord) -> io::Result<()> {
+    pub(crate) fn add_record(&mut self, r: &ImageRecord) -> io::Result<()> {
         self.with(|w| {
             w.images.push(&mut w.book, &w.bold, w.limit, &image_cells(r))?;
             if r.is_blocked() {
@@ -379,12 +379,12 @@ impl AuditWorkbook {
     }
 
     /// Adds a change to `Changes`.
-    pub fn add_change(&mut self, c: &Change) -> io::Result<()> {
+    pub(crate) fn add_change(&mut self, c: &Change) -> io::Result<()> {
         self.with(|w| w.changes.push(&mut w.book, &w.bold, w.limit, &change_cells(c)))
     }
 
     /// Writes the Summary sheet and the whole workbook to `out`.
-    pub fn finish<W: Write + Send>(self, summary: &Summary, run: &RunLines<'_>, out: W) -> io::Result<()> {
+    pub(crate) fn finish<W: Write + Send>(self, summary: &Summary, run: &RunLines<'_>, out: W) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::other("audit.xlsx: the workbook failed earlier"));
         }
@@ -453,7 +453,7 @@ fn text(v: &str) -> Cell<'_> {
 
 /// The run's facts for the Summary sheet, `(item, value)` in the order
 /// shown; an empty value is left out.
-pub type RunLines<'a> = [(&'static str, &'a str)];
+pub(crate) type RunLines<'a> = [(&'static str, &'a str)];
 
 /// The Summary sheet, [`SUMMARY_COLUMNS`]: the run, the totals and ledger,
 /// the coverage, the counts, the changes and the sheets.

@@ -32,7 +32,7 @@ struct Line {
 }
 
 /// The file, open for appending.
-pub struct AwaitingLog {
+pub(crate) struct AwaitingLog {
     file: File,
     line: Vec<u8>,
 }
@@ -43,7 +43,7 @@ impl AwaitingLog {
     /// moderation is still to be asked. A torn last line (a crash in the
     /// middle of a write) is passed over; so is a line that is not one of
     /// ours.
-    pub fn open(dir: &Path, settled: impl Fn(&str) -> bool) -> io::Result<(Self, Vec<Outcome>)> {
+    pub(crate) fn open(dir: &Path, settled: impl Fn(&str) -> bool) -> io::Result<(Self, Vec<Outcome>)> {
         let mut waiting = Vec::new();
         let mut seen = std::collections::HashSet::new();
         if let Ok(f) = File::open(dir.join(AWAITING)) {
@@ -61,7 +61,7 @@ impl AwaitingLog {
     }
 
     /// Writes one found image's line, whole, with one `write`.
-    pub fn append(&mut self, o: &Outcome) -> io::Result<()> {
+    pub(crate) fn append(&mut self, o: &Outcome) -> io::Result<()> {
         let Some(info) = o.info.as_deref() else { return Ok(()) };
         self.line.clear();
         // A line that ends torn after a crash would join the next one: start

@@ -129,13 +129,13 @@ impl<'a> Shared<'a> {
 /// Calls made with the run's discipline outside the audit: the listing
 /// phase of `--all-images` (`SearchMedia`) goes through the same limiter,
 /// retry policy, retry budget, outage clock and stop switch as the audit.
-pub struct Caller<'a> {
+pub(crate) struct Caller<'a> {
     shared: Shared<'a>,
 }
 
 /// How a call of [`Caller::call`] ended without an answer.
 #[derive(Debug, Clone)]
-pub enum CallEnd {
+pub(crate) enum CallEnd {
     /// A final error: retries used up, or one no retry fixes.
     Failed(ApiError),
     /// The run is stopping (a signal, a fatal error, the budget); the stop
@@ -144,17 +144,22 @@ pub enum CallEnd {
 }
 
 impl<'a> Caller<'a> {
-    pub fn new(client: &'a VodClient, settings: &AuditSettings, counters: Arc<Counters>, stop: StopHandle) -> Self {
+    pub(crate) fn new(
+        client: &'a VodClient,
+        settings: &AuditSettings,
+        counters: Arc<Counters>,
+        stop: StopHandle,
+    ) -> Self {
         Caller { shared: Shared::new(client, settings, counters, stop) }
     }
 
     /// The client.
-    pub fn client(&self) -> &'a VodClient {
+    pub(crate) fn client(&self) -> &'a VodClient {
         self.shared.client
     }
 
     /// One call with its retries.
-    pub async fn call<T, F, Fut>(&self, action: Action, call: F) -> Result<T, CallEnd>
+    pub(crate) async fn call<T, F, Fut>(&self, action: Action, call: F) -> Result<T, CallEnd>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ApiError>>,

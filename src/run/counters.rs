@@ -10,7 +10,7 @@ use super::lanes::Action;
 
 /// Live counters, shared by the tasks and read by the progress display.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Calls sent (every attempt).
     pub calls: AtomicU64,
     /// Answers that were `Throttling*`.
@@ -27,14 +27,14 @@ pub struct Counters {
 
 impl Counters {
     /// One action's counters.
-    pub fn of(&self, action: Action) -> &ActionCounters {
+    pub(crate) fn of(&self, action: Action) -> &ActionCounters {
         &self.by_action[action.index()]
     }
 }
 
 /// One action's calls as counted.
 #[derive(Debug, Default)]
-pub struct ActionCounters {
+pub(crate) struct ActionCounters {
     pub calls: AtomicU64,
     pub throttled: AtomicU64,
     /// Ids this action answered (found or missing).
@@ -42,7 +42,7 @@ pub struct ActionCounters {
 }
 
 /// Calls per second over an elapsed time, for progress lines.
-pub fn rate(n: u64, elapsed: Duration) -> f64 {
+pub(crate) fn rate(n: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 {
         n as f64 / secs

@@ -8,10 +8,10 @@ use std::io::{self, Read};
 use super::csv_field::Field;
 
 /// The delimiters sniffed from the header line, the comma first: it wins a tie.
-pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+pub(crate) const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// `--delimiter`: `,`, `;`, `tab` (or `\t`, or a tab), `|`.
-pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+pub(crate) fn parse_delimiter(text: &str) -> Result<u8, String> {
     match text {
         "," => Ok(b','),
         ";" => Ok(b';'),
@@ -22,7 +22,7 @@ pub fn parse_delimiter(text: &str) -> Result<u8, String> {
 }
 
 /// How a delimiter is named in messages, the plan and the manifest.
-pub fn delimiter_name(delimiter: u8) -> &'static str {
+pub(crate) fn delimiter_name(delimiter: u8) -> &'static str {
     match delimiter {
         b',' => ",",
         b';' => ";",
@@ -63,7 +63,7 @@ pub(crate) fn first_line(buf: &[u8]) -> Option<(&[u8], bool)> {
 
 /// The delimiter that splits the header line into the most fields; the
 /// comma on a tie, and for a one-column file.
-pub fn sniff_delimiter(header_line: &[u8]) -> u8 {
+pub(crate) fn sniff_delimiter(header_line: &[u8]) -> u8 {
     let mut best = (b',', count_fields(header_line, b','));
     for d in &DELIMITERS[1..] {
         let n = count_fields(header_line, *d);

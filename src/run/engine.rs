@@ -37,22 +37,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::{file_batch_answer, Filed};
 use super::call::{reserve, strip, unsettled, with_retries_from, Settled, Shared};
+use super::counters::Counters;
+use super::lanes::Action;
 use super::moderation::{ask_moderation, needs_moderation, MAX_AWAITING_MODERATION};
+use super::settings::{ApiMode, AuditSettings};
+use super::stop::{StopHandle, StopReason};
 use crate::api::client::{VodClient, MAX_BATCH_IDS};
 use crate::api::error::ErrorClass;
 use crate::domain::record::OutcomeKind;
 use crate::run::outcome::{FailureInfo, Outcome};
 
-pub use super::call::Caller;
-pub use super::counters::{rate, Counters};
-pub use super::lanes::Action;
-pub use super::settings::{ApiMode, AuditSettings, AuditSource, DEFAULT_BURST, DEFAULT_CONCURRENCY, DEFAULT_QPS};
-pub use super::stop::{StopHandle, StopReason};
-
 /// Where settled outcomes go (the progress display, the journal). Awaited
 /// by the one consumer of the calls, so a sink that waits (a full queue to
 /// a slow disk) holds back new calls instead of letting memory grow.
-pub trait Sink {
+pub(crate) trait Sink {
     /// Takes one outcome; it may hold it until [`Sink::flush`]. An error
     /// (an earlier outcome could not be journaled) stops the run.
     fn settle(&mut self, outcome: Outcome) -> Result<(), String>;
@@ -69,7 +67,7 @@ pub trait Sink {
 }
 
 /// Most outcomes a [`Sink`] holds before they are handed on.
-pub const HAND_ON_EVERY: usize = 64;
+pub(crate) const HAND_ON_EVERY: usize = 64;
 
 /// How often the [`WheelAnchor`]'s timer fires: once a second, shorter
 /// than any request timeout.
@@ -115,7 +113,7 @@ impl Drop for WheelAnchor {
 /// only); it is settled when its last call is done. `awaiting` holds the
 /// found images of an earlier attempt that still need moderation: they are
 /// asked first, and not looked up again.
-pub async fn audit(
+pub(crate) async fn audit(
     client: &VodClient,
     ids: impl IntoIterator<Item = String>,
     awaiting: Vec<Outcome>,
@@ -419,7 +417,7 @@ async fn audit_one_from(s: &Shared<'_>, id: String, reserved: bool) -> Outcome {
 }
 /// The code of an id that a batch answer neither described nor listed as
 /// missing, after retries.
-pub const UNACCOUNTED: &str = "Unaccounted";
+pub(crate) const UNACCOUNTED: &str = "Unaccounted";
 
 /// Up to 20 ids with `GetImageInfos`. Misses come from `NonExistImageIds`;
 /// an id in neither list is asked again, then reported `Unaccounted`; an

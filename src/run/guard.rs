@@ -12,23 +12,23 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Retry tokens a run starts with (AWS standard retry mode's 500).
-pub const RETRY_BUDGET: i64 = 500;
+pub(crate) const RETRY_BUDGET: i64 = 500;
 /// Tokens a retry after a 5xx or reset costs.
-pub const RETRY_COST: i64 = 1;
+pub(crate) const RETRY_COST: i64 = 1;
 /// Tokens a retry after a timeout costs: a timeout ties up a slot for long.
-pub const TIMEOUT_RETRY_COST: i64 = 2;
+pub(crate) const TIMEOUT_RETRY_COST: i64 = 2;
 /// Tokens a success gives back. With retries costing about as much, a
 /// service failing under half its calls never drains the budget, and one
 /// failing every call drains it after ~500 retries: the run stops early
 /// instead of retrying every id. Throttling does not spend tokens: it is
 /// handled by backoff and is not an outage.
-pub const SUCCESS_REFUND: i64 = 1;
+pub(crate) const SUCCESS_REFUND: i64 = 1;
 
 /// Transient failures in a row, across the whole run, with no success in
 /// between, after which the service is taken to be failing as a whole (an
 /// outage), not one id at a time. At a 50 % failure rate 50 in a row happen
 /// once in 10^15 calls.
-pub const FAILURES_IN_A_ROW: u64 = 50;
+pub(crate) const FAILURES_IN_A_ROW: u64 = 50;
 
 /// How long an outage may last before the run stops (exit 4, resumable),
 /// when `--down-after` is not given. During an outage the whole run pauses
@@ -36,22 +36,22 @@ pub const FAILURES_IN_A_ROW: u64 = 50;
 /// against the retry budget, so a load balancer's failover or a restart of
 /// the endpoint (seconds) costs no id; a minute of nothing but failures is
 /// a real outage, better resumed later than waited out by a nightly job.
-pub const DEFAULT_DOWN_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_DOWN_AFTER: Duration = Duration::from_secs(60);
 
 /// The shortest and longest pause during an outage: the pause grows with
 /// the outage (1 s, then as long as it has lasted), and a call that fails in
 /// it waits for the next, so a down service sees each call in flight at most
 /// once a pause: about once a second at first, fewer later.
-pub const OUTAGE_PAUSE_MIN: Duration = Duration::from_secs(1);
-pub const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(10);
+pub(crate) const OUTAGE_PAUSE_MIN: Duration = Duration::from_secs(1);
+pub(crate) const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(10);
 
 /// Ids settled before `--max-failures P%` is judged: S3 Batch Operations
 /// waits for 1,000 tasks before applying its failure threshold.
-pub const MIN_IDS_FOR_FAILURE_RATIO: u64 = 1000;
+pub(crate) const MIN_IDS_FOR_FAILURE_RATIO: u64 = 1000;
 
 /// `--max-failures`: stop when failed ids pass this.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FailureLimit {
+pub(crate) enum FailureLimit {
     /// More than this many failed ids.
     Count(u64),
     /// More than this percentage of settled ids, once
@@ -61,7 +61,7 @@ pub enum FailureLimit {
 
 impl FailureLimit {
     /// Parses `N` or `P%`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
         if let Some(p) = t.strip_suffix('%') {
             let p: f64 = p.trim().parse().map_err(|_| format!("{text:?} is not a percentage like 5%"))?;
@@ -77,7 +77,7 @@ impl FailureLimit {
     }
 
     /// Whether `failed` of `settled` ids passes the limit.
-    pub fn exceeded(&self, failed: u64, settled: u64) -> bool {
+    pub(crate) fn exceeded(&self, failed: u64, settled: u64) -> bool {
         match *self {
             FailureLimit::Count(n) => failed > n,
             FailureLimit::Percent(p) => {
@@ -89,7 +89,7 @@ impl FailureLimit {
 
 /// The run-wide retry budget, in the style of AWS's standard retry mode.
 #[derive(Debug)]
-pub struct RetryBudget(AtomicI64);
+pub(crate) struct RetryBudget(AtomicI64);
 
 impl Default for RetryBudget {
     fn default() -> Self {
@@ -99,12 +99,12 @@ impl Default for RetryBudget {
 
 impl RetryBudget {
     /// Takes `cost` tokens; false (and nothing taken) if there are not enough.
-    pub fn try_spend(&self, cost: i64) -> bool {
+    pub(crate) fn try_spend(&self, cost: i64) -> bool {
         self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| (t >= cost).then_some(t - cost)).is_ok()
     }
 
     /// Gives tokens back, up to the starting amount.
-    pub fn refund(&self, n: i64) {
+    pub(crate) fn refund(&self, n: i64) {
         let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some((t + n).min(RETRY_BUDGET)));
     }
 }
@@ -131,7 +131,7 @@ impl Pause {
 
 /// What a transient failure means during an outage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutageStep {
+pub(crate) enum OutageStep {
     /// Pause the whole run until then, and call again.
     PauseUntil(Instant),
     /// The outage has lasted this long, `--down-after` or more: stop.
@@ -173,7 +173,7 @@ impl Outage {
 /// call was sent before the throttling began: that says nothing about now.
 /// Read by the progress display, to say how long the run has been waiting.
 #[derive(Debug, Default)]
-pub struct Throttling {
+pub(crate) struct Throttling {
     /// Whether `since` holds a time: the path of every answer reads only this.
     running: AtomicBool,
     since: Mutex<Option<Instant>>,
@@ -203,7 +203,7 @@ impl Throttling {
     }
 
     /// Since when every answer has been a throttle, if it has.
-    pub fn since(&self) -> Option<Instant> {
+    pub(crate) fn since(&self) -> Option<Instant> {
         if !self.running.load(Ordering::Relaxed) {
             return None;
         }
@@ -213,7 +213,7 @@ impl Throttling {
 
 /// What a throttled answer means for the call that got it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThrottleStep {
+pub(crate) enum ThrottleStep {
     /// Wait until then (and look again).
     WaitUntil(Instant),
     /// Every answer has been a throttle for this long, `--down-after` or
@@ -227,7 +227,7 @@ pub enum ThrottleStep {
 /// lasted `down_after`, so that a hint longer than that (the server may ask
 /// for days) stops the run then instead of holding it silently. No call is
 /// made before the hint ends.
-pub fn throttle_step(since: Instant, now: Instant, until: Instant, down_after: Duration) -> ThrottleStep {
+pub(crate) fn throttle_step(since: Instant, now: Instant, until: Instant, down_after: Duration) -> ThrottleStep {
     let lasted = now.saturating_duration_since(since);
     if lasted >= down_after {
         return ThrottleStep::Down(lasted);
@@ -239,7 +239,7 @@ pub fn throttle_step(since: Instant, now: Instant, until: Instant, down_after: D
 /// `down_after`, else pause for as long as it has lasted (within
 /// [`OUTAGE_PAUSE_MIN`]..[`OUTAGE_PAUSE_MAX`]), but not past the moment it
 /// would have lasted `down_after`, so that the last probe is made then.
-pub fn outage_step(since: Instant, now: Instant, down_after: Duration) -> OutageStep {
+pub(crate) fn outage_step(since: Instant, now: Instant, down_after: Duration) -> OutageStep {
     let lasted = now.saturating_duration_since(since);
     if lasted >= down_after {
         return OutageStep::Down(lasted);

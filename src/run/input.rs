@@ -15,9 +15,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::delimiter::{delimiter_name, parse_delimiter};
+pub(crate) use super::delimiter::{delimiter_name, parse_delimiter};
 use super::delimiter::{first_line, peek_header, sniff_delimiter};
-pub use super::input_stream::MAX_LINE_BYTES;
+pub(crate) use super::input_stream::MAX_LINE_BYTES;
 use super::input_stream::{NormalizeLines, Stop, Tap};
 use crate::api::search::utc;
 use crate::domain::id::validate_id;
@@ -29,7 +29,7 @@ use crate::rundir::digest::Sha256;
 /// few; a thousand in a row is a log, a binary or the wrong file, and a
 /// stream of them that never ends would grow the rejected rows (and the run)
 /// without end.
-pub const MAX_REJECTED_IN_A_ROW: usize = 1000;
+pub(crate) const MAX_REJECTED_IN_A_ROW: usize = 1000;
 
 /// How much of a rejected value `rejected.csv` keeps.
 const MAX_SHOWN_VALUE: usize = 200;
@@ -45,7 +45,7 @@ const SINGLE_COLUMN_HEADERS: &[&str] = &["id", "ids", "imageid", "image_id", "im
 
 /// Where the ids come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputSource {
+pub(crate) enum InputSource {
     /// `-`: standard input.
     Stdin,
     /// A file.
@@ -58,7 +58,7 @@ pub enum InputSource {
 /// What `--all-images` lists: `--created-after`, `--created-before`,
 /// `--cate-id`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Filters {
+pub(crate) struct Filters {
     /// Seconds since the epoch, inclusive.
     pub created_after: Option<i64>,
     /// Seconds since the epoch, exclusive.
@@ -68,7 +68,7 @@ pub struct Filters {
 
 impl Filters {
     /// How the listing is named in messages and in the run's input key.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = "all images (SearchMedia)".to_owned();
         if let Some(a) = self.created_after {
             s.push_str(&format!(" created at or after {}", utc(a)));
@@ -85,7 +85,7 @@ impl Filters {
 
 impl InputSource {
     /// `-` means stdin, anything else a path.
-    pub fn from_arg(arg: &str) -> Self {
+    pub(crate) fn from_arg(arg: &str) -> Self {
         if arg == "-" {
             InputSource::Stdin
         } else {
@@ -94,7 +94,7 @@ impl InputSource {
     }
 
     /// How it is named in messages and the manifest.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             InputSource::Stdin => "<stdin>".to_owned(),
             InputSource::Path(p) => p.display().to_string(),
@@ -103,7 +103,7 @@ impl InputSource {
     }
 
     /// Opens the source for reading.
-    pub fn open(&self) -> Result<Box<dyn Read>, InputError> {
+    pub(crate) fn open(&self) -> Result<Box<dyn Read>, InputError> {
         match self {
             InputSource::Stdin => Ok(Box::new(io::stdin().lock())),
             InputSource::Path(p) => {
@@ -221,11 +221,11 @@ impl Ids {
 /// these instead of the strings. Two independently keyed SipHashes: a
 /// collision among a million ids has odds around 2^-88.
 #[derive(Clone, Default)]
-pub struct Fingerprint(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+pub(crate) struct Fingerprint(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
 
 impl Fingerprint {
     /// The fingerprint of `id`.
-    pub fn of(&self, id: &str) -> u128 {
+    pub(crate) fn of(&self, id: &str) -> u128 {
         use std::hash::BuildHasher;
         (u128::from(self.0.hash_one(id)) << 64) | u128::from(self.1.hash_one(id))
     }
@@ -271,13 +271,13 @@ fn clean_header(field: &[u8]) -> String {
 
 /// Reads ids from CSV, the delimiter sniffed. `file` names the source in
 /// messages; `id_column` is `--id-column`.
-pub fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
+pub(crate) fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
     read_ids_with(reader, file, &ReadOptions { id_column, delimiter: None })
 }
 
 /// How the input is read: `--id-column` and `--delimiter`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ReadOptions<'a> {
+pub(crate) struct ReadOptions<'a> {
     pub id_column: Option<&'a str>,
     /// `None`: sniffed from the header line.
     pub delimiter: Option<u8>,
@@ -289,7 +289,7 @@ pub struct ReadOptions<'a> {
 /// non-blank row names the id column (`IdColumn::find`); every data row is
 /// sorted into an id, a duplicate, a rejected or a blank row (`Rows`);
 /// then the whole is checked and its digest taken.
-pub fn read_ids_with(reader: impl Read, file: &str, options: &ReadOptions) -> Result<IdList, InputError> {
+pub(crate) fn read_ids_with(reader: impl Read, file: &str, options: &ReadOptions) -> Result<IdList, InputError> {
     let mut tap = Tap { inner: reader, hash: Sha256::default(), bytes: 0 };
     let mut head = Vec::new();
     peek_header(&mut tap, &mut head, MAX_LINE_BYTES)

@@ -15,7 +15,7 @@ use crate::rundir::digest::Sha256;
 /// far past any real row, and it bounds what the CSV parser buffers for one
 /// record. Without it `/dev/zero`, or a stream that never ends a line, is
 /// held in memory until the machine runs out.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Passes bytes through while hashing and counting them.
 pub(crate) struct Tap<R> {

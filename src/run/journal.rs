@@ -29,24 +29,24 @@ use serde::{Deserialize, Serialize};
 use crate::domain::record::ImageRecord;
 
 use crate::rundir::files::{open_private, Private};
-pub use crate::rundir::JOURNAL as JOURNAL_FILE;
+pub(crate) use crate::rundir::JOURNAL as JOURNAL_FILE;
 
 /// The format of the lines, in the header. 1 held the internal outcome;
 /// 2 holds the report record.
-pub const JOURNAL_FORMAT: u32 = 2;
+pub(crate) const JOURNAL_FORMAT: u32 = 2;
 
 /// Longest time a settled outcome may sit in the page cache before an
 /// fsync: what a power loss can cost, in calls to redo.
-pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Outcomes that may wait for the recorder thread: about 1.5 MB of records,
 /// a minute of calls at 100 calls/s. When it is full the audit's consumer
 /// waits, so new calls wait too and memory stays flat.
-pub const RECORDER_QUEUE: usize = 4096;
+pub(crate) const RECORDER_QUEUE: usize = 4096;
 
 /// Most outcomes the recorder writes with one `write` call: the ones that
 /// queued while it wrote the last (about 250 KB at most).
-pub const RECORDER_BATCH: usize = 256;
+pub(crate) const RECORDER_BATCH: usize = 256;
 
 /// How long the recorder, woken by an outcome, waits for the ones settling
 /// with it before it writes them all. The calls of one release tick answer
@@ -55,7 +55,7 @@ pub const RECORDER_BATCH: usize = 256;
 /// the runtime thread, a switch on its own) and writes for every few
 /// outcomes. It is all a killed run can lose beyond what was in flight,
 /// and those ids are called again on resume.
-pub const LINGER: Duration = Duration::from_millis(5);
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -71,7 +71,7 @@ struct Header {
 /// failed) or not recorded (a journal written before these were pinned);
 /// an unknown value matches anything, since nothing says it differs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pins {
+pub(crate) struct Pins {
     pub input_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -88,14 +88,14 @@ pub struct Pins {
 impl Pins {
     /// Pins of the input alone (the rest unknown).
     #[cfg(test)]
-    pub fn for_input(input_sha256: &str) -> Self {
+    pub(crate) fn for_input(input_sha256: &str) -> Self {
         Pins { input_sha256: input_sha256.to_owned(), ..Pins::default() }
     }
 
     /// How `self` (the journal's) differs from `now` (this run's), besides
     /// the input: `endpoint http://a/ (now http://b/)`, one a field that
     /// both know and that differs. None of them is a secret.
-    pub fn differences(&self, now: &Pins) -> Vec<String> {
+    pub(crate) fn differences(&self, now: &Pins) -> Vec<String> {
         let fields = [
             ("endpoint", &self.endpoint, &now.endpoint),
             ("region", &self.region, &now.region),
@@ -114,7 +114,7 @@ impl Pins {
 }
 
 /// The pins of the journal in `dir`, if it has a header that can be read.
-pub fn read_pins(dir: &Path) -> Option<Pins> {
+pub(crate) fn read_pins(dir: &Path) -> Option<Pins> {
     let file = File::open(dir.join(JOURNAL_FILE)).ok()?;
     let mut line = Vec::new();
     BufReader::new(file).read_until(b'\n', &mut line).ok()?;
@@ -137,7 +137,7 @@ pub enum JournalError {
 }
 
 /// An open journal, appending.
-pub struct Journal {
+pub(crate) struct Journal {
     file: File,
     /// Bytes of whole lines written: a failed write is cut back to this.
     len: u64,
@@ -148,7 +148,7 @@ pub struct Journal {
 
 /// What an existing journal held.
 #[derive(Debug, Default)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// Outcomes read back.
     pub count: usize,
     /// A torn last line was found and cut off.
@@ -164,7 +164,7 @@ impl Journal {
     /// need not all be in memory at once). A journal of another input or
     /// configuration is refused, or with `force` emptied (the run starts
     /// over; [`Recovered::restarted`] says why).
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         pins: &Pins,
         force: bool,
@@ -211,7 +211,7 @@ impl Journal {
 
     /// Appends one settled outcome with a single write; fsyncs when the
     /// last sync is older than [`SYNC_EVERY`].
-    pub fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
+    pub(crate) fn append(&mut self, record: &ImageRecord) -> io::Result<()> {
         let mut line = Vec::with_capacity(1024);
         record.write_line(&mut line)?;
         self.append_lines(&line)
@@ -220,7 +220,7 @@ impl Journal {
     /// Appends whole journal lines (each ending in `\n`) with a single
     /// write, all or none of them; fsyncs when the last sync is older than
     /// [`SYNC_EVERY`].
-    pub fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+    pub(crate) fn append_lines(&mut self, lines: &[u8]) -> io::Result<()> {
         if let Err(e) = self.file.write_all(lines) {
             // Leave no torn line behind (a full disk, a file size limit),
             // and none of the batch: the caller keeps them all elsewhere.
@@ -236,7 +236,7 @@ impl Journal {
     }
 
     /// Makes everything appended so far durable.
-    pub fn sync(&mut self) -> io::Result<()> {
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
             self.file.sync_data()?;
             self.dirty = false;
@@ -246,14 +246,14 @@ impl Journal {
     }
 
     /// Where it is.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
 
 /// Where the recorder writes settled outcomes: the [`Journal`], or a test
 /// double.
-pub trait Store: Send + 'static {
+pub(crate) trait Store: Send + 'static {
     /// Appends whole journal lines (each ending in `\n`), all of them or
     /// (on an error) none.
     fn append_lines(&mut self, lines: &[u8]) -> io::Result<()>;
@@ -282,7 +282,7 @@ impl Store for Journal {
 /// its cache and its strings go back to that thread's allocator cache; the
 /// recorder thread only copies bytes.
 #[derive(Default)]
-pub struct Lines {
+pub(crate) struct Lines {
     /// Journaled (and spilled if the journal cannot take them).
     settled: Vec<u8>,
     /// Cut short by a stop: reported but not journaled, so that a resumed
@@ -293,12 +293,12 @@ pub struct Lines {
 
 impl Lines {
     /// Room for about `outcomes` lines of a kilobyte.
-    pub fn with_capacity(outcomes: usize) -> Self {
+    pub(crate) fn with_capacity(outcomes: usize) -> Self {
         Lines { settled: Vec::with_capacity(outcomes * 1024), ..Lines::default() }
     }
 
     /// Adds an outcome's line; `cut_short` ones go to the spill file only.
-    pub fn push(&mut self, record: &ImageRecord, cut_short: bool) -> io::Result<()> {
+    pub(crate) fn push(&mut self, record: &ImageRecord, cut_short: bool) -> io::Result<()> {
         let to = if cut_short { &mut self.cut_short } else { &mut self.settled };
         let end = to.len();
         if let Err(e) = record.write_line(to) {
@@ -310,7 +310,7 @@ impl Lines {
     }
 
     /// Whether it holds no outcome.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 }
@@ -329,7 +329,7 @@ impl Drop for CloseOnDrop {
 /// thread of their own. Outcomes are handed over with
 /// [`Recorder::record`]; the first write error is kept and handed back to
 /// every later caller, which stops the run.
-pub struct Recorder<S: Store = Journal> {
+pub(crate) struct Recorder<S: Store = Journal> {
     tx: Option<tokio::sync::mpsc::UnboundedSender<Lines>>,
     /// Room in the queue, in outcomes: [`RECORDER_QUEUE`] at most wait.
     room: std::sync::Arc<tokio::sync::Semaphore>,
@@ -340,7 +340,7 @@ pub struct Recorder<S: Store = Journal> {
 impl<S: Store> Recorder<S> {
     /// Starts the thread; `spill` is the already created spill file, shown
     /// in messages as `spill_path`.
-    pub fn start(journal: S, spill: File, spill_path: PathBuf) -> io::Result<Self> {
+    pub(crate) fn start(journal: S, spill: File, spill_path: PathBuf) -> io::Result<Self> {
         Self::start_lingering(journal, spill, spill_path, || std::thread::sleep(LINGER))
     }
 
@@ -423,7 +423,7 @@ impl<S: Store> Recorder<S> {
     /// Hands one outcome to the thread, waiting while its queue is full.
     /// `Err` once any write has failed.
     #[cfg(test)]
-    pub async fn record_one(&self, record: ImageRecord, cut_short: bool) -> Result<(), String> {
+    pub(crate) async fn record_one(&self, record: ImageRecord, cut_short: bool) -> Result<(), String> {
         let mut lines = Lines::default();
         lines.push(&record, cut_short).map_err(|e| e.to_string())?;
         self.record(lines).await
@@ -432,7 +432,7 @@ impl<S: Store> Recorder<S> {
     /// Hands outcomes to the thread together, waiting while its queue has
     /// no room for them (up to [`RECORDER_QUEUE`] at a time): the thread is
     /// woken at most once for them. `Err` once any write has failed.
-    pub async fn record(&self, lines: Lines) -> Result<(), String> {
+    pub(crate) async fn record(&self, lines: Lines) -> Result<(), String> {
         let tx = self.tx.as_ref().expect("recording before finish");
         let ended = || self.failed.get().cloned().unwrap_or_else(|| "the journal thread ended".into());
         if !lines.is_empty() {
@@ -452,14 +452,14 @@ impl<S: Store> Recorder<S> {
     }
 
     /// The first write that failed, if any: the run must stop.
-    pub fn failure(&self) -> Option<&str> {
+    pub(crate) fn failure(&self) -> Option<&str> {
         self.failed.get().map(String::as_str)
     }
 
     /// Waits for every outcome to be written and synced (on a blocking
     /// thread, so the runtime keeps running); returns the store and the
     /// first append that failed, if any (its outcome was spilled instead).
-    pub async fn finish(mut self) -> io::Result<(S, Option<String>)> {
+    pub(crate) async fn finish(mut self) -> io::Result<(S, Option<String>)> {
         drop(self.tx.take());
         let thread = self.thread.take().expect("finished once");
         let store = tokio::task::spawn_blocking(move || thread.join())

@@ -51,7 +51,7 @@ impl Action {
 /// share of its documented quota that `qps` is of GetImageInfo's (`--qps 20`
 /// is a fifth: GetMediaAuditResult 4/s, SearchMedia 10/s, GetImageInfos
 /// 2/s), rounded, at least 1; no limit stays no limit.
-pub fn scaled_rate(qps: Option<NonZeroU32>, action: Action) -> Option<NonZeroU32> {
+pub(crate) fn scaled_rate(qps: Option<NonZeroU32>, action: Action) -> Option<NonZeroU32> {
     let qps = qps?;
     let base = u64::from(Action::GetImageInfo.documented_qps());
     let scaled = (u64::from(qps.get()) * u64::from(action.documented_qps()) + base / 2) / base;

@@ -19,13 +19,13 @@ use crate::report::verdict::AccountDecision;
 /// the lookups wait for the moderation lane: the backlog of a slower API is
 /// bounded (about a kilobyte each), and the wall time is the slowest API's
 /// either way.
-pub const MAX_AWAITING_MODERATION: usize = 4096;
+pub(crate) const MAX_AWAITING_MODERATION: usize = 4096;
 
 /// Whether a looked-up image is still to be asked `GetMediaAuditResult`:
 /// `media-audit` asks about every found image, `both` only where the
 /// account's decision (`AuditStatus`) is Blocked (for the reasons) or cannot
 /// be read (for the verdict); once asked, never again.
-pub fn needs_moderation(source: AuditSource, o: &Outcome) -> bool {
+pub(crate) fn needs_moderation(source: AuditSource, o: &Outcome) -> bool {
     if o.kind != OutcomeKind::Found || o.moderation.is_some() || o.cut_short {
         return false;
     }

@@ -15,7 +15,7 @@ use crate::report::verdict::{self, AccountDecision, Machine};
 
 /// The error of a failed id, as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailureInfo {
+pub(crate) struct FailureInfo {
     pub code: String,
     pub message: String,
     pub http_status: Option<u16>,
@@ -34,15 +34,15 @@ impl From<&ApiError> for FailureInfo {
 }
 
 /// The `error_code` of a missing image: the API's answer for it.
-pub const MISSING_CODE: &str = "NoSuchResource";
+pub(crate) const MISSING_CODE: &str = "NoSuchResource";
 
 /// The code used for ids that were never called because the run stopped.
-pub const NOT_ATTEMPTED: &str = "NotAttempted";
+pub(crate) const NOT_ATTEMPTED: &str = "NotAttempted";
 
 /// What became of the question to `GetMediaAuditResult` about a found
 /// image, when it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModerationNote {
+pub(crate) enum ModerationNote {
     /// It answered.
     Answered(ModerationReading),
     /// It does not know the medium (`NoSuchResource`): asked, nothing said.
@@ -57,7 +57,7 @@ pub enum ModerationNote {
 
 /// The end of one id. Journaled and reported as its [`ImageRecord`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub image_id: String,
     pub kind: OutcomeKind,
     /// The image, when found.
@@ -78,7 +78,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// An id that was found.
-    pub fn found(image_id: String, info: ImageInfo, attempts: u32, request_id: Option<String>) -> Self {
+    pub(crate) fn found(image_id: String, info: ImageInfo, attempts: u32, request_id: Option<String>) -> Self {
         Outcome {
             image_id,
             kind: OutcomeKind::Found,
@@ -92,7 +92,7 @@ impl Outcome {
     }
 
     /// An id the API does not know.
-    pub fn missing(image_id: String, attempts: u32, request_id: Option<String>) -> Self {
+    pub(crate) fn missing(image_id: String, attempts: u32, request_id: Option<String>) -> Self {
         Outcome {
             image_id,
             kind: OutcomeKind::Missing,
@@ -106,7 +106,7 @@ impl Outcome {
     }
 
     /// An id that could not be settled.
-    pub fn failed(image_id: String, attempts: u32, failure: FailureInfo) -> Self {
+    pub(crate) fn failed(image_id: String, attempts: u32, failure: FailureInfo) -> Self {
         Outcome {
             image_id,
             kind: OutcomeKind::Failed,
@@ -120,7 +120,7 @@ impl Outcome {
     }
 
     /// An id never called because the run stopped first.
-    pub fn not_attempted(image_id: String, why: &str) -> Self {
+    pub(crate) fn not_attempted(image_id: String, why: &str) -> Self {
         let failure = FailureInfo {
             code: NOT_ATTEMPTED.to_owned(),
             message: format!("not called: {why}"),
@@ -131,7 +131,7 @@ impl Outcome {
     }
 
     /// The flat record of this outcome.
-    pub fn record(self) -> ImageRecord {
+    pub(crate) fn record(self) -> ImageRecord {
         let info = self.info.map(|b| *b).unwrap_or_default();
         let mezz = info.mezzanine.unwrap_or_default();
         let (error_code, error_message, http_status, failure_request_id) = match self.failure {

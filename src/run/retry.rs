@@ -12,26 +12,26 @@ use crate::api::error::ErrorClass;
 /// Attempts per id, first call included. Five gives four retries, which at
 /// the backoff below spans several seconds: enough to ride out a throttling
 /// burst or a brief 5xx spell, not so much that a dead service is hammered.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// Throttled answers allowed per id, as a multiple of `max_attempts`. A
 /// throttled call did no work and says "slower", not "broken": it gets more
 /// patience than a 5xx, while the growing backoff spreads the retries out.
-pub const THROTTLED_ATTEMPTS_FACTOR: u32 = 4;
+pub(crate) const THROTTLED_ATTEMPTS_FACTOR: u32 = 4;
 
 /// First backoff ceiling. 100 ms is the floor the Tea SDKs clamp to.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(100);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(100);
 
 /// Largest backoff ceiling: AWS standard retry mode's 20 s cap.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(20);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(20);
 
 /// Longest server hint we obey. A hint beyond this is clamped, so that a
 /// misbehaving header cannot park the run for hours (Tea SDKs clamp at 120 s).
-pub const MAX_HINT: Duration = Duration::from_secs(120);
+pub(crate) const MAX_HINT: Duration = Duration::from_secs(120);
 
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// The answer is final for this id: record it (a miss or a failure).
     Stop,
     /// Wait this long, then try again with a fresh nonce.
@@ -42,7 +42,7 @@ pub enum Decision {
 
 /// The retry settings of a run.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per id, first call included (at least 1).
     pub max_attempts: u32,
     pub base: Duration,
@@ -61,7 +61,7 @@ impl RetryPolicy {
     /// bounded by `max_attempts`, throttled ones by
     /// `max_attempts * THROTTLED_ATTEMPTS_FACTOR`. `hint` is the server's
     /// requested wait, `unit` a uniform random number in `[0, 1)`.
-    pub fn decide(&self, class: ErrorClass, failures: u32, hint: Option<Duration>, unit: f64) -> Decision {
+    pub(crate) fn decide(&self, class: ErrorClass, failures: u32, hint: Option<Duration>, unit: f64) -> Decision {
         let limit = match class {
             ErrorClass::Fatal => return Decision::AbortRun,
             ErrorClass::Missing | ErrorClass::BadRequest => return Decision::Stop,
@@ -77,7 +77,7 @@ impl RetryPolicy {
     }
 
     /// `random(0, min(cap, base * 2^attempt))`: AWS's full jitter.
-    pub fn full_jitter(&self, attempt: u32, unit: f64) -> Duration {
+    pub(crate) fn full_jitter(&self, attempt: u32, unit: f64) -> Duration {
         let ceiling = self.base.saturating_mul(1u32 << attempt.min(20)).min(self.cap);
         ceiling.mul_f64(unit.clamp(0.0, 1.0))
     }

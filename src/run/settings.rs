@@ -13,21 +13,21 @@ use super::retry::RetryPolicy;
 
 /// Calls per second when `--qps` is not given: a fifth of GetImageInfo's
 /// ~100 calls/s per-account quota, which production traffic shares.
-pub const DEFAULT_QPS: u32 = 20;
+pub(crate) const DEFAULT_QPS: u32 = 20;
 
 /// Calls in flight when `--concurrency` is not given: enough to keep 100
 /// calls/s busy at 150 ms per call, few enough to be polite.
-pub const DEFAULT_CONCURRENCY: usize = 16;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Calls the limiter lets through at once. Kept at one: Alibaba enforces
 /// some quotas per minute, and a burst bought now is a throttled tail later.
 /// (governor itself is given one more, only so that a call made up after a
 /// late wake-up passes; the pacer in `rate` keeps the spacing.)
-pub const DEFAULT_BURST: u32 = 1;
+pub(crate) const DEFAULT_BURST: u32 = 1;
 
 /// Settings of one audit.
 #[derive(Debug, Clone)]
-pub struct AuditSettings {
+pub(crate) struct AuditSettings {
     pub api: ApiMode,
     /// Calls per second; `None`: no client-side limit (`--qps 0`).
     pub qps: Option<NonZeroU32>,
@@ -51,7 +51,7 @@ pub struct AuditSettings {
 impl AuditSettings {
     /// The rate of `action`: `--api-qps ACTION=N` when given (0: no limit),
     /// `--qps` for GetImageInfo, else [`scaled_rate`].
-    pub fn rate_of(&self, action: Action) -> Option<NonZeroU32> {
+    pub(crate) fn rate_of(&self, action: Action) -> Option<NonZeroU32> {
         match self.api_qps.iter().rev().find(|(a, _)| *a == action) {
             Some((_, rate)) => *rate,
             None if action == Action::GetImageInfo => self.qps,

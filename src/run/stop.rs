@@ -14,11 +14,11 @@ use crate::run::guard::{FAILURES_IN_A_ROW, RETRY_BUDGET};
 /// What the documentation says of where `GetMediaAuditResult` runs, and
 /// what to do about it (vod-openapi.md §5: the international pages say
 /// "supported only in the Singapore region").
-pub const MODERATION_REGION_NOTE: &str = "the international documentation says GetMediaAuditResult is supported only in the Singapore region (ap-southeast-1): audit the images there, or run with --audit-source both, which finishes the audit with AuditStatus alone where moderation cannot be had";
+pub(crate) const MODERATION_REGION_NOTE: &str = "the international documentation says GetMediaAuditResult is supported only in the Singapore region (ap-southeast-1): audit the images there, or run with --audit-source both, which finishes the audit with AuditStatus alone where moderation cannot be had";
 
 /// Why a run stopped before settling every id.
 #[derive(Debug, Clone)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// An error that every further call would repeat.
     Fatal(ApiError),
     /// `--audit-source media-audit`, and `GetMediaAuditResult` is refused
@@ -42,7 +42,7 @@ pub enum StopReason {
 
 impl StopReason {
     /// One line for people.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             StopReason::Fatal(e) => format!("stopped by a fatal API error: {e}; {}", e.advice()),
             StopReason::ModerationUnavailable(e) => format!(
@@ -80,20 +80,20 @@ fn hint(last: &ApiError) -> String {
 
 /// A handle to stop a running audit from outside (signals).
 #[derive(Clone, Default)]
-pub struct StopHandle {
+pub(crate) struct StopHandle {
     pub(crate) token: CancellationToken,
     reason: Arc<OnceLock<StopReason>>,
 }
 
 impl StopHandle {
     /// Stops new calls; calls in flight finish. The first reason wins.
-    pub fn stop(&self, reason: StopReason) {
+    pub(crate) fn stop(&self, reason: StopReason) {
         let _ = self.reason.set(reason);
         self.token.cancel();
     }
 
     /// Why it stopped, if it did.
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         self.reason.get().cloned()
     }
 

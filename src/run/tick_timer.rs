@@ -26,7 +26,7 @@
 use std::time::Instant;
 
 /// A timer for one waiter at a time (the pacer's, under its lock).
-pub enum TickTimer {
+pub(crate) enum TickTimer {
     /// The kernel timer, made at the first wait (it needs the runtime's
     /// I/O driver): one wake-up a tick.
     #[cfg(target_os = "linux")]
@@ -49,7 +49,7 @@ impl Default for TickTimer {
 impl TickTimer {
     /// Waits until `at` (at once if it has passed). Must be called on a
     /// tokio runtime with I/O enabled.
-    pub async fn sleep_until(&mut self, at: Instant) {
+    pub(crate) async fn sleep_until(&mut self, at: Instant) {
         #[cfg(target_os = "linux")]
         if let TickTimer::Kernel(fd) = self {
             if fd.is_none() {
@@ -79,7 +79,7 @@ mod linux {
     use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
-    pub struct TimerFd(AsyncFd<OwnedFd>);
+    pub(crate) struct TimerFd(AsyncFd<OwnedFd>);
 
     /// For a test to wait on the kernel's own word that the timer expired.
     #[cfg(test)]
@@ -90,7 +90,7 @@ mod linux {
     }
 
     impl TimerFd {
-        pub fn new() -> io::Result<Self> {
+        pub(crate) fn new() -> io::Result<Self> {
             // SAFETY: plain system call; the descriptor it returns is owned
             // by the OwnedFd below and closed with it.
             let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
@@ -128,7 +128,7 @@ mod linux {
             Ok(true)
         }
 
-        pub async fn sleep_until(&self, at: Instant) -> io::Result<()> {
+        pub(crate) async fn sleep_until(&self, at: Instant) -> io::Result<()> {
             while self.arm(at)? {
                 let mut ready = self.0.readable().await?;
                 let read = ready.try_io(|fd| {

@@ -5,7 +5,7 @@
 
 /// An incremental SHA-256.
 #[derive(Clone)]
-pub struct Sha256(ring::digest::Context);
+pub(crate) struct Sha256(ring::digest::Context);
 
 impl Default for Sha256 {
     fn default() -> Self {
@@ -15,17 +15,17 @@ impl Default for Sha256 {
 
 impl Sha256 {
     /// Adds bytes.
-    pub fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
 
     /// The digest in lower-case hex.
-    pub fn finish_hex(self) -> String {
+    pub(crate) fn finish_hex(self) -> String {
         hex(self.0.finish().as_ref())
     }
 
     /// The digest of `bytes` in lower-case hex.
-    pub fn hex_of(bytes: &[u8]) -> String {
+    pub(crate) fn hex_of(bytes: &[u8]) -> String {
         let mut h = Sha256::default();
         h.update(bytes);
         h.finish_hex()
@@ -33,7 +33,7 @@ impl Sha256 {
 }
 
 /// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for &b in bytes {

@@ -23,7 +23,7 @@ pub enum LockError {
 
 /// A held lock; released on drop (or by the kernel when the process dies).
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     file: File,
     path: PathBuf,
 }
@@ -37,7 +37,7 @@ impl RunLock {
     /// removed file while a third creates and locks a new one. So a lock
     /// counts only if the name still leads to the file that was locked;
     /// otherwise it is taken again on the file the name now holds.
-    pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<RunLock, LockError> {
         let path = dir.join(LOCK_FILE);
         let io = |e: std::io::Error| LockError::Io { path: path.display().to_string(), reason: e.to_string() };
         for _ in 0..100 {
@@ -79,7 +79,7 @@ impl RunLock {
     }
 
     /// The lock file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

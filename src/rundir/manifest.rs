@@ -228,12 +228,12 @@ impl Manifest {
 /// Found images before the verdict's share is judged (see
 /// [`VerdictCoverage::below`]): with a few per cent of images lacking it
 /// by chance, a 90 % floor flaps on twenty images and holds on a hundred.
-pub const MIN_FOUND_FOR_SHARE: u64 = 100;
+pub(crate) const MIN_FOUND_FOR_SHARE: u64 = 100;
 
 /// What a share reads as when no image was found: there is nothing to have
 /// a share of, and "100 %" would vouch for answers that never came (every id
 /// `NoSuchResource`, as a wrong region gives).
-pub const NO_IMAGE_FOUND: &str = "no image found";
+pub(crate) const NO_IMAGE_FOUND: &str = "no image found";
 
 fn share_of(found: u64, with: u64) -> Option<f64> {
     (found > 0).then(|| with as f64 / found as f64)

@@ -16,7 +16,7 @@ pub(crate) mod digest;
 pub mod files;
 pub(crate) mod lock;
 pub(crate) mod manifest;
-pub mod signature;
+pub(crate) mod signature;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -27,18 +27,18 @@ use super::{MANIFEST_JSON, MANIFEST_SIG};
 
 /// The SSHSIG namespace: a signature made for this tool is never valid for
 /// another purpose (a git commit, a file signed for someone else).
-pub const NAMESPACE: &str = "vod-image-audit";
+pub(crate) const NAMESPACE: &str = "vod-image-audit";
 
 /// The largest key file read: an OpenSSH ed25519 private key is some 400
 /// bytes; an RSA key 3 KB.
-pub const MAX_KEY_BYTES: u64 = 16 * 1024;
+pub(crate) const MAX_KEY_BYTES: u64 = 16 * 1024;
 
 /// The largest `allowed_signers` or signature file read.
-pub const MAX_SIGNERS_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_SIGNERS_BYTES: u64 = 1024 * 1024;
 
 /// Why a key cannot sign.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("--sign-key {file}: {reason}")]
     Read { file: String, reason: String },
     #[error("--sign-key {file}: readable by others (mode {mode:o}): a signing key must be private; chmod 600 {file}")]
@@ -52,7 +52,7 @@ pub enum KeyError {
 }
 
 /// A loaded signing key. Its `Debug` shows the fingerprint, never the key.
-pub struct SigningKey {
+pub(crate) struct SigningKey {
     key: PrivateKey,
     /// `SHA256:...`, as `ssh-keygen -l` shows it.
     pub fingerprint: String,
@@ -66,7 +66,7 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Loads and checks the key at `path`.
-    pub fn load(path: &Path) -> Result<Self, KeyError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, KeyError> {
         let file = path.display().to_string();
         let (bytes, meta) = read_small_file(path, MAX_KEY_BYTES)
             .map_err(|e| KeyError::Read { file: file.clone(), reason: e.to_string() })?;
@@ -83,7 +83,7 @@ impl SigningKey {
     }
 
     /// The pure core of [`SigningKey::load`]: the key file's text checked.
-    pub fn parse(text: &[u8], file: &str) -> Result<Self, KeyError> {
+    pub(crate) fn parse(text: &[u8], file: &str) -> Result<Self, KeyError> {
         let key = PrivateKey::from_openssh(text)
             .map_err(|e| KeyError::Format { file: file.to_owned(), reason: e.to_string() })?;
         if key.is_encrypted() {
@@ -97,14 +97,14 @@ impl SigningKey {
     }
 
     /// The SSHSIG of `msg`, armored as `ssh-keygen -Y sign` writes it.
-    pub fn sign(&self, msg: &[u8]) -> Result<String, ssh_key::Error> {
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<String, ssh_key::Error> {
         self.key.sign(NAMESPACE, HashAlg::Sha512, msg)?.to_pem(LineEnding::LF)
     }
 }
 
 /// Signs the `manifest.json` in `dir` as it is on disk and writes
 /// `manifest.json.sig` atomically beside it.
-pub fn sign_manifest(dir: &Path, key: &SigningKey) -> std::io::Result<FileDigest> {
+pub(crate) fn sign_manifest(dir: &Path, key: &SigningKey) -> std::io::Result<FileDigest> {
     let manifest = std::fs::read(dir.join(MANIFEST_JSON))?;
     let sig = key.sign(&manifest).map_err(|e| std::io::Error::other(format!("signing {MANIFEST_JSON}: {e}")))?;
     write_atomic(dir, MANIFEST_SIG, |w| w.write_all(sig.as_bytes()))
@@ -112,7 +112,7 @@ pub fn sign_manifest(dir: &Path, key: &SigningKey) -> std::io::Result<FileDigest
 
 /// One line of an `allowed_signers` file.
 #[derive(Debug, Clone)]
-pub struct AllowedSigner {
+pub(crate) struct AllowedSigner {
     pub principals: String,
     pub key: PublicKey,
     /// The `namespaces="..."` option, when the line restricts them.
@@ -123,7 +123,7 @@ pub struct AllowedSigner {
 /// `principals [options] keytype base64 [comment]` a line, `#` comments.
 /// Lines whose key is not one this tool can check are skipped, as
 /// `ssh-keygen` skips keys it does not know.
-pub fn parse_allowed_signers(text: &str, file: &str) -> Result<Vec<AllowedSigner>, String> {
+pub(crate) fn parse_allowed_signers(text: &str, file: &str) -> Result<Vec<AllowedSigner>, String> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -151,7 +151,7 @@ pub fn parse_allowed_signers(text: &str, file: &str) -> Result<Vec<AllowedSigner
 
 /// What [`check`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SignatureCheck {
+pub(crate) enum SignatureCheck {
     /// A good signature by a listed key: its principals.
     Good { principals: String },
     /// A problem to report.
@@ -162,7 +162,7 @@ pub enum SignatureCheck {
 /// file's text, named `file` in messages): present, in this tool's
 /// namespace, by a listed key allowed that namespace, and valid for the
 /// manifest's bytes as they are now.
-pub fn check(dir: &Path, signers: &str, file: &str) -> SignatureCheck {
+pub(crate) fn check(dir: &Path, signers: &str, file: &str) -> SignatureCheck {
     let bad = |why: String| SignatureCheck::Bad(format!("{MANIFEST_SIG}: {why}"));
     let allowed = match parse_allowed_signers(signers, file) {
         Ok(a) => a,

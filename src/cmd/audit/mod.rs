@@ -29,15 +29,15 @@ use super::settings::{ApiTarget, RunSettings};
 use super::signals::Phase;
 use crate::api::client::VodClient;
 use crate::domain::record::{ImageRecord, OutcomeKind};
-use crate::run::engine::{StopHandle, StopReason};
 use crate::run::input::{IdList, InputSource};
 use crate::run::journal::Pins;
+use crate::run::stop::{StopHandle, StopReason};
 use crate::rundir::files::FileDigest;
 use crate::rundir::manifest::ManifestInventory;
 use crate::rundir::{self, RunDir};
 
 /// The audit, from validated settings and input to reports and exit code.
-pub async fn run_audit(
+pub(crate) async fn run_audit(
     settings: &RunSettings,
     ids: Option<IdList>,
     mut target: ApiTarget,

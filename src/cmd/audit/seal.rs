@@ -13,7 +13,7 @@ use super::super::settings::{ApiTarget, RunSettings};
 use super::reporting::Reported;
 use crate::report::pass::RunFacts;
 use crate::report::summary::Summary;
-use crate::run::engine::{self, Counters};
+use crate::run::counters::Counters;
 use crate::run::input::IdList;
 use crate::run::journal::Pins;
 use crate::rundir::files::{sync_dir, FileDigest};
@@ -92,7 +92,7 @@ fn calls(counters: &Counters) -> ManifestCalls {
         total: counters.calls.load(Ordering::Relaxed),
         throttled: counters.throttled.load(Ordering::Relaxed),
         retries: counters.retries.load(Ordering::Relaxed),
-        by_action: engine::Action::ALL
+        by_action: crate::run::lanes::Action::ALL
             .iter()
             .map(|a| {
                 let c = counters.of(*a);

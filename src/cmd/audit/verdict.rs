@@ -15,7 +15,7 @@ use super::super::error::Exit;
 use super::super::settings::{RunSettings, UNREVIEWED_BLOCKED};
 use crate::report::summary::Summary;
 use crate::report::verdict as rule;
-use crate::run::engine::AuditSource;
+use crate::run::settings::AuditSource;
 use crate::run::stop::{StopReason, MODERATION_REGION_NOTE};
 
 /// The operator's thresholds that turn counts into an exit code.

@@ -50,14 +50,14 @@ use crate::run::call::{CallEnd, Caller};
 use crate::run::lanes::Action;
 use crate::rundir::files::{open_private, room_advice, FileDigest, Private};
 
-pub use crate::run::input::Filters;
+pub(crate) use crate::run::input::Filters;
 
 mod journal;
 use journal::{read_back, write_inventory, Line, ListJournal, State};
 
 /// The figures that prove a listing complete, or show it is not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// The range listed: `[lower, upper)`, UTC.
     pub lower: String,
     pub upper: String,
@@ -78,14 +78,14 @@ pub struct Counts {
 
 impl Counts {
     /// All three figures agree.
-    pub fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> bool {
         self.root_total == self.leaf_total && self.leaf_total == self.distinct
     }
 }
 
 /// Why a listing stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum ListError {
+pub(crate) enum ListError {
     /// A query that cannot be cut small enough.
     #[error("cannot list {what} completely: {detail}; SearchMedia pages through at most 5,000 results of a query, and nothing smaller than one second and one category can be asked. The listing so far is kept: narrow the run with --created-after/--created-before/--cate-id, or audit those images from a CSV")]
     Unsplittable { what: String, detail: String },
@@ -121,20 +121,20 @@ impl ListError {
 }
 
 /// How the listing reports progress (ranges done, images listed).
-pub trait ListProgress {
+pub(crate) trait ListProgress {
     /// `ranges`: queries paged through and checked; `images`: ids listed
     /// by this process so far.
     fn listed(&mut self, counts: &Counts, ranges: u64, images: u64);
 }
 
 /// Prints a line to stderr at most every few seconds; nothing when quiet.
-pub struct EveryFewSeconds {
+pub(crate) struct EveryFewSeconds {
     pub quiet: bool,
     last: Option<Instant>,
 }
 
 impl EveryFewSeconds {
-    pub fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         EveryFewSeconds { quiet, last: None }
     }
 }
@@ -153,7 +153,7 @@ impl ListProgress for EveryFewSeconds {
 }
 
 /// The result of a listing: the counts, and the inventory's digest.
-pub struct Listing {
+pub(crate) struct Listing {
     pub counts: Counts,
     pub inventory: FileDigest,
 }
@@ -161,7 +161,7 @@ pub struct Listing {
 /// Lists every image that `filters` selects into `dir/csv_name`, with the
 /// journal `dir/journal_name`, which a killed listing resumes from and a
 /// finished one leaves in place (the run removes it with its own state).
-pub async fn list(
+pub(crate) async fn list(
     caller: &Caller<'_>,
     dir: &Path,
     journal_name: &str,

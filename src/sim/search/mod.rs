@@ -70,11 +70,11 @@ use protocol::{Condition, Searchable};
 /// `SearchMedia`'s documented quota per account, in calls per second.
 pub const DOCUMENTED_QPS: u32 = 50;
 /// The largest `PageSize` (documented).
-pub const MAX_PAGE_SIZE: u64 = 100;
+pub(super) const MAX_PAGE_SIZE: u64 = 100;
 /// `PageSize` when absent (documented).
-pub const DEFAULT_PAGE_SIZE: u64 = 10;
+pub(super) const DEFAULT_PAGE_SIZE: u64 = 10;
 /// The most results paging reaches: `PageNo*PageSize` at most (documented).
-pub const MAX_PAGED_RESULTS: u64 = 5_000;
+pub(super) const MAX_PAGED_RESULTS: u64 = 5_000;
 
 /// The fields of `SearchMediaResponseBodyMediaListImage`, the names `Fields` may list.
 const IMAGE_FIELDS: [&str; 12] = [

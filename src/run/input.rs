@@ -270,7 +270,9 @@ fn clean_header(field: &[u8]) -> String {
 }
 
 /// Reads ids from CSV, the delimiter sniffed. `file` names the source in
-/// messages; `id_column` is `--id-column`.
+/// messages; `id_column` is `--id-column`. (The demo's shortcut; `run`
+/// reads with [`read_ids_with`] and its options.)
+#[cfg(any(test, feature = "simulator"))]
 pub(crate) fn read_ids(reader: impl Read, file: &str, id_column: Option<&str>) -> Result<IdList, InputError> {
     read_ids_with(reader, file, &ReadOptions { id_column, delimiter: None })
 }

@@ -172,6 +172,10 @@ pub struct VerifyArgs {
     /// vod-image-audit namespace, by a key it lists (as `ssh-keygen -Y verify` checks).
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
+    /// Print the result as one JSON object on stdout (ok, checked, problems, exit_code) instead
+    /// of the ok:/FAILED: lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `diff`.
@@ -204,6 +208,10 @@ pub struct PruneArgs {
     /// Print what would be removed, and remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the result as one JSON object on stdout: each run with its action (kept, removed,
+    /// would_remove, failed) and why.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where and how to call the API.
@@ -286,6 +294,10 @@ pub struct ListImagesArgs {
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the result as one JSON object on stdout (out, images, the range listed, the
+    /// counts that prove it complete) instead of the number of images.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `run`.

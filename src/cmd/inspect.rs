@@ -17,13 +17,27 @@ use crate::rundir::{IMAGES_CSV, MANIFEST_JSON, MANIFEST_SIG};
 pub(crate) fn verify(a: &VerifyArgs) -> CmdResult {
     let mut v = verify::verify(&a.dir, a.manifest_sha256.as_deref())?;
     check_signature(a, &mut v)?;
+    let exit = verdict_exit(&v);
+    if a.json {
+        let result = serde_json::json!({
+            "dir": a.dir.display().to_string(),
+            "ok": exit == Exit::Ok,
+            "checked": v.checked,
+            "problems": v.problems,
+            "exit_code": exit.code(),
+        });
+        println!("{result}");
+        if exit != Exit::Ok {
+            eprintln!("vod-image-audit: {}: {} problem(s) found", a.dir.display(), v.problems.len());
+        }
+        return Ok(exit);
+    }
     for line in &v.checked {
         println!("ok: {line}");
     }
     for p in &v.problems {
         println!("FAILED: {p}");
     }
-    let exit = verdict_exit(&v);
     if exit == Exit::Ok {
         println!("verified: {} is intact and complete", a.dir.display());
     } else {

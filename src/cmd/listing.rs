@@ -137,10 +137,27 @@ pub(crate) async fn list_images(a: &ListImagesArgs) -> CmdResult {
     let listing = inventory::list(&caller, dir, &journal, &name, filters, a.concurrency, &mut progress)
         .await
         .map_err(|e| list_error(e, &stop))?;
+    if a.json {
+        let c = &listing.counts;
+        let result = serde_json::json!({
+            "out": a.out.display().to_string(),
+            "images": c.distinct,
+            "lower": c.lower,
+            "upper": c.upper,
+            "root_total": c.root_total,
+            "leaf_total": c.leaf_total,
+            "queries": c.queries,
+            "pages": c.pages,
+            "complete": c.complete(),
+        });
+        println!("{result}");
+    }
     report_listing(&listing, &a.out.display().to_string(), a.quiet)?;
     std::fs::remove_file(dir.join(&journal))
         .map_err(|e| CmdError::disk(format!("removing {}", dir.join(&journal).display()), e))?;
-    println!("{}", listing.counts.distinct);
+    if !a.json {
+        println!("{}", listing.counts.distinct);
+    }
     Ok(Exit::Ok)
 }
 

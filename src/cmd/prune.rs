@@ -155,15 +155,56 @@ pub(crate) fn prune(a: &PruneArgs) -> CmdResult {
     let keep_last = keep_last(a)?;
     let found = scan(&a.dir, a.dry_run)?;
     let why_kept = decide(&found, &a.dir, keep_last, a.keep_daily.unwrap_or(0));
-    let mut failed = false;
+    let mut rows = Vec::new();
     for f in &found {
         let shown = f.display(&a.dir);
-        match why_kept.get(&f.name) {
-            Some(why) => println!("kept {shown}: {why}"),
-            None => failed |= !dispose(f, &shown, a.dry_run),
+        let done = match why_kept.get(&f.name) {
+            Some(why) => Disposal::Kept(why.clone()),
+            None => dispose(f, &shown, a.dry_run),
+        };
+        if !a.json {
+            done.print(&shown);
+        }
+        rows.push((shown, done));
+    }
+    let failed = rows.iter().any(|(_, d)| matches!(d, Disposal::Failed(_)));
+    let exit = if failed { Exit::Stopped } else { Exit::Ok };
+    if a.json {
+        let runs: Vec<serde_json::Value> = rows.iter().map(|(shown, d)| d.json(shown)).collect();
+        println!("{}", serde_json::json!({"dir": a.dir.display().to_string(), "runs": runs, "exit_code": exit.code()}));
+    }
+    Ok(exit)
+}
+
+/// What became of one run directory.
+enum Disposal {
+    Kept(String),
+    WouldRemove,
+    Removed,
+    Failed(String),
+}
+
+impl Disposal {
+    /// The line of the text output (a failure is said on stderr only).
+    fn print(&self, shown: &str) {
+        match self {
+            Disposal::Kept(why) => println!("kept {shown}: {why}"),
+            Disposal::WouldRemove => println!("would remove {shown}"),
+            Disposal::Removed => println!("removed {shown}"),
+            Disposal::Failed(_) => {}
         }
     }
-    Ok(if failed { Exit::Stopped } else { Exit::Ok })
+
+    /// The run's entry in `--json`'s `runs`.
+    fn json(&self, shown: &str) -> serde_json::Value {
+        let (action, why) = match self {
+            Disposal::Kept(why) => ("kept", Some(why.as_str())),
+            Disposal::WouldRemove => ("would_remove", None),
+            Disposal::Removed => ("removed", None),
+            Disposal::Failed(why) => ("failed", Some(why.as_str())),
+        };
+        serde_json::json!({"run": shown, "action": action, "why": why})
+    }
 }
 
 /// `--keep-last`, checked: the newest run is what the next one compares
@@ -241,22 +282,20 @@ fn decide(found: &[Found], dir: &Path, keep_last: usize, keep_daily: usize) -> B
 }
 
 /// Removes (or, `--dry-run`, names) a run the rules do not keep, unless it
-/// is locked or holds files the tool does not write. False when a removal
-/// failed.
-fn dispose(f: &Found, shown: &str, dry_run: bool) -> bool {
+/// is locked or holds files the tool does not write; why a run is kept
+/// after all is also said on stderr.
+fn dispose(f: &Found, shown: &str, dry_run: bool) -> Disposal {
     let lock = match RunLock::acquire(&f.path) {
         Ok(lock) => lock,
         Err(LockError::Busy { holder, .. }) => {
-            println!("kept {shown}: locked by a running vod-image-audit ({holder})");
-            return true;
+            return Disposal::Kept(format!("locked by a running vod-image-audit ({holder})"));
         }
         Err(e) => {
             eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
-            println!("kept {shown}: its lock cannot be taken");
-            return true;
+            return Disposal::Kept("its lock cannot be taken".to_owned());
         }
     };
-    let State::Complete { listed, .. } = &f.state else { return true };
+    let State::Complete { listed, .. } = &f.state else { return Disposal::Kept("not a complete run".to_owned()) };
     match foreign_entries(&f.path, listed) {
         Ok(names) if names.is_empty() => {}
         Ok(names) => {
@@ -264,27 +303,21 @@ fn dispose(f: &Found, shown: &str, dry_run: bool) -> bool {
                 "vod-image-audit: prune: not removing {shown}: it holds files vod-image-audit does not write ({})",
                 names.join(", ")
             );
-            println!("kept {shown}: holds other files");
-            return true;
+            return Disposal::Kept("holds other files".to_owned());
         }
         Err(e) => {
             eprintln!("vod-image-audit: prune: not removing {shown}: {e}");
-            println!("kept {shown}: cannot be listed");
-            return true;
+            return Disposal::Kept("cannot be listed".to_owned());
         }
     }
     if dry_run {
-        println!("would remove {shown}");
-        return true;
+        return Disposal::WouldRemove;
     }
     match remove_run(&f.path, lock) {
-        Ok(()) => {
-            println!("removed {shown}");
-            true
-        }
+        Ok(()) => Disposal::Removed,
         Err(e) => {
             eprintln!("vod-image-audit: prune: removing {shown}: {e}");
-            false
+            Disposal::Failed(e.to_string())
         }
     }
 }

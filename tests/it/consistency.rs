@@ -53,3 +53,61 @@ fn check_accepts_json_as_run_and_diff_do() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
     assert_eq!(v["outcome"], "found");
 }
+
+/// `verify`, `prune` and `list-images` print their result as one JSON
+/// object on stdout with `--json`, as `run`, `diff` and `check` do; what
+/// they say on stderr is unchanged.
+#[test]
+fn verify_prune_and_list_images_take_json() {
+    let cat = TestCatalog::generate(6, 30);
+    let server = SimServer::start(cat.config());
+    let wd = Workdir::new();
+    wd.write("ids.csv", id_file(&cat.ids()));
+    let json = |out: &crate::common::Output| -> serde_json::Value {
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not one JSON object: {e}\n{}", out.describe()))
+    };
+    Audit::new(&wd, &server).out("reports/a").run().expect_code(0);
+    Audit::new(&wd, &server).out("reports/b").run().expect_code(0);
+
+    let out = wd.run(&["verify", "reports/b", "--json"], &[], None);
+    out.expect_code(0);
+    let v = json(&out);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert!(v["checked"].as_array().is_some_and(|c| !c.is_empty()), "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+
+    let csv = wd.read("reports/a/images.csv");
+    wd.write("reports/a/images.csv", &csv.replacen("Normal", "Blocked", 1));
+    let out = wd.run(&["verify", "reports/a", "--json"], &[], None);
+    out.expect_code(6);
+    let v = json(&out);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["problems"].to_string().contains("images.csv"), "{v}");
+
+    let out = wd.run(&["prune", "reports", "--keep-last", "1", "--dry-run", "--json"], &[], None);
+    out.expect_code(0);
+    let v = json(&out);
+    let runs = v["runs"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(runs.len(), 2, "{v}");
+    assert!(runs.iter().any(|r| r["run"].as_str().is_some_and(|p| p.ends_with('b')) && r["action"] == "kept"), "{v}");
+    // The edited run does not verify: kept, and the JSON says why.
+    assert!(
+        runs.iter().any(|r| r["run"].as_str().is_some_and(|p| p.ends_with('a'))
+            && r["action"] == "kept"
+            && r["why"].as_str().is_some_and(|w| !w.is_empty())),
+        "{v}"
+    );
+
+    let out = Audit::new(&wd, &server)
+        .no_input()
+        .no_out()
+        .subcommand("list-images")
+        .args(["--out", "listed.csv", "--json"])
+        .run();
+    out.expect_code(0);
+    let v = json(&out);
+    assert_eq!(v["images"], 6, "{v}");
+    assert_eq!(v["complete"], true, "{v}");
+    assert_eq!(v["out"], "listed.csv", "{v}");
+}

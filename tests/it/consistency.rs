@@ -78,7 +78,7 @@ fn verify_prune_and_list_images_take_json() {
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
 
     let csv = wd.read("reports/a/images.csv");
-    wd.write("reports/a/images.csv", &csv.replacen("Normal", "Blocked", 1));
+    wd.write("reports/a/images.csv", csv.replacen("Normal", "Blocked", 1));
     let out = wd.run(&["verify", "reports/a", "--json"], &[], None);
     out.expect_code(6);
     let v = json(&out);

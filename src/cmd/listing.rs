@@ -12,7 +12,7 @@ use super::error::{CmdError, CmdResult, Exit};
 use super::settings::{inventory_filters, ApiTarget};
 use crate::api::client::VodClient;
 use crate::api::search::SEARCH_MEDIA_QPS;
-use crate::run::call::Caller;
+use crate::run::call::{Caller, Shared};
 use crate::run::counters::Counters;
 use crate::run::inventory::{self, EveryFewSeconds, ListError, Listing};
 use crate::run::lanes::Action;
@@ -132,7 +132,7 @@ pub(crate) async fn list_images(a: &ListImagesArgs) -> CmdResult {
     };
     let stop = StopHandle::default();
     super::signals::spawn_signal_listener(stop.clone(), super::signals::Phase::default());
-    let caller = Caller::new(&client, &settings, Arc::new(Counters::default()), stop.clone());
+    let caller = Caller::from(Shared::new(&client, &settings, Arc::new(Counters::default()), stop.clone()));
     let mut progress = EveryFewSeconds::new(a.quiet);
     let listing = inventory::list(&caller, dir, &journal, &name, filters, a.concurrency, &mut progress)
         .await
@@ -173,7 +173,7 @@ pub(crate) async fn list_for_run(
     dir: &Path,
     stop: &StopHandle,
 ) -> Result<(crate::run::input::IdList, (ManifestInventory, FileDigest)), CmdError> {
-    let caller = Caller::new(client, &settings.audit, Arc::new(Counters::default()), stop.clone());
+    let caller = Caller::from(Shared::new(client, &settings.audit, Arc::new(Counters::default()), stop.clone()));
     let mut progress = EveryFewSeconds::new(settings.quiet);
     let listing = inventory::list(
         &caller,

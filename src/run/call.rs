@@ -143,16 +143,13 @@ pub(crate) enum CallEnd {
     Stopped,
 }
 
-impl<'a> Caller<'a> {
-    pub(crate) fn new(
-        client: &'a VodClient,
-        settings: &AuditSettings,
-        counters: Arc<Counters>,
-        stop: StopHandle,
-    ) -> Self {
-        Caller { shared: Shared::new(client, settings, counters, stop) }
+impl<'a> From<Shared<'a>> for Caller<'a> {
+    fn from(shared: Shared<'a>) -> Self {
+        Caller { shared }
     }
+}
 
+impl<'a> Caller<'a> {
     /// The client.
     pub(crate) fn client(&self) -> &'a VodClient {
         self.shared.client

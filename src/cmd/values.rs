@@ -23,9 +23,9 @@ pub(crate) fn parse_duration_or_zero(flag: &str, text: &str) -> Result<Duration,
 }
 
 /// The one duration syntax of every flag: a number with a unit (`10s`,
-/// `1500ms`, `1h`, `1h 30m`), or a bare number of seconds (`--auth-timeout`
-/// was seconds before it took units, so a bare number means seconds
-/// everywhere).
+/// `1500ms`, `1h`, `1h 30m`), or a bare number of seconds everywhere, so
+/// that a script written for `--auth-timeout 3600` (STS counts whole
+/// seconds) keeps its meaning on any flag.
 pub(crate) fn duration_text(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {

@@ -37,16 +37,23 @@ pub struct Totals {
 impl Totals {
     /// The totals' rows, in the order every format lists them: the input's
     /// counts, then the unique ids by outcome ([`Totals::outcome_rows`]).
+    /// Each repeats a row of the ledger (`invalid` is the ledger's
+    /// `rejected`), whose words it takes.
     pub const ROWS: [Row<Totals>; 8] = [
-        Row { key: "input_rows", label: "Input rows", count: |t| t.input_rows },
-        Row { key: "unique_ids", label: "Unique ids", count: |t| t.unique_ids },
-        Row { key: "duplicates", label: "Duplicate rows", count: |t| t.duplicates },
-        Row { key: "invalid", label: "Rejected rows (rejected.csv)", count: |t| t.invalid },
-        Row { key: "found", label: "Found", count: |t| t.found },
-        Row { key: "missing", label: "Missing (NoSuchResource)", count: |t| t.missing },
-        Row { key: "failed", label: "Failed", count: |t| t.failed },
-        Row { key: "not_attempted", label: "Not attempted (the run stopped first)", count: |t| t.not_attempted },
+        Self::row("input_rows", 0, |t| t.input_rows),
+        Self::row("unique_ids", 4, |t| t.unique_ids),
+        Self::row("duplicates", 3, |t| t.duplicates),
+        Self::row("invalid", 2, |t| t.invalid),
+        Self::row("found", 5, |t| t.found),
+        Self::row("missing", 6, |t| t.missing),
+        Self::row("failed", 7, |t| t.failed),
+        Self::row("not_attempted", 8, |t| t.not_attempted),
     ];
+
+    /// A row of the totals under `key`, labelled as the ledger's row `ledger_row`.
+    const fn row(key: &'static str, ledger_row: usize, count: fn(&Totals) -> u64) -> Row<Totals> {
+        Row { key, label: Ledger::ROWS[ledger_row].label, count }
+    }
 
     /// The rows that count the unique ids by outcome, `found` to
     /// `not_attempted`: the words of [`OutcomeKind`].
@@ -314,5 +321,16 @@ mod tests {
         });
         let counts: Vec<u64> = Totals::ROWS.iter().map(|r| (r.count)(&t)).collect();
         assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    /// Each totals row takes the words of the ledger row it repeats: the
+    /// one of the same key, or `rejected` for `invalid`.
+    #[test]
+    fn each_totals_row_is_labelled_as_the_ledger_row_it_repeats() {
+        for row in &Totals::ROWS {
+            let key = if row.key == "invalid" { "rejected" } else { row.key };
+            let ledger = Ledger::ROWS.iter().find(|l| l.key == key).unwrap_or_else(|| panic!("{key}"));
+            assert_eq!(row.label, ledger.label, "{}", row.key);
+        }
     }
 }

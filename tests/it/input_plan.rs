@@ -7,22 +7,10 @@ use std::collections::BTreeSet;
 
 use crate::common::{self, csv_rows, id_file, Audit, Output};
 
-/// A simulator with a small catalog and a work directory.
-struct Bench(common::Bench);
-
-impl std::ops::Deref for Bench {
-    type Target = common::Bench;
-
-    fn deref(&self) -> &common::Bench {
-        &self.0
-    }
-}
+// A simulator with a small catalog and a work directory.
+common::module_bench!(30);
 
 impl Bench {
-    fn new(seed: u64) -> Self {
-        Bench(common::Bench::new(30, seed))
-    }
-
     fn audit(&self) -> Audit<'_> {
         Audit::new(&self.wd, &self.server).qps(500)
     }

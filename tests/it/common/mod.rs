@@ -89,8 +89,8 @@ impl TestCatalog {
 }
 
 /// The fixture of the input tests: a simulator with a small generated
-/// catalog, and a work directory. Each module adds its own checks through
-/// a trait of its own.
+/// catalog, and a work directory. Each module wraps it ([`module_bench`])
+/// and adds its own steps.
 pub struct Bench {
     pub cat: TestCatalog,
     pub server: SimServer,
@@ -118,7 +118,36 @@ impl Bench {
         }
         assert_eq!(self.server.stats().requests, 0, "a refused input made calls\n{}", out.describe());
     }
+
+    /// As [`Bench::expect_refused_without_calls`], and no report written in `out`.
+    pub fn expect_refused_without_report(&self, out: &Output, wants: &[&str]) {
+        self.expect_refused_without_calls(out, wants);
+        assert!(!self.wd.path().join("out/images.csv").exists(), "a refused input wrote a report");
+    }
 }
+
+/// A test module's own `Bench`: the common one of `images` images, which
+/// it derefs to, for the module to add its own steps in an `impl Bench`.
+macro_rules! module_bench {
+    ($images:expr) => {
+        struct Bench(crate::common::Bench);
+
+        impl std::ops::Deref for Bench {
+            type Target = crate::common::Bench;
+
+            fn deref(&self) -> &crate::common::Bench {
+                &self.0
+            }
+        }
+
+        impl Bench {
+            fn new(seed: u64) -> Self {
+                Bench(crate::common::Bench::new($images, seed))
+            }
+        }
+    };
+}
+pub(crate) use module_bench;
 
 /// A scratch directory with its own HOME, so no real credentials leak in.
 pub struct Workdir {

@@ -1,7 +1,7 @@
 //! The nightly loop around a run: what a finished or failed run leaves in
 //! the reports folder, and what may write there afterwards.
 
-use crate::common::{id_file, Audit, SimServer, TestCatalog, Workdir};
+use crate::common::{id_file, Audit, Bench, SimServer, TestCatalog, Workdir};
 
 #[test]
 fn a_finished_run_leaves_no_lock_file_and_a_failed_start_leaves_nothing() {
@@ -43,11 +43,7 @@ fn a_finished_run_leaves_no_lock_file_and_a_failed_start_leaves_nothing() {
 /// `--quiet`, one line.
 #[test]
 fn a_key_refused_by_the_first_vod_call_leaves_nothing_and_exits_2() {
-    let cat = TestCatalog::generate(20, 43);
-    let mut config = cat.config();
-    config.revoke_key_after = Some(0);
-    let server = SimServer::start(config);
-    let wd = Workdir::new();
+    let Bench { cat, server, wd } = Bench::with(20, 43, |c| c.revoke_key_after = Some(0));
     wd.write("ids.csv", id_file(&cat.ids()));
     for quiet in [false, true] {
         let mut audit = Audit::new(&wd, &server).out("reports/n1");

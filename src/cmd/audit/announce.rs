@@ -5,12 +5,12 @@
 use super::super::error::Exit;
 use super::super::settings::{ApiTarget, RunSettings};
 use super::resume::Resumed;
+use super::seal::Sealed;
 use super::verdict::{verdict_advice, verdict_warnings};
 use crate::report::changes::CHANGE_KINDS;
 use crate::report::summary::Summary;
 use crate::run::input::IdList;
 use crate::run::stop::StopReason;
-use crate::rundir::manifest::Manifest;
 
 /// The opening lines: the input and where it goes, and what is resumed.
 pub(super) fn start(settings: &RunSettings, ids: &IdList, r: &Resumed, todo_count: usize, endpoint: &str) {
@@ -49,8 +49,8 @@ pub(super) struct Ending<'a> {
     pub settings: &'a RunSettings,
     pub target: &'a ApiTarget,
     pub summary: &'a Summary,
-    pub manifest: &'a Manifest,
-    pub manifest_sha256: &'a str,
+    /// The manifest and its digest.
+    pub sealed: &'a Sealed,
     pub stop: Option<&'a StopReason>,
     pub exit: Exit,
     pub alerted: &'a [String],
@@ -91,7 +91,7 @@ pub(super) fn end(e: &Ending<'_>) {
     if !settings.quiet {
         eprintln!(
             "vod-image-audit: manifest.json SHA-256 {} (keep it elsewhere; `vod-image-audit verify --manifest-sha256 HEX {}` proves the reports against it)",
-            e.manifest_sha256,
+            e.sealed.sha256,
             settings.out.display()
         );
     }
@@ -138,7 +138,7 @@ fn warnings(e: &Ending<'_>) -> Vec<String> {
 
 /// `done: N ids: ...; report in DIR`.
 fn closing_line(e: &Ending<'_>) -> String {
-    let (summary, manifest) = (e.summary, e.manifest);
+    let (summary, manifest) = (e.summary, &e.sealed.manifest);
     let t = &summary.totals;
     let changes = match &summary.changes {
         Some(c) => format!(

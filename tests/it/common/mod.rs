@@ -100,9 +100,15 @@ pub struct Bench {
 impl Bench {
     /// `images` generated from `seed`.
     pub fn new(images: usize, seed: u64) -> Self {
+        Self::with(images, seed, |_| {})
+    }
+
+    /// `images` generated from `seed`, the simulator configured by `configure`.
+    pub fn with(images: usize, seed: u64, configure: impl FnOnce(&mut SimConfig)) -> Self {
         let cat = TestCatalog::generate(images, seed);
-        let server = SimServer::start(cat.config());
-        Bench { cat, server, wd: Workdir::new() }
+        let mut config = cat.config();
+        configure(&mut config);
+        Bench { server: SimServer::start(config), wd: Workdir::new(), cat }
     }
 
     /// The first `n` ids of the catalog.

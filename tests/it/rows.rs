@@ -9,7 +9,7 @@ use calamine::{open_workbook, Data, Reader, Xlsx};
 use vod_image_audit::domain::ledger::Ledger;
 use vod_image_audit::report::summary::Totals;
 
-use crate::common::{csv_rows, Audit, SimServer, TestCatalog, Workdir};
+use crate::common::{csv_rows, Audit, Bench};
 
 /// The Summary sheet's `(section, item, count)` rows, as calamine reads them.
 fn summary_sheet(path: &std::path::Path) -> Vec<(String, String, Data)> {
@@ -30,13 +30,9 @@ fn verify_ledger(stdout: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn every_format_lists_every_row_of_the_ledger_and_the_totals() {
-    let cat = TestCatalog::generate(12, 281);
-    let mut config = cat.config();
     // The key revoked after its first call: the run stops, the rest of the
     // ids not attempted.
-    config.revoke_key_after = Some(1);
-    let server = SimServer::start(config);
-    let wd = Workdir::new();
+    let Bench { cat, server, wd } = Bench::with(12, 281, |c| c.revoke_key_after = Some(1));
     let ids = cat.ids();
     // A blank row, a rejected row and a duplicate, so that every input row
     // of the ledger counts something.

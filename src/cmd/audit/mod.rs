@@ -80,7 +80,8 @@ pub(crate) async fn run_audit(
         eprintln!("vod-image-audit: error: ids unaccounted for: {:?}", summary.ledger.unaccounted_ids);
     }
     let inventory_complete = inventory.as_ref().map(|(i, _)| i.complete);
-    let exit = verdict::verdict(reason.as_ref(), summary, inventory_complete, verdict::Rules::of(settings));
+    let verdict::Decision { exit, alerted } =
+        verdict::verdict(reason.as_ref(), summary, inventory_complete, verdict::Rules::of(settings));
 
     let sealed = seal::seal(
         settings,
@@ -97,7 +98,6 @@ pub(crate) async fn run_audit(
             exit,
         },
     )?;
-    let alerted = verdict::alerts(&settings.fail_on, summary);
     announce::end(&announce::Ending {
         settings,
         target: &target,

@@ -33,6 +33,15 @@ impl<'a> Rules<'a> {
     }
 }
 
+/// The run's exit code, and what `--fail-on` found (for the message and
+/// the notification: counted once).
+#[derive(Debug)]
+pub(super) struct Decision {
+    pub exit: Exit,
+    /// `kind count` for each kind `--fail-on` names that happened.
+    pub alerted: Vec<String>,
+}
+
 /// The run's exit code. `inventory_complete` is `None` when the ids came
 /// from a file, not from an `--all-images` listing.
 pub(super) fn verdict(
@@ -40,21 +49,23 @@ pub(super) fn verdict(
     summary: &Summary,
     inventory_complete: Option<bool>,
     rules: Rules<'_>,
-) -> Exit {
-    match stop {
+) -> Decision {
+    let alerted = alerts(rules.fail_on, summary);
+    let exit = match stop {
         _ if summary.ledger.unaccounted > 0 => Exit::Internal,
         Some(StopReason::Interrupted) => Exit::Interrupted,
         Some(_) => Exit::Stopped,
         None if inventory_complete == Some(false) => Exit::InventoryIncomplete,
         None if summary.verdict_coverage.below(rules.min_verdicts) => Exit::AuditStatusMissing,
-        None if !alerts(rules.fail_on, summary).is_empty() => Exit::Alert,
+        None if !alerted.is_empty() => Exit::Alert,
         None if summary.totals.failed > 0 => Exit::Failures,
         None => Exit::Ok,
-    }
+    };
+    Decision { exit, alerted }
 }
 
 /// What `--fail-on` asked to be told of and happened: `kind count` each.
-pub(super) fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
+fn alerts(fail_on: &[String], summary: &Summary) -> Vec<String> {
     fail_on
         .iter()
         .filter_map(|kind| {
@@ -167,7 +178,7 @@ mod tests {
             (None, &failing, None, quiet, Exit::Failures),
         ];
         for (n, (stop, s, inventory, rules, want)) in table.iter().enumerate() {
-            assert_eq!(verdict(*stop, s, *inventory, *rules), *want, "row {n}");
+            assert_eq!(verdict(*stop, s, *inventory, *rules).exit, *want, "row {n}");
         }
     }
 

@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::common::{files_under, id_file, Audit, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{echoing_answer, files_under, id_file, Audit, EchoIn, Output, SimServer, TestCatalog, Workdir};
 use crate::hostile_input::run_limited;
 use crate::hostile_server::{
     answer, api_error, audit_fake, check_fake, rows_by_id, FakeServer, RecordingProxy, PROXY_VARS,
@@ -82,21 +82,7 @@ fn answer_with(stream: &mut TcpStream, status: &str, headers: &str, body: &[u8])
 fn an_echoed_access_key_secret_is_stored_and_shown_nowhere() {
     let forms = secret_forms();
     let f = |name: &str| forms.iter().find(|(n, _)| *n == name).unwrap().1.clone();
-    let image = serde_json::json!({
-        "ImageId": "img-title",
-        "Title": format!("cover {}", f("raw")),
-        "Description": f("lower percent once"),
-        "Tags": format!("a,{}", f("base64")),
-        "CateName": f("base64url unpadded"),
-        "URL": format!("https://img.example.com/a.png?k={}", f("percent once")),
-        "StorageLocation": f("percent twice"),
-        "AppId": f("lower percent twice"),
-        "ImageType": f("form"),
-        "AuditStatus": "Normal",
-        "Status": "Normal",
-        "Mezzanine": {"FileURL": format!("https://oss/x?t={}", f("base64url")), "OriginalFileName": f("base64 unpadded"), "FileSize": 10},
-    });
-    let body = serde_json::json!({"RequestId": format!("R-{}", f("raw")), "ImageInfo": image}).to_string();
+    let body = echoing_answer(&f, EchoIn { url_key: "k", image_type: "form", original_name: "base64 unpadded" });
     let answers = forms.clone();
     let fake = FakeServer::start(move |req, s| {
         let raw = &answers[0].1;

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{csv_rows, files_under, id_file, unknown_ids, Audit, Output, SimServer, TestCatalog, Workdir};
+use crate::common::{
+    csv_rows, echoing_answer, files_under, id_file, unknown_ids, Audit, EchoIn, Output, SimServer, TestCatalog, Workdir,
+};
 
 // ---------------------------------------------------------------------------
 // Answers must match the question: the simulator's wrong-image-id fault
@@ -382,21 +384,8 @@ fn assert_no_token(what: &str, text: &[u8], out: &Output) {
 fn an_echoed_token_is_stored_and_shown_nowhere() {
     let forms = token_forms();
     let f = |name: &str| forms.iter().find(|(n, _)| *n == name).unwrap().1.clone();
-    let image = serde_json::json!({
-        "ImageId": "img-title",
-        "Title": format!("cover {}", f("raw")),
-        "Description": f("lower percent once"),
-        "Tags": format!("a,{}", f("base64")),
-        "CateName": f("base64url unpadded"),
-        "URL": format!("https://img.example.com/a.png?SecurityToken={}", f("percent once")),
-        "StorageLocation": f("percent twice"),
-        "AppId": f("lower percent twice"),
-        "ImageType": f("base64 unpadded"),
-        "AuditStatus": "Normal",
-        "Status": "Normal",
-        "Mezzanine": {"FileURL": format!("https://oss/x?t={}", f("base64url")), "OriginalFileName": f("raw"), "FileSize": 10},
-    });
-    let body = serde_json::json!({"RequestId": format!("R-{}", f("raw")), "ImageInfo": image}).to_string();
+    let body =
+        echoing_answer(&f, EchoIn { url_key: "SecurityToken", image_type: "base64 unpadded", original_name: "raw" });
     let error_ids: Vec<String> = (0..forms.len()).map(|i| format!("img-e{i}")).collect();
     let answers = forms.clone();
     let fake = FakeServer::start(move |req, s| {

@@ -9,8 +9,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{id_file, Audit, SimServer, TestCatalog, Workdir};
-use vod_image_audit::sim::{Catalog, SimConfig};
+use crate::common::{id_file, Audit, TestCatalog, Workdir};
 
 /// What a receiver does with each request.
 #[derive(Clone, Copy)]
@@ -99,20 +98,6 @@ impl Receiver {
     }
 }
 
-fn account(cat: &TestCatalog, blocked: &[String]) -> SimServer {
-    let values: Vec<Value> = cat
-        .values
-        .iter()
-        .map(|v| {
-            let mut v = v.clone();
-            let id = v["ImageId"].as_str().unwrap().to_owned();
-            v["AuditStatus"] = json!(if blocked.contains(&id) { "Blocked" } else { "Normal" });
-            v
-        })
-        .collect();
-    SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()))
-}
-
 fn query(target: &str) -> HashMap<String, String> {
     let q = target.split_once('?').map_or("", |(_, q)| q);
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()
@@ -124,12 +109,12 @@ fn each_robot_gets_one_message_in_its_format_and_dingtalk_s_is_signed() {
     let ids = cat.ids();
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let quiet = account(&cat, &[]);
+    let quiet = cat.serve_blocking::<&str>(&[]);
     Audit::new(&wd, &quiet).out("reports/n1").run().expect_code(0);
     let rx = Receiver::start(Answer::Ok);
     let b = &rx.base;
     let blocked: Vec<String> = ids[..55].to_vec();
-    let loud = account(&cat, &blocked);
+    let loud = cat.serve_blocking(&blocked);
     let secret = "SECdeadbeef0123456789";
     let out = Audit::new(&wd, &loud)
         .out("reports/n2")
@@ -202,7 +187,7 @@ fn a_receiver_that_fails_or_never_answers_changes_nothing_about_the_run() {
     let ids = cat.ids();
     let wd = Workdir::new();
     wd.write("ids.csv", id_file(&ids));
-    let sim = account(&cat, &ids[..3]);
+    let sim = cat.serve_blocking(&ids[..3]);
     let plain = Audit::new(&wd, &sim).out("reports/plain").args(["--fail-on", "failed"]).run();
     plain.expect_code(0);
     let failing = Receiver::start(Answer::Status(500));

@@ -4,24 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::common::{csv_rows, id_file, Audit, Bench, SimServer, TestCatalog, Workdir};
+use crate::common::{csv_rows, id_file, Audit, Bench, TestCatalog, Workdir};
 use serde_json::{json, Value};
-use vod_image_audit::sim::{Catalog, SimConfig};
-
-/// The catalog with every image `Normal` but those of `blocked`.
-fn account(cat: &TestCatalog, blocked: &[&str]) -> SimServer {
-    let values: Vec<Value> = cat
-        .values
-        .iter()
-        .map(|v| {
-            let mut v = v.clone();
-            let id = v["ImageId"].as_str().unwrap().to_owned();
-            v["AuditStatus"] = json!(if blocked.contains(&id.as_str()) { "Blocked" } else { "Normal" });
-            v
-        })
-        .collect();
-    SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()))
-}
 
 fn rows_by_id(wd: &Workdir, out: &str) -> HashMap<String, HashMap<String, String>> {
     csv_rows(&wd.read(&format!("{out}/images.csv"))).into_iter().map(|r| (r["image_id"].clone(), r)).collect()
@@ -80,7 +64,7 @@ fn three_nights_with_a_review_ledger() {
     wd.write("ids.csv", id_file(&ids));
     let night = |n: &str, blocked: &[&str], ledger: &str, extra: &[&str]| {
         wd.write("ledger.csv", ledger);
-        let sim = account(&cat, blocked);
+        let sim = cat.serve_blocking(blocked);
         Audit::new(&wd, &sim)
             .out(&format!("reports/{n}"))
             .args(["--reviews", "ledger.csv", "--fail-on", "unreviewed_blocked"])

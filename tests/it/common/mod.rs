@@ -86,6 +86,23 @@ impl TestCatalog {
     pub fn config(&self) -> SimConfig {
         SimConfig::new(Catalog::from_values(self.values.clone()).unwrap())
     }
+
+    /// A simulator of this catalog with every image `Normal` but those of
+    /// `blocked`: an account on a night.
+    pub fn serve_blocking<S: AsRef<str>>(&self, blocked: &[S]) -> SimServer {
+        let values: Vec<Value> = self
+            .values
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                let id = v["ImageId"].as_str().unwrap();
+                let status = if blocked.iter().any(|b| b.as_ref() == id) { "Blocked" } else { "Normal" };
+                v["AuditStatus"] = serde_json::json!(status);
+                v
+            })
+            .collect();
+        SimServer::start(SimConfig::new(Catalog::from_values(values).unwrap()))
+    }
 }
 
 /// The fixture of the input tests: a simulator with a small generated
@@ -648,4 +665,34 @@ pub fn lower_hex(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where [`echoing_answer`] puts the forms that differ between its users:
+/// the URL's query key, and the forms of `ImageType` and the mezzanine's
+/// `OriginalFileName`.
+pub struct EchoIn<'a> {
+    pub url_key: &'a str,
+    pub image_type: &'a str,
+    pub original_name: &'a str,
+}
+
+/// A `GetImageInfo` answer whose every string field echoes a secret in one
+/// of its forms (`form(name)`: the raw value, percent-encoded once or twice,
+/// base64, ...), as a server that echoes what it was sent would.
+pub fn echoing_answer(form: &dyn Fn(&str) -> String, at: EchoIn<'_>) -> String {
+    let image = serde_json::json!({
+        "ImageId": "img-title",
+        "Title": format!("cover {}", form("raw")),
+        "Description": form("lower percent once"),
+        "Tags": format!("a,{}", form("base64")),
+        "CateName": form("base64url unpadded"),
+        "URL": format!("https://img.example.com/a.png?{}={}", at.url_key, form("percent once")),
+        "StorageLocation": form("percent twice"),
+        "AppId": form("lower percent twice"),
+        "ImageType": form(at.image_type),
+        "AuditStatus": "Normal",
+        "Status": "Normal",
+        "Mezzanine": {"FileURL": format!("https://oss/x?t={}", form("base64url")), "OriginalFileName": form(at.original_name), "FileSize": 10},
+    });
+    serde_json::json!({"RequestId": format!("R-{}", form("raw")), "ImageInfo": image}).to_string()
 }

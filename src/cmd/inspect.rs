@@ -27,20 +27,18 @@ pub(crate) fn verify(a: &VerifyArgs) -> CmdResult {
             "exit_code": exit.code(),
         });
         println!("{result}");
-        if exit != Exit::Ok {
-            eprintln!("vod-image-audit: {}: {} problem(s) found", a.dir.display(), v.problems.len());
-        }
-        return Ok(exit);
-    }
-    for line in &v.checked {
-        println!("ok: {line}");
-    }
-    for p in &v.problems {
-        println!("FAILED: {p}");
-    }
-    if exit == Exit::Ok {
-        println!("verified: {} is intact and complete", a.dir.display());
     } else {
+        for line in &v.checked {
+            println!("ok: {line}");
+        }
+        for p in &v.problems {
+            println!("FAILED: {p}");
+        }
+        if exit == Exit::Ok {
+            println!("verified: {} is intact and complete", a.dir.display());
+        }
+    }
+    if exit != Exit::Ok {
         eprintln!("vod-image-audit: {}: {} problem(s) found", a.dir.display(), v.problems.len());
     }
     Ok(exit)
